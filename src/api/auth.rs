@@ -1,0 +1,274 @@
+//! Sign-up, login and the caller's own account.
+
+use poem::web::Data;
+use poem_openapi::{Object, OpenApi, payload::Json};
+use uuid::Uuid;
+
+use super::{
+    ApiTags, AppState, Created, NoContent,
+    companies::{company_slug_base, no_free_slug, slug_candidates},
+    users::User,
+    validate,
+};
+use crate::{
+    auth::{BearerAuth, Role, password},
+    db::Tenant,
+    error::ApiError,
+};
+
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct SignupRequest {
+    #[oai(validator(max_length = 254))]
+    pub email: String,
+    #[oai(validator(max_length = 256))]
+    pub password: String,
+    #[oai(validator(max_length = 200))]
+    pub full_name: String,
+    /// Defaults to the person's name.
+    #[oai(validator(max_length = 200))]
+    pub company_name: Option<String>,
+    /// Ignored: whoever signs up becomes the new company's admin. Accepted for older clients.
+    #[oai(deprecated)]
+    pub role: Option<String>,
+}
+
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct LoginRequest {
+    #[oai(validator(max_length = 254))]
+    pub email: String,
+    #[oai(validator(max_length = 256))]
+    pub password: String,
+}
+
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    #[oai(validator(max_length = 256))]
+    pub current_password: String,
+    #[oai(validator(max_length = 256))]
+    pub new_password: String,
+}
+
+#[derive(Debug, Object)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Always `bearer`.
+    pub token_type: String,
+    /// Seconds until the token expires.
+    pub expires_in: u64,
+    pub user_id: Uuid,
+    pub company_id: Uuid,
+    pub role: Role,
+}
+
+/// The company, its admin and its free subscription in one statement. A taken slug inserts
+/// nothing (and returns no row); a taken email fails the whole statement.
+const SIGN_UP: &str = "WITH company AS (
+         INSERT INTO companies (id, name, slug) VALUES ($1, $2, $3)
+         ON CONFLICT ON CONSTRAINT companies_slug_key DO NOTHING
+         RETURNING id
+     ), subscription AS (
+         INSERT INTO subscriptions (company_id, plan) SELECT id, 'free' FROM company
+     ), account AS (
+         INSERT INTO users (company_id, id, email, password_hash, full_name, role)
+         SELECT id, $4, $5, $6, $7, 'admin' FROM company
+         RETURNING id
+     )
+     SELECT id FROM account";
+
+const LOGIN_LOOKUP: &str =
+    "SELECT user_id, company_id, role, is_active, password_hash FROM login_lookup($1)";
+
+const GET_ME: &str =
+    "SELECT id, company_id, email, full_name, role, is_active, employee_id, created_at
+     FROM users WHERE id = $1";
+
+const GET_PASSWORD_HASH: &str = "SELECT password_hash FROM users WHERE id = $1 AND is_active";
+
+const SET_PASSWORD_HASH: &str = "UPDATE users SET password_hash = $2 WHERE id = $1";
+
+fn token(
+    state: &AppState,
+    user_id: Uuid,
+    company_id: Uuid,
+    role: Role,
+) -> Result<TokenResponse, ApiError> {
+    Ok(TokenResponse {
+        access_token: state.jwt.issue(user_id, company_id, role)?,
+        token_type: "bearer".into(),
+        expires_in: state.jwt.ttl().as_secs(),
+        user_id,
+        company_id,
+        role,
+    })
+}
+
+pub struct AuthApi;
+
+#[OpenApi(prefix_path = "/auth", tag = "ApiTags::Auth")]
+impl AuthApi {
+    /// Sign up a company
+    ///
+    /// Creates the company (its slug made from the name, unique), its admin (the caller) and a
+    /// `free` subscription, in one transaction, and logs the admin in.
+    #[oai(path = "/signup", method = "post")]
+    async fn signup(
+        &self,
+        state: Data<&AppState>,
+        body: Json<SignupRequest>,
+    ) -> Result<Created<TokenResponse>, ApiError> {
+        let b = body.0;
+        let email = validate::email("email", &b.email)?.to_lowercase();
+        validate::password("password", &b.password)?;
+        let full_name = validate::required_text("full_name", &b.full_name, 200)?;
+        let company_name = validate::optional_text("company_name", b.company_name, 200)?
+            .unwrap_or_else(|| full_name.clone());
+        let hash = password::hash(b.password).await?;
+        let company_id = Uuid::new_v4();
+        let user_id = Uuid::new_v4();
+        // The new company is its own tenant from the first statement on.
+        let tenant = Tenant::new(company_id, Role::Admin);
+        let mut signed_up = false;
+        for slug in slug_candidates(&company_slug_base(&company_name)) {
+            let row = state
+                .db
+                .write(&tenant, async |tx| {
+                    tx.query_opt(
+                        SIGN_UP,
+                        [
+                            &company_id,
+                            &company_name,
+                            &slug,
+                            &user_id,
+                            &email,
+                            &hash,
+                            &full_name,
+                        ],
+                    )
+                    .await
+                })
+                .await
+                .map_err(ApiError::from)?;
+            if row.is_some() {
+                signed_up = true;
+                break;
+            }
+        }
+        if !signed_up {
+            return Err(no_free_slug());
+        }
+        Ok(Created::Created(Json(token(
+            &state,
+            user_id,
+            company_id,
+            Role::Admin,
+        )?)))
+    }
+
+    /// Log in
+    ///
+    /// A wrong email and a wrong password answer alike, after the same work.
+    #[oai(path = "/login", method = "post")]
+    async fn login(
+        &self,
+        state: Data<&AppState>,
+        body: Json<LoginRequest>,
+    ) -> Result<Json<TokenResponse>, ApiError> {
+        let b = body.0;
+        let email = b.email.trim().to_lowercase();
+        let row = state
+            .db
+            .read_public(async |tx| tx.query_opt(LOGIN_LOOKUP, [&email]).await)
+            .await
+            .map_err(ApiError::from)?;
+        let stored = row
+            .as_ref()
+            .map(|r| r.try_get::<_, String>("password_hash"))
+            .transpose()
+            .map_err(ApiError::internal)?;
+        if !password::verify(b.password, stored).await? {
+            return Err(ApiError::new(
+                poem::http::StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "Incorrect email or password",
+            ));
+        }
+        let row = row.ok_or_else(|| ApiError::internal("verified a password without a user"))?;
+        let get = |e| ApiError::internal(e);
+        let is_active: bool = row.try_get("is_active").map_err(get)?;
+        if !is_active {
+            return Err(ApiError::new(
+                poem::http::StatusCode::FORBIDDEN,
+                "account_disabled",
+                "This account is disabled",
+            ));
+        }
+        let role: String = row.try_get("role").map_err(get)?;
+        let role =
+            Role::parse(&role).ok_or_else(|| ApiError::internal(format!("unknown role {role}")))?;
+        let user_id = row.try_get("user_id").map_err(get)?;
+        let company_id = row.try_get("company_id").map_err(get)?;
+        Ok(Json(token(&state, user_id, company_id, role)?))
+    }
+
+    /// The caller's account
+    #[oai(path = "/me", method = "get")]
+    async fn me(&self, state: Data<&AppState>, auth: BearerAuth) -> Result<Json<User>, ApiError> {
+        let user_id = auth.0.user_id();
+        let row = state
+            .db
+            .read(&auth.0.tenant(), async |tx| {
+                tx.query_opt(GET_ME, [&user_id]).await
+            })
+            .await
+            .map_err(ApiError::from)?;
+        let row = row.ok_or_else(|| ApiError::unauthorized("This account no longer exists"))?;
+        Ok(Json(User::from_row(&row)?))
+    }
+
+    /// Change the caller's password
+    #[oai(path = "/change-password", method = "post")]
+    async fn change_password(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        body: Json<ChangePasswordRequest>,
+    ) -> Result<NoContent, ApiError> {
+        let b = body.0;
+        validate::password("new_password", &b.new_password)?;
+        let user_id = auth.0.user_id();
+        let tenant = auth.0.tenant();
+        let row = state
+            .db
+            .read(&tenant, async |tx| {
+                tx.query_opt(GET_PASSWORD_HASH, [&user_id]).await
+            })
+            .await
+            .map_err(ApiError::from)?;
+        let stored = row
+            .map(|r| r.try_get::<_, String>(0))
+            .transpose()
+            .map_err(ApiError::internal)?;
+        if stored.is_none() {
+            return Err(ApiError::unauthorized("This account no longer exists"));
+        }
+        if !password::verify(b.current_password, stored).await? {
+            return Err(ApiError::new(
+                poem::http::StatusCode::FORBIDDEN,
+                "wrong_password",
+                "The current password is incorrect",
+            ));
+        }
+        let hash = password::hash(b.new_password).await?;
+        state
+            .db
+            .write(&tenant, async |tx| {
+                tx.execute(SET_PASSWORD_HASH, [&user_id, &hash]).await
+            })
+            .await
+            .map_err(ApiError::from)?;
+        Ok(NoContent::NoContent)
+    }
+}

@@ -1,0 +1,456 @@
+//! Employees and their cards. Creating an employee creates its public slug and its card row in
+//! the same transaction, within the limit of the company's plan.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::{
+    Object, OpenApi, param::Path, param::Query, payload::Json, types::MaybeUndefined,
+};
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use super::{
+    ApiTags, AppState, Created, NoContent, Paged, companies::COMPANY_EXISTS, companies::maybe,
+    page, validate,
+};
+use crate::{
+    auth::{BearerAuth, Caller, Role},
+    db::Tenant,
+    error::ApiError,
+};
+
+#[derive(Debug, Object)]
+pub struct Employee {
+    pub id: Uuid,
+    pub company_id: Uuid,
+    pub full_name: String,
+    pub job_title: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub whatsapp: Option<String>,
+    pub photo_url: Option<String>,
+    pub bio: Option<String>,
+    /// `{name: url}`, e.g. `{"linkedin": "https://www.linkedin.com/in/jane"}`.
+    pub social_links: BTreeMap<String, String>,
+    /// Second segment of the public card URL; set at creation and kept when the name changes.
+    pub public_slug: String,
+    pub company_slug: String,
+    /// The public card page.
+    pub card_url: String,
+    pub created_at: DateTime<Utc>,
+    pub last_updated: DateTime<Utc>,
+}
+
+impl Employee {
+    fn from_row(row: &Row, base_url: &str) -> Result<Self, ApiError> {
+        let get = |e| ApiError::internal(e);
+        let links: serde_json::Value = row.try_get("social_links").map_err(get)?;
+        let public_slug: String = row.try_get("public_slug").map_err(get)?;
+        let company_slug: String = row.try_get("company_slug").map_err(get)?;
+        Ok(Self {
+            id: row.try_get("id").map_err(get)?,
+            company_id: row.try_get("company_id").map_err(get)?,
+            full_name: row.try_get("full_name").map_err(get)?,
+            job_title: row.try_get("job_title").map_err(get)?,
+            email: row.try_get("email").map_err(get)?,
+            phone: row.try_get("phone").map_err(get)?,
+            whatsapp: row.try_get("whatsapp").map_err(get)?,
+            photo_url: row.try_get("photo_url").map_err(get)?,
+            bio: row.try_get("bio").map_err(get)?,
+            social_links: serde_json::from_value(links).map_err(ApiError::internal)?,
+            card_url: format!("{base_url}{}", card_path(&company_slug, &public_slug)),
+            public_slug,
+            company_slug,
+            created_at: row.try_get("created_at").map_err(get)?,
+            last_updated: row.try_get("updated_at").map_err(get)?,
+        })
+    }
+}
+
+pub fn card_path(company_slug: &str, employee_slug: &str) -> String {
+    format!("/card/{company_slug}/{employee_slug}")
+}
+
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct CreateEmployee {
+    #[oai(validator(max_length = 200))]
+    pub full_name: String,
+    #[oai(validator(max_length = 200))]
+    pub job_title: Option<String>,
+    #[oai(validator(max_length = 254))]
+    pub email: Option<String>,
+    #[oai(validator(max_length = 40))]
+    pub phone: Option<String>,
+    #[oai(validator(max_length = 40))]
+    pub whatsapp: Option<String>,
+    #[oai(validator(max_length = 2048))]
+    pub photo_url: Option<String>,
+    #[oai(validator(max_length = 2000))]
+    pub bio: Option<String>,
+    /// `{name: url}` with http(s) URLs, at most 20.
+    pub social_links: Option<BTreeMap<String, String>>,
+}
+
+/// Only the fields present change; `null` clears an optional field.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct UpdateEmployee {
+    #[oai(validator(max_length = 200))]
+    pub full_name: Option<String>,
+    #[oai(validator(max_length = 200))]
+    pub job_title: MaybeUndefined<String>,
+    #[oai(validator(max_length = 254))]
+    pub email: MaybeUndefined<String>,
+    #[oai(validator(max_length = 40))]
+    pub phone: MaybeUndefined<String>,
+    #[oai(validator(max_length = 40))]
+    pub whatsapp: MaybeUndefined<String>,
+    #[oai(validator(max_length = 2048))]
+    pub photo_url: MaybeUndefined<String>,
+    #[oai(validator(max_length = 2000))]
+    pub bio: MaybeUndefined<String>,
+    /// Replaces all links; `null` or `{}` removes them.
+    pub social_links: MaybeUndefined<BTreeMap<String, String>>,
+}
+
+const GET_EMPLOYEE: &str = "SELECT e.id, e.company_id, e.full_name, e.job_title, e.email, e.phone, e.whatsapp,
+            e.photo_url, e.bio, e.social_links, e.public_slug, c.slug AS company_slug, e.created_at, e.updated_at
+     FROM employees e JOIN companies c ON c.id = e.company_id
+     WHERE e.id = $1";
+
+/// Locks the employee for an update, and tells whether the caller's login is linked to it.
+const GET_EMPLOYEE_FOR_UPDATE: &str = "SELECT e.id, e.company_id, e.full_name, e.job_title, e.email, e.phone, e.whatsapp,
+            e.photo_url, e.bio, e.social_links, e.public_slug, c.slug AS company_slug, e.created_at, e.updated_at,
+            EXISTS (SELECT 1 FROM users u
+                    WHERE u.company_id = e.company_id AND u.id = $2 AND u.employee_id = e.id AND u.is_active)
+                AS linked_to_caller
+     FROM employees e JOIN companies c ON c.id = e.company_id
+     WHERE e.id = $1
+     FOR UPDATE OF e";
+
+const LIST_EMPLOYEES: &str = "SELECT e.id, e.company_id, e.full_name, e.job_title, e.email, e.phone, e.whatsapp,
+            e.photo_url, e.bio, e.social_links, e.public_slug, c.slug AS company_slug, e.created_at, e.updated_at
+     FROM employees e JOIN companies c ON c.id = e.company_id
+     WHERE e.company_id = $1
+     ORDER BY e.created_at, e.id OFFSET $2 LIMIT $3";
+
+const COUNT_EMPLOYEES: &str = "SELECT count(*) FROM employees WHERE company_id = $1";
+
+/// Serializes employee creation per company (the lock on its active subscription) so that the
+/// plan limit holds under concurrent requests.
+const LOCK_PLAN: &str = "SELECT c.slug, p.employee_limit, p.title
+     FROM companies c
+     JOIN subscriptions s ON s.company_id = c.id AND s.active
+     JOIN plans p ON p.plan = s.plan
+     WHERE c.id = $1
+     FOR UPDATE OF s";
+
+/// A new statement, so its snapshot sees employees committed while we waited for the lock.
+const INSERT_EMPLOYEE: &str = "WITH employee AS (
+         INSERT INTO employees (company_id, id, full_name, job_title, email, phone, whatsapp, photo_url, bio,
+                                social_links, public_slug)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
+         WHERE $12::int IS NULL OR (SELECT count(*) FROM employees WHERE company_id = $1) < $12::int
+         RETURNING *
+     ), card AS (
+         INSERT INTO cards (company_id, id, employee_id, url, qr_code, vcard_url)
+         SELECT company_id, gen_random_uuid(), id, $13, $14, $15 FROM employee
+     )
+     SELECT e.id, e.company_id, e.full_name, e.job_title, e.email, e.phone, e.whatsapp,
+            e.photo_url, e.bio, e.social_links, e.public_slug, $16::text AS company_slug, e.created_at, e.updated_at
+     FROM employee e";
+
+const UPDATE_EMPLOYEE: &str = "WITH e AS (
+         UPDATE employees SET full_name = $2, job_title = $3, email = $4, phone = $5, whatsapp = $6,
+                              photo_url = $7, bio = $8, social_links = $9
+         WHERE id = $1
+         RETURNING *
+     )
+     SELECT e.id, e.company_id, e.full_name, e.job_title, e.email, e.phone, e.whatsapp,
+            e.photo_url, e.bio, e.social_links, e.public_slug, c.slug AS company_slug, e.created_at, e.updated_at
+     FROM e JOIN companies c ON c.id = e.company_id";
+
+const DELETE_EMPLOYEE: &str = "DELETE FROM employees WHERE id = $1";
+
+/// Which company an employee id belongs to, for a superadmin only (a SECURITY DEFINER lookup).
+const SUPERADMIN_EMPLOYEE_COMPANY: &str = "SELECT superadmin_employee_company($1)";
+
+/// The tenant of `/employees/{employee_id}`: the caller's own company, or for a superadmin the
+/// employee's company, looked up first.
+async fn employee_tenant(
+    state: &AppState,
+    caller: &Caller,
+    employee_id: Uuid,
+) -> Result<Tenant, ApiError> {
+    if !caller.is_superadmin() {
+        return Ok(caller.tenant());
+    }
+    let row = state
+        .db
+        .read(&caller.tenant(), async |tx| {
+            tx.query_one(SUPERADMIN_EMPLOYEE_COMPANY, [&employee_id])
+                .await
+        })
+        .await?;
+    let company: Option<Uuid> = row.try_get(0).map_err(ApiError::internal)?;
+    let company = company.ok_or_else(|| ApiError::not_found("Employee not found"))?;
+    Ok(Tenant::new(company, Role::Superadmin))
+}
+
+fn links_json(links: &BTreeMap<String, String>) -> Result<serde_json::Value, ApiError> {
+    serde_json::to_value(links).map_err(ApiError::internal)
+}
+
+pub struct EmployeesApi;
+
+#[OpenApi(tag = "ApiTags::Employees")]
+impl EmployeesApi {
+    /// Add an employee
+    ///
+    /// Admins of the company and superadmins. Creates the employee's public slug (e.g.
+    /// `jane-smith-3f9a2c`) and card. Answers 402 when the company's plan is full.
+    #[oai(path = "/company/:company_id/employees", method = "post")]
+    async fn create_employee(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        company_id: Path<Uuid>,
+        body: Json<CreateEmployee>,
+    ) -> Result<Created<Employee>, ApiError> {
+        let caller = auth.0;
+        let tenant = caller.tenant_for(company_id.0, "Company not found")?;
+        caller.require_admin()?;
+        let b = body.0;
+        let full_name = validate::required_text("full_name", &b.full_name, 200)?;
+        let job_title = validate::optional_text("job_title", b.job_title, 200)?;
+        let email = validate::optional_email("email", b.email)?;
+        let phone = validate::optional_phone("phone", b.phone)?;
+        let whatsapp = validate::optional_phone("whatsapp", b.whatsapp)?;
+        let photo_url = validate::optional_http_url("photo_url", b.photo_url)?;
+        let bio = validate::optional_text("bio", b.bio, 2000)?;
+        let links = links_json(&validate::social_links(b.social_links.unwrap_or_default())?)?;
+        let id = Uuid::new_v4();
+        let public_slug = format!(
+            "{}-{}",
+            validate::slug_base(&full_name, 60, "card"),
+            validate::random_suffix()
+        );
+
+        let row = state
+            .db
+            .write(&tenant, async |tx| {
+                let Some(plan) = tx.query_opt(LOCK_PLAN, [&company_id.0]).await? else {
+                    return Err(ApiError::not_found("Company not found"));
+                };
+                let get = |e| ApiError::internal(e);
+                let company_slug: String = plan.try_get("slug").map_err(get)?;
+                let limit: Option<i32> = plan.try_get("employee_limit").map_err(get)?;
+                let plan_title: String = plan.try_get("title").map_err(get)?;
+                let card = card_path(&company_slug, &public_slug);
+                let qr = format!("/api{card}/qr.png");
+                let vcard = format!("/api{card}/vcard");
+                let row = tx
+                    .query_opt(
+                        INSERT_EMPLOYEE,
+                        [
+                            &company_id.0, &id, &full_name, &job_title, &email, &phone, &whatsapp, &photo_url,
+                            &bio, &links, &public_slug, &limit, &card, &qr, &vcard, &company_slug,
+                        ],
+                    )
+                    .await?;
+                row.ok_or_else(|| {
+                    ApiError::new(
+                        poem::http::StatusCode::PAYMENT_REQUIRED,
+                        "plan_limit_reached",
+                        format!(
+                            "The {plan_title} plan allows {} employees. Upgrade the plan to add more.",
+                            limit.unwrap_or_default()
+                        ),
+                    )
+                })
+            })
+            .await?;
+        Ok(Created::Created(Json(Employee::from_row(
+            &row,
+            &state.public_base_url,
+        )?)))
+    }
+
+    /// List a company's employees
+    ///
+    /// Oldest first; `X-Total-Count` holds the total.
+    #[oai(path = "/company/:company_id/employees", method = "get")]
+    async fn list_employees(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        company_id: Path<Uuid>,
+        /// How many to skip.
+        skip: Query<Option<u32>>,
+        /// How many to return, 1 to 100 (default 50).
+        limit: Query<Option<u32>>,
+    ) -> Result<Paged<Employee>, ApiError> {
+        let tenant = auth.0.tenant_for(company_id.0, "Company not found")?;
+        let (offset, limit) = page(skip.0, limit.0)?;
+        let (exists, rows, total) = state
+            .db
+            .read(&tenant, async |tx| {
+                let (exists, rows, count) = tokio::join!(
+                    tx.query_one(COMPANY_EXISTS, [&company_id.0]),
+                    tx.query(LIST_EMPLOYEES, [&company_id.0, &offset, &limit]),
+                    tx.query_one(COUNT_EMPLOYEES, [&company_id.0]),
+                );
+                let exists: bool = exists?.try_get(0).map_err(ApiError::internal)?;
+                let total: i64 = count?.try_get(0).map_err(ApiError::internal)?;
+                Ok::<_, ApiError>((exists, rows?, total))
+            })
+            .await?;
+        if !exists {
+            return Err(ApiError::not_found("Company not found"));
+        }
+        let employees = rows
+            .iter()
+            .map(|row| Employee::from_row(row, &state.public_base_url))
+            .collect::<Result<_, _>>()?;
+        Ok(Paged::Ok(Json(employees), total))
+    }
+
+    /// Get an employee
+    #[oai(path = "/employees/:employee_id", method = "get")]
+    async fn get_employee(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        employee_id: Path<Uuid>,
+    ) -> Result<Json<Employee>, ApiError> {
+        let tenant = employee_tenant(&state, &auth.0, employee_id.0).await?;
+        let row = state
+            .db
+            .read(&tenant, async |tx| {
+                tx.query_opt(GET_EMPLOYEE, [&employee_id.0]).await
+            })
+            .await
+            .map_err(ApiError::from)?;
+        let row = row.ok_or_else(|| ApiError::not_found("Employee not found"))?;
+        Ok(Json(Employee::from_row(&row, &state.public_base_url)?))
+    }
+
+    /// Update an employee
+    ///
+    /// Admins of the company, superadmins, and the employee whose login is linked to this
+    /// record. Only the fields present change; `null` clears an optional field.
+    #[oai(path = "/employees/:employee_id", method = "put")]
+    async fn update_employee(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        employee_id: Path<Uuid>,
+        body: Json<UpdateEmployee>,
+    ) -> Result<Json<Employee>, ApiError> {
+        let caller = auth.0;
+        let tenant = employee_tenant(&state, &caller, employee_id.0).await?;
+        let b = body.0;
+        let full_name = b
+            .full_name
+            .map(|n| validate::required_text("full_name", &n, 200))
+            .transpose()?;
+        let job_title = maybe(b.job_title, |v| {
+            validate::optional_text("job_title", Some(v), 200)
+        })?;
+        let email = maybe(b.email, |v| validate::optional_email("email", Some(v)))?;
+        let phone = maybe(b.phone, |v| validate::optional_phone("phone", Some(v)))?;
+        let whatsapp = maybe(b.whatsapp, |v| {
+            validate::optional_phone("whatsapp", Some(v))
+        })?;
+        let photo_url = maybe(b.photo_url, |v| {
+            validate::optional_http_url("photo_url", Some(v))
+        })?;
+        let bio = maybe(b.bio, |v| validate::optional_text("bio", Some(v), 2000))?;
+        let social_links = match b.social_links {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(BTreeMap::new()),
+            MaybeUndefined::Value(links) => Some(validate::social_links(links)?),
+        };
+        let user_id = caller.user_id();
+        let is_admin = caller.require_admin().is_ok();
+
+        let row = state
+            .db
+            .write(&tenant, async |tx| {
+                let Some(row) = tx
+                    .query_opt(GET_EMPLOYEE_FOR_UPDATE, [&employee_id.0, &user_id])
+                    .await?
+                else {
+                    return Err(ApiError::not_found("Employee not found"));
+                };
+                let linked: bool = row
+                    .try_get("linked_to_caller")
+                    .map_err(ApiError::internal)?;
+                if !is_admin && !linked {
+                    return Err(ApiError::forbidden("You can only edit your own card"));
+                }
+                let mut e = Employee::from_row(&row, "")?;
+                if let Some(name) = full_name {
+                    e.full_name = name;
+                }
+                job_title.update_to(&mut e.job_title);
+                email.update_to(&mut e.email);
+                phone.update_to(&mut e.phone);
+                whatsapp.update_to(&mut e.whatsapp);
+                photo_url.update_to(&mut e.photo_url);
+                bio.update_to(&mut e.bio);
+                if let Some(links) = social_links {
+                    e.social_links = links;
+                }
+                let links = links_json(&e.social_links)?;
+                Ok(tx
+                    .query_one(
+                        UPDATE_EMPLOYEE,
+                        [
+                            &e.id,
+                            &e.full_name,
+                            &e.job_title,
+                            &e.email,
+                            &e.phone,
+                            &e.whatsapp,
+                            &e.photo_url,
+                            &e.bio,
+                            &links,
+                        ],
+                    )
+                    .await?)
+            })
+            .await?;
+        Ok(Json(Employee::from_row(&row, &state.public_base_url)?))
+    }
+
+    /// Delete an employee
+    ///
+    /// Admins of the company and superadmins. The card goes with it; a login linked to the
+    /// employee stays, unlinked.
+    #[oai(path = "/employees/:employee_id", method = "delete")]
+    async fn delete_employee(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        employee_id: Path<Uuid>,
+    ) -> Result<NoContent, ApiError> {
+        let caller = auth.0;
+        let tenant = employee_tenant(&state, &caller, employee_id.0).await?;
+        caller.require_admin()?;
+        let deleted = state
+            .db
+            .write(&tenant, async |tx| {
+                tx.execute(DELETE_EMPLOYEE, [&employee_id.0]).await
+            })
+            .await
+            .map_err(ApiError::from)?;
+        if deleted == 0 {
+            return Err(ApiError::not_found("Employee not found"));
+        }
+        Ok(NoContent::NoContent)
+    }
+}

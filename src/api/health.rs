@@ -1,0 +1,47 @@
+//! Liveness and readiness for load balancers and orchestrators.
+
+use std::time::Duration;
+
+use poem::web::Data;
+use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
+
+use super::{ApiTags, AppState};
+
+#[derive(Debug, Object)]
+pub struct HealthStatus {
+    /// `ok` or `degraded`.
+    pub status: String,
+    /// `ok` or `unreachable`.
+    pub database: String,
+}
+
+#[derive(ApiResponse)]
+pub enum HealthResponse {
+    /// Ready to serve.
+    #[oai(status = 200)]
+    Ok(Json<HealthStatus>),
+    /// The database cannot be reached.
+    #[oai(status = 503)]
+    Unavailable(Json<HealthStatus>),
+}
+
+pub struct HealthApi;
+
+#[OpenApi(tag = "ApiTags::Health")]
+impl HealthApi {
+    /// Service health
+    #[oai(path = "/health", method = "get")]
+    async fn health(&self, state: Data<&AppState>) -> HealthResponse {
+        if state.db.ping(Duration::from_secs(2)).await {
+            HealthResponse::Ok(Json(HealthStatus {
+                status: "ok".into(),
+                database: "ok".into(),
+            }))
+        } else {
+            HealthResponse::Unavailable(Json(HealthStatus {
+                status: "degraded".into(),
+                database: "unreachable".into(),
+            }))
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! The JSON API: one module per resource, each an `OpenApi` impl, merged into one service.
+
+pub mod auth;
+pub mod companies;
+pub mod employees;
+pub mod health;
+pub mod subscriptions;
+pub mod users;
+pub mod validate;
+
+use poem_openapi::{OpenApiService, Tags};
+
+use crate::{auth::JwtKeys, db::Db, error::ApiError};
+
+/// What every handler may reach, shared through the request's data.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub jwt: JwtKeys,
+    /// Absolute base of public links (cards, QR codes, vCards), without a trailing slash.
+    pub public_base_url: String,
+}
+
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Sign up, log in, and the caller's own account.
+    Auth,
+    /// Companies and their branding.
+    Companies,
+    /// Employees and their cards.
+    Employees,
+    /// Logins of a company's admins and employees.
+    Users,
+    /// Plans and the company's subscription.
+    Subscriptions,
+    /// Liveness and readiness.
+    Health,
+}
+
+pub type Apis = (
+    auth::AuthApi,
+    companies::CompaniesApi,
+    employees::EmployeesApi,
+    users::UsersApi,
+    subscriptions::SubscriptionsApi,
+    health::HealthApi,
+);
+
+/// The API with its OpenAPI description, to be nested under `/api`.
+pub fn service() -> OpenApiService<Apis, ()> {
+    OpenApiService::new(
+        (
+            auth::AuthApi,
+            companies::CompaniesApi,
+            employees::EmployeesApi,
+            users::UsersApi,
+            subscriptions::SubscriptionsApi,
+            health::HealthApi,
+        ),
+        "CallingCard",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Digital business cards for companies. Every error answers \
+         `{\"detail\": \"…\", \"code\": \"…\"}`.",
+    )
+    .server("/api")
+}
+
+/// The spec as committed in `openapi/openapi.json`.
+pub fn spec_json() -> String {
+    service().spec()
+}
+
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+/// `skip`/`limit` query parameters as SQL OFFSET/LIMIT.
+pub fn page(skip: Option<u32>, limit: Option<u32>) -> Result<(i64, i64), ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE);
+    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+        return Err(ApiError::unprocessable(
+            "invalid_parameter",
+            format!("`limit` must be between 1 and {MAX_PAGE_SIZE}"),
+        ));
+    }
+    Ok((i64::from(skip.unwrap_or(0)), i64::from(limit)))
+}
+
+/// 201 with the created resource.
+#[derive(poem_openapi::ApiResponse)]
+pub enum Created<T: poem_openapi::types::ToJSON + Send + Sync> {
+    #[oai(status = 201)]
+    Created(poem_openapi::payload::Json<T>),
+}
+
+/// 200 with one page of a list, and the size of the whole list.
+#[derive(poem_openapi::ApiResponse)]
+pub enum Paged<T: poem_openapi::types::ToJSON + Send + Sync> {
+    #[oai(status = 200)]
+    Ok(
+        poem_openapi::payload::Json<Vec<T>>,
+        /// How many items the whole list holds.
+        #[oai(header = "X-Total-Count")]
+        i64,
+    ),
+}
+
+/// 204: done, nothing to say.
+#[derive(poem_openapi::ApiResponse)]
+pub enum NoContent {
+    #[oai(status = 204)]
+    NoContent,
+}

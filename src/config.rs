@@ -1,0 +1,237 @@
+//! Configuration from environment variables, with development defaults.
+
+use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::{Context, bail};
+use rand::RngCore;
+
+/// A value that must never reach a log line or a Debug print.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub environment: Environment,
+    /// Connection of the schema owner: migrations run with it. The service itself logs in as
+    /// `callingcard_app` on the same server and database. `None`: run a local cluster.
+    pub database_url: Option<Secret>,
+    /// Password of `callingcard_app`, set on the role at start-up when given.
+    pub database_app_password: Option<Secret>,
+    pub database_pool_size: usize,
+    pub bind_addr: SocketAddr,
+    pub jwt_secret: Secret,
+    pub jwt_ttl: Duration,
+    pub public_base_url: String,
+    pub cors_origins: Vec<String>,
+    /// Where the local cluster and the development JWT secret live.
+    pub data_dir: PathBuf,
+}
+
+impl Config {
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|key| std::env::var(key).ok().filter(|v| !v.trim().is_empty()))
+    }
+
+    /// Reads configuration through `lookup`, so tests can supply their own variables.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let environment = match lookup("APP_ENV").as_deref() {
+            None | Some("development") | Some("dev") | Some("test") => Environment::Development,
+            Some("production") | Some("prod") => Environment::Production,
+            Some(other) => bail!("APP_ENV must be `development` or `production`, not `{other}`"),
+        };
+        let data_dir = PathBuf::from(lookup("DATA_DIR").unwrap_or_else(|| ".data".into()));
+        let bind_addr: SocketAddr = lookup("BIND_ADDR")
+            .unwrap_or_else(|| "0.0.0.0:8000".into())
+            .parse()
+            .context("BIND_ADDR must look like 0.0.0.0:8000")?;
+        let jwt_secret = match (lookup("JWT_SECRET"), environment) {
+            (Some(secret), _) if secret.len() < 32 => {
+                bail!("JWT_SECRET must be at least 32 characters long")
+            }
+            (Some(secret), _) => Secret::new(secret),
+            (None, Environment::Production) => {
+                bail!("JWT_SECRET is required when APP_ENV=production")
+            }
+            (None, Environment::Development) => development_jwt_secret(&data_dir)?,
+        };
+        let jwt_ttl = match lookup("JWT_TTL") {
+            Some(raw) => parse_duration(&raw).context("JWT_TTL, e.g. 3600, 90m, 12h or 7d")?,
+            None => Duration::from_secs(7 * 24 * 3600),
+        };
+        let public_base_url = lookup("PUBLIC_BASE_URL")
+            .unwrap_or_else(|| format!("http://localhost:{}", bind_addr.port()))
+            .trim_end_matches('/')
+            .to_owned();
+        if !(public_base_url.starts_with("http://") || public_base_url.starts_with("https://")) {
+            bail!("PUBLIC_BASE_URL must start with http:// or https://");
+        }
+        let cors_origins = lookup("CORS_ORIGINS")
+            .map(|raw| {
+                raw.split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_owned())
+                    .filter(|o| !o.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let database_pool_size = match lookup("DATABASE_POOL_SIZE") {
+            Some(raw) => raw
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .context("DATABASE_POOL_SIZE must be a number from 1 to 1000")?,
+            None => (std::thread::available_parallelism().map_or(2, |n| n.get()) * 4).clamp(8, 32),
+        };
+        Ok(Self {
+            environment,
+            database_url: lookup("DATABASE_URL").map(Secret::new),
+            database_app_password: lookup("DATABASE_APP_PASSWORD").map(Secret::new),
+            database_pool_size,
+            bind_addr,
+            jwt_secret,
+            jwt_ttl,
+            public_base_url,
+            cors_origins,
+            data_dir,
+        })
+    }
+}
+
+/// In development, tokens should survive restarts without anyone choosing a secret: generate one
+/// on first start and keep it (mode 0600) in the data directory.
+fn development_jwt_secret(data_dir: &std::path::Path) -> anyhow::Result<Secret> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join("jwt_secret");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim();
+        if existing.len() >= 32 {
+            return Ok(Secret::new(existing));
+        }
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    std::io::Write::write_all(&mut file, secret.as_bytes())?;
+    Ok(Secret::new(secret))
+}
+
+/// `3600`, `3600s`, `90m`, `12h`, `7d`.
+pub fn parse_duration(raw: &str) -> anyhow::Result<Duration> {
+    let raw = raw.trim();
+    let (digits, unit) = match raw.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => raw.split_at(i),
+        None => (raw, "s"),
+    };
+    let n: u64 = digits.parse().context("not a number")?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => bail!("unknown unit `{unit}`"),
+    };
+    if secs == 0 {
+        bail!("must be positive");
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(move |key| vars.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("3600").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("90m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(604_800));
+        assert!(parse_duration("7w").is_err());
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn production_requires_a_jwt_secret() {
+        let err = config(&[("APP_ENV", "production")]).unwrap_err();
+        assert!(err.to_string().contains("JWT_SECRET"));
+        assert!(config(&[("JWT_SECRET", "short")]).is_err());
+    }
+
+    #[test]
+    fn development_secret_is_generated_once_and_kept() {
+        let dir = std::env::temp_dir().join(format!("cc-config-{}", uuid::Uuid::new_v4()));
+        let dir_str = dir.to_str().unwrap();
+        let first = config(&[("DATA_DIR", dir_str)]).unwrap();
+        let second = config(&[("DATA_DIR", dir_str)]).unwrap();
+        assert_eq!(first.jwt_secret.expose(), second.jwt_secret.expose());
+        assert_eq!(first.jwt_secret.expose().len(), 64);
+        assert!(!format!("{first:?}").contains(first.jwt_secret.expose()));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = config(&[
+            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("BIND_ADDR", "127.0.0.1:9000"),
+            (
+                "CORS_ORIGINS",
+                "https://app.example.com/, http://localhost:3000",
+            ),
+            ("JWT_TTL", "12h"),
+        ])
+        .unwrap();
+        assert_eq!(c.bind_addr.port(), 9000);
+        assert_eq!(c.public_base_url, "http://localhost:9000");
+        assert_eq!(
+            c.cors_origins,
+            ["https://app.example.com", "http://localhost:3000"]
+        );
+        assert_eq!(c.jwt_ttl, Duration::from_secs(43_200));
+        assert!(
+            config(&[
+                ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+                ("BIND_ADDR", "nope")
+            ])
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,394 @@
+//! The only door to PostgreSQL.
+//!
+//! Handlers never hold a connection. They describe their work as a closure over a [`TenantTx`]
+//! and hand it to [`Db::read`] or [`Db::write`], which run it on one pooled connection inside one
+//! transaction whose `app.company_id` is set from a [`Tenant`]. Row-level security does the rest.
+//!
+//! A read is pipelined: BEGIN, the tenant settings, the closure's queries and COMMIT are all sent
+//! before the first answer comes back, so a read costs one network round trip. This only works
+//! with prepared statements (a plain `&str` query first waits for its own PREPARE, and the queued
+//! COMMIT would overtake it), so every query goes through the connection's statement cache, and a
+//! statement that was not cached yet makes the read run once more, cached this time.
+
+pub mod embedded;
+pub mod migrations;
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, Timeouts,
+};
+use tokio_postgres::{NoTls, Row, types::ToSql};
+use uuid::Uuid;
+
+use crate::auth::Role;
+
+/// The login role of the service: owns nothing, cannot bypass row-level security.
+pub const APP_ROLE: &str = "callingcard_app";
+
+const SET_TENANT: &str =
+    "SELECT set_config('app.company_id', $1, true), set_config('app.role', $2, true)";
+const BEGIN_READ_ONLY: &str = "BEGIN READ ONLY";
+const BEGIN: &str = "BEGIN";
+const COMMIT: &str = "COMMIT";
+const ROLLBACK: &str = "ROLLBACK";
+
+/// How many times a read may run again because one of its statements was not prepared yet.
+const MAX_PREPARE_RETRIES: usize = 3;
+
+/// Query parameters, taken by value so a pipelined query owns them while it is in flight.
+pub type Params<'a, const N: usize> = [&'a (dyn ToSql + Sync); N];
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("no database connection available: {0}")]
+    Unavailable(#[from] PoolError),
+    #[error(transparent)]
+    Postgres(#[from] tokio_postgres::Error),
+    /// A statement of a pipelined read was not prepared on this connection yet; the read runs
+    /// again, and this error never leaves [`Db::read`].
+    #[error("statement prepared after the pipeline closed")]
+    PreparedLate,
+    /// A bug in a transaction body, e.g. a read that awaited one query before sending the next.
+    #[error("transaction misuse: {0}")]
+    Misuse(&'static str),
+}
+
+impl DbError {
+    /// The server's SQLSTATE and constraint name, when PostgreSQL refused a statement.
+    pub fn as_db_error(&self) -> Option<&tokio_postgres::error::DbError> {
+        match self {
+            DbError::Postgres(e) => e.as_db_error(),
+            _ => None,
+        }
+    }
+}
+
+/// Whose data a transaction may see: one company, as one role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tenant {
+    pub company_id: Uuid,
+    pub role: Role,
+}
+
+impl Tenant {
+    pub fn new(company_id: Uuid, role: Role) -> Self {
+        Self { company_id, role }
+    }
+}
+
+/// The connection pool of the service role.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+}
+
+impl Db {
+    /// A pool logging in as [`APP_ROLE`] on the server and database of `owner_config`.
+    pub fn connect_as_app(
+        owner_config: &tokio_postgres::Config,
+        app_password: Option<&str>,
+        max_size: usize,
+    ) -> anyhow::Result<Self> {
+        let mut config = owner_config.clone();
+        config.user(APP_ROLE);
+        if let Some(password) = app_password {
+            config.password(password);
+        }
+        config.application_name("callingcard");
+        config.connect_timeout(Duration::from_secs(5));
+        // A runaway statement must not hold a pooled connection forever.
+        config.options("-c statement_timeout=15s -c idle_in_transaction_session_timeout=15s");
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(max_size)
+            .runtime(Runtime::Tokio1)
+            .timeouts(Timeouts {
+                wait: Some(Duration::from_secs(5)),
+                create: Some(Duration::from_secs(5)),
+                recycle: Some(Duration::from_secs(5)),
+            })
+            .build()?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool_status(&self) -> deadpool_postgres::Status {
+        self.pool.status()
+    }
+
+    /// `SELECT 1` on a pooled connection, within `timeout`.
+    pub async fn ping(&self, timeout: Duration) -> bool {
+        let attempt = async {
+            let tx = TenantTx::new(self.pool.get().await?);
+            let ok = tx.client().simple_query("SELECT 1").await.is_ok();
+            if ok {
+                tx.finish_cleanly();
+            }
+            Ok::<_, DbError>(ok)
+        };
+        matches!(tokio::time::timeout(timeout, attempt).await, Ok(Ok(true)))
+    }
+
+    /// Runs `body` in one pipelined, read-only transaction of `tenant` (one round trip).
+    ///
+    /// All of `body`'s queries must be sent together (one query, or several under `join!`):
+    /// COMMIT is queued right behind them. `body` may run more than once (see the module docs).
+    pub async fn read<T, E, F>(&self, tenant: &Tenant, body: F) -> Result<T, E>
+    where
+        F: AsyncFnOnce(TenantTx) -> Result<T, E> + Clone,
+        E: From<DbError>,
+    {
+        self.pipelined(Some(tenant), body).await
+    }
+
+    /// Like [`Db::read`], with no tenant at all: nothing under row-level security is visible,
+    /// only what the `SECURITY DEFINER` lookup functions return.
+    pub async fn read_public<T, E, F>(&self, body: F) -> Result<T, E>
+    where
+        F: AsyncFnOnce(TenantTx) -> Result<T, E> + Clone,
+        E: From<DbError>,
+    {
+        self.pipelined(None, body).await
+    }
+
+    async fn pipelined<T, E, F>(&self, tenant: Option<&Tenant>, body: F) -> Result<T, E>
+    where
+        F: AsyncFnOnce(TenantTx) -> Result<T, E> + Clone,
+        E: From<DbError>,
+    {
+        let settings = tenant.map(|t| (t.company_id.to_string(), t.role.as_str()));
+        let mut conn = self.pool.get().await.map_err(DbError::from)?;
+        for _ in 0..MAX_PREPARE_RETRIES {
+            let tx = TenantTx::new(conn);
+            let client = tx.client();
+            let begin = client
+                .prepare_cached(BEGIN_READ_ONLY)
+                .await
+                .map_err(DbError::from)?;
+            let set_tenant = client
+                .prepare_cached(SET_TENANT)
+                .await
+                .map_err(DbError::from)?;
+            let commit = client.prepare_cached(COMMIT).await.map_err(DbError::from)?;
+
+            // join!, not try_join!: every part runs to its end, so the connection is never left
+            // inside the transaction by an early return.
+            let (began, set, result, committed) = tokio::join!(
+                client.execute(&begin, &[]),
+                async {
+                    match &settings {
+                        Some((company, role)) => client
+                            .execute(&set_tenant, &[company, role])
+                            .await
+                            .map(drop),
+                        None => Ok(()),
+                    }
+                },
+                body.clone()(tx.clone()),
+                async {
+                    tx.inner.sealed.store(true, Ordering::Release);
+                    client.execute(&commit, &[]).await
+                },
+            );
+            if let Err(e) = began.and(set).and(committed) {
+                // The connection's state is unknown: it is closed, not pooled.
+                return Err(DbError::from(e).into());
+            }
+            tx.finish_cleanly();
+            if !tx.inner.missed_prepare.load(Ordering::Acquire) {
+                return result;
+            }
+            // Run again on the same connection, where the statements are now prepared.
+            drop(result);
+            conn = match tx.into_connection() {
+                Some(conn) => conn,
+                None => self.pool.get().await.map_err(DbError::from)?,
+            };
+        }
+        Err(DbError::Misuse("a read body sent a query after its first await").into())
+    }
+
+    /// Runs `body` in one read-write transaction of `tenant`. Statements run one after the other;
+    /// COMMIT is sent only when `body` succeeded, ROLLBACK otherwise. The first statement shares a
+    /// round trip with BEGIN and the tenant settings.
+    pub async fn write<T, E, F>(&self, tenant: &Tenant, body: F) -> Result<T, E>
+    where
+        F: AsyncFnOnce(TenantTx) -> Result<T, E>,
+        E: From<DbError>,
+    {
+        let tx = TenantTx::new(self.pool.get().await.map_err(DbError::from)?);
+        let client = tx.client();
+        let begin = client.prepare_cached(BEGIN).await.map_err(DbError::from)?;
+        let set_tenant = client
+            .prepare_cached(SET_TENANT)
+            .await
+            .map_err(DbError::from)?;
+        let company = tenant.company_id.to_string();
+        let role = tenant.role.as_str();
+        let settings: Params<'_, 2> = [&company, &role];
+
+        let (began, set, result) = tokio::join!(
+            client.execute(&begin, &[]),
+            client.execute(&set_tenant, &settings),
+            body(tx.clone()),
+        );
+        let end = if began.is_ok() && set.is_ok() && result.is_ok() {
+            COMMIT
+        } else {
+            ROLLBACK
+        };
+        let ended = match client.prepare_cached(end).await {
+            Ok(stmt) => client.execute(&stmt, &[]).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = began.and(set) {
+            return Err(DbError::from(e).into());
+        }
+        match ended {
+            // A COMMIT refused by the server (say, a deferred constraint) rolled back already;
+            // we still do not trust the connection with another request.
+            Err(e) => Err(DbError::from(e).into()),
+            Ok(_) => {
+                tx.finish_cleanly();
+                result
+            }
+        }
+    }
+}
+
+/// A pooled connection that goes back to the pool only when its transaction ended cleanly.
+/// Dropped any other way (an error, or the request future cancelled half-way), the connection is
+/// closed rather than reused, so no transaction or tenant setting survives it.
+struct Checkout {
+    conn: Option<Object>,
+    clean: AtomicBool,
+}
+
+impl Drop for Checkout {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            if !self.clean.load(Ordering::Acquire) {
+                drop(Object::take(conn));
+            }
+        }
+    }
+}
+
+struct TxState {
+    checkout: Checkout,
+    /// Set when COMMIT has been queued behind a pipelined read.
+    sealed: AtomicBool,
+    /// A statement had to be prepared after the pipeline was sealed: run the read again.
+    missed_prepare: AtomicBool,
+    /// The transaction is over; the connection may already serve another request.
+    finished: AtomicBool,
+}
+
+/// One transaction of one tenant: the only way a handler reaches the database. Cheap to clone;
+/// every clone is the same transaction.
+#[derive(Clone)]
+pub struct TenantTx {
+    inner: Arc<TxState>,
+}
+
+impl TenantTx {
+    fn new(conn: Object) -> Self {
+        Self {
+            inner: Arc::new(TxState {
+                checkout: Checkout {
+                    conn: Some(conn),
+                    clean: AtomicBool::new(false),
+                },
+                sealed: AtomicBool::new(false),
+                missed_prepare: AtomicBool::new(false),
+                finished: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    fn client(&self) -> &Object {
+        self.inner
+            .checkout
+            .conn
+            .as_ref()
+            .expect("connection present until drop")
+    }
+
+    /// The connection back, for another transaction, unless a clone of this value is still
+    /// alive somewhere.
+    fn into_connection(self) -> Option<Object> {
+        let mut state = Arc::into_inner(self.inner)?;
+        state.checkout.conn.take()
+    }
+
+    /// The transaction ended with the connection idle: it may go back to the pool.
+    fn finish_cleanly(&self) {
+        self.inner.finished.store(true, Ordering::Release);
+        self.inner.checkout.clean.store(true, Ordering::Release);
+    }
+
+    async fn statement(&self, sql: &str) -> Result<tokio_postgres::Statement, DbError> {
+        if self.inner.sealed.load(Ordering::Acquire) || self.inner.finished.load(Ordering::Acquire)
+        {
+            return Err(DbError::Misuse(
+                "a read body sent a query after its first await",
+            ));
+        }
+        // A cached statement is ready at once; an uncached one waits for its PREPARE.
+        let statement = self.client().prepare_cached(sql).await?;
+        if self.inner.sealed.load(Ordering::Acquire) {
+            // Whatever we sent now would run after COMMIT, outside the transaction and tenant.
+            self.inner.missed_prepare.store(true, Ordering::Release);
+            return Err(DbError::PreparedLate);
+        }
+        Ok(statement)
+    }
+
+    pub async fn query<const N: usize>(
+        &self,
+        sql: &str,
+        params: Params<'_, N>,
+    ) -> Result<Vec<Row>, DbError> {
+        let statement = self.statement(sql).await?;
+        Ok(self.client().query(&statement, &params).await?)
+    }
+
+    pub async fn query_one<const N: usize>(
+        &self,
+        sql: &str,
+        params: Params<'_, N>,
+    ) -> Result<Row, DbError> {
+        let statement = self.statement(sql).await?;
+        Ok(self.client().query_one(&statement, &params).await?)
+    }
+
+    pub async fn query_opt<const N: usize>(
+        &self,
+        sql: &str,
+        params: Params<'_, N>,
+    ) -> Result<Option<Row>, DbError> {
+        let statement = self.statement(sql).await?;
+        Ok(self.client().query_opt(&statement, &params).await?)
+    }
+
+    pub async fn execute<const N: usize>(
+        &self,
+        sql: &str,
+        params: Params<'_, N>,
+    ) -> Result<u64, DbError> {
+        let statement = self.statement(sql).await?;
+        Ok(self.client().execute(&statement, &params).await?)
+    }
+}

@@ -1,0 +1,8 @@
+//! CallingCard: digital business cards for companies, on PostgreSQL row-level security.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod startup;

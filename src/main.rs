@@ -1,0 +1,108 @@
+//! The `callingcard` command: serve (default), migrate, openapi, create-superadmin.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use callingcard::{
+    api,
+    config::Config,
+    db::{Db, migrations},
+    startup::{Application, Database, shutdown_signal},
+};
+
+#[derive(Parser)]
+#[command(
+    name = "callingcard",
+    version,
+    about = "Digital business cards for companies"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API and the public cards (the default). Without DATABASE_URL, runs a local
+    /// PostgreSQL cluster under DATA_DIR.
+    Serve,
+    /// Apply pending database migrations, then exit.
+    Migrate,
+    /// Print the OpenAPI spec (JSON) to standard output.
+    Openapi,
+    /// Create a platform superadmin (in the platform company, created on first use).
+    CreateSuperadmin {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "Platform Admin")]
+        full_name: String,
+        /// Read from SUPERADMIN_PASSWORD, or from standard input when unset.
+        #[arg(long, env = "SUPERADMIN_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Some(Command::Openapi) = cli.command {
+        println!("{}", api::spec_json());
+        return Ok(());
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,poem=warn")),
+        )
+        .init();
+    let config = Config::from_env()?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let app = Application::build(config).await?;
+            app.run_until(shutdown_signal()).await
+        }
+        Command::Migrate => {
+            let database = Database::open(&config).await?;
+            let password = config
+                .database_app_password
+                .as_ref()
+                .map(|s| s.expose().to_owned());
+            let result = migrations::run(&database.owner, password.as_deref()).await;
+            database.close().await;
+            result
+        }
+        Command::CreateSuperadmin {
+            email,
+            full_name,
+            password,
+        } => {
+            let password = match password {
+                Some(p) => p,
+                None => {
+                    eprintln!("Password for {email} (then Enter):");
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .context("reading the password")?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            let database = Database::open(&config).await?;
+            let app_password = config
+                .database_app_password
+                .as_ref()
+                .map(|s| s.expose().to_owned());
+            let result = async {
+                migrations::run(&database.owner, app_password.as_deref()).await?;
+                let db = Db::connect_as_app(&database.owner, app_password.as_deref(), 2)?;
+                api::users::create_superadmin(&db, &email, &password, &full_name).await
+            }
+            .await;
+            database.close().await;
+            let user_id = result?;
+            println!("superadmin {email} created (user id {user_id})");
+            Ok(())
+        }
+        Command::Openapi => unreachable!("handled before configuration is read"),
+    }
+}

@@ -1,0 +1,239 @@
+//! Builds the application: database (external or a local cluster), migrations, pool, routes,
+//! listener; then serves until a shutdown signal, letting in-flight requests finish.
+
+use std::{future::Future, time::Duration};
+
+use anyhow::Context;
+use poem::{
+    Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server,
+    endpoint::BoxEndpoint,
+    listener::{Acceptor, TcpAcceptor},
+    middleware::{Cors, Tracing},
+};
+use tokio_postgres::NoTls;
+
+use crate::{
+    api::{self, AppState},
+    auth::JwtKeys,
+    config::{Config, Environment},
+    db::{Db, embedded::LocalCluster, migrations},
+    error,
+};
+
+/// Largest request body accepted anywhere (the JSON API needs far less).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The database the service will use, and the local cluster behind it if we started one.
+pub struct Database {
+    pub owner: tokio_postgres::Config,
+    pub local_cluster: Option<LocalCluster>,
+}
+
+impl Database {
+    /// `DATABASE_URL` when given; otherwise a private cluster under the data directory.
+    pub async fn open(config: &Config) -> anyhow::Result<Self> {
+        if let Some(url) = &config.database_url {
+            let owner = url
+                .expose()
+                .parse()
+                .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+            return Ok(Self {
+                owner,
+                local_cluster: None,
+            });
+        }
+        if config.environment == Environment::Production {
+            anyhow::bail!("DATABASE_URL is required when APP_ENV=production");
+        }
+        let dir = config.data_dir.join("postgres");
+        tracing::info!(dir = %dir.display(), "no DATABASE_URL: starting a local PostgreSQL cluster");
+        let cluster = LocalCluster::start(&dir).await?;
+        create_database_if_missing(&cluster.url("postgres"), "callingcard").await?;
+        let owner = cluster.url("callingcard").parse()?;
+        Ok(Self {
+            owner,
+            local_cluster: Some(cluster),
+        })
+    }
+
+    pub async fn close(self) {
+        if let Some(cluster) = self.local_cluster {
+            if let Err(e) = cluster.stop().await {
+                tracing::warn!(error = %e, "stopping the local PostgreSQL cluster");
+            }
+        }
+    }
+}
+
+pub async fn create_database_if_missing(admin_url: &str, name: &str) -> anyhow::Result<()> {
+    let (client, connection) = tokio_postgres::connect(admin_url, NoTls).await?;
+    let connection = tokio::spawn(connection);
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await?
+        .is_some();
+    if !exists {
+        client
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await?;
+    }
+    drop(client);
+    let _ = connection.await;
+    Ok(())
+}
+
+/// Every route of the service, with its middleware.
+pub fn routes(state: AppState, cors_origins: &[String]) -> BoxEndpoint<'static> {
+    let api = api::service();
+    let docs = api.swagger_ui();
+    let spec = api.spec_endpoint();
+    let jwt = state.jwt.clone();
+    let app = Route::new()
+        .nest("/api", api)
+        .nest("/docs", docs)
+        .at("/openapi.json", spec)
+        .around(limit_body)
+        .data(state)
+        .data(jwt)
+        .catch_all_error(error::render);
+    let app = if cors_origins.is_empty() {
+        app.boxed()
+    } else {
+        let mut cors = Cors::new()
+            .allow_credentials(false)
+            .expose_header("X-Total-Count");
+        for origin in cors_origins {
+            cors = if origin == "*" {
+                cors
+            } else {
+                cors.allow_origin(origin.as_str())
+            };
+        }
+        app.with(cors).boxed()
+    };
+    app.with(Tracing).boxed()
+}
+
+/// Refuses bodies over [`MAX_BODY_BYTES`]: by their declared length when they have one, by
+/// reading at most that much when they are chunked.
+async fn limit_body<E: Endpoint>(
+    next: std::sync::Arc<E>,
+    mut req: Request,
+) -> poem::Result<Response> {
+    let too_large = || {
+        error::ApiError::new(
+            poem::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "Request bodies are limited to {} KiB",
+                MAX_BODY_BYTES / 1024
+            ),
+        )
+    };
+    match req.header("content-length").map(str::parse::<usize>) {
+        Some(Ok(length)) if length > MAX_BODY_BYTES => return Err(too_large().into()),
+        Some(Ok(_)) => {}
+        Some(Err(_)) => {
+            return Err(error::ApiError::new(
+                poem::http::StatusCode::BAD_REQUEST,
+                "bad_request",
+                "Invalid Content-Length",
+            )
+            .into());
+        }
+        None if req.header("transfer-encoding").is_some() => {
+            let body = req
+                .take_body()
+                .into_bytes_limit(MAX_BODY_BYTES)
+                .await
+                .map_err(|_| too_large())?;
+            req.set_body(body);
+        }
+        None => {}
+    }
+    Ok(next.call(req).await?.into_response())
+}
+
+/// A built application, bound to its port, not yet serving.
+pub struct Application {
+    acceptor: TcpAcceptor,
+    port: u16,
+    endpoint: BoxEndpoint<'static>,
+    database: Database,
+    db: Db,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let database = Database::open(&config).await?;
+        let app_password = config
+            .database_app_password
+            .as_ref()
+            .map(|s| s.expose().to_owned());
+        migrations::run(&database.owner, app_password.as_deref()).await?;
+        let db = Db::connect_as_app(
+            &database.owner,
+            app_password.as_deref(),
+            config.database_pool_size,
+        )?;
+        let state = AppState {
+            db: db.clone(),
+            jwt: JwtKeys::new(config.jwt_secret.expose(), config.jwt_ttl),
+            public_base_url: config.public_base_url.clone(),
+        };
+        let listener = tokio::net::TcpListener::bind(config.bind_addr)
+            .await
+            .with_context(|| format!("binding {}", config.bind_addr))?;
+        let acceptor = TcpAcceptor::from_tokio(listener)?;
+        let port = acceptor
+            .local_addr()
+            .first()
+            .and_then(|addr| addr.as_socket_addr().map(|a| a.port()))
+            .unwrap_or_default();
+        let endpoint = routes(state, &config.cors_origins);
+        Ok(Self {
+            acceptor,
+            port,
+            endpoint,
+            database,
+            db,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Serves until `shutdown` resolves; requests in flight then get up to 30 s to finish.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        tracing::info!(port = self.port, "listening");
+        Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(self.endpoint, shutdown, Some(Duration::from_secs(30)))
+            .await?;
+        drop(self.db);
+        self.database.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = ctrl_c.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("shutdown signal received, finishing requests in flight");
+}
