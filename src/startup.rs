@@ -57,10 +57,10 @@ impl Database {
     }
 
     pub async fn close(self) {
-        if let Some(cluster) = self.local_cluster {
-            if let Err(e) = cluster.stop().await {
-                tracing::warn!(error = %e, "stopping the local PostgreSQL cluster");
-            }
+        if let Some(cluster) = self.local_cluster
+            && let Err(e) = cluster.stop().await
+        {
+            tracing::warn!(error = %e, "stopping the local PostgreSQL cluster");
         }
     }
 }
