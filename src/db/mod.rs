@@ -278,10 +278,10 @@ struct Checkout {
 
 impl Drop for Checkout {
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            if !self.clean.load(Ordering::Acquire) {
-                drop(Object::take(conn));
-            }
+        if let Some(conn) = self.conn.take()
+            && !self.clean.load(Ordering::Acquire)
+        {
+            drop(Object::take(conn));
         }
     }
 }
