@@ -1,0 +1,142 @@
+//! The contract around the endpoints: the committed OpenAPI spec, the docs, health, and the
+//! error shape of everything the framework refuses before a handler runs.
+
+mod common;
+
+use common::spawn_app;
+use serde_json::json;
+
+const SPEC_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json");
+
+/// Regenerate with `UPDATE_OPENAPI=1 cargo test --test api_contract` (or
+/// `cargo run -- openapi > openapi/openapi.json`) and commit the result.
+#[test]
+fn committed_openapi_spec_matches_the_code() {
+    let generated = format!("{}\n", callingcard::api::spec_json());
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(SPEC_PATH, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(SPEC_PATH).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "openapi/openapi.json is out of date: run `UPDATE_OPENAPI=1 cargo test --test api_contract` and commit it"
+    );
+}
+
+#[test]
+fn spec_documents_every_route_and_the_error_shape() {
+    let spec: serde_json::Value = serde_json::from_str(&callingcard::api::spec_json()).unwrap();
+    assert_eq!(spec["openapi"], "3.0.0");
+    let paths = spec["paths"].as_object().unwrap();
+    for path in [
+        "/auth/signup",
+        "/auth/login",
+        "/auth/me",
+        "/auth/change-password",
+        "/company",
+        "/company/{company_id}",
+        "/company/{company_id}/employees",
+        "/company/{company_id}/users",
+        "/company/{company_id}/subscription",
+        "/employees/{employee_id}",
+        "/subscriptions/plans",
+        "/subscriptions/current",
+        "/health",
+    ] {
+        assert!(paths.contains_key(path), "{path} missing from the spec");
+    }
+    let error = &spec["components"]["schemas"]["ErrorBody"]["properties"];
+    assert!(error["detail"].is_object() && error["code"].is_object());
+    assert_eq!(spec["servers"][0]["url"], "/api");
+}
+
+#[tokio::test]
+async fn docs_and_spec_are_served() {
+    let app = spawn_app().await;
+    let docs = app
+        .client
+        .get(format!("{}/docs/", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(docs.status(), 200);
+    assert!(docs.text().await.unwrap().contains("swagger"));
+    let spec = app.get("/openapi.json", None).await;
+    spec.assert_status(200);
+    assert_eq!(spec.body["info"]["title"], "CallingCard");
+}
+
+#[tokio::test]
+async fn health_reports_the_database_and_503_when_it_is_gone() {
+    let app = spawn_app().await;
+    let ok = app.get("/api/health", None).await;
+    ok.assert_status(200);
+    assert_eq!(ok.body, json!({"status": "ok", "database": "ok"}));
+
+    // Cut the service off: no new connections, existing ones terminated.
+    let owner = common::connect(&common::superuser_url("postgres")).await;
+    owner
+        .batch_execute(&format!(
+            "ALTER DATABASE {db} ALLOW_CONNECTIONS false;
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}';",
+            db = app.dbname
+        ))
+        .await
+        .unwrap();
+    let down = app.get("/api/health", None).await;
+    down.assert_status(503);
+    assert_eq!(
+        down.body,
+        json!({"status": "degraded", "database": "unreachable"})
+    );
+    // Any other endpoint answers a clear 503, not a 500.
+    app.get("/api/subscriptions/plans", None)
+        .await
+        .assert_error(503, "service_unavailable");
+
+    owner
+        .batch_execute(&format!(
+            "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+            app.dbname
+        ))
+        .await
+        .unwrap();
+    app.get("/api/health", None).await.assert_status(200);
+}
+
+#[tokio::test]
+async fn framework_refusals_use_the_error_shape() {
+    let app = spawn_app().await;
+    app.get("/api/no-such-route", None)
+        .await
+        .assert_error(404, "not_found");
+    app.request(reqwest::Method::PATCH, "/api/health", None, None)
+        .await
+        .assert_error(405, "method_not_allowed");
+
+    let admin = app.signup("Limits Co").await;
+    let huge = json!({"full_name": "x".repeat(2 * 1024 * 1024)});
+    let resp = app
+        .post(
+            &format!("/api/company/{}/employees", admin.company_id),
+            Some(&admin.token),
+            huge,
+        )
+        .await;
+    resp.assert_error(413, "payload_too_large");
+
+    // A chunked body (no Content-Length) is limited too.
+    let stream =
+        futures::stream::iter((0..40).map(|_| Ok::<_, std::io::Error>(vec![b' '; 64 * 1024])));
+    let chunked = app
+        .client
+        .post(format!("{}/api/auth/login", app.address))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    common::TestApp::read(chunked)
+        .await
+        .assert_error(413, "payload_too_large");
+}

@@ -1,0 +1,377 @@
+//! Sign-up, login, tokens and passwords.
+
+mod common;
+
+use common::{JWT_SECRET, spawn_app};
+use serde_json::json;
+
+#[tokio::test]
+async fn signup_creates_company_admin_and_free_plan() {
+    let app = spawn_app().await;
+    let resp = app
+        .post(
+            "/api/auth/signup",
+            None,
+            json!({"email": "Founder@Acme.com", "password": "long-enough", "full_name": "Fay Founder",
+                   "company_name": "Acme Rockets", "role": "superadmin"}),
+        )
+        .await;
+    resp.assert_status(201);
+    assert_eq!(resp.body["token_type"], "bearer");
+    // A role in the body is ignored: nobody signs up as superadmin.
+    assert_eq!(resp.body["role"], "admin");
+    let token = resp.body["access_token"].as_str().unwrap().to_owned();
+
+    let me = app.get("/api/auth/me", Some(&token)).await;
+    me.assert_status(200);
+    assert_eq!(me.body["email"], "founder@acme.com");
+    assert_eq!(me.body["role"], "admin");
+    assert_eq!(me.body["company_id"], resp.body["company_id"]);
+
+    let company = app
+        .get(
+            &format!("/api/company/{}", resp.body["company_id"].as_str().unwrap()),
+            Some(&token),
+        )
+        .await;
+    company.assert_status(200);
+    assert_eq!(company.body["name"], "Acme Rockets");
+    assert_eq!(company.body["slug"], "acme-rockets");
+
+    let sub = app.get("/api/subscriptions/current", Some(&token)).await;
+    sub.assert_status(200);
+    assert_eq!(sub.body["plan"], "free");
+    assert_eq!(sub.body["employee_limit"], 2);
+
+    // Login with any case of the email.
+    let login = app
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": "FOUNDER@acme.com", "password": "long-enough"}),
+        )
+        .await;
+    login.assert_status(200);
+    assert_eq!(login.body["user_id"], resp.body["user_id"]);
+}
+
+#[tokio::test]
+async fn duplicate_email_is_a_conflict_and_creates_nothing() {
+    let app = spawn_app().await;
+    let body = json!({"email": "dup@example.com", "password": "long-enough", "full_name": "A", "company_name": "Dup Co"});
+    app.post("/api/auth/signup", None, body.clone())
+        .await
+        .assert_status(201);
+    app.post("/api/auth/signup", None, json!({"email": "DUP@example.com", "password": "long-enough", "full_name": "B", "company_name": "Other Co"}))
+        .await
+        .assert_error(409, "email_taken");
+    // The failed sign-up left no company behind.
+    let owner = common::connect(&common::superuser_url(&app.dbname)).await;
+    let companies: i64 = owner
+        .query_one("SELECT count(*) FROM companies", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(companies, 1);
+}
+
+#[tokio::test]
+async fn wrong_email_and_wrong_password_answer_alike() {
+    let app = spawn_app().await;
+    let admin = app.signup("Alike").await;
+    let wrong_password = app
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": admin.email, "password": "not-the-password"}),
+        )
+        .await;
+    let wrong_email = app
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": "nobody@example.com", "password": "not-the-password"}),
+        )
+        .await;
+    wrong_password.assert_error(401, "invalid_credentials");
+    assert_eq!(wrong_password.status, wrong_email.status);
+    assert_eq!(wrong_password.body, wrong_email.body);
+}
+
+#[tokio::test]
+async fn signup_refuses_bad_input() {
+    let app = spawn_app().await;
+    for (body, code) in [
+        (
+            json!({"email": "not-an-email", "password": "long-enough", "full_name": "A"}),
+            "validation_error",
+        ),
+        (
+            json!({"email": "a@example.com", "password": "short", "full_name": "A"}),
+            "validation_error",
+        ),
+        (
+            json!({"email": "a@example.com", "password": "long-enough", "full_name": "   "}),
+            "validation_error",
+        ),
+        (
+            json!({"email": "a@example.com", "password": "long-enough", "full_name": "x".repeat(201)}),
+            "validation_error",
+        ),
+        (
+            json!({"email": "a@example.com", "password": "long-enough"}),
+            "validation_error",
+        ),
+        (
+            json!({"email": "a@example.com", "password": "long-enough", "full_name": "A", "extra": true}),
+            "validation_error",
+        ),
+        (
+            json!({"email": 12, "password": "long-enough", "full_name": "A"}),
+            "validation_error",
+        ),
+    ] {
+        app.post("/api/auth/signup", None, body)
+            .await
+            .assert_error(422, code);
+    }
+    let raw = app
+        .client
+        .post(format!("{}/api/auth/signup", app.address))
+        .header("content-type", "application/json")
+        .body("{\"email\": ")
+        .send()
+        .await
+        .unwrap();
+    common::TestApp::read(raw)
+        .await
+        .assert_error(422, "validation_error");
+    let text = app
+        .client
+        .post(format!("{}/api/auth/signup", app.address))
+        .header("content-type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    common::TestApp::read(text)
+        .await
+        .assert_error(415, "unsupported_media_type");
+}
+
+#[tokio::test]
+async fn company_name_defaults_to_the_person_and_slugs_stay_unique() {
+    let app = spawn_app().await;
+    let first = app.post("/api/auth/signup", None, json!({"email": "x1@example.com", "password": "long-enough", "full_name": "Zoë Ångström"})).await;
+    first.assert_status(201);
+    let token = first.body["access_token"].as_str().unwrap();
+    let company = app
+        .get(
+            &format!(
+                "/api/company/{}",
+                first.body["company_id"].as_str().unwrap()
+            ),
+            Some(token),
+        )
+        .await;
+    assert_eq!(company.body["name"], "Zoë Ångström");
+    assert_eq!(company.body["slug"], "zoe-angstrom");
+
+    let second = app.post("/api/auth/signup", None, json!({"email": "x2@example.com", "password": "long-enough", "full_name": "Zoe Angstrom"})).await;
+    second.assert_status(201);
+    let token = second.body["access_token"].as_str().unwrap();
+    let company = app
+        .get(
+            &format!(
+                "/api/company/{}",
+                second.body["company_id"].as_str().unwrap()
+            ),
+            Some(token),
+        )
+        .await;
+    let slug = company.body["slug"].as_str().unwrap();
+    assert!(
+        slug.starts_with("zoe-angstrom-") && slug.len() == "zoe-angstrom-".len() + 6,
+        "{slug}"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_signups_of_one_name_get_distinct_slugs() {
+    let app = spawn_app().await;
+    let signups = (0..8).map(|i| {
+        let app = &app;
+        async move {
+            app.post(
+                "/api/auth/signup",
+                None,
+                json!({"email": format!("race{i}@example.com"), "password": "long-enough", "full_name": "R", "company_name": "Race Co"}),
+            )
+            .await
+        }
+    });
+    let results = futures::future::join_all(signups).await;
+    for r in &results {
+        r.assert_status(201);
+    }
+    let owner = common::connect(&common::superuser_url(&app.dbname)).await;
+    let rows = owner
+        .query("SELECT slug FROM companies", &[])
+        .await
+        .unwrap();
+    let mut slugs: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(slugs.len(), 8);
+    slugs.sort();
+    slugs.dedup();
+    assert_eq!(slugs.len(), 8, "slugs must be unique");
+    assert!(slugs.contains(&"race-co".to_owned()));
+}
+
+#[tokio::test]
+async fn change_password() {
+    let app = spawn_app().await;
+    let admin = app.signup("Pw Co").await;
+    let path = "/api/auth/change-password";
+    app.post(
+        path,
+        Some(&admin.token),
+        json!({"current_password": "wrong-one", "new_password": "brand-new-pass"}),
+    )
+    .await
+    .assert_error(403, "wrong_password");
+    app.post(
+        path,
+        Some(&admin.token),
+        json!({"current_password": "s3cret-password", "new_password": "short"}),
+    )
+    .await
+    .assert_error(422, "validation_error");
+    app.post(
+        path,
+        Some(&admin.token),
+        json!({"current_password": "s3cret-password", "new_password": "brand-new-pass"}),
+    )
+    .await
+    .assert_status(204);
+    app.post(
+        "/api/auth/login",
+        None,
+        json!({"email": admin.email, "password": "s3cret-password"}),
+    )
+    .await
+    .assert_error(401, "invalid_credentials");
+    app.login(&admin.email, "brand-new-pass").await;
+    app.post(
+        path,
+        None,
+        json!({"current_password": "x", "new_password": "y"}),
+    )
+    .await
+    .assert_error(401, "unauthorized");
+}
+
+#[tokio::test]
+async fn tokens_expired_forged_unsigned_or_malformed_are_refused() {
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    let app = spawn_app().await;
+    let admin = app.signup("Tok Co").await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = |exp: u64| json!({"sub": admin.user_id, "company_id": admin.company_id, "role": "admin", "iat": now - 7200, "exp": exp});
+    let expired = encode(
+        &Header::default(),
+        &claims(now - 3600),
+        &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .unwrap();
+    let forged = encode(
+        &Header::default(),
+        &claims(now + 3600),
+        &EncodingKey::from_secret(b"some-other-secret-0123456789abcdef"),
+    )
+    .unwrap();
+    let genuine = encode(
+        &Header::default(),
+        &claims(now + 3600),
+        &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .unwrap();
+    let b64 = |v: &serde_json::Value| {
+        use base64_url::encode;
+        encode(&v.to_string())
+    };
+    let unsigned = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "typ": "JWT"})),
+        b64(&claims(now + 3600))
+    );
+    app.get("/api/auth/me", Some(&genuine))
+        .await
+        .assert_status(200);
+    for token in [
+        expired.as_str(),
+        forged.as_str(),
+        unsigned.as_str(),
+        "garbage",
+        "a.b.c",
+    ] {
+        app.get("/api/auth/me", Some(token))
+            .await
+            .assert_error(401, "unauthorized");
+    }
+    let raw = app
+        .client
+        .get(format!("{}/api/auth/me", app.address))
+        .header("authorization", "Basic abc")
+        .send()
+        .await
+        .unwrap();
+    common::TestApp::read(raw)
+        .await
+        .assert_error(401, "unauthorized");
+}
+
+#[tokio::test]
+async fn disabled_accounts_cannot_log_in() {
+    let app = spawn_app().await;
+    let admin = app.signup("Off Co").await;
+    let owner = common::connect(&common::superuser_url(&app.dbname)).await;
+    owner
+        .execute(
+            "UPDATE users SET is_active = false WHERE id = $1",
+            &[&admin.user_id],
+        )
+        .await
+        .unwrap();
+    app.post(
+        "/api/auth/login",
+        None,
+        json!({"email": admin.email, "password": "s3cret-password"}),
+    )
+    .await
+    .assert_error(403, "account_disabled");
+}
+
+/// URL-safe base64 without padding, as JWT segments use.
+mod base64_url {
+    pub fn encode(input: &str) -> String {
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let input = input.as_bytes();
+        let mut out = String::new();
+        for chunk in input.chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for i in 0..=chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        out
+    }
+}
