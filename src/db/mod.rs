@@ -244,7 +244,10 @@ impl Db {
             client.execute(&set_tenant, &settings),
             body(tx.clone()),
         );
-        let end = if began.is_ok() && set.is_ok() && result.is_ok() {
+        // A body that carried on after a failed statement must not look committed: PostgreSQL
+        // would answer its COMMIT with a ROLLBACK, silently.
+        let aborted = tx.inner.server_error.load(Ordering::Acquire);
+        let end = if began.is_ok() && set.is_ok() && result.is_ok() && !aborted {
             COMMIT
         } else {
             ROLLBACK
@@ -262,7 +265,13 @@ impl Db {
             Err(e) => Err(DbError::from(e).into()),
             Ok(_) => {
                 tx.finish_cleanly();
-                result
+                match result {
+                    Ok(_) if aborted => Err(DbError::Misuse(
+                        "a write body went on after a failed statement; it was rolled back",
+                    )
+                    .into()),
+                    result => result,
+                }
             }
         }
     }
@@ -294,6 +303,8 @@ struct TxState {
     missed_prepare: AtomicBool,
     /// The transaction is over; the connection may already serve another request.
     finished: AtomicBool,
+    /// The server refused a statement: the transaction is aborted.
+    server_error: AtomicBool,
 }
 
 /// One transaction of one tenant: the only way a handler reaches the database. Cheap to clone;
@@ -314,6 +325,7 @@ impl TenantTx {
                 sealed: AtomicBool::new(false),
                 missed_prepare: AtomicBool::new(false),
                 finished: AtomicBool::new(false),
+                server_error: AtomicBool::new(false),
             }),
         }
     }
@@ -339,6 +351,14 @@ impl TenantTx {
         self.inner.checkout.clean.store(true, Ordering::Release);
     }
 
+    /// Remembers that the server refused a statement (client-side errors leave it running).
+    fn noted(&self, e: tokio_postgres::Error) -> DbError {
+        if e.as_db_error().is_some() {
+            self.inner.server_error.store(true, Ordering::Release);
+        }
+        DbError::from(e)
+    }
+
     async fn statement(&self, sql: &str) -> Result<tokio_postgres::Statement, DbError> {
         if self.inner.sealed.load(Ordering::Acquire) || self.inner.finished.load(Ordering::Acquire)
         {
@@ -347,7 +367,11 @@ impl TenantTx {
             ));
         }
         // A cached statement is ready at once; an uncached one waits for its PREPARE.
-        let statement = self.client().prepare_cached(sql).await?;
+        let statement = self
+            .client()
+            .prepare_cached(sql)
+            .await
+            .map_err(|e| self.noted(e))?;
         if self.inner.sealed.load(Ordering::Acquire) {
             // Whatever we sent now would run after COMMIT, outside the transaction and tenant.
             self.inner.missed_prepare.store(true, Ordering::Release);
@@ -362,7 +386,10 @@ impl TenantTx {
         params: Params<'_, N>,
     ) -> Result<Vec<Row>, DbError> {
         let statement = self.statement(sql).await?;
-        Ok(self.client().query(&statement, &params).await?)
+        self.client()
+            .query(&statement, &params)
+            .await
+            .map_err(|e| self.noted(e))
     }
 
     pub async fn query_one<const N: usize>(
@@ -371,7 +398,10 @@ impl TenantTx {
         params: Params<'_, N>,
     ) -> Result<Row, DbError> {
         let statement = self.statement(sql).await?;
-        Ok(self.client().query_one(&statement, &params).await?)
+        self.client()
+            .query_one(&statement, &params)
+            .await
+            .map_err(|e| self.noted(e))
     }
 
     pub async fn query_opt<const N: usize>(
@@ -380,7 +410,10 @@ impl TenantTx {
         params: Params<'_, N>,
     ) -> Result<Option<Row>, DbError> {
         let statement = self.statement(sql).await?;
-        Ok(self.client().query_opt(&statement, &params).await?)
+        self.client()
+            .query_opt(&statement, &params)
+            .await
+            .map_err(|e| self.noted(e))
     }
 
     pub async fn execute<const N: usize>(
@@ -389,6 +422,9 @@ impl TenantTx {
         params: Params<'_, N>,
     ) -> Result<u64, DbError> {
         let statement = self.statement(sql).await?;
-        Ok(self.client().execute(&statement, &params).await?)
+        self.client()
+            .execute(&statement, &params)
+            .await
+            .map_err(|e| self.noted(e))
     }
 }
