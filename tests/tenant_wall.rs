@@ -1,0 +1,1128 @@
+//! The tenant wall at the SQL level, on the service's own role (`callingcard_app`): row-level
+//! security on every tenant table, what the role may and may not do, and the two SECURITY
+//! DEFINER lookups that run before a tenant is known.
+//!
+//! Data is seeded with the superuser (which bypasses row-level security); every check then runs
+//! on a plain connection of the service role, setting `app.company_id` the way `Db` does.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{app_role_url, connect, fresh_database, superuser_url};
+use tokio_postgres::{Client, Transaction, error::SqlState};
+use uuid::Uuid;
+
+/// A table behind the tenant wall.
+struct TenantTable {
+    name: &'static str,
+    /// The column naming the row's company (`id` for `companies`, the tenant root).
+    tenant_col: &'static str,
+    /// Inserts one row of company `$1`. `$2` is an employee of that company that has neither a
+    /// card nor a login (for the tables that reference employees).
+    insert: &'static str,
+}
+
+impl TenantTable {
+    fn is_root(&self) -> bool {
+        self.name == "companies"
+    }
+}
+
+/// Every tenant table. `catalog_walls_every_tenant_table` fails when a table with a `company_id`
+/// is missing here, so a new table gets the behavioural checks below too.
+const TENANT_TABLES: &[TenantTable] = &[
+    TenantTable {
+        name: "companies",
+        tenant_col: "id",
+        insert: "INSERT INTO companies (id, name, slug)
+                 VALUES ($1, 'Intruder', 'intruder-' || left(md5($2::uuid::text), 12))",
+    },
+    TenantTable {
+        name: "employees",
+        tenant_col: "company_id",
+        insert: "INSERT INTO employees (company_id, id, full_name, public_slug)
+                 VALUES ($1, gen_random_uuid(), 'Intruder', 'intruder-' || left(md5($2::uuid::text), 12))",
+    },
+    TenantTable {
+        name: "users",
+        tenant_col: "company_id",
+        insert: "INSERT INTO users (company_id, id, email, password_hash, full_name, role, employee_id)
+                 VALUES ($1, gen_random_uuid(), 'intruder-' || left(md5($1::uuid::text), 12) || '@example.com',
+                         'not-a-hash', 'Intruder', 'employee', $2)",
+    },
+    TenantTable {
+        name: "cards",
+        tenant_col: "company_id",
+        insert: "INSERT INTO cards (company_id, id, employee_id, url, qr_code, vcard_url)
+                 VALUES ($1, gen_random_uuid(), $2, '/card/x/intruder', '/api/card/x/intruder/qr.png',
+                         '/api/card/x/intruder/vcard')",
+    },
+    TenantTable {
+        name: "subscriptions",
+        tenant_col: "company_id",
+        insert: "INSERT INTO subscriptions (company_id, plan, active, ended_at)
+                 SELECT $1, 'professional', false, now() WHERE $2::uuid IS NOT NULL",
+    },
+];
+
+/// One seeded company.
+struct Seed {
+    id: Uuid,
+    /// Employees that have a card.
+    employees: Vec<Uuid>,
+    /// An employee with no card and no login.
+    spare_employee: Uuid,
+    admin_id: Uuid,
+    admin_email: String,
+    admin_hash: String,
+}
+
+struct World {
+    dbname: String,
+    /// Superuser: bypasses row-level security.
+    owner: Client,
+    a: Seed,
+    b: Seed,
+}
+
+async fn seed_company(
+    owner: &Client,
+    slug: &str,
+    carded: usize,
+    extra_logins: usize,
+    past_plans: usize,
+) -> Seed {
+    let id = Uuid::new_v4();
+    owner
+        .execute(
+            "INSERT INTO companies (id, name, slug) VALUES ($1, $2, $3)",
+            &[&id, &format!("Company {slug}"), &slug],
+        )
+        .await
+        .unwrap();
+    let add_employee = async |name: &str, employee_slug: &str| {
+        let employee = Uuid::new_v4();
+        owner
+            .execute(
+                "INSERT INTO employees (company_id, id, full_name, public_slug) VALUES ($1, $2, $3, $4)",
+                &[&id, &employee, &name, &employee_slug],
+            )
+            .await
+            .unwrap();
+        employee
+    };
+    let mut employees = Vec::new();
+    for i in 0..carded {
+        let employee =
+            add_employee(&format!("Employee {i} of {slug}"), &format!("employee-{i}")).await;
+        owner
+            .execute(
+                "INSERT INTO cards (company_id, id, employee_id, url, qr_code, vcard_url)
+                 VALUES ($1, gen_random_uuid(), $2, '/card/c/e', '/api/card/c/e/qr.png', '/api/card/c/e/vcard')",
+                &[&id, &employee],
+            )
+            .await
+            .unwrap();
+        employees.push(employee);
+    }
+    let spare_employee = add_employee("Spare", "spare").await;
+    let admin_id = Uuid::new_v4();
+    let admin_email = format!("admin@{slug}.example.com");
+    let admin_hash = format!("$argon2id$not-a-real-hash-of-{slug}");
+    let insert_user =
+        "INSERT INTO users (company_id, id, email, password_hash, full_name, role, employee_id)
+                       VALUES ($1, $2, $3, $4, 'Someone', $5, $6)";
+    owner
+        .execute(
+            insert_user,
+            &[
+                &id,
+                &admin_id,
+                &admin_email,
+                &admin_hash,
+                &"admin",
+                &None::<Uuid>,
+            ],
+        )
+        .await
+        .unwrap();
+    for i in 0..extra_logins {
+        let linked = employees[i % employees.len()];
+        let email = format!("employee-{i}@{slug}.example.com");
+        owner
+            .execute(
+                insert_user,
+                &[
+                    &id,
+                    &Uuid::new_v4(),
+                    &email,
+                    &"x",
+                    &"employee",
+                    &Some(linked),
+                ],
+            )
+            .await
+            .unwrap();
+    }
+    for _ in 0..past_plans {
+        owner
+            .execute(
+                "INSERT INTO subscriptions (company_id, plan, active, ended_at) VALUES ($1, 'professional', false, now())",
+                &[&id],
+            )
+            .await
+            .unwrap();
+    }
+    owner
+        .execute(
+            "INSERT INTO subscriptions (company_id, plan) VALUES ($1, 'free')",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    Seed {
+        id,
+        employees,
+        spare_employee,
+        admin_id,
+        admin_email,
+        admin_hash,
+    }
+}
+
+/// Two companies with rows in every tenant table, in different numbers.
+async fn world() -> World {
+    let dbname = fresh_database().await;
+    let owner = connect(&superuser_url(&dbname)).await;
+    let a = seed_company(&owner, "alpha", 2, 1, 0).await;
+    let b = seed_company(&owner, "beta", 1, 2, 1).await;
+    World {
+        dbname,
+        owner,
+        a,
+        b,
+    }
+}
+
+impl World {
+    async fn app(&self) -> Client {
+        connect(&app_role_url(&self.dbname)).await
+    }
+
+    /// Rows of `company` in `table`, counted by the superuser.
+    async fn count(&self, table: &TenantTable, company: Uuid) -> i64 {
+        let sql = format!(
+            "SELECT count(*) FROM {} WHERE {} = $1",
+            table.name, table.tenant_col
+        );
+        self.owner
+            .query_one(&sql, &[&company])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    /// Every row of `company` in `table`, as the superuser sees it.
+    async fn snapshot(&self, table: &TenantTable, company: Uuid) -> String {
+        let sql = format!(
+            "SELECT coalesce(json_agg(t ORDER BY t::text), '[]')::text FROM {} t WHERE {} = $1",
+            table.name, table.tenant_col
+        );
+        self.owner
+            .query_one(&sql, &[&company])
+            .await
+            .unwrap()
+            .get(0)
+    }
+}
+
+/// A transaction of the service role, with the tenant settings `Db` would make.
+async fn begin<'a>(
+    client: &'a mut Client,
+    company: Option<Uuid>,
+    role: Option<&str>,
+) -> Transaction<'a> {
+    let tx = client.transaction().await.expect("BEGIN");
+    if let Some(company) = company {
+        tx.query_one(
+            "SELECT set_config('app.company_id', $1, true)",
+            &[&company.to_string()],
+        )
+        .await
+        .expect("setting app.company_id");
+    }
+    if let Some(role) = role {
+        tx.query_one("SELECT set_config('app.role', $1, true)", &[&role])
+            .await
+            .expect("setting app.role");
+    }
+    tx
+}
+
+/// The statement failed on the server with `code`; its message.
+#[track_caller]
+fn expect_sqlstate<T: std::fmt::Debug>(
+    result: Result<T, tokio_postgres::Error>,
+    code: &SqlState,
+    what: &str,
+) -> String {
+    let err = match result {
+        Ok(value) => panic!(
+            "{what}: expected SQLSTATE {}, got Ok({value:?})",
+            code.code()
+        ),
+        Err(err) => err,
+    };
+    let db = err
+        .as_db_error()
+        .unwrap_or_else(|| panic!("{what}: not a server error: {err:?}"));
+    assert_eq!(db.code(), code, "{what}: {}", db.message());
+    db.message().to_owned()
+}
+
+/// SQLSTATE 42501 from a row-level security policy (not from a missing grant).
+#[track_caller]
+fn expect_rls_violation<T: std::fmt::Debug>(result: Result<T, tokio_postgres::Error>, what: &str) {
+    let message = expect_sqlstate(result, &SqlState::INSUFFICIENT_PRIVILEGE, what);
+    assert!(message.contains("row-level security"), "{what}: {message}");
+}
+
+#[tokio::test]
+async fn every_tenant_table_shows_and_changes_only_the_current_tenant() {
+    let w = world().await;
+    let (a, b) = (w.a.id, w.b.id);
+    let mut app = w.app().await;
+
+    for table in TENANT_TABLES {
+        let (t, col) = (table.name, table.tenant_col);
+        let a_count = w.count(table, a).await;
+        let b_count = w.count(table, b).await;
+        assert!(
+            a_count > 0 && b_count > 0,
+            "{t}: both companies need rows to test with"
+        );
+        let a_before = w.snapshot(table, a).await;
+        let b_before = w.snapshot(table, b).await;
+
+        // Reads, and writes aimed at B, as tenant A; committed, so that a leak would persist.
+        let tx = begin(&mut app, Some(a), Some("admin")).await;
+        let visible: i64 = tx
+            .query_one(&format!("SELECT count(*) FROM {t}"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(
+            visible, a_count,
+            "{t}: tenant A must see exactly its own rows"
+        );
+        let tenants: BTreeSet<Uuid> = tx
+            .query(&format!("SELECT {col} FROM {t}"), &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert_eq!(
+            tenants,
+            BTreeSet::from([a]),
+            "{t}: rows of another company are visible"
+        );
+        let aimed_at_b: i64 = tx
+            .query_one(&format!("SELECT count(*) FROM {t} WHERE {col} = $1"), &[&b])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(aimed_at_b, 0, "{t}: B's rows are visible by id");
+        // A predicate that fails on B's rows must never be evaluated on them: policies run first.
+        let probing: i64 = tx
+            .query_one(
+                &format!("SELECT count(*) FROM {t} WHERE CASE WHEN {col} = $1 THEN length({col}::text) / 0 ELSE 1 END = 1"),
+                &[&b],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{t}: a user predicate ran on another tenant's rows: {e}"))
+            .get(0);
+        assert_eq!(probing, a_count, "{t}");
+        let updated = tx
+            .execute(
+                &format!(
+                    "UPDATE {t} SET created_at = created_at - interval '1 day' WHERE {col} = $1"
+                ),
+                &[&b],
+            )
+            .await
+            .unwrap();
+        assert_eq!(updated, 0, "{t}: UPDATE reached B's rows");
+        let deleted = tx
+            .execute(&format!("DELETE FROM {t} WHERE {col} = $1"), &[&b])
+            .await
+            .unwrap();
+        assert_eq!(deleted, 0, "{t}: DELETE reached B's rows");
+        tx.commit().await.unwrap();
+        assert_eq!(
+            w.snapshot(table, b).await,
+            b_before,
+            "{t}: B's rows changed"
+        );
+        assert_eq!(
+            w.snapshot(table, a).await,
+            a_before,
+            "{t}: A's rows changed"
+        );
+
+        // A row of B cannot be written in.
+        let tx = begin(&mut app, Some(a), Some("admin")).await;
+        expect_rls_violation(
+            tx.execute(table.insert, &[&b, &w.b.spare_employee]).await,
+            &format!("{t}: INSERT for B"),
+        );
+        tx.rollback().await.unwrap();
+
+        // A row of A cannot be moved out to B (WITH CHECK).
+        let tx = begin(&mut app, Some(a), Some("admin")).await;
+        expect_rls_violation(
+            tx.execute(
+                &format!("UPDATE {t} SET {col} = $1 WHERE {col} = $2"),
+                &[&b, &a],
+            )
+            .await,
+            &format!("{t}: UPDATE moving A's rows to B"),
+        );
+        tx.rollback().await.unwrap();
+
+        // Controls: the same statements work on the tenant's own rows, so the refusals above
+        // come from the wall and not from a broken statement.
+        let tx = begin(&mut app, Some(a), Some("admin")).await;
+        let sql =
+            format!("UPDATE {t} SET created_at = created_at - interval '1 day' WHERE {col} = $1");
+        assert_eq!(
+            tx.execute(&sql, &[&a]).await.unwrap(),
+            a_count as u64,
+            "{t}: own UPDATE"
+        );
+        let sql = format!("UPDATE {t} SET created_at = created_at - interval '1 day'");
+        assert_eq!(
+            tx.execute(&sql, &[]).await.unwrap(),
+            a_count as u64,
+            "{t}: UPDATE without WHERE"
+        );
+        if !table.is_root() {
+            assert_eq!(
+                tx.execute(table.insert, &[&a, &w.a.spare_employee])
+                    .await
+                    .unwrap(),
+                1,
+                "{t}: own INSERT"
+            );
+        }
+        let sql = format!("DELETE FROM {t} WHERE {col} = $1");
+        assert!(
+            tx.execute(&sql, &[&a]).await.unwrap() >= a_count as u64,
+            "{t}: own DELETE"
+        );
+        tx.rollback().await.unwrap();
+        if table.is_root() {
+            // A new company is inserted as its own tenant (that is how sign-up works).
+            let new_company = Uuid::new_v4();
+            let tx = begin(&mut app, Some(new_company), Some("admin")).await;
+            assert_eq!(
+                tx.execute(table.insert, &[&new_company, &a]).await.unwrap(),
+                1,
+                "{t}: own INSERT"
+            );
+            tx.rollback().await.unwrap();
+        }
+        assert_eq!(
+            w.snapshot(table, a).await,
+            a_before,
+            "{t}: rolled-back changes persisted"
+        );
+        assert_eq!(
+            w.snapshot(table, b).await,
+            b_before,
+            "{t}: B's rows changed"
+        );
+    }
+}
+
+/// With no tenant in the transaction nothing under the wall is visible or writable.
+async fn assert_walled_off(
+    app: &mut Client,
+    w: &World,
+    expected_setting: Option<&str>,
+    context: &str,
+) {
+    let mut tx = app.transaction().await.unwrap();
+    let setting: Option<String> = tx
+        .query_one("SELECT current_setting('app.company_id', true)", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        setting.as_deref(),
+        expected_setting,
+        "{context}: app.company_id"
+    );
+    for table in TENANT_TABLES {
+        let t = table.name;
+        assert!(w.count(table, w.a.id).await > 0);
+        let visible: i64 = tx
+            .query_one(&format!("SELECT count(*) FROM {t}"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(visible, 0, "{context}: {t} visible without a tenant");
+        let sql = format!("UPDATE {t} SET created_at = created_at - interval '1 day'");
+        assert_eq!(
+            tx.execute(&sql, &[]).await.unwrap(),
+            0,
+            "{context}: {t} updatable without a tenant"
+        );
+        assert_eq!(
+            tx.execute(&format!("DELETE FROM {t}"), &[]).await.unwrap(),
+            0,
+            "{context}: {t} deletable"
+        );
+    }
+    for table in TENANT_TABLES {
+        let savepoint = tx.savepoint("insert_without_tenant").await.unwrap();
+        let company = if table.is_root() {
+            Uuid::new_v4()
+        } else {
+            w.a.id
+        };
+        expect_rls_violation(
+            savepoint
+                .execute(table.insert, &[&company, &w.a.spare_employee])
+                .await,
+            &format!("{context}: INSERT into {} without a tenant", table.name),
+        );
+        savepoint.rollback().await.unwrap();
+    }
+    tx.rollback().await.unwrap();
+}
+
+#[tokio::test]
+async fn without_a_tenant_nothing_is_visible_and_inserts_fail() {
+    let w = world().await;
+    let mut app = w.app().await;
+    let snapshots = {
+        let mut all = Vec::new();
+        for table in TENANT_TABLES {
+            all.push((
+                w.snapshot(table, w.a.id).await,
+                w.snapshot(table, w.b.id).await,
+            ));
+        }
+        all
+    };
+
+    // A brand-new connection: the setting has never existed (NULL).
+    assert_walled_off(&mut app, &w, None, "fresh connection").await;
+
+    // After a committed transaction of tenant A on the same connection the setting reads as ''.
+    let tx = begin(&mut app, Some(w.a.id), Some("admin")).await;
+    let seen: i64 = tx
+        .query_one("SELECT count(*) FROM employees", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(seen > 0, "control: tenant A sees its employees");
+    tx.commit().await.unwrap();
+    assert_walled_off(
+        &mut app,
+        &w,
+        Some(""),
+        "after a committed tenant transaction",
+    )
+    .await;
+
+    // Likewise after a rolled-back one, and after one that failed.
+    let tx = begin(&mut app, Some(w.a.id), Some("superadmin")).await;
+    tx.rollback().await.unwrap();
+    assert_walled_off(
+        &mut app,
+        &w,
+        Some(""),
+        "after a rolled-back tenant transaction",
+    )
+    .await;
+    let tx = begin(&mut app, Some(w.a.id), Some("admin")).await;
+    assert!(tx.query_one("SELECT 1/0", &[]).await.is_err());
+    tx.rollback().await.unwrap();
+    assert_walled_off(&mut app, &w, Some(""), "after a failed tenant transaction").await;
+
+    for (table, (a_before, b_before)) in TENANT_TABLES.iter().zip(snapshots) {
+        assert_eq!(w.snapshot(table, w.a.id).await, a_before, "{}", table.name);
+        assert_eq!(w.snapshot(table, w.b.id).await, b_before, "{}", table.name);
+    }
+}
+
+/// A future table that forgets any part of the wall fails here.
+#[tokio::test]
+async fn catalog_walls_every_tenant_table() {
+    let w = world().await;
+    let rows = w
+        .owner
+        .query(
+            "WITH tenant_tables AS (
+                 SELECT c.oid, c.relname::text AS name, c.relrowsecurity, c.relforcerowsecurity, a.attnum AS tenant_att
+                 FROM pg_class c
+                 JOIN pg_namespace n ON n.oid = c.relnamespace
+                 JOIN pg_attribute a ON a.attrelid = c.oid AND NOT a.attisdropped
+                      AND a.attname = CASE WHEN c.relname = 'companies' THEN 'id' ELSE 'company_id' END
+                 WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+             )
+             SELECT t.name, t.relrowsecurity, t.relforcerowsecurity,
+                    (SELECT count(*) FROM pg_policy p WHERE p.polrelid = t.oid) AS policies,
+                    EXISTS (SELECT 1 FROM pg_index i
+                            WHERE i.indrelid = t.oid AND i.indisvalid AND i.indpred IS NULL
+                              AND i.indkey[0] = t.tenant_att) AS tenant_led_index,
+                    EXISTS (SELECT 1 FROM pg_constraint k
+                            WHERE k.conrelid = t.oid AND k.contype = 'p' AND t.tenant_att = ANY (k.conkey)) AS pk_has_tenant
+             FROM tenant_tables t
+             ORDER BY t.name",
+            &[],
+        )
+        .await
+        .unwrap();
+    let found: BTreeSet<String> = rows.iter().map(|r| r.get::<_, String>("name")).collect();
+    let known: BTreeSet<String> = TENANT_TABLES.iter().map(|t| t.name.to_owned()).collect();
+    assert_eq!(
+        found, known,
+        "tenant tables in the schema vs. those this file tests"
+    );
+    for row in &rows {
+        let name: String = row.get("name");
+        assert!(
+            row.get::<_, bool>("relrowsecurity"),
+            "{name}: row-level security is not enabled"
+        );
+        assert!(
+            row.get::<_, bool>("relforcerowsecurity"),
+            "{name}: row-level security is not forced"
+        );
+        assert!(row.get::<_, i64>("policies") >= 1, "{name}: no policy");
+        assert!(
+            row.get::<_, bool>("tenant_led_index"),
+            "{name}: no (non-partial) index led by the tenant column"
+        );
+        assert!(
+            row.get::<_, bool>("pk_has_tenant"),
+            "{name}: the primary key lacks the tenant column"
+        );
+    }
+
+    // Every policy is about the tenant; only SELECT policies may also admit the superadmin.
+    let policies = w
+        .owner
+        .query(
+            "SELECT tablename::text, policyname::text, cmd, coalesce(qual, ''), coalesce(with_check, '')
+             FROM pg_policies WHERE schemaname = 'public'",
+            &[],
+        )
+        .await
+        .unwrap();
+    for table in &known {
+        let mut guarded_all = false;
+        for p in policies.iter().filter(|p| p.get::<_, String>(0) == *table) {
+            let (name, cmd, qual, check): (String, String, String, String) =
+                (p.get(1), p.get(2), p.get(3), p.get(4));
+            let tenant = |expr: &str| expr.contains("current_setting('app.company_id'");
+            match cmd.as_str() {
+                "SELECT" => assert!(
+                    tenant(&qual) || qual.contains("current_setting('app.role'"),
+                    "{table}.{name}: a read policy about neither tenant nor role: {qual}"
+                ),
+                "INSERT" => assert!(tenant(&check), "{table}.{name}: {check}"),
+                "DELETE" => assert!(tenant(&qual), "{table}.{name}: {qual}"),
+                _ => {
+                    assert!(
+                        tenant(&qual) && tenant(&check),
+                        "{table}.{name} ({cmd}): {qual} / {check}"
+                    );
+                    guarded_all |= cmd == "ALL";
+                }
+            }
+        }
+        assert!(
+            guarded_all,
+            "{table}: no FOR ALL policy bound to app.company_id"
+        );
+    }
+
+    // Foreign keys between tenant tables lead with the tenant on both sides: the checks that
+    // enforce them bypass row-level security, so a key without the tenant could point across.
+    let foreign_keys = w
+        .owner
+        .query(
+            "WITH tenant_att AS (
+                 SELECT c.oid, a.attnum FROM pg_class c
+                 JOIN pg_namespace n ON n.oid = c.relnamespace
+                 JOIN pg_attribute a ON a.attrelid = c.oid AND NOT a.attisdropped
+                      AND a.attname = CASE WHEN c.relname = 'companies' THEN 'id' ELSE 'company_id' END
+                 WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+             )
+             SELECT k.conname::text, k.conkey[1] = src.attnum AND k.confkey[1] = dst.attnum
+             FROM pg_constraint k
+             JOIN tenant_att src ON src.oid = k.conrelid
+             JOIN tenant_att dst ON dst.oid = k.confrelid
+             WHERE k.contype = 'f'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(
+        foreign_keys.len() >= 4,
+        "expected the foreign keys of the schema, got {}",
+        foreign_keys.len()
+    );
+    for fk in &foreign_keys {
+        assert!(
+            fk.get::<_, bool>(1),
+            "{}: does not lead with the tenant on both sides",
+            fk.get::<_, String>(0)
+        );
+    }
+
+    // Views run with their owner's rights (a superuser's: no row-level security at all) unless
+    // they are security_invoker; materialized views and foreign tables cannot be walled.
+    let unwalled = w
+        .owner
+        .query(
+            "SELECT c.relname::text FROM pg_class c
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = 'public' AND c.relkind IN ('v', 'm', 'f')
+               AND EXISTS (SELECT 1 FROM pg_attribute a
+                           WHERE a.attrelid = c.oid AND a.attname = 'company_id' AND NOT a.attisdropped)
+               AND NOT (c.relkind = 'v' AND coalesce(c.reloptions, '{}') && ARRAY['security_invoker=true', 'security_invoker=on'])",
+            &[],
+        )
+        .await
+        .unwrap();
+    let unwalled: Vec<String> = unwalled.iter().map(|r| r.get(0)).collect();
+    assert!(
+        unwalled.is_empty(),
+        "tenant data outside the wall: {unwalled:?}"
+    );
+}
+
+#[tokio::test]
+async fn service_role_has_no_way_around_the_wall() {
+    let w = world().await;
+    let role = w
+        .owner
+        .query_one(
+            "SELECT rolsuper, rolbypassrls, rolcreaterole, rolcreatedb, rolreplication, rolcanlogin
+             FROM pg_roles WHERE rolname = 'callingcard_app'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(
+        !role.get::<_, bool>("rolsuper"),
+        "the service role is a superuser"
+    );
+    assert!(
+        !role.get::<_, bool>("rolbypassrls"),
+        "the service role bypasses row-level security"
+    );
+    assert!(!role.get::<_, bool>("rolcreaterole"));
+    assert!(!role.get::<_, bool>("rolcreatedb"));
+    assert!(!role.get::<_, bool>("rolreplication"));
+    assert!(role.get::<_, bool>("rolcanlogin"));
+
+    // Owns nothing (an owner is exempt from row-level security unless it is forced, and may
+    // switch it off), belongs to no role, and cannot create anything.
+    let facts = w
+        .owner
+        .query_one(
+            "SELECT
+               (SELECT count(*) FROM pg_shdepend d JOIN pg_database db ON db.oid = d.dbid
+                 WHERE db.datname = current_database() AND d.refobjid = 'callingcard_app'::regrole
+                   AND d.deptype = 'o') AS owned,
+               (SELECT count(*) FROM pg_class WHERE relowner = 'callingcard_app'::regrole) AS relations,
+               (SELECT count(*) FROM pg_proc WHERE proowner = 'callingcard_app'::regrole) AS functions,
+               (SELECT count(*) FROM pg_namespace WHERE nspowner = 'callingcard_app'::regrole) AS schemas,
+               (SELECT count(*) FROM pg_type WHERE typowner = 'callingcard_app'::regrole) AS types,
+               (SELECT datdba = 'callingcard_app'::regrole FROM pg_database
+                 WHERE datname = current_database()) AS owns_database,
+               (SELECT count(*) FROM pg_auth_members WHERE member = 'callingcard_app'::regrole) AS memberships,
+               has_schema_privilege('callingcard_app', 'public', 'CREATE') AS create_in_public,
+               has_database_privilege('callingcard_app', current_database(), 'CREATE') AS create_schemas",
+            &[],
+        )
+        .await
+        .unwrap();
+    for column in [
+        "owned",
+        "relations",
+        "functions",
+        "schemas",
+        "types",
+        "memberships",
+    ] {
+        assert_eq!(facts.get::<_, i64>(column), 0, "callingcard_app: {column}");
+    }
+    for column in ["owns_database", "create_in_public", "create_schemas"] {
+        assert!(!facts.get::<_, bool>(column), "callingcard_app: {column}");
+    }
+
+    // Table privileges: the tenant tables through the wall only (TRUNCATE would skip it), plus
+    // reading the plans; nothing at all on anything else, e.g. the migration history.
+    let grants = w
+        .owner
+        .query(
+            "SELECT c.relname::text, c.relrowsecurity,
+                    has_table_privilege('callingcard_app', c.oid, 'SELECT') AS can_select,
+                    has_table_privilege('callingcard_app', c.oid, 'INSERT, UPDATE, DELETE') AS can_write,
+                    has_table_privilege('callingcard_app', c.oid, 'TRUNCATE, REFERENCES, TRIGGER') AS can_other
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
+            &[],
+        )
+        .await
+        .unwrap();
+    let names: BTreeSet<String> = grants.iter().map(|r| r.get(0)).collect();
+    assert!(
+        names.contains("refinery_schema_history") && names.contains("plans"),
+        "{names:?}"
+    );
+    for row in &grants {
+        let (name, walled): (String, bool) = (row.get(0), row.get(1));
+        assert!(
+            !row.get::<_, bool>("can_other"),
+            "{name}: TRUNCATE, REFERENCES or TRIGGER granted"
+        );
+        if !walled {
+            assert!(
+                !row.get::<_, bool>("can_write"),
+                "{name}: writable without row-level security"
+            );
+            assert_eq!(
+                row.get::<_, bool>("can_select"),
+                name == "plans",
+                "{name}: SELECT grant"
+            );
+        }
+    }
+
+    // The same, live.
+    let app = w.app().await;
+    let plans: i64 = app
+        .query_one("SELECT count(*) FROM plans", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(plans, 3);
+    let denied = |what: &str| format!("the service role could {what}");
+    for (sql, what) in [
+        (
+            "SELECT * FROM refinery_schema_history",
+            "read the migration history",
+        ),
+        ("TRUNCATE employees", "truncate a tenant table"),
+        (
+            "INSERT INTO plans (plan, title, sort_order) VALUES ('x', 'X', 9)",
+            "add a plan",
+        ),
+        (
+            "CREATE TABLE public.unwalled (company_id uuid)",
+            "create a table",
+        ),
+        (
+            "ALTER TABLE employees DISABLE ROW LEVEL SECURITY",
+            "switch the wall off",
+        ),
+        ("SET ROLE callingcard_definer", "become the definer role"),
+    ] {
+        let message = expect_sqlstate(
+            app.batch_execute(sql).await,
+            &SqlState::INSUFFICIENT_PRIVILEGE,
+            &denied(what),
+        );
+        assert!(!message.contains("row-level security"), "{what}: {message}");
+    }
+
+    // Planner statistics of walled tables (sample values!) are hidden from the service role.
+    w.owner.batch_execute("ANALYZE").await.unwrap();
+    let stats_sql = "SELECT count(*) FROM pg_stats WHERE schemaname = 'public'
+                     AND tablename IN ('companies', 'employees', 'users', 'cards', 'subscriptions')";
+    let superuser_sees: i64 = w.owner.query_one(stats_sql, &[]).await.unwrap().get(0);
+    assert!(superuser_sees > 0, "control: ANALYZE produced statistics");
+    let app_sees: i64 = app.query_one(stats_sql, &[]).await.unwrap().get(0);
+    assert_eq!(
+        app_sees, 0,
+        "pg_stats shows walled tables' values to the service role"
+    );
+
+    // The SECURITY DEFINER lookups: exactly the two known ones, owned by a role that cannot log
+    // in, with a pinned search_path, callable by the service role and not by PUBLIC.
+    let definers = w
+        .owner
+        .query(
+            "SELECT p.proname::text, r.rolcanlogin, r.rolsuper, coalesce(p.proconfig, '{}'),
+                    EXISTS (SELECT 1 FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) x
+                            WHERE x.grantee = 0 AND x.privilege_type = 'EXECUTE') AS public_execute,
+                    has_function_privilege('callingcard_app', p.oid, 'EXECUTE') AS app_execute
+             FROM pg_proc p
+             JOIN pg_namespace n ON n.oid = p.pronamespace
+             JOIN pg_roles r ON r.oid = p.proowner
+             WHERE n.nspname = 'public' AND p.prosecdef
+             ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let names: Vec<String> = definers.iter().map(|r| r.get(0)).collect();
+    assert_eq!(names, ["login_lookup", "superadmin_employee_company"]);
+    for row in &definers {
+        let name: String = row.get(0);
+        assert!(!row.get::<_, bool>(1), "{name}: owned by a login role");
+        assert!(!row.get::<_, bool>(2), "{name}: owned by a superuser");
+        let config: Vec<String> = row.get(3);
+        assert!(
+            config.iter().any(|c| c.starts_with("search_path=")),
+            "{name}: search_path not pinned"
+        );
+        assert!(
+            !row.get::<_, bool>("public_execute"),
+            "{name}: executable by PUBLIC"
+        );
+        assert!(
+            row.get::<_, bool>("app_execute"),
+            "{name}: not executable by the service role"
+        );
+    }
+}
+
+#[tokio::test]
+async fn login_lookup_needs_no_tenant_and_answers_only_what_login_needs() {
+    let w = world().await;
+    let app = w.app().await;
+    // No tenant at all: the users themselves are invisible...
+    let users: i64 = app
+        .query_one("SELECT count(*) FROM users", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(users, 0);
+    // ...but the lookup finds a login by email, in any case.
+    let rows = app
+        .query(
+            "SELECT * FROM login_lookup($1)",
+            &[&w.a.admin_email.to_uppercase()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    let columns: Vec<&str> = row.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(
+        columns,
+        [
+            "user_id",
+            "company_id",
+            "role",
+            "is_active",
+            "password_hash"
+        ],
+        "login_lookup must answer exactly what login needs"
+    );
+    assert_eq!(row.get::<_, Uuid>("user_id"), w.a.admin_id);
+    assert_eq!(row.get::<_, Uuid>("company_id"), w.a.id);
+    assert_eq!(row.get::<_, &str>("role"), "admin");
+    assert!(row.get::<_, bool>("is_active"));
+    assert_eq!(row.get::<_, &str>("password_hash"), w.a.admin_hash);
+
+    let rows = app
+        .query(
+            "SELECT user_id, company_id FROM login_lookup($1)",
+            &[&w.b.admin_email],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<_, Uuid>(1), w.b.id);
+    for unknown in ["nobody@example.com", "", "%", "admin@%"] {
+        let rows = app
+            .query("SELECT * FROM login_lookup($1)", &[&unknown])
+            .await
+            .unwrap();
+        assert!(rows.is_empty(), "{unknown:?} matched {} logins", rows.len());
+    }
+}
+
+#[tokio::test]
+async fn superadmin_employee_company_answers_only_superadmin_transactions() {
+    let w = world().await;
+    let mut app = w.app().await;
+    let (a_employee, b_employee) = (w.a.employees[0], w.b.employees[0]);
+    let lookup = "SELECT superadmin_employee_company($1)";
+
+    for (company, role) in [
+        (None, None),
+        (Some(w.a.id), Some("admin")),
+        (Some(w.a.id), Some("employee")),
+        (Some(w.b.id), Some("admin")),
+        (Some(w.a.id), Some("SUPERADMIN")),
+        (Some(w.a.id), Some("")),
+    ] {
+        let tx = begin(&mut app, company, role).await;
+        for employee in [a_employee, b_employee] {
+            let answer: Option<Uuid> = tx.query_one(lookup, &[&employee]).await.unwrap().get(0);
+            assert_eq!(
+                answer, None,
+                "answered app.role {role:?} in company {company:?} about employee {employee}"
+            );
+        }
+        tx.commit().await.unwrap();
+    }
+
+    for company in [Some(w.a.id), None] {
+        let tx = begin(&mut app, company, Some("superadmin")).await;
+        let of_b: Option<Uuid> = tx.query_one(lookup, &[&b_employee]).await.unwrap().get(0);
+        let of_a: Option<Uuid> = tx.query_one(lookup, &[&a_employee]).await.unwrap().get(0);
+        let of_nobody: Option<Uuid> = tx
+            .query_one(lookup, &[&Uuid::new_v4()])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(
+            (of_a, of_b, of_nobody),
+            (Some(w.a.id), Some(w.b.id), None),
+            "superadmin in {company:?}"
+        );
+        tx.commit().await.unwrap();
+    }
+
+    // The superadmin mark was transaction-local: gone in the next transaction.
+    let tx = begin(&mut app, None, None).await;
+    let role: Option<String> = tx
+        .query_one("SELECT current_setting('app.role', true)", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(role.as_deref(), Some(""));
+    let answer: Option<Uuid> = tx.query_one(lookup, &[&b_employee]).await.unwrap().get(0);
+    assert_eq!(answer, None);
+    tx.rollback().await.unwrap();
+}
+
+#[tokio::test]
+async fn superadmin_reads_every_company_but_writes_only_its_own() {
+    let w = world().await;
+    let (a, b) = (w.a.id, w.b.id);
+    let companies = &TENANT_TABLES[0];
+    assert_eq!(companies.name, "companies");
+    let b_before = w.snapshot(companies, b).await;
+    let mut app = w.app().await;
+
+    let tx = begin(&mut app, Some(a), Some("superadmin")).await;
+    let all: BTreeSet<Uuid> = tx
+        .query("SELECT id FROM companies", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        all,
+        BTreeSet::from([a, b]),
+        "a superadmin reads every company"
+    );
+    // Only companies: the rest of B's data stays behind the wall.
+    for table in &TENANT_TABLES[1..] {
+        let t = table.name;
+        let visible: i64 = tx
+            .query_one(&format!("SELECT count(*) FROM {t}"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(
+            visible,
+            w.count(table, a).await,
+            "{t}: a superadmin in A sees A's rows only"
+        );
+    }
+    let updated = tx
+        .execute(
+            "UPDATE companies SET name = 'Taken over' WHERE id = $1",
+            &[&b],
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated, 0, "a superadmin updated another company");
+    let deleted = tx
+        .execute("DELETE FROM companies WHERE id = $1", &[&b])
+        .await
+        .unwrap();
+    assert_eq!(deleted, 0, "a superadmin deleted another company");
+    let locked = tx
+        .query("SELECT id FROM companies WHERE id = $1 FOR UPDATE", &[&b])
+        .await
+        .unwrap();
+    assert!(
+        locked.is_empty(),
+        "a superadmin locked another company for update"
+    );
+    let renamed = tx
+        .execute("UPDATE companies SET name = name || ' (renamed)'", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        renamed, 1,
+        "an UPDATE without WHERE must reach the current tenant's company only"
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(
+        w.snapshot(companies, b).await,
+        b_before,
+        "B's company changed"
+    );
+    let a_name: String = w
+        .owner
+        .query_one("SELECT name FROM companies WHERE id = $1", &[&a])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        a_name, "Company alpha (renamed)",
+        "control: the superadmin's own company was renamed"
+    );
+
+    // A superadmin mark without a tenant reads everything and writes nothing.
+    let tx = begin(&mut app, None, Some("superadmin")).await;
+    let count: i64 = tx
+        .query_one("SELECT count(*) FROM companies", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 2);
+    assert_eq!(
+        tx.execute("UPDATE companies SET name = name", &[])
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(tx.execute("DELETE FROM companies", &[]).await.unwrap(), 0);
+    expect_rls_violation(
+        tx.execute(companies.insert, &[&Uuid::new_v4(), &a]).await,
+        "a superadmin inserted a company without entering it",
+    );
+    tx.rollback().await.unwrap();
+    assert_eq!(w.snapshot(companies, b).await, b_before);
+
+    // The same tenant without the mark sees its own company only.
+    let tx = begin(&mut app, Some(a), Some("admin")).await;
+    let ids: Vec<Uuid> = tx
+        .query("SELECT id FROM companies", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ids, [a]);
+    tx.rollback().await.unwrap();
+}
