@@ -73,9 +73,9 @@ pub struct UpdateCompany {
     pub brand_color: MaybeUndefined<String>,
 }
 
-/// Used by list endpoints under `/company/{company_id}/…` to tell an empty list from a missing
-/// company. (Row-level security already hides other tenants' companies.)
-pub const COMPANY_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM companies WHERE id = $1)";
+/// Tells an empty list from a missing company. (Row-level security already hides other tenants'
+/// companies.)
+const COMPANY_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM companies WHERE id = $1)";
 
 const GET_COMPANY: &str =
     "SELECT id, name, domain, logo_url, brand_color, slug, created_at FROM companies WHERE id = $1";
@@ -105,6 +105,34 @@ const CREATE_COMPANY: &str = "WITH company AS (
          INSERT INTO subscriptions (company_id, plan) SELECT id, $7 FROM company
      )
      SELECT id, name, domain, logo_url, brand_color, slug, created_at FROM company";
+
+/// One page of a list under `/company/{company_id}/…`, its total, and whether the company
+/// exists at all (an empty list of a missing company is a 404), in one pipelined read.
+pub async fn company_page(
+    state: &AppState,
+    tenant: &Tenant,
+    company_id: Uuid,
+    (list_sql, count_sql): (&str, &str),
+    (offset, limit): (i64, i64),
+) -> Result<(Vec<Row>, i64), ApiError> {
+    let (exists, rows, total) = state
+        .db
+        .read(tenant, async |tx| {
+            let (exists, rows, count) = tokio::join!(
+                tx.query_one(COMPANY_EXISTS, [&company_id]),
+                tx.query(list_sql, [&company_id, &offset, &limit]),
+                tx.query_one(count_sql, [&company_id]),
+            );
+            let exists: bool = exists?.try_get(0).map_err(ApiError::internal)?;
+            let total: i64 = count?.try_get(0).map_err(ApiError::internal)?;
+            Ok::<_, ApiError>((exists, rows?, total))
+        })
+        .await?;
+    if !exists {
+        return Err(ApiError::not_found("Company not found"));
+    }
+    Ok((rows, total))
+}
 
 /// Slugs to try for a new company, in order: `base`, then `base-<random>`. Concurrent sign-ups
 /// of the same name each end up with their own.

@@ -12,8 +12,8 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::{
-    ApiTags, AppState, Created, NoContent, Paged, companies::COMPANY_EXISTS, companies::maybe,
-    page, validate,
+    ApiTags, AppState, Created, NoContent, Paged, companies::company_page, companies::maybe, page,
+    validate,
 };
 use crate::{
     auth::{BearerAuth, Caller, Role},
@@ -295,22 +295,14 @@ impl EmployeesApi {
     ) -> Result<Paged<Employee>, ApiError> {
         let tenant = auth.0.tenant_for(company_id.0, "Company not found")?;
         let (offset, limit) = page(skip.0, limit.0)?;
-        let (exists, rows, total) = state
-            .db
-            .read(&tenant, async |tx| {
-                let (exists, rows, count) = tokio::join!(
-                    tx.query_one(COMPANY_EXISTS, [&company_id.0]),
-                    tx.query(LIST_EMPLOYEES, [&company_id.0, &offset, &limit]),
-                    tx.query_one(COUNT_EMPLOYEES, [&company_id.0]),
-                );
-                let exists: bool = exists?.try_get(0).map_err(ApiError::internal)?;
-                let total: i64 = count?.try_get(0).map_err(ApiError::internal)?;
-                Ok::<_, ApiError>((exists, rows?, total))
-            })
-            .await?;
-        if !exists {
-            return Err(ApiError::not_found("Company not found"));
-        }
+        let (rows, total) = company_page(
+            &state,
+            &tenant,
+            company_id.0,
+            (LIST_EMPLOYEES, COUNT_EMPLOYEES),
+            (offset, limit),
+        )
+        .await?;
         let employees = rows
             .iter()
             .map(|row| Employee::from_row(row, &state.public_base_url))

@@ -6,7 +6,7 @@ use poem_openapi::{Object, OpenApi, param::Path, param::Query, payload::Json};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{ApiTags, AppState, Created, Paged, companies::COMPANY_EXISTS, page, validate};
+use super::{ApiTags, AppState, Created, Paged, companies::company_page, page, validate};
 use crate::{
     auth::{BearerAuth, Role, password},
     error::ApiError,
@@ -145,22 +145,14 @@ impl UsersApi {
         let tenant = caller.tenant_for(company_id.0, "Company not found")?;
         caller.require_admin()?;
         let (offset, limit) = page(skip.0, limit.0)?;
-        let (exists, rows, total) = state
-            .db
-            .read(&tenant, async |tx| {
-                let (exists, rows, count) = tokio::join!(
-                    tx.query_one(COMPANY_EXISTS, [&company_id.0]),
-                    tx.query(LIST_USERS, [&company_id.0, &offset, &limit]),
-                    tx.query_one(COUNT_USERS, [&company_id.0]),
-                );
-                let exists: bool = exists?.try_get(0).map_err(ApiError::internal)?;
-                let total: i64 = count?.try_get(0).map_err(ApiError::internal)?;
-                Ok::<_, ApiError>((exists, rows?, total))
-            })
-            .await?;
-        if !exists {
-            return Err(ApiError::not_found("Company not found"));
-        }
+        let (rows, total) = company_page(
+            &state,
+            &tenant,
+            company_id.0,
+            (LIST_USERS, COUNT_USERS),
+            (offset, limit),
+        )
+        .await?;
         let users = rows.iter().map(User::from_row).collect::<Result<_, _>>()?;
         Ok(Paged::Ok(Json(users), total))
     }
