@@ -299,8 +299,8 @@ async fn tokens_expired_forged_unsigned_or_malformed_are_refused() {
     )
     .unwrap();
     let b64 = |v: &serde_json::Value| {
-        use base64_url::encode;
-        encode(&v.to_string())
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
     };
     let unsigned = format!(
         "{}.{}.",
@@ -352,26 +352,4 @@ async fn disabled_accounts_cannot_log_in() {
     )
     .await
     .assert_error(403, "account_disabled");
-}
-
-/// URL-safe base64 without padding, as JWT segments use.
-mod base64_url {
-    pub fn encode(input: &str) -> String {
-        const ALPHABET: &[u8; 64] =
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let input = input.as_bytes();
-        let mut out = String::new();
-        for chunk in input.chunks(3) {
-            let b = [
-                chunk[0],
-                *chunk.get(1).unwrap_or(&0),
-                *chunk.get(2).unwrap_or(&0),
-            ];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            for i in 0..=chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            }
-        }
-        out
-    }
 }

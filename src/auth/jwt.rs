@@ -103,8 +103,8 @@ mod tests {
 
         // alg: none, with a superadmin payload and no signature.
         let b64 = |s: &str| {
-            use base64_engine::encode;
-            encode(s.as_bytes())
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
         };
         let payload = format!(
             r#"{{"sub":"{}","company_id":"{}","role":"superadmin","exp":9999999999,"iat":0}}"#,
@@ -131,26 +131,5 @@ mod tests {
         };
         let token = jsonwebtoken::encode(&Header::default(), &claims, &keys.encoding).unwrap();
         assert!(keys.verify(&token).is_none());
-    }
-
-    /// URL-safe base64 without padding, as JWT segments use.
-    mod base64_engine {
-        pub fn encode(input: &[u8]) -> String {
-            const ALPHABET: &[u8; 64] =
-                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-            let mut out = String::new();
-            for chunk in input.chunks(3) {
-                let b = [
-                    chunk[0],
-                    *chunk.get(1).unwrap_or(&0),
-                    *chunk.get(2).unwrap_or(&0),
-                ];
-                let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-                for i in 0..=chunk.len() {
-                    out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-                }
-            }
-            out
-        }
     }
 }
