@@ -140,3 +140,49 @@ async fn framework_refusals_use_the_error_shape() {
         .await
         .assert_error(413, "payload_too_large");
 }
+
+#[tokio::test]
+async fn cors_allows_only_configured_origins() {
+    let app = common::spawn_app_with(&[("CORS_ORIGINS", "https://app.example.com")]).await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/api/auth/me", app.address),
+            )
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .send()
+    };
+    let allowed = preflight("https://app.example.com").await.unwrap();
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let refused = preflight("https://evil.example").await.unwrap();
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+
+    let admin = app.signup("Cors Co").await;
+    let list = app
+        .client
+        .get(format!(
+            "{}/api/company/{}/employees",
+            app.address, admin.company_id
+        ))
+        .bearer_auth(&admin.token)
+        .header("origin", "https://app.example.com")
+        .send()
+        .await
+        .unwrap();
+    let exposed = list.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(exposed.contains("x-total-count"), "{exposed}");
+}

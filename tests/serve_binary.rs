@@ -1,0 +1,140 @@
+//! The `callingcard` binary itself: with no DATABASE_URL it runs its own PostgreSQL cluster under
+//! DATA_DIR, keeps data across restarts, and stops cleanly (cluster included) on SIGTERM/SIGINT.
+
+use std::{
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::json;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(data_dir: &Path, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_callingcard"))
+        .arg("serve")
+        .env_remove("DATABASE_URL")
+        .env_remove("JWT_SECRET")
+        .env("DATA_DIR", data_dir)
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting callingcard serve")
+}
+
+async fn wait_healthy(client: &reqwest::Client, base: &str, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Ok(resp) = client.get(format!("{base}/api/health")).send().await
+            && resp.status() == 200
+        {
+            return;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "callingcard serve exited early"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "callingcard serve did not become healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn stop(child: &mut Child, signal: libc::c_int) {
+    // SAFETY: plain kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(
+                status.success(),
+                "exit status after signal {signal}: {status}"
+            );
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "callingcard serve did not stop on signal {signal}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A running postmaster keeps `postmaster.pid` in its data directory; a clean stop removes it.
+fn postmaster_running(data_dir: &Path) -> bool {
+    data_dir.join("postgres/pgdata/postmaster.pid").exists()
+}
+
+#[tokio::test]
+async fn serves_with_its_own_cluster_and_keeps_data_across_restarts() {
+    // Under the temporary directory: reachable by the postgres user when we run as root.
+    let data_dir = std::env::temp_dir().join(format!(
+        "callingcard-serve-test-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let client = reqwest::Client::new();
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut first = start(&data_dir, port);
+    wait_healthy(&client, &base, &mut first).await;
+    let signup = client
+        .post(format!("{base}/api/auth/signup"))
+        .json(
+            &json!({"email": "keep@example.com", "password": "kept-password", "full_name": "Kept"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signup.status(), 201);
+    let token: serde_json::Value = signup.json().await.unwrap();
+    stop(&mut first, libc::SIGTERM);
+    assert!(
+        data_dir.join("postgres/pgdata/PG_VERSION").exists(),
+        "the cluster lives under DATA_DIR"
+    );
+    assert!(
+        !postmaster_running(&data_dir),
+        "the local cluster must stop with the service"
+    );
+    assert!(data_dir.join("jwt_secret").exists());
+
+    // Second run: same cluster, same data, same development JWT secret.
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut second = start(&data_dir, port);
+    wait_healthy(&client, &base, &mut second).await;
+    let me = client
+        .get(format!("{base}/api/auth/me"))
+        .bearer_auth(token["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        me.status(),
+        200,
+        "a token from before the restart still works"
+    );
+    let login = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"email": "keep@example.com", "password": "kept-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    stop(&mut second, libc::SIGINT);
+    assert!(!postmaster_running(&data_dir));
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
