@@ -186,3 +186,74 @@ async fn cors_allows_only_configured_origins() {
         .to_ascii_lowercase();
     assert!(exposed.contains("x-total-count"), "{exposed}");
 }
+
+#[tokio::test]
+async fn graceful_shutdown_lets_requests_in_flight_finish() {
+    let mut app = spawn_app().await;
+    let admin = app.signup("Drain Co").await;
+
+    // Hold the company's plan lock so that an employee creation waits inside its transaction.
+    let mut owner = common::connect(&common::superuser_url(&app.dbname)).await;
+    let blocker = owner.transaction().await.unwrap();
+    blocker
+        .execute(
+            "SELECT 1 FROM subscriptions WHERE company_id = $1 FOR UPDATE",
+            &[&admin.company_id],
+        )
+        .await
+        .unwrap();
+    let in_flight = {
+        let (client, url, token) = (
+            app.client.clone(),
+            format!("{}/api/company/{}/employees", app.address, admin.company_id),
+            admin.token.clone(),
+        );
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"full_name": "In Flight"}))
+                .send()
+                .await
+        })
+    };
+    let monitor = common::connect(&common::superuser_url(&app.dbname)).await;
+    loop {
+        let waiting: i64 = monitor
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = 'callingcard_app' AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    app.shutdown.take().unwrap().send(()).unwrap();
+    // New connections are refused while the request in flight is still waiting.
+    loop {
+        if tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+            .await
+            .is_err()
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(!in_flight.is_finished());
+
+    blocker.commit().await.unwrap();
+    let resp = in_flight
+        .await
+        .unwrap()
+        .expect("the request in flight is answered");
+    assert_eq!(resp.status(), 201);
+    (&mut app.server)
+        .await
+        .unwrap()
+        .expect("the server stops cleanly");
+}

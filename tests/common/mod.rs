@@ -104,6 +104,10 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// A pool of the service role on the same database, for tests that reach below HTTP.
     pub db: Db,
+    /// Resolving this starts the app's graceful shutdown.
+    pub shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The server task; it ends once shutdown has finished.
+    pub server: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 #[derive(Clone, Debug)]
@@ -177,7 +181,10 @@ pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
             .expect("test configuration");
     let app = Application::build(config).await.expect("building the app");
     let port = app.port();
-    tokio::spawn(app.run_until(std::future::pending()));
+    let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async move {
+        let _ = stop.await;
+    }));
     let db = Db::connect_as_app(&url.parse().unwrap(), None, 4).unwrap();
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
@@ -185,6 +192,8 @@ pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
         dbname,
         client: reqwest::Client::new(),
         db,
+        shutdown: Some(shutdown),
+        server,
     }
 }
 
