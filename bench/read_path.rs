@@ -51,27 +51,20 @@ async fn main() -> anyhow::Result<()> {
     println!("| request | round trips |");
     println!("|---|---|");
     for (name, method, path, body) in fixture.round_trip_cases() {
-        let n = 50;
-        for _ in 0..3 {
+        // Three warm-up requests prepare the statements; the count starts after them.
+        let (warm_up, n) = (3, 50);
+        for i in 0..warm_up + n {
+            if i == warm_up {
+                proxy.reset();
+            }
+            let body = body.clone();
             send(
                 &client,
                 &counted,
                 &fixture.token,
                 method.clone(),
                 &path,
-                body.clone(),
-            )
-            .await?;
-        }
-        proxy.reset();
-        for _ in 0..n {
-            send(
-                &client,
-                &counted,
-                &fixture.token,
-                method.clone(),
-                &path,
-                body.clone(),
+                body,
             )
             .await?;
         }
