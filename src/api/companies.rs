@@ -286,13 +286,13 @@ impl CompaniesApi {
             .name
             .map(|n| validate::required_text("name", &n, 200))
             .transpose()?;
-        let domain = maybe(body.domain, |v| {
+        let domain = validate::maybe(body.domain, |v| {
             validate::optional_domain("domain", Some(v))
         })?;
-        let logo_url = maybe(body.logo_url, |v| {
+        let logo_url = validate::maybe(body.logo_url, |v| {
             validate::optional_http_url("logo_url", Some(v))
         })?;
-        let brand_color = maybe(body.brand_color, |v| {
+        let brand_color = validate::maybe(body.brand_color, |v| {
             validate::optional_color("brand_color", Some(v))
         })?;
 
@@ -329,19 +329,4 @@ impl CompaniesApi {
             .await?;
         Ok(Json(company))
     }
-}
-
-/// Validates the value of a present field; `null` and absence pass through.
-pub fn maybe<T>(
-    field: MaybeUndefined<String>,
-    check: impl FnOnce(String) -> Result<Option<T>, ApiError>,
-) -> Result<MaybeUndefined<T>, ApiError> {
-    Ok(match field {
-        MaybeUndefined::Undefined => MaybeUndefined::Undefined,
-        MaybeUndefined::Null => MaybeUndefined::Null,
-        MaybeUndefined::Value(v) => match check(v)? {
-            Some(v) => MaybeUndefined::Value(v),
-            None => MaybeUndefined::Null,
-        },
-    })
 }

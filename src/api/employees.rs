@@ -12,8 +12,7 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::{
-    ApiTags, AppState, Created, NoContent, Paged, companies::company_page, companies::maybe, page,
-    validate,
+    ApiTags, AppState, Created, NoContent, Paged, companies::company_page, page, validate,
 };
 use crate::{
     auth::{BearerAuth, Caller, Role},
@@ -349,18 +348,18 @@ impl EmployeesApi {
             .full_name
             .map(|n| validate::required_text("full_name", &n, 200))
             .transpose()?;
-        let job_title = maybe(b.job_title, |v| {
+        let job_title = validate::maybe(b.job_title, |v| {
             validate::optional_text("job_title", Some(v), 200)
         })?;
-        let email = maybe(b.email, |v| validate::optional_email("email", Some(v)))?;
-        let phone = maybe(b.phone, |v| validate::optional_phone("phone", Some(v)))?;
-        let whatsapp = maybe(b.whatsapp, |v| {
+        let email = validate::maybe(b.email, |v| validate::optional_email("email", Some(v)))?;
+        let phone = validate::maybe(b.phone, |v| validate::optional_phone("phone", Some(v)))?;
+        let whatsapp = validate::maybe(b.whatsapp, |v| {
             validate::optional_phone("whatsapp", Some(v))
         })?;
-        let photo_url = maybe(b.photo_url, |v| {
+        let photo_url = validate::maybe(b.photo_url, |v| {
             validate::optional_http_url("photo_url", Some(v))
         })?;
-        let bio = maybe(b.bio, |v| validate::optional_text("bio", Some(v), 2000))?;
+        let bio = validate::maybe(b.bio, |v| validate::optional_text("bio", Some(v), 2000))?;
         let social_links = match b.social_links {
             MaybeUndefined::Undefined => None,
             MaybeUndefined::Null => Some(BTreeMap::new()),

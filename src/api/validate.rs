@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use poem_openapi::types::MaybeUndefined;
+
 use crate::error::ApiError;
 
 /// Trims `value`; refuses it when empty or longer than `max` characters.
@@ -200,6 +202,21 @@ pub fn slug_base(name: &str, max: usize, fallback: &str) -> String {
 pub fn random_suffix() -> String {
     use rand::Rng;
     format!("{:06x}", rand::rng().random_range(0..0x100_0000u32))
+}
+
+/// Validates the value of a present field; `null` and absence pass through.
+pub fn maybe<T>(
+    field: MaybeUndefined<String>,
+    check: impl FnOnce(String) -> Result<Option<T>, ApiError>,
+) -> Result<MaybeUndefined<T>, ApiError> {
+    Ok(match field {
+        MaybeUndefined::Undefined => MaybeUndefined::Undefined,
+        MaybeUndefined::Null => MaybeUndefined::Null,
+        MaybeUndefined::Value(v) => match check(v)? {
+            Some(v) => MaybeUndefined::Value(v),
+            None => MaybeUndefined::Null,
+        },
+    })
 }
 
 #[cfg(test)]
