@@ -1,0 +1,350 @@
+//! In-process caches of the public card path.
+//!
+//! Rendered cards change when their employee, their company's branding or a photo changes, on
+//! any instance of the service. PostgreSQL tells every instance on commit (`NOTIFY
+//! card_changed`, see `sql/V3__public_cards.sql`), and [`CardCache::apply_notification`] drops
+//! what changed. While the notification connection is down nothing is served from, or stored in,
+//! the card cache: a change made meanwhile could not be heard of. A time to live bounds the
+//! damage of anything we did not foresee.
+//!
+//! A card loaded from the database while a change was being committed could be older than the
+//! notification that invalidates it; [`Ticket`]s make such a load skip the cache.
+
+use std::{
+    collections::HashMap,
+    hash::Hash,
+    sync::{
+        Mutex, MutexGuard,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use uuid::Uuid;
+
+/// Proof of the cache's state before a load; an invalidation since makes the load uncacheable.
+#[derive(Clone, Copy, Debug)]
+pub struct Ticket(u64);
+
+struct CardEntry<V> {
+    company_id: Uuid,
+    employee_id: Uuid,
+    stored: Instant,
+    value: V,
+}
+
+/// Rendered cards by `(company_slug, employee_slug)`.
+pub struct CardCache<V> {
+    entries: Mutex<HashMap<(String, String), CardEntry<V>>>,
+    /// Bumped by every invalidation.
+    epoch: AtomicU64,
+    /// Whether change notifications are being received.
+    live: AtomicBool,
+    max_entries: usize,
+    ttl: Duration,
+}
+
+impl<V: Clone> CardCache<V> {
+    pub fn new(max_entries: usize, ttl: Duration) -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+            epoch: AtomicU64::new(0),
+            live: AtomicBool::new(false),
+            max_entries: max_entries.max(1),
+            ttl,
+        }
+    }
+
+    fn entries(&self) -> MutexGuard<'_, HashMap<(String, String), CardEntry<V>>> {
+        // A panic while holding the lock cannot leave a half-written map behind (every update
+        // is one insert or remove), so a poisoned lock is still usable.
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn get(&self, company_slug: &str, employee_slug: &str) -> Option<V> {
+        if !self.live.load(Ordering::Acquire) {
+            return None;
+        }
+        let entries = self.entries();
+        let entry = entries.get(&(company_slug.to_owned(), employee_slug.to_owned()))?;
+        (entry.stored.elapsed() < self.ttl).then(|| entry.value.clone())
+    }
+
+    /// Take before loading from the database; hand back to [`CardCache::insert`].
+    pub fn ticket(&self) -> Ticket {
+        Ticket(self.epoch.load(Ordering::Acquire))
+    }
+
+    /// Stores a card loaded after `ticket` was taken, unless something was invalidated since
+    /// (the load may predate that change) or notifications are not being received.
+    pub fn insert(
+        &self,
+        ticket: Ticket,
+        (company_slug, employee_slug): (&str, &str),
+        (company_id, employee_id): (Uuid, Uuid),
+        value: V,
+    ) -> bool {
+        let mut entries = self.entries();
+        // Checked under the lock, which every invalidation also takes after bumping the epoch.
+        if !self.live.load(Ordering::Acquire) || self.epoch.load(Ordering::Acquire) != ticket.0 {
+            return false;
+        }
+        if entries.len() >= self.max_entries {
+            let ttl = self.ttl;
+            entries.retain(|_, e| e.stored.elapsed() < ttl);
+            if entries.len() >= self.max_entries {
+                evict_oldest(&mut entries, self.max_entries / 10 + 1, |e| e.stored);
+            }
+        }
+        entries.insert(
+            (company_slug.to_owned(), employee_slug.to_owned()),
+            CardEntry {
+                company_id,
+                employee_id,
+                stored: Instant::now(),
+                value,
+            },
+        );
+        true
+    }
+
+    fn invalidate(&self, keep: impl Fn(&CardEntry<V>) -> bool) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.entries().retain(|_, e| keep(e));
+    }
+
+    pub fn forget_employee(&self, company_id: Uuid, employee_id: Uuid) {
+        self.invalidate(|e| e.company_id != company_id || e.employee_id != employee_id);
+    }
+
+    pub fn forget_company(&self, company_id: Uuid) {
+        self.invalidate(|e| e.company_id != company_id);
+    }
+
+    pub fn forget_all(&self) {
+        self.invalidate(|_| false);
+    }
+
+    /// Notifications are flowing (`true`), or the connection was lost (`false`). Either way
+    /// everything cached so far is dropped: changes may have gone unheard.
+    pub fn set_live(&self, live: bool) {
+        self.forget_all();
+        self.live.store(live, Ordering::Release);
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.live.load(Ordering::Acquire)
+    }
+
+    /// Applies a `card_changed` payload: `company:{id}` or `employee:{company_id}:{id}`. Anything
+    /// else drops the whole cache, to be safe.
+    pub fn apply_notification(&self, payload: &str) {
+        let mut parts = payload.split(':');
+        let parsed = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some("company"), Some(id), None, None) => {
+                Uuid::parse_str(id).ok().map(|id| (id, None))
+            }
+            (Some("employee"), Some(company), Some(id), None) => {
+                match (Uuid::parse_str(company), Uuid::parse_str(id)) {
+                    (Ok(company), Ok(id)) => Some((company, Some(id))),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        match parsed {
+            Some((company, Some(employee))) => self.forget_employee(company, employee),
+            Some((company, None)) => self.forget_company(company),
+            None => {
+                tracing::warn!(
+                    payload,
+                    "unexpected card_changed payload; dropping all cards"
+                );
+                self.forget_all();
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A map bounded by the total size of its values, for immutable things (QR images, photos by
+/// content hash, company ids by slug) that never need invalidation.
+pub struct BoundedCache<K, V> {
+    inner: Mutex<Bounded<K, V>>,
+    max_bytes: usize,
+}
+
+struct Bounded<K, V> {
+    map: HashMap<K, (Instant, usize, V)>,
+    bytes: usize,
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> BoundedCache<K, V> {
+    pub fn new(max_bytes: usize) -> Self {
+        Self {
+            inner: Mutex::new(Bounded {
+                map: HashMap::new(),
+                bytes: 0,
+            }),
+            max_bytes,
+        }
+    }
+
+    fn inner(&self) -> MutexGuard<'_, Bounded<K, V>> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn get(&self, key: &K) -> Option<V> {
+        self.inner().map.get(key).map(|(_, _, v)| v.clone())
+    }
+
+    /// Stores `value`, counted as `size` bytes; a value larger than a tenth of the whole cache
+    /// is not stored.
+    pub fn insert(&self, key: K, value: V, size: usize) {
+        if size > self.max_bytes / 10 {
+            return;
+        }
+        let mut inner = self.inner();
+        if let Some((_, old, _)) = inner.map.remove(&key) {
+            inner.bytes -= old;
+        }
+        while inner.bytes + size > self.max_bytes && !inner.map.is_empty() {
+            let target = inner.map.len() / 10 + 1;
+            let Bounded { map, bytes } = &mut *inner;
+            for freed in evict_oldest(map, target, |e| e.0) {
+                *bytes -= freed.1;
+            }
+        }
+        inner.bytes += size;
+        inner.map.insert(key, (Instant::now(), size, value));
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner().map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Removes the `count` oldest entries (by `stored`) and returns them.
+fn evict_oldest<K: Hash + Eq + Clone, V>(
+    map: &mut HashMap<K, V>,
+    count: usize,
+    stored: impl Fn(&V) -> Instant,
+) -> Vec<V> {
+    let mut by_age: Vec<(Instant, K)> = map.iter().map(|(k, v)| (stored(v), k.clone())).collect();
+    by_age.sort_unstable_by_key(|(at, _)| *at);
+    by_age
+        .into_iter()
+        .take(count)
+        .filter_map(|(_, k)| map.remove(&k))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live_cache() -> CardCache<&'static str> {
+        let cache = CardCache::new(100, Duration::from_secs(60));
+        cache.set_live(true);
+        cache
+    }
+
+    #[test]
+    fn serves_what_it_stored() {
+        let cache = live_cache();
+        let (company, employee) = (Uuid::new_v4(), Uuid::new_v4());
+        assert!(cache.insert(cache.ticket(), ("acme", "jane"), (company, employee), "v1"));
+        assert_eq!(cache.get("acme", "jane"), Some("v1"));
+        assert_eq!(cache.get("acme", "john"), None);
+    }
+
+    #[test]
+    fn notifications_drop_the_employee_or_the_whole_company() {
+        let cache = live_cache();
+        let (acme, other) = (Uuid::new_v4(), Uuid::new_v4());
+        let (jane, john, ann) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        cache.insert(cache.ticket(), ("acme", "jane"), (acme, jane), "jane");
+        cache.insert(cache.ticket(), ("acme", "john"), (acme, john), "john");
+        cache.insert(cache.ticket(), ("other", "ann"), (other, ann), "ann");
+
+        cache.apply_notification(&format!("employee:{acme}:{jane}"));
+        assert_eq!(cache.get("acme", "jane"), None);
+        assert_eq!(cache.get("acme", "john"), Some("john"));
+
+        cache.apply_notification(&format!("company:{acme}"));
+        assert_eq!(cache.get("acme", "john"), None);
+        assert_eq!(cache.get("other", "ann"), Some("ann"));
+
+        cache.apply_notification("nonsense");
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn a_load_older_than_an_invalidation_is_not_stored() {
+        let cache = live_cache();
+        let (company, employee) = (Uuid::new_v4(), Uuid::new_v4());
+        let ticket = cache.ticket();
+        // A change commits (and is heard of) while the card was being loaded.
+        cache.forget_employee(company, Uuid::new_v4());
+        assert!(!cache.insert(ticket, ("acme", "jane"), (company, employee), "stale"));
+        assert_eq!(cache.get("acme", "jane"), None);
+    }
+
+    #[test]
+    fn nothing_is_cached_while_notifications_are_not_heard() {
+        let cache = CardCache::new(100, Duration::from_secs(60));
+        let ids = (Uuid::new_v4(), Uuid::new_v4());
+        assert!(!cache.insert(cache.ticket(), ("acme", "jane"), ids, "v1"));
+        cache.set_live(true);
+        assert!(cache.insert(cache.ticket(), ("acme", "jane"), ids, "v1"));
+        cache.set_live(false);
+        assert_eq!(cache.get("acme", "jane"), None);
+        cache.set_live(true);
+        assert_eq!(
+            cache.get("acme", "jane"),
+            None,
+            "dropped when the connection was lost"
+        );
+    }
+
+    #[test]
+    fn entries_expire_and_the_size_is_bounded() {
+        let cache = CardCache::new(10, Duration::from_millis(0));
+        cache.set_live(true);
+        let ids = (Uuid::new_v4(), Uuid::new_v4());
+        cache.insert(cache.ticket(), ("acme", "jane"), ids, "v1");
+        assert_eq!(cache.get("acme", "jane"), None, "expired");
+
+        let cache = CardCache::new(10, Duration::from_secs(60));
+        cache.set_live(true);
+        for i in 0..25 {
+            let slug = format!("e{i}");
+            cache.insert(cache.ticket(), ("acme", &slug), ids, "v");
+        }
+        assert!(cache.len() <= 10);
+        assert_eq!(cache.get("acme", "e24"), Some("v"), "the newest stays");
+    }
+
+    #[test]
+    fn bounded_cache_keeps_within_its_size() {
+        let cache = BoundedCache::new(1000);
+        for i in 0..100u32 {
+            cache.insert(i, i, 50);
+        }
+        assert!(cache.len() <= 20, "{} entries", cache.len());
+        assert_eq!(cache.get(&99), Some(99));
+        cache.insert(1000, 0, 101);
+        assert_eq!(cache.get(&1000), None, "too large to cache");
+    }
+}
