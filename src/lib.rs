@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod card;
 pub mod config;
 pub mod db;
 pub mod error;

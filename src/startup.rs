@@ -7,6 +7,7 @@ use anyhow::Context;
 use poem::{
     Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server,
     endpoint::BoxEndpoint,
+    get,
     listener::{Acceptor, TcpAcceptor},
     middleware::{Cors, Tracing},
 };
@@ -90,6 +91,11 @@ pub fn routes(state: AppState, cors_origins: &[String]) -> BoxEndpoint<'static> 
     let jwt = state.jwt.clone();
     let app = Route::new()
         .nest("/api", api)
+        .at(
+            "/card/:company_slug/:employee_slug",
+            get(api::cards::card_page),
+        )
+        .at("/media/:kind/:company_id/:file", get(api::media::serve))
         .nest("/docs", docs)
         .at("/openapi.json", spec)
         .around(limit_body)
@@ -120,18 +126,21 @@ async fn limit_body<E: Endpoint>(
     next: std::sync::Arc<E>,
     mut req: Request,
 ) -> poem::Result<Response> {
+    // Image uploads are the one place where a body may be larger.
+    let limit = if api::media::is_upload_route(req.method(), req.uri().path()) {
+        api::media::MAX_UPLOAD_REQUEST_BYTES
+    } else {
+        MAX_BODY_BYTES
+    };
     let too_large = || {
         error::ApiError::new(
             poem::http::StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
-            format!(
-                "Request bodies are limited to {} KiB",
-                MAX_BODY_BYTES / 1024
-            ),
+            format!("Request bodies are limited to {} KiB", limit / 1024),
         )
     };
     match req.header("content-length").map(str::parse::<usize>) {
-        Some(Ok(length)) if length > MAX_BODY_BYTES => return Err(too_large().into()),
+        Some(Ok(length)) if length > limit => return Err(too_large().into()),
         Some(Ok(_)) => {}
         Some(Err(_)) => {
             return Err(error::ApiError::new(
@@ -144,7 +153,7 @@ async fn limit_body<E: Endpoint>(
         None if req.header("transfer-encoding").is_some() => {
             let body = req
                 .take_body()
-                .into_bytes_limit(MAX_BODY_BYTES)
+                .into_bytes_limit(limit)
                 .await
                 .map_err(|_| too_large())?;
             req.set_body(body);
@@ -176,10 +185,13 @@ impl Application {
             app_password.as_deref(),
             config.database_pool_size,
         )?;
+        let cards = std::sync::Arc::new(api::cards::PublicCards::default());
+        cards.listen(&db);
         let state = AppState {
             db: db.clone(),
             jwt: JwtKeys::new(config.jwt_secret.expose(), config.jwt_ttl),
             public_base_url: config.public_base_url.clone(),
+            cards,
         };
         let listener = tokio::net::TcpListener::bind(config.bind_addr)
             .await

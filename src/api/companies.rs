@@ -8,7 +8,7 @@ use poem_openapi::{
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{ApiTags, AppState, Created, Paged, page, subscriptions::Plan, validate};
+use super::{ApiTags, AppState, Created, Paged, cards, page, subscriptions::Plan, validate};
 use crate::{
     auth::{BearerAuth, Role},
     db::Tenant,
@@ -20,6 +20,7 @@ pub struct Company {
     pub id: Uuid,
     pub name: String,
     pub domain: Option<String>,
+    /// The uploaded logo (`PUT /company/{id}/logo`), or else the URL set here.
     pub logo_url: Option<String>,
     /// `#RGB` or `#RRGGBB`.
     pub brand_color: Option<String>,
@@ -30,13 +31,19 @@ pub struct Company {
 }
 
 impl Company {
-    fn from_row(row: &Row) -> Result<Self, ApiError> {
+    pub(super) fn from_row(row: &Row, base_url: &str) -> Result<Self, ApiError> {
         let get = |e| ApiError::internal(e);
+        let id: Uuid = row.try_get("id").map_err(get)?;
+        let logo_hash: Option<String> = row.try_get("logo_hash").map_err(get)?;
+        let logo_url = match logo_hash {
+            Some(hash) => Some(format!("{base_url}{}", cards::logo_path(id, &hash))),
+            None => row.try_get("logo_url").map_err(get)?,
+        };
         Ok(Self {
-            id: row.try_get("id").map_err(get)?,
+            id,
             name: row.try_get("name").map_err(get)?,
             domain: row.try_get("domain").map_err(get)?,
-            logo_url: row.try_get("logo_url").map_err(get)?,
+            logo_url,
             brand_color: row.try_get("brand_color").map_err(get)?,
             slug: row.try_get("slug").map_err(get)?,
             created_at: row.try_get("created_at").map_err(get)?,
@@ -77,22 +84,22 @@ pub struct UpdateCompany {
 /// companies.)
 const COMPANY_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM companies WHERE id = $1)";
 
-const GET_COMPANY: &str =
-    "SELECT id, name, domain, logo_url, brand_color, slug, created_at FROM companies WHERE id = $1";
+const GET_COMPANY: &str = "SELECT id, name, domain, logo_url, logo_hash, brand_color, slug, created_at FROM companies WHERE id = $1";
 
-const GET_COMPANY_FOR_UPDATE: &str =
-    "SELECT id, name, domain, logo_url, brand_color, slug, created_at
+pub(super) const GET_COMPANY_FOR_UPDATE: &str =
+    "SELECT id, name, domain, logo_url, logo_hash, brand_color, slug, created_at
      FROM companies WHERE id = $1 FOR UPDATE";
 
 // No tenant filter: row-level security shows a tenant its own company, a superadmin all of them.
-const LIST_COMPANIES: &str = "SELECT id, name, domain, logo_url, brand_color, slug, created_at
+const LIST_COMPANIES: &str =
+    "SELECT id, name, domain, logo_url, logo_hash, brand_color, slug, created_at
      FROM companies ORDER BY created_at, id OFFSET $1 LIMIT $2";
 const COUNT_COMPANIES: &str = "SELECT count(*) FROM companies";
 
 const UPDATE_COMPANY: &str =
     "UPDATE companies SET name = $2, domain = $3, logo_url = $4, brand_color = $5
      WHERE id = $1
-     RETURNING id, name, domain, logo_url, brand_color, slug, created_at";
+     RETURNING id, name, domain, logo_url, logo_hash, brand_color, slug, created_at";
 
 /// The company and its first subscription in one statement: a pipelined COMMIT can never
 /// commit one without the other. A taken slug inserts nothing and returns no row.
@@ -100,11 +107,11 @@ const CREATE_COMPANY: &str = "WITH company AS (
          INSERT INTO companies (id, name, domain, logo_url, brand_color, slug)
          VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT ON CONSTRAINT companies_slug_key DO NOTHING
-         RETURNING id, name, domain, logo_url, brand_color, slug, created_at
+         RETURNING id, name, domain, logo_url, logo_hash, brand_color, slug, created_at
      ), subscription AS (
          INSERT INTO subscriptions (company_id, plan) SELECT id, $7 FROM company
      )
-     SELECT id, name, domain, logo_url, brand_color, slug, created_at FROM company";
+     SELECT id, name, domain, logo_url, logo_hash, brand_color, slug, created_at FROM company";
 
 /// One page of a list under `/company/{company_id}/…`, its total, and whether the company
 /// exists at all (an empty list of a missing company is a 404), in one pipelined read.
@@ -205,7 +212,7 @@ impl CompaniesApi {
                 .await
                 .map_err(ApiError::from)?;
             if let Some(row) = row {
-                created = Some(Company::from_row(&row)?);
+                created = Some(Company::from_row(&row, &state.public_base_url)?);
                 break;
             }
         }
@@ -241,7 +248,7 @@ impl CompaniesApi {
             .await?;
         let companies = rows
             .iter()
-            .map(Company::from_row)
+            .map(|row| Company::from_row(row, &state.public_base_url))
             .collect::<Result<_, _>>()?;
         Ok(Paged::Ok(Json(companies), total))
     }
@@ -263,7 +270,7 @@ impl CompaniesApi {
             .await
             .map_err(ApiError::from)?;
         let row = row.ok_or_else(|| ApiError::not_found("Company not found"))?;
-        Ok(Json(Company::from_row(&row)?))
+        Ok(Json(Company::from_row(&row, &state.public_base_url)?))
     }
 
     /// Update a company's name and branding
@@ -305,7 +312,9 @@ impl CompaniesApi {
                 else {
                     return Err(ApiError::not_found("Company not found"));
                 };
-                let mut company = Company::from_row(&row)?;
+                let mut company = Company::from_row(&row, "")?;
+                // The URL set on the company, not the uploaded logo that takes its place.
+                company.logo_url = row.try_get("logo_url").map_err(ApiError::internal)?;
                 if let Some(name) = name {
                     company.name = name;
                 }
@@ -324,9 +333,10 @@ impl CompaniesApi {
                         ],
                     )
                     .await?;
-                Company::from_row(&row)
+                Company::from_row(&row, &state.public_base_url)
             })
             .await?;
+        state.cards.forget_company(company.id);
         Ok(Json(company))
     }
 }

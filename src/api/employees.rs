@@ -12,7 +12,7 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::{
-    ApiTags, AppState, Created, NoContent, Paged, companies::company_page, page, validate,
+    ApiTags, AppState, Created, NoContent, Paged, cards, companies::company_page, page, validate,
 };
 use crate::{
     auth::{BearerAuth, Caller, Role},
@@ -29,6 +29,7 @@ pub struct Employee {
     pub email: Option<String>,
     pub phone: Option<String>,
     pub whatsapp: Option<String>,
+    /// The uploaded photo (`PUT /employees/{id}/photo`), or else the URL set here.
     pub photo_url: Option<String>,
     pub bio: Option<String>,
     /// `{name: url}`, e.g. `{"linkedin": "https://www.linkedin.com/in/jane"}`.
@@ -43,20 +44,29 @@ pub struct Employee {
 }
 
 impl Employee {
-    fn from_row(row: &Row, base_url: &str) -> Result<Self, ApiError> {
+    pub(super) fn from_row(row: &Row, base_url: &str) -> Result<Self, ApiError> {
         let get = |e| ApiError::internal(e);
         let links: serde_json::Value = row.try_get("social_links").map_err(get)?;
         let public_slug: String = row.try_get("public_slug").map_err(get)?;
         let company_slug: String = row.try_get("company_slug").map_err(get)?;
+        let company_id: Uuid = row.try_get("company_id").map_err(get)?;
+        let photo_hash: Option<String> = row.try_get("photo_hash").map_err(get)?;
+        let photo_url = match photo_hash {
+            Some(hash) => Some(format!(
+                "{base_url}{}",
+                cards::photo_path(company_id, &hash)
+            )),
+            None => row.try_get("photo_url").map_err(get)?,
+        };
         Ok(Self {
             id: row.try_get("id").map_err(get)?,
-            company_id: row.try_get("company_id").map_err(get)?,
+            company_id,
             full_name: row.try_get("full_name").map_err(get)?,
             job_title: row.try_get("job_title").map_err(get)?,
             email: row.try_get("email").map_err(get)?,
             phone: row.try_get("phone").map_err(get)?,
             whatsapp: row.try_get("whatsapp").map_err(get)?,
-            photo_url: row.try_get("photo_url").map_err(get)?,
+            photo_url,
             bio: row.try_get("bio").map_err(get)?,
             social_links: serde_json::from_value(links).map_err(ApiError::internal)?,
             card_url: format!("{base_url}{}", card_path(&company_slug, &public_slug)),
@@ -115,14 +125,14 @@ pub struct UpdateEmployee {
     pub social_links: MaybeUndefined<BTreeMap<String, String>>,
 }
 
-const GET_EMPLOYEE: &str = "SELECT e.id, e.company_id, e.full_name, e.job_title, e.email, e.phone, e.whatsapp,
-            e.photo_url, e.bio, e.social_links, e.public_slug, c.slug AS company_slug, e.created_at, e.updated_at
+pub(super) const GET_EMPLOYEE: &str = "SELECT e.id, e.company_id, e.full_name, e.job_title, e.email, e.phone, e.whatsapp,
+            e.photo_url, e.photo_hash, e.bio, e.social_links, e.public_slug, c.slug AS company_slug, e.created_at, e.updated_at
      FROM employees e JOIN companies c ON c.id = e.company_id
      WHERE e.id = $1";
 
 /// Locks the employee for an update, and tells whether the caller's login is linked to it.
-const GET_EMPLOYEE_FOR_UPDATE: &str = "SELECT e.id, e.company_id, e.full_name, e.job_title, e.email, e.phone, e.whatsapp,
-            e.photo_url, e.bio, e.social_links, e.public_slug, c.slug AS company_slug, e.created_at, e.updated_at,
+pub(super) const GET_EMPLOYEE_FOR_UPDATE: &str = "SELECT e.id, e.company_id, e.full_name, e.job_title, e.email, e.phone, e.whatsapp,
+            e.photo_url, e.photo_hash, e.bio, e.social_links, e.public_slug, c.slug AS company_slug, e.created_at, e.updated_at,
             EXISTS (SELECT 1 FROM users u
                     WHERE u.company_id = e.company_id AND u.id = $2 AND u.employee_id = e.id AND u.is_active)
                 AS linked_to_caller
@@ -131,7 +141,7 @@ const GET_EMPLOYEE_FOR_UPDATE: &str = "SELECT e.id, e.company_id, e.full_name, e
      FOR UPDATE OF e";
 
 const LIST_EMPLOYEES: &str = "SELECT e.id, e.company_id, e.full_name, e.job_title, e.email, e.phone, e.whatsapp,
-            e.photo_url, e.bio, e.social_links, e.public_slug, c.slug AS company_slug, e.created_at, e.updated_at
+            e.photo_url, e.photo_hash, e.bio, e.social_links, e.public_slug, c.slug AS company_slug, e.created_at, e.updated_at
      FROM employees e JOIN companies c ON c.id = e.company_id
      WHERE e.company_id = $1
      ORDER BY e.created_at, e.id OFFSET $2 LIMIT $3";
@@ -159,7 +169,7 @@ const INSERT_EMPLOYEE: &str = "WITH employee AS (
          SELECT company_id, gen_random_uuid(), id, $13, $14, $15 FROM employee
      )
      SELECT e.id, e.company_id, e.full_name, e.job_title, e.email, e.phone, e.whatsapp,
-            e.photo_url, e.bio, e.social_links, e.public_slug, $16::text AS company_slug, e.created_at, e.updated_at
+            e.photo_url, e.photo_hash, e.bio, e.social_links, e.public_slug, $16::text AS company_slug, e.created_at, e.updated_at
      FROM employee e";
 
 const UPDATE_EMPLOYEE: &str = "WITH e AS (
@@ -169,7 +179,7 @@ const UPDATE_EMPLOYEE: &str = "WITH e AS (
          RETURNING *
      )
      SELECT e.id, e.company_id, e.full_name, e.job_title, e.email, e.phone, e.whatsapp,
-            e.photo_url, e.bio, e.social_links, e.public_slug, c.slug AS company_slug, e.created_at, e.updated_at
+            e.photo_url, e.photo_hash, e.bio, e.social_links, e.public_slug, c.slug AS company_slug, e.created_at, e.updated_at
      FROM e JOIN companies c ON c.id = e.company_id";
 
 const DELETE_EMPLOYEE: &str = "DELETE FROM employees WHERE id = $1";
@@ -179,7 +189,7 @@ const SUPERADMIN_EMPLOYEE_COMPANY: &str = "SELECT superadmin_employee_company($1
 
 /// The tenant of `/employees/{employee_id}`: the caller's own company, or for a superadmin the
 /// employee's company, looked up first.
-async fn employee_tenant(
+pub(super) async fn employee_tenant(
     state: &AppState,
     caller: &Caller,
     employee_id: Uuid,
@@ -384,6 +394,8 @@ impl EmployeesApi {
                     return Err(ApiError::forbidden("You can only edit your own card"));
                 }
                 let mut e = Employee::from_row(&row, "")?;
+                // The URL set on the employee, not the uploaded photo that takes its place.
+                e.photo_url = row.try_get("photo_url").map_err(ApiError::internal)?;
                 if let Some(name) = full_name {
                     e.full_name = name;
                 }
@@ -415,7 +427,11 @@ impl EmployeesApi {
                     .await?)
             })
             .await?;
-        Ok(Json(Employee::from_row(&row, &state.public_base_url)?))
+        let employee = Employee::from_row(&row, &state.public_base_url)?;
+        state
+            .cards
+            .forget_employee(employee.company_id, employee.id);
+        Ok(Json(employee))
     }
 
     /// Delete an employee
@@ -442,6 +458,9 @@ impl EmployeesApi {
         if deleted == 0 {
             return Err(ApiError::not_found("Employee not found"));
         }
+        state
+            .cards
+            .forget_employee(tenant.company_id, employee_id.0);
         Ok(NoContent::NoContent)
     }
 }

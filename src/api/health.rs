@@ -25,10 +25,27 @@ pub enum HealthResponse {
     Unavailable(Json<HealthStatus>),
 }
 
+#[derive(Debug, Object)]
+pub struct Liveness {
+    /// Always `ok`.
+    pub status: String,
+}
+
 pub struct HealthApi;
 
 #[OpenApi(tag = "ApiTags::Health")]
 impl HealthApi {
+    /// Liveness
+    ///
+    /// The process answers; touches nothing else (not even the database), so an orchestrator
+    /// does not restart the service for a database outage.
+    #[oai(path = "/health/live", method = "get")]
+    async fn live(&self) -> Json<Liveness> {
+        Json(Liveness {
+            status: "ok".into(),
+        })
+    }
+
     /// Service health
     #[oai(path = "/health", method = "get")]
     async fn health(&self, state: Data<&AppState>) -> HealthResponse {

@@ -1,12 +1,16 @@
 //! The JSON API: one module per resource, each an `OpenApi` impl, merged into one service.
 
 pub mod auth;
+pub mod cards;
 pub mod companies;
 pub mod employees;
 pub mod health;
+pub mod media;
 pub mod subscriptions;
 pub mod users;
 pub mod validate;
+
+use std::sync::Arc;
 
 use poem_openapi::{OpenApiService, Tags};
 
@@ -19,6 +23,8 @@ pub struct AppState {
     pub jwt: JwtKeys,
     /// Absolute base of public links (cards, QR codes, vCards), without a trailing slash.
     pub public_base_url: String,
+    /// The caches of the public card path.
+    pub cards: Arc<cards::PublicCards>,
 }
 
 #[derive(Tags)]
@@ -29,6 +35,8 @@ pub enum ApiTags {
     Companies,
     /// Employees and their cards.
     Employees,
+    /// Public cards, their QR codes and vCards: no authentication.
+    Cards,
     /// Logins of a company's admins and employees.
     Users,
     /// Plans and the company's subscription.
@@ -41,6 +49,8 @@ pub type Apis = (
     auth::AuthApi,
     companies::CompaniesApi,
     employees::EmployeesApi,
+    media::MediaApi,
+    cards::CardsApi,
     users::UsersApi,
     subscriptions::SubscriptionsApi,
     health::HealthApi,
@@ -53,6 +63,8 @@ pub fn service() -> OpenApiService<Apis, ()> {
             auth::AuthApi,
             companies::CompaniesApi,
             employees::EmployeesApi,
+            media::MediaApi,
+            cards::CardsApi,
             users::UsersApi,
             subscriptions::SubscriptionsApi,
             health::HealthApi,

@@ -12,6 +12,7 @@
 
 pub mod embedded;
 pub mod migrations;
+pub mod notifications;
 
 use std::{
     sync::{
@@ -74,12 +75,33 @@ impl DbError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tenant {
     pub company_id: Uuid,
-    pub role: Role,
+    /// `None`: an anonymous visitor of the company's public cards.
+    role: Option<Role>,
 }
 
 impl Tenant {
     pub fn new(company_id: Uuid, role: Role) -> Self {
-        Self { company_id, role }
+        Self {
+            company_id,
+            role: Some(role),
+        }
+    }
+
+    /// The public reading one company's cards, after a `SECURITY DEFINER` slug lookup told us
+    /// which company that is. Policies see `app.role = 'public'`.
+    pub fn visitor(company_id: Uuid) -> Self {
+        Self {
+            company_id,
+            role: None,
+        }
+    }
+
+    pub fn role(&self) -> Option<Role> {
+        self.role
+    }
+
+    fn role_setting(&self) -> &'static str {
+        self.role.map_or("public", Role::as_str)
     }
 }
 
@@ -87,6 +109,8 @@ impl Tenant {
 #[derive(Clone)]
 pub struct Db {
     pool: Pool,
+    /// How the pool connects, for the connections that live outside it (LISTEN).
+    config: tokio_postgres::Config,
 }
 
 impl Db {
@@ -106,7 +130,7 @@ impl Db {
         // A runaway statement must not hold a pooled connection forever.
         config.options("-c statement_timeout=15s -c idle_in_transaction_session_timeout=15s");
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -121,7 +145,7 @@ impl Db {
                 recycle: Some(Duration::from_secs(5)),
             })
             .build()?;
-        Ok(Self { pool })
+        Ok(Self { pool, config })
     }
 
     pub fn pool_status(&self) -> deadpool_postgres::Status {
@@ -168,7 +192,7 @@ impl Db {
         F: AsyncFnOnce(TenantTx) -> Result<T, E> + Clone,
         E: From<DbError>,
     {
-        let settings = tenant.map(|t| (t.company_id.to_string(), t.role.as_str()));
+        let settings = tenant.map(|t| (t.company_id.to_string(), t.role_setting()));
         let mut conn = self.pool.get().await.map_err(DbError::from)?;
         for _ in 0..MAX_PREPARE_RETRIES {
             let tx = TenantTx::new(conn);
@@ -228,6 +252,10 @@ impl Db {
         F: AsyncFnOnce(TenantTx) -> Result<T, E>,
         E: From<DbError>,
     {
+        if tenant.role.is_none() {
+            // Visitors of public cards read; nothing they do writes through the tenant wall.
+            return Err(DbError::Misuse("a visitor's transaction cannot write").into());
+        }
         let tx = TenantTx::new(self.pool.get().await.map_err(DbError::from)?);
         let client = tx.client();
         let begin = client.prepare_cached(BEGIN).await.map_err(DbError::from)?;
@@ -236,7 +264,7 @@ impl Db {
             .await
             .map_err(DbError::from)?;
         let company = tenant.company_id.to_string();
-        let role = tenant.role.as_str();
+        let role = tenant.role_setting();
         let settings: Params<'_, 2> = [&company, &role];
 
         let (began, set, result) = tokio::join!(
