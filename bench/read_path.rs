@@ -1,5 +1,7 @@
-//! Measures the API's read path: PostgreSQL round trips per request (counted by a TCP proxy
-//! between the service and the database) and requests per second under concurrent load.
+//! Measures the read paths, the public card's above all: PostgreSQL round trips per request
+//! (counted by a TCP proxy between the service and the database) and requests per second under
+//! concurrent load, beside a static endpoint of the same server (`/api/health/live`) as the
+//! ceiling.
 //!
 //!     cargo bench --bench read_path                 # defaults: 10 s per scenario, 32 clients
 //!     BENCH_SECONDS=5 BENCH_CLIENTS=64 cargo bench --bench read_path
@@ -126,6 +128,8 @@ struct Fixture {
     token: String,
     company_id: String,
     employee_id: String,
+    /// `{company_slug}/{employee_slug}` of the employee's public card.
+    card: String,
 }
 
 impl Fixture {
@@ -145,7 +149,12 @@ impl Fixture {
         let employee: Value = client
             .post(format!("{base}/api/company/{company_id}/employees"))
             .bearer_auth(&token)
-            .json(&json!({"full_name": "Jane Bench", "job_title": "Load", "email": "jane@bench.example"}))
+            .json(&json!({
+                "full_name": "Jane Bench", "job_title": "Load", "email": "jane@bench.example",
+                "phone": "+1 555 010 9999", "whatsapp": "+1 555 010 9998",
+                "bio": "Measures things, politely.",
+                "social_links": {"linkedin": "https://www.linkedin.com/in/jane-bench"}
+            }))
             .send()
             .await?
             .json()
@@ -155,10 +164,16 @@ impl Fixture {
             !employee_id.is_empty(),
             "fixture creation failed: {employee}"
         );
+        let card = format!(
+            "{}/{}",
+            employee["company_slug"].as_str().unwrap_or_default(),
+            employee["public_slug"].as_str().unwrap_or_default()
+        );
         Ok(Self {
             token,
             company_id,
             employee_id,
+            card,
         })
     }
 
@@ -184,6 +199,12 @@ impl Fixture {
                 None,
             ),
             (
+                "GET /api/card/{company}/{employee} (public, cached)",
+                Method::GET,
+                format!("/api/card/{}", self.card),
+                None,
+            ),
+            (
                 "PUT /api/employees/{id} (write: lock+read, update, commit)",
                 Method::PUT,
                 format!("/api/employees/{}", self.employee_id),
@@ -206,7 +227,27 @@ impl Fixture {
                 "GET /api/subscriptions/plans",
                 "/api/subscriptions/plans".into(),
             ),
-            ("GET /api/health", "/api/health".into()),
+            ("GET /api/health (SELECT 1)", "/api/health".into()),
+            (
+                "GET /api/card/{company}/{employee} (JSON)",
+                format!("/api/card/{}", self.card),
+            ),
+            (
+                "GET /card/{company}/{employee} (HTML page)",
+                format!("/card/{}", self.card),
+            ),
+            (
+                "GET /api/card/{company}/{employee}/qr.png",
+                format!("/api/card/{}/qr.png", self.card),
+            ),
+            (
+                "GET /api/card/{company}/{employee}/vcard",
+                format!("/api/card/{}/vcard", self.card),
+            ),
+            (
+                "GET /api/health/live (static: the ceiling)",
+                "/api/health/live".into(),
+            ),
         ]
     }
 }

@@ -1,7 +1,8 @@
 //! The tenancy matrix: every endpoint of the API against six kinds of caller, with the exact
 //! status of each cell, and proof that nothing of one company reaches another: another company's
-//! resources answer byte for byte like missing ones, no response to an outsider carries A's data,
-//! and no refused write changes A (checked below HTTP, with the superuser connection).
+//! resources answer byte for byte like missing ones, no response to an outsider carries A's data
+//! (beyond the public card, which is meant for anyone), and no refused write changes A (checked
+//! below HTTP, with the superuser connection).
 //!
 //! All mismatching cells are reported at once, with the observed matrix.
 
@@ -9,6 +10,7 @@ mod common;
 
 use std::{
     collections::BTreeSet,
+    io::Cursor,
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -86,57 +88,89 @@ enum Body {
     /// A new *admin* login: the worst thing to let an outsider create.
     NewAdminLogin,
     Enterprise,
+    /// A fresh 64×64 PNG of two random colors, sent raw as `image/png`.
+    Png,
 }
 
-/// One endpoint: a row of the matrix. In `path` (under `/api`), `{A}` is company A, `{EA}` the
-/// employee linked to the employee login, `{EA2}` another employee of A, and `{X}` a fresh
-/// employee of A created for each cell.
+/// What a row does to company A.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Effect {
+    /// A success changes A's data.
+    Writes,
+    /// A's data never changes.
+    Reads,
+    /// A public page of A's card (of employee EA): it never changes A, and it shows the card to
+    /// anyone: only what is *not* on the card must be kept from outsiders.
+    Public,
+}
+
+/// One endpoint: a row of the matrix. `path` is under `/api`, unless it starts with `!`: then
+/// it is at the root of the site (the `!` dropped). In it, `{A}` is company A, `{EA}` the
+/// employee linked to the employee login, `{EA2}` another employee of A, `{X}` a fresh employee
+/// of A created for each cell; `{CS}` is A's slug, `{ESA}` EA's public slug, `{PHOTO}` the hash
+/// of EA's photo and `{LOGO}` that of A's logo (see [`World::restore_images`]).
 struct Row {
     verb: Verb,
     path: &'static str,
     body: Body,
-    /// Whether a success changes company A's data.
-    writes_a: bool,
+    effect: Effect,
     /// The exact status for each principal, in the order of [`PRINCIPALS`].
     expect: [u16; 6],
 }
 
-const fn row(verb: Verb, path: &'static str, body: Body, writes_a: bool, expect: [u16; 6]) -> Row {
+const fn row(verb: Verb, path: &'static str, body: Body, effect: Effect, expect: [u16; 6]) -> Row {
     Row {
         verb,
         path,
         body,
-        writes_a,
+        effect,
         expect,
     }
 }
 
-const W: bool = true; // a success writes A's data
-const R: bool = false; // A's data never changes
+const W: Effect = Effect::Writes; // a success writes A's data
+const R: Effect = Effect::Reads; // A's data never changes
+const P: Effect = Effect::Public; // A's public card: anyone may see it, nothing changes
+
+/// The width of the path column in reports.
+const PATH_WIDTH: usize = 31;
 
 #[rustfmt::skip]
 const MATRIX: &[Row] = &[
-    //  verb    path                          body                 W/R   own other  empl super  none forged
-    row(Post,   "/auth/signup",               Body::Signup,         R, [201, 201,  201, 201,  201, 201]),
-    row(Post,   "/auth/login",                Body::Login,          R, [200, 200,  200, 200,  200, 200]),
-    row(Get,    "/auth/me",                   Body::Empty,          R, [200, 200,  200, 200,  401, 401]),
-    row(Post,   "/auth/change-password",      Body::WrongPassword,  R, [403, 403,  403, 403,  401, 401]),
-    row(Post,   "/company",                   Body::NewCompany,     R, [403, 403,  403, 201,  401, 401]),
-    row(Get,    "/company",                   Body::Empty,          R, [200, 200,  200, 200,  401, 401]),
-    row(Get,    "/company/{A}",               Body::Empty,          R, [200, 404,  200, 200,  401, 401]),
-    row(Put,    "/company/{A}",               Body::Rebrand,        W, [200, 404,  403, 200,  401, 401]),
-    row(Post,   "/company/{A}/employees",     Body::NewEmployee,    W, [201, 404,  403, 201,  401, 401]),
-    row(Get,    "/company/{A}/employees",     Body::Empty,          R, [200, 404,  200, 200,  401, 401]),
-    row(Get,    "/employees/{EA}",            Body::Empty,          R, [200, 404,  200, 200,  401, 401]),
-    row(Put,    "/employees/{EA}",            Body::EditEmployee,   W, [200, 404,  200, 200,  401, 401]),
-    row(Put,    "/employees/{EA2}",           Body::EditEmployee,   W, [200, 404,  403, 200,  401, 401]),
-    row(Delete, "/employees/{X}",             Body::Empty,          W, [204, 404,  403, 204,  401, 401]),
-    row(Post,   "/company/{A}/users",         Body::NewAdminLogin,  W, [201, 404,  403, 201,  401, 401]),
-    row(Get,    "/company/{A}/users",         Body::Empty,          R, [200, 404,  403, 200,  401, 401]),
-    row(Get,    "/subscriptions/plans",       Body::Empty,          R, [200, 200,  200, 200,  200, 200]),
-    row(Get,    "/subscriptions/current",     Body::Empty,          R, [200, 200,  200, 200,  401, 401]),
-    row(Put,    "/company/{A}/subscription",  Body::Enterprise,     W, [403, 403,  403, 200,  401, 401]),
-    row(Get,    "/health",                    Body::Empty,          R, [200, 200,  200, 200,  200, 200]),
+    //  verb    path                              body                 W/R/P own other  empl super  none forged
+    row(Post,   "/auth/signup",                   Body::Signup,         R, [201, 201,  201, 201,  201, 201]),
+    row(Post,   "/auth/login",                    Body::Login,          R, [200, 200,  200, 200,  200, 200]),
+    row(Get,    "/auth/me",                       Body::Empty,          R, [200, 200,  200, 200,  401, 401]),
+    row(Post,   "/auth/change-password",          Body::WrongPassword,  R, [403, 403,  403, 403,  401, 401]),
+    row(Post,   "/company",                       Body::NewCompany,     R, [403, 403,  403, 201,  401, 401]),
+    row(Get,    "/company",                       Body::Empty,          R, [200, 200,  200, 200,  401, 401]),
+    row(Get,    "/company/{A}",                   Body::Empty,          R, [200, 404,  200, 200,  401, 401]),
+    row(Put,    "/company/{A}",                   Body::Rebrand,        W, [200, 404,  403, 200,  401, 401]),
+    row(Post,   "/company/{A}/employees",         Body::NewEmployee,    W, [201, 404,  403, 201,  401, 401]),
+    row(Get,    "/company/{A}/employees",         Body::Empty,          R, [200, 404,  200, 200,  401, 401]),
+    row(Get,    "/employees/{EA}",                Body::Empty,          R, [200, 404,  200, 200,  401, 401]),
+    row(Put,    "/employees/{EA}",                Body::EditEmployee,   W, [200, 404,  200, 200,  401, 401]),
+    row(Put,    "/employees/{EA2}",               Body::EditEmployee,   W, [200, 404,  403, 200,  401, 401]),
+    row(Delete, "/employees/{X}",                 Body::Empty,          W, [204, 404,  403, 204,  401, 401]),
+    row(Post,   "/company/{A}/users",             Body::NewAdminLogin,  W, [201, 404,  403, 201,  401, 401]),
+    row(Get,    "/company/{A}/users",             Body::Empty,          R, [200, 404,  403, 200,  401, 401]),
+    row(Get,    "/subscriptions/plans",           Body::Empty,          R, [200, 200,  200, 200,  200, 200]),
+    row(Get,    "/subscriptions/current",         Body::Empty,          R, [200, 200,  200, 200,  401, 401]),
+    row(Put,    "/company/{A}/subscription",      Body::Enterprise,     W, [403, 403,  403, 200,  401, 401]),
+    row(Get,    "/health",                        Body::Empty,          R, [200, 200,  200, 200,  200, 200]),
+    row(Put,    "/employees/{EA}/photo",          Body::Png,            W, [200, 404,  200, 200,  401, 401]),
+    row(Put,    "/employees/{EA2}/photo",         Body::Png,            W, [200, 404,  403, 200,  401, 401]),
+    row(Delete, "/employees/{EA}/photo",          Body::Empty,          W, [204, 404,  204, 204,  401, 401]),
+    row(Delete, "/employees/{EA2}/photo",         Body::Empty,          W, [204, 404,  403, 204,  401, 401]),
+    row(Put,    "/company/{A}/logo",              Body::Png,            W, [200, 404,  403, 200,  401, 401]),
+    row(Delete, "/company/{A}/logo",              Body::Empty,          W, [204, 404,  403, 204,  401, 401]),
+    row(Get,    "/card/{CS}/{ESA}",               Body::Empty,          P, [200, 200,  200, 200,  200, 200]),
+    row(Get,    "/card/{CS}/{ESA}/qr.png",        Body::Empty,          P, [200, 200,  200, 200,  200, 200]),
+    row(Get,    "/card/{CS}/{ESA}/qr.svg",        Body::Empty,          P, [200, 200,  200, 200,  200, 200]),
+    row(Get,    "/card/{CS}/{ESA}/vcard",         Body::Empty,          P, [200, 200,  200, 200,  200, 200]),
+    row(Get,    "!/card/{CS}/{ESA}",              Body::Empty,          P, [200, 200,  200, 200,  200, 200]),
+    row(Get,    "!/media/photos/{A}/{PHOTO}.jpg", Body::Empty,          P, [200, 200,  200, 200,  200, 200]),
+    row(Get,    "!/media/logos/{A}/{LOGO}.png",   Body::Empty,          P, [200, 200,  200, 200,  200, 200]),
 ];
 
 impl Row {
@@ -173,8 +207,27 @@ struct World {
     ea2: Uuid,
     /// A login of a third company, for the login row.
     login_probe: Session,
+    /// A's slug and EA's public slug, for the public card's rows.
+    company_slug: String,
+    ea_slug: String,
+    /// The images A holds before every cell, in the order of [`CURRENT_IMAGES`].
+    images: [Fixture; 3],
     owner: tokio_postgres::Client,
 }
+
+/// An image A holds before every cell (see [`World::restore_images`]).
+struct Fixture {
+    /// Where A's admin uploads it (under `/api`).
+    path: String,
+    png: Vec<u8>,
+    /// Its hash once stored (empty until the setup has uploaded it).
+    hash: String,
+}
+
+/// The hashes of EA's photo, EA2's photo and A's logo, read as the superuser.
+const CURRENT_IMAGES: &str = "SELECT (SELECT photo_hash FROM employees WHERE id = $1),
+            (SELECT photo_hash FROM employees WHERE id = $2),
+            (SELECT logo_hash FROM companies WHERE id = $3)";
 
 const SIGNUP_PASSWORD: &str = "s3cret-password";
 const FORGING_SECRET: &[u8] = b"not-the-server-secret-0123456789abcdef";
@@ -218,7 +271,34 @@ impl World {
         assert_eq!(me.body["employee_id"], ea.to_string());
 
         let owner = common::connect(&common::superuser_url(&app.dbname)).await;
-        World {
+        let slugs = owner
+            .query_one(
+                "SELECT (SELECT slug FROM companies WHERE id = $1),
+                        (SELECT public_slug FROM employees WHERE id = $2)",
+                &[&admin_a.company_id, &ea],
+            )
+            .await
+            .expect("reading the slugs");
+        let fixture = |path: String, colors| Fixture {
+            path,
+            png: png_of(colors),
+            hash: String::new(),
+        };
+        let images = [
+            fixture(
+                format!("/employees/{ea}/photo"),
+                [[200, 40, 40], [40, 40, 200]],
+            ),
+            fixture(
+                format!("/employees/{ea2}/photo"),
+                [[40, 160, 40], [250, 250, 250]],
+            ),
+            fixture(
+                format!("/company/{}/logo", admin_a.company_id),
+                [[20, 20, 20], [240, 200, 0]],
+            ),
+        ];
+        let mut world = World {
             admin_a,
             admin_b,
             employee,
@@ -227,7 +307,52 @@ impl World {
             ea,
             ea2,
             login_probe,
+            company_slug: slugs.get(0),
+            ea_slug: slugs.get(1),
+            images,
             owner,
+        };
+        world.restore_images(app).await;
+        let hashes = world.current_images().await;
+        for (image, hash) in world.images.iter_mut().zip(hashes) {
+            image.hash = hash.expect("an image uploaded in setup");
+        }
+        let distinct: BTreeSet<&str> = world.images.iter().map(|i| i.hash.as_str()).collect();
+        assert_eq!(distinct.len(), 3, "the setup images must differ");
+        world
+    }
+
+    async fn current_images(&self) -> [Option<String>; 3] {
+        let row = self
+            .owner
+            .query_one(CURRENT_IMAGES, &[&self.ea, &self.ea2, &self.company_a()])
+            .await
+            .expect("reading A's images");
+        [row.get(0), row.get(1), row.get(2)]
+    }
+
+    /// Puts back (as A's admin) any setup image a cell replaced or removed, so that before every
+    /// cell EA and EA2 have their photo and A its logo: every refused delete has something to
+    /// delete, and `{PHOTO}` and `{LOGO}` name stored images.
+    async fn restore_images(&self, app: &TestApp) {
+        let current = self.current_images().await;
+        for (image, hash) in self.images.iter().zip(current) {
+            if !image.hash.is_empty() && hash.as_deref() == Some(image.hash.as_str()) {
+                continue;
+            }
+            let token = Some(self.admin_a.token.as_str());
+            let body = Some(Payload::Png(image.png.clone()));
+            let put = send(app, Put, &image.path, token, body).await;
+            assert_eq!(put.status, 200, "PUT {}: {}", image.path, put.text());
+        }
+        let restored = self.current_images().await;
+        for (image, hash) in self.images.iter().zip(restored) {
+            assert!(
+                image.hash.is_empty() || hash.as_deref() == Some(image.hash.as_str()),
+                "{} restored to {hash:?}, not {}",
+                image.path,
+                image.hash
+            );
         }
     }
 
@@ -244,6 +369,14 @@ impl World {
             NoToken => None,
             Forged => Some(&self.forged),
         }
+    }
+
+    /// `path` with the placeholders that are not ids (slugs, image hashes) filled in.
+    fn fill(&self, path: &str) -> String {
+        path.replace("{CS}", &self.company_slug)
+            .replace("{ESA}", &self.ea_slug)
+            .replace("{PHOTO}", &self.images[0].hash)
+            .replace("{LOGO}", &self.images[2].hash)
     }
 
     /// The id a path template names, if any, creating the fresh employee `{X}` stands for.
@@ -270,10 +403,15 @@ impl World {
         }
     }
 
-    fn body(&self, body: Body) -> Option<Value> {
+    fn body(&self, body: Body) -> Option<Payload> {
         let n = Uuid::new_v4().simple().to_string();
-        Some(match body {
+        Some(Payload::Json(match body {
             Body::Empty => return None,
+            Body::Png => {
+                let random = Uuid::new_v4().into_bytes();
+                let color = |i: usize| [random[i], random[i + 1], random[i + 2]];
+                return Some(Payload::Png(png_of([color(0), color(3)])));
+            }
             Body::Signup => {
                 json!({"email": format!("signup-{n}@example.com"), "password": SIGNUP_PASSWORD,
                                    "full_name": "Sam Signup", "company_name": format!("Signup Probe {}", &n[..8])})
@@ -297,8 +435,18 @@ impl World {
                                           "full_name": "New Login", "role": "admin"})
             }
             Body::Enterprise => json!({"plan": "enterprise"}),
-        })
+        }))
     }
+}
+
+/// A 64×64 PNG: the upper left triangle in one color, the rest in the other.
+fn png_of([a, b]: [[u8; 3]; 2]) -> Vec<u8> {
+    let image = image::RgbImage::from_fn(64, 64, |x, y| image::Rgb(if x + y < 64 { a } else { b }));
+    let mut png = Vec::new();
+    image
+        .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
+        .expect("encoding a PNG");
+    png
 }
 
 /// A JWT for `session`'s user, company and role `admin`, signed with `secret`.
@@ -364,21 +512,33 @@ impl Raw {
     }
 }
 
+/// A request body.
+enum Payload {
+    Json(Value),
+    /// A raw image, sent as `image/png`.
+    Png(Vec<u8>),
+}
+
+/// Sends a request to `path`: under `/api`, or at the root when it starts with `!`.
 async fn send(
     app: &TestApp,
     verb: Verb,
     path: &str,
     token: Option<&str>,
-    body: Option<Value>,
+    body: Option<Payload>,
 ) -> Raw {
-    let mut req = app
-        .client
-        .request(verb.method(), format!("{}/api{path}", app.address));
+    let url = match path.strip_prefix('!') {
+        Some(root) => format!("{}{root}", app.address),
+        None => format!("{}/api{path}", app.address),
+    };
+    let mut req = app.client.request(verb.method(), url);
     if let Some(token) = token {
         req = req.bearer_auth(token);
     }
-    if let Some(body) = body {
-        req = req.json(&body);
+    match body {
+        Some(Payload::Json(body)) => req = req.json(&body),
+        Some(Payload::Png(png)) => req = req.header("content-type", "image/png").body(png),
+        None => {}
     }
     let resp = req.send().await.expect("sending the request");
     let status = resp.status();
@@ -398,7 +558,8 @@ async fn send(
 }
 
 /// Everything of one company, read as the superuser (below row-level security), timestamps
-/// included: even a write that changes nothing visible shows.
+/// included: even a write that changes nothing visible shows. The rows of employees and of the
+/// company carry their `photo_hash` and `logo_hash`; stored images are summed up by a digest.
 const SNAPSHOT: &str = "SELECT jsonb_build_object(
          'company', (SELECT to_jsonb(c) FROM companies c WHERE c.id = $1),
          'subscriptions', (SELECT coalesce(jsonb_agg(to_jsonb(s) ORDER BY s.id), '[]')
@@ -408,7 +569,12 @@ const SNAPSHOT: &str = "SELECT jsonb_build_object(
          'cards', (SELECT coalesce(jsonb_agg(to_jsonb(k) ORDER BY k.id), '[]')
                    FROM cards k WHERE k.company_id = $1),
          'users', (SELECT coalesce(jsonb_agg(to_jsonb(u) ORDER BY u.id), '[]')
-                   FROM users u WHERE u.company_id = $1)
+                   FROM users u WHERE u.company_id = $1),
+         'media', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                       'hash', m.hash, 'content_type', m.content_type,
+                       'sha256', encode(sha256(m.bytes), 'hex'), 'created_at', m.created_at)
+                       ORDER BY m.hash), '[]')
+                   FROM media m WHERE m.company_id = $1)
      )::text";
 
 async fn snapshot(owner: &tokio_postgres::Client, company_id: Uuid) -> Value {
@@ -419,14 +585,27 @@ async fn snapshot(owner: &tokio_postgres::Client, company_id: Uuid) -> Value {
     serde_json::from_str(&row.get::<_, String>(0)).expect("a JSON snapshot")
 }
 
-/// The snapshot without one employee (and its card).
+/// The snapshot without one employee (and its card, and its photo as stored).
 fn without_employee(snapshot: &Value, employee_id: Uuid) -> Value {
     let mut snapshot = snapshot.clone();
     let id = employee_id.to_string();
+    let photo = snapshot["employees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == id.as_str())
+        .map(|e| e["photo_hash"].clone())
+        .filter(|hash| !hash.is_null());
     snapshot["employees"]
         .as_array_mut()
         .unwrap()
         .retain(|e| e["id"] != id.as_str());
+    if let Some(photo) = photo {
+        snapshot["media"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|m| m["hash"] != photo);
+    }
     snapshot["cards"]
         .as_array_mut()
         .unwrap()
@@ -434,13 +613,24 @@ fn without_employee(snapshot: &Value, employee_id: Uuid) -> Value {
     snapshot
 }
 
-/// The strings that betray a company: its id, name and slug, its employees' ids, names, emails
-/// and slugs, its logins' ids and emails.
+/// The strings that betray a company: its id, name, slug and logo's hash, its employees' ids,
+/// names, emails, slugs and photos' hashes, its logins' ids and emails.
 fn fingerprints(snapshot: &Value) -> Vec<String> {
     let company = &snapshot["company"];
-    let mut found: Vec<&Value> = vec![&company["id"], &company["name"], &company["slug"]];
+    let mut found: Vec<&Value> = vec![
+        &company["id"],
+        &company["name"],
+        &company["slug"],
+        &company["logo_hash"],
+    ];
     for e in snapshot["employees"].as_array().unwrap() {
-        found.extend([&e["id"], &e["full_name"], &e["email"], &e["public_slug"]]);
+        found.extend([
+            &e["id"],
+            &e["full_name"],
+            &e["email"],
+            &e["public_slug"],
+            &e["photo_hash"],
+        ]);
     }
     for u in snapshot["users"].as_array().unwrap() {
         found.extend([&u["id"], &u["email"]]);
@@ -451,6 +641,18 @@ fn fingerprints(snapshot: &Value) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// What of A an outsider may see in a response to `row`: nothing, but a public page shows A's
+/// card (the company and EA) to anyone. Everything else of A (other employees, logins) is
+/// still watched for there.
+fn secrets_for(row: &Row, snapshot: &Value, ea: Uuid) -> Vec<String> {
+    if row.effect != Effect::Public {
+        return fingerprints(snapshot);
+    }
+    let mut hidden = without_employee(snapshot, ea);
+    hidden["company"] = Value::Null;
+    fingerprints(&hidden)
 }
 
 /// One cell of the matrix, as observed.
@@ -469,7 +671,7 @@ struct Cell {
 impl Cell {
     fn label(&self) -> String {
         format!(
-            "{:<6} {:<28} × {:?}",
+            "{:<6} {:<PATH_WIDTH$} × {:?}",
             format!("{:?}", self.row.verb).to_uppercase(),
             self.row.path,
             self.principal
@@ -481,18 +683,24 @@ async fn run_matrix(app: &TestApp, world: &World) -> Vec<Cell> {
     let mut cells = Vec::new();
     for row in MATRIX {
         for principal in PRINCIPALS {
+            world.restore_images(app).await;
             let target = world.target(app, row.path).await;
             let path = match target {
                 Some((placeholder, id)) => row.path.replace(placeholder, &id.to_string()),
                 None => row.path.to_owned(),
             };
+            let path = world.fill(&path);
             let token = world.token(principal);
             let before = snapshot(&world.owner, world.company_a()).await;
             let response = send(app, row.verb, &path, token, world.body(row.body)).await;
             let after = snapshot(&world.owner, world.company_a()).await;
+            // No decoy for a public page: B gets A's card like anyone, not a missing one's 404.
             let decoy = match target {
-                Some((placeholder, _)) if principal == OtherAdmin => {
-                    let path = row.path.replace(placeholder, &Uuid::new_v4().to_string());
+                Some((placeholder, _))
+                    if principal == OtherAdmin && row.effect != Effect::Public =>
+                {
+                    let path =
+                        world.fill(&row.path.replace(placeholder, &Uuid::new_v4().to_string()));
                     Some(send(app, row.verb, &path, token, world.body(row.body)).await)
                 }
                 _ => None,
@@ -516,16 +724,17 @@ async fn run_matrix(app: &TestApp, world: &World) -> Vec<Cell> {
 
 /// The observed statuses as a table, a `!` after each one that differs from the expected.
 fn render(cells: &[Cell]) -> String {
-    let mut out = format!("{:<36}", "");
+    let mut out = format!("{:<w$}", "", w = PATH_WIDTH + 8);
     for p in PRINCIPALS {
         out += &format!("{:>12}", format!("{p:?}"));
     }
     for row_cells in cells.chunks(PRINCIPALS.len()) {
         let row = row_cells[0].row;
         out += &format!(
-            "\n{:<6} {:<29}",
+            "\n{:<6} {:<w$}",
             format!("{:?}", row.verb).to_uppercase(),
-            row.path
+            row.path,
+            w = PATH_WIDTH + 1
         );
         for cell in row_cells {
             let got = cell.response.status.as_u16();
@@ -573,7 +782,7 @@ async fn every_endpoint_answers_every_principal_exactly() {
 
         // A's data changes only through a write the caller may make; the linked employee's
         // edit of its own record changes that record only.
-        let allowed_write = cell.row.writes_a && (200..300).contains(&expected);
+        let allowed_write = cell.row.effect == Effect::Writes && (200..300).contains(&expected);
         let (before, after) = match (allowed_write, cell.principal, cell.employee) {
             (false, ..) => (cell.before.clone(), cell.after.clone()),
             (true, Employee, Some(id)) => (
@@ -592,11 +801,11 @@ async fn every_endpoint_answers_every_principal_exactly() {
             ));
         }
 
-        // Nothing of A reaches an outsider.
+        // Nothing of A reaches an outsider, but for the card a public page is there to show.
         if cell.principal.is_outsider() {
-            let secrets: BTreeSet<String> = fingerprints(&cell.before)
+            let secrets: BTreeSet<String> = secrets_for(cell.row, &cell.before, world.ea)
                 .into_iter()
-                .chain(fingerprints(&cell.after))
+                .chain(secrets_for(cell.row, &cell.after, world.ea))
                 .collect();
             let leaked: Vec<&String> = secrets
                 .iter()

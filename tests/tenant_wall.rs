@@ -1,6 +1,7 @@
 //! The tenant wall at the SQL level, on the service's own role (`callingcard_app`): row-level
-//! security on every tenant table, what the role may and may not do, and the two SECURITY
-//! DEFINER lookups that run before a tenant is known.
+//! security on every tenant table, what the role may and may not do, the SECURITY DEFINER
+//! lookups that run before a tenant is known, what a visitor's transaction (a public card) may
+//! read, and the change notifications that keep the card caches fresh.
 //!
 //! Data is seeded with the superuser (which bypasses row-level security); every check then runs
 //! on a plain connection of the service role, setting `app.company_id` the way `Db` does.
@@ -8,9 +9,12 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use common::{app_role_url, connect, fresh_database, superuser_url};
-use tokio_postgres::{Client, Transaction, error::SqlState};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_postgres::{AsyncMessage, Client, NoTls, Transaction, error::SqlState};
 use uuid::Uuid;
 
 /// A table behind the tenant wall.
@@ -21,6 +25,9 @@ struct TenantTable {
     /// Inserts one row of company `$1`. `$2` is an employee of that company that has neither a
     /// card nor a login (for the tables that reference employees).
     insert: &'static str,
+    /// Statements that drop the current tenant's references to this table's rows; rows still
+    /// referenced cannot be deleted.
+    unlink: &'static [&'static str],
 }
 
 impl TenantTable {
@@ -37,12 +44,14 @@ const TENANT_TABLES: &[TenantTable] = &[
         tenant_col: "id",
         insert: "INSERT INTO companies (id, name, slug)
                  VALUES ($1, 'Intruder', 'intruder-' || left(md5($2::uuid::text), 12))",
+        unlink: &[],
     },
     TenantTable {
         name: "employees",
         tenant_col: "company_id",
         insert: "INSERT INTO employees (company_id, id, full_name, public_slug)
                  VALUES ($1, gen_random_uuid(), 'Intruder', 'intruder-' || left(md5($2::uuid::text), 12))",
+        unlink: &[],
     },
     TenantTable {
         name: "users",
@@ -50,6 +59,7 @@ const TENANT_TABLES: &[TenantTable] = &[
         insert: "INSERT INTO users (company_id, id, email, password_hash, full_name, role, employee_id)
                  VALUES ($1, gen_random_uuid(), 'intruder-' || left(md5($1::uuid::text), 12) || '@example.com',
                          'not-a-hash', 'Intruder', 'employee', $2)",
+        unlink: &[],
     },
     TenantTable {
         name: "cards",
@@ -57,12 +67,24 @@ const TENANT_TABLES: &[TenantTable] = &[
         insert: "INSERT INTO cards (company_id, id, employee_id, url, qr_code, vcard_url)
                  VALUES ($1, gen_random_uuid(), $2, '/card/x/intruder', '/api/card/x/intruder/qr.png',
                          '/api/card/x/intruder/vcard')",
+        unlink: &[],
     },
     TenantTable {
         name: "subscriptions",
         tenant_col: "company_id",
         insert: "INSERT INTO subscriptions (company_id, plan, active, ended_at)
                  SELECT $1, 'professional', false, now() WHERE $2::uuid IS NOT NULL",
+        unlink: &[],
+    },
+    TenantTable {
+        name: "media",
+        tenant_col: "company_id",
+        insert: "INSERT INTO media (company_id, hash, content_type, bytes)
+                 VALUES ($1, md5($2::uuid::text || random()::text), 'image/png', decode('89504e47', 'hex'))",
+        unlink: &[
+            "UPDATE employees SET photo_hash = NULL",
+            "UPDATE companies SET logo_hash = NULL",
+        ],
     },
 ];
 
@@ -73,6 +95,9 @@ struct Seed {
     employees: Vec<Uuid>,
     /// An employee with no card and no login.
     spare_employee: Uuid,
+    /// Hashes of the company's media; the first is the photo of `employees[0]`, the last the
+    /// company's logo.
+    media: Vec<String>,
     admin_id: Uuid,
     admin_email: String,
     admin_hash: String,
@@ -92,6 +117,7 @@ async fn seed_company(
     carded: usize,
     extra_logins: usize,
     past_plans: usize,
+    images: usize,
 ) -> Seed {
     let id = Uuid::new_v4();
     owner
@@ -181,10 +207,38 @@ async fn seed_company(
         )
         .await
         .unwrap();
+    let mut media = Vec::new();
+    for i in 0..images {
+        let hash: String = owner
+            .query_one(
+                "INSERT INTO media (company_id, hash, content_type, bytes)
+                 VALUES ($1, md5($2), 'image/png', decode('89504e470d0a1a0a', 'hex')) RETURNING hash",
+                &[&id, &format!("image {i} of {slug}")],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        media.push(hash);
+    }
+    owner
+        .execute(
+            "UPDATE employees SET photo_hash = $3 WHERE company_id = $1 AND id = $2",
+            &[&id, &employees[0], &media[0]],
+        )
+        .await
+        .unwrap();
+    owner
+        .execute(
+            "UPDATE companies SET logo_hash = $2 WHERE id = $1",
+            &[&id, &media[images - 1]],
+        )
+        .await
+        .unwrap();
     Seed {
         id,
         employees,
         spare_employee,
+        media,
         admin_id,
         admin_email,
         admin_hash,
@@ -195,8 +249,8 @@ async fn seed_company(
 async fn world() -> World {
     let dbname = fresh_database().await;
     let owner = connect(&superuser_url(&dbname)).await;
-    let a = seed_company(&owner, "alpha", 2, 1, 0).await;
-    let b = seed_company(&owner, "beta", 1, 2, 1).await;
+    let a = seed_company(&owner, "alpha", 2, 1, 0, 2).await;
+    let b = seed_company(&owner, "beta", 1, 2, 1, 1).await;
     World {
         dbname,
         owner,
@@ -393,7 +447,7 @@ async fn every_tenant_table_shows_and_changes_only_the_current_tenant() {
 
         // Controls: the same statements work on the tenant's own rows, so the refusals above
         // come from the wall and not from a broken statement.
-        let tx = begin(&mut app, Some(a), Some("admin")).await;
+        let mut tx = begin(&mut app, Some(a), Some("admin")).await;
         let sql =
             format!("UPDATE {t} SET created_at = created_at - interval '1 day' WHERE {col} = $1");
         assert_eq!(
@@ -417,6 +471,19 @@ async fn every_tenant_table_shows_and_changes_only_the_current_tenant() {
             );
         }
         let sql = format!("DELETE FROM {t} WHERE {col} = $1");
+        if !table.unlink.is_empty() {
+            // Rows in use stay until the tenant's own references to them are gone.
+            let in_use = tx.savepoint("delete_in_use").await.unwrap();
+            expect_sqlstate(
+                in_use.execute(&sql, &[&a]).await,
+                &SqlState::FOREIGN_KEY_VIOLATION,
+                &format!("{t}: DELETE of rows still referenced"),
+            );
+            in_use.rollback().await.unwrap();
+            for unlink in table.unlink {
+                assert!(tx.execute(*unlink, &[]).await.unwrap() > 0, "{t}: {unlink}");
+            }
+        }
         assert!(
             tx.execute(&sql, &[&a]).await.unwrap() >= a_count as u64,
             "{t}: own DELETE"
@@ -614,12 +681,14 @@ async fn catalog_walls_every_tenant_table() {
         );
     }
 
-    // Every policy is about the tenant; only SELECT policies may also admit the superadmin.
+    // Every permissive policy is about the tenant; only SELECT policies may also admit the
+    // superadmin. Restrictive policies can only take rows away from what the permissive ones
+    // admit (e.g. `not_for_visitors`), so they cannot open the wall whatever they say.
     let policies = w
         .owner
         .query(
             "SELECT tablename::text, policyname::text, cmd, coalesce(qual, ''), coalesce(with_check, '')
-             FROM pg_policies WHERE schemaname = 'public'",
+             FROM pg_policies WHERE schemaname = 'public' AND permissive = 'PERMISSIVE'",
             &[],
         )
         .await
@@ -848,7 +917,7 @@ async fn service_role_has_no_way_around_the_wall() {
     // Planner statistics of walled tables (sample values!) are hidden from the service role.
     w.owner.batch_execute("ANALYZE").await.unwrap();
     let stats_sql = "SELECT count(*) FROM pg_stats WHERE schemaname = 'public'
-                     AND tablename IN ('companies', 'employees', 'users', 'cards', 'subscriptions')";
+                     AND tablename IN ('companies', 'employees', 'users', 'cards', 'subscriptions', 'media')";
     let superuser_sees: i64 = w.owner.query_one(stats_sql, &[]).await.unwrap().get(0);
     assert!(superuser_sees > 0, "control: ANALYZE produced statistics");
     let app_sees: i64 = app.query_one(stats_sql, &[]).await.unwrap().get(0);
@@ -857,12 +926,15 @@ async fn service_role_has_no_way_around_the_wall() {
         "pg_stats shows walled tables' values to the service role"
     );
 
-    // The SECURITY DEFINER lookups: exactly the two known ones, owned by a role that cannot log
-    // in, with a pinned search_path, callable by the service role and not by PUBLIC.
+    // The SECURITY DEFINER lookups: exactly the known ones, each answering exactly what it was
+    // written to answer, owned by the definer role (which cannot log in), with a pinned
+    // search_path, callable by the service role and not by PUBLIC.
     let definers = w
         .owner
         .query(
-            "SELECT p.proname::text, r.rolcanlogin, r.rolsuper, coalesce(p.proconfig, '{}'),
+            "SELECT p.proname::text, pg_get_function_identity_arguments(p.oid),
+                    pg_get_function_result(p.oid), r.rolname::text, r.rolcanlogin, r.rolsuper,
+                    coalesce(p.proconfig, '{}') AS config,
                     EXISTS (SELECT 1 FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) x
                             WHERE x.grantee = 0 AND x.privilege_type = 'EXECUTE') AS public_execute,
                     has_function_privilege('callingcard_app', p.oid, 'EXECUTE') AS app_execute
@@ -875,15 +947,34 @@ async fn service_role_has_no_way_around_the_wall() {
         )
         .await
         .unwrap();
-    let names: Vec<String> = definers.iter().map(|r| r.get(0)).collect();
-    assert_eq!(names, ["login_lookup", "superadmin_employee_company"]);
+    let signatures: Vec<(String, String, String)> = definers
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let expected = [
+        ("card_company", "p_company_slug text", "uuid"),
+        (
+            "login_lookup",
+            "p_email text",
+            "TABLE(user_id uuid, company_id uuid, role text, is_active boolean, password_hash text)",
+        ),
+        ("superadmin_employee_company", "p_employee_id uuid", "uuid"),
+    ]
+    .map(|(name, args, result)| (name.to_owned(), args.to_owned(), result.to_owned()));
+    assert_eq!(signatures, expected, "SECURITY DEFINER functions");
     for row in &definers {
         let name: String = row.get(0);
-        assert!(!row.get::<_, bool>(1), "{name}: owned by a login role");
-        assert!(!row.get::<_, bool>(2), "{name}: owned by a superuser");
-        let config: Vec<String> = row.get(3);
-        assert!(
-            config.iter().any(|c| c.starts_with("search_path=")),
+        assert_eq!(
+            row.get::<_, &str>(3),
+            "callingcard_definer",
+            "{name}: owner"
+        );
+        assert!(!row.get::<_, bool>(4), "{name}: owned by a login role");
+        assert!(!row.get::<_, bool>(5), "{name}: owned by a superuser");
+        let config: Vec<String> = row.get("config");
+        assert_eq!(
+            config,
+            ["search_path=pg_catalog, pg_temp"],
             "{name}: search_path not pinned"
         );
         assert!(
@@ -1125,4 +1216,383 @@ async fn superadmin_reads_every_company_but_writes_only_its_own() {
         .collect();
     assert_eq!(ids, [a]);
     tx.rollback().await.unwrap();
+}
+
+#[tokio::test]
+async fn card_company_needs_no_tenant_and_answers_only_the_company() {
+    let w = world().await;
+    let mut app = w.app().await;
+    let lookup = "SELECT card_company($1)";
+
+    // No tenant at all: the companies themselves are invisible...
+    let companies: i64 = app
+        .query_one("SELECT count(*) FROM companies", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(companies, 0);
+    // ...but the lookup names the company of a slug, and nothing else.
+    let row = app.query_one(lookup, &[&"alpha"]).await.unwrap();
+    assert_eq!(row.len(), 1, "card_company must answer a single value");
+    assert_eq!(row.get::<_, Option<Uuid>>(0), Some(w.a.id));
+    let of_b: Option<Uuid> = app.query_one(lookup, &[&"beta"]).await.unwrap().get(0);
+    assert_eq!(of_b, Some(w.b.id));
+    for unknown in ["nobody", "", "%", "alph%", "ALPHA", "alpha ", "employee-0"] {
+        let answer: Option<Uuid> = app.query_one(lookup, &[&unknown]).await.unwrap().get(0);
+        assert_eq!(answer, None, "{unknown:?} named a company");
+    }
+
+    // The same answer whatever the transaction's tenant and role: it is the step before a
+    // visitor's transaction has a tenant at all.
+    for (company, role) in [
+        (Some(w.b.id), Some("public")),
+        (Some(w.b.id), Some("admin")),
+        (None, Some("public")),
+    ] {
+        let tx = begin(&mut app, company, role).await;
+        let answer: Option<Uuid> = tx.query_one(lookup, &[&"alpha"]).await.unwrap().get(0);
+        assert_eq!(answer, Some(w.a.id), "in company {company:?} as {role:?}");
+        tx.rollback().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_visitor_reads_its_card_company_but_no_logins_or_billing() {
+    let w = world().await;
+    let (a, b) = (w.a.id, w.b.id);
+    let mut app = w.app().await;
+    let hidden_from_visitors = ["users", "subscriptions"];
+
+    let tx = begin(&mut app, Some(a), Some("public")).await;
+    for table in TENANT_TABLES {
+        let (t, col) = (table.name, table.tenant_col);
+        let a_count = w.count(table, a).await;
+        assert!(a_count > 0, "{t}: A needs rows to test with");
+        let visible: i64 = tx
+            .query_one(&format!("SELECT count(*) FROM {t}"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        if hidden_from_visitors.contains(&t) {
+            assert_eq!(visible, 0, "{t}: a visitor sees its company's rows");
+            // Policies run before user predicates here too: a predicate that would fail on
+            // any row is never evaluated.
+            let probing: i64 = tx
+                .query_one(
+                    &format!("SELECT count(*) FROM {t} WHERE length({col}::text) / 0 = 1"),
+                    &[],
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{t}: a visitor's predicate ran on hidden rows: {e}"))
+                .get(0);
+            assert_eq!(probing, 0, "{t}");
+        } else {
+            assert_eq!(visible, a_count, "{t}: a visitor sees the card's company");
+        }
+        let tenants: BTreeSet<Uuid> = tx
+            .query(&format!("SELECT {col} FROM {t}"), &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert!(
+            tenants.is_subset(&BTreeSet::from([a])),
+            "{t}: a visitor sees another company: {tenants:?}"
+        );
+        let of_b: i64 = tx
+            .query_one(&format!("SELECT count(*) FROM {t} WHERE {col} = $1"), &[&b])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(of_b, 0, "{t}: a visitor sees B's rows by id");
+    }
+    // The card of an employee, with its photo, the way a public card is read.
+    let photos: Vec<String> = tx
+        .query(
+            "SELECT m.hash FROM employees e
+             JOIN cards c ON c.company_id = e.company_id AND c.employee_id = e.id
+             JOIN media m ON m.company_id = e.company_id AND m.hash = e.photo_hash",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(photos, [w.a.media[0].clone()]);
+    tx.rollback().await.unwrap();
+
+    // A visitor cannot write a login or a subscription either (the restrictive policy has no
+    // WITH CHECK, so its USING applies to new rows).
+    for t in hidden_from_visitors {
+        let table = TENANT_TABLES.iter().find(|x| x.name == t).unwrap();
+        let tx = begin(&mut app, Some(a), Some("public")).await;
+        expect_rls_violation(
+            tx.execute(table.insert, &[&a, &w.a.spare_employee]).await,
+            &format!("{t}: INSERT by a visitor"),
+        );
+        tx.rollback().await.unwrap();
+    }
+
+    // Controls: the restriction is the visitor's alone. The same company in any other role, or
+    // with no role set, sees its logins and subscriptions.
+    for role in [Some("admin"), Some("employee"), Some("superadmin"), None] {
+        let tx = begin(&mut app, Some(a), role).await;
+        for t in hidden_from_visitors {
+            let table = TENANT_TABLES.iter().find(|x| x.name == t).unwrap();
+            let visible: i64 = tx
+                .query_one(&format!("SELECT count(*) FROM {t}"), &[])
+                .await
+                .unwrap()
+                .get(0);
+            assert_eq!(visible, w.count(table, a).await, "{t} as {role:?}");
+        }
+        tx.rollback().await.unwrap();
+    }
+    // And the mark is transaction-local: the next transaction of the connection is not a
+    // visitor's.
+    let tx = begin(&mut app, Some(a), None).await;
+    let role: Option<String> = tx
+        .query_one("SELECT current_setting('app.role', true)", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(role.as_deref(), Some(""));
+    tx.rollback().await.unwrap();
+}
+
+#[tokio::test]
+async fn media_references_stay_inside_the_tenant() {
+    let w = world().await;
+    let (a, b) = (w.a.id, w.b.id);
+    let b_only = w.b.media[0].clone();
+    assert!(!w.a.media.contains(&b_only));
+    let employee = w.a.employees[1];
+    let mut app = w.app().await;
+
+    // A's employee pointed at an image only B has. The UPDATE itself passes the wall (the row
+    // stays A's); the foreign key then looks for (A, hash) in media — the key leads with the
+    // tenant, and the check bypasses row-level security — finds nothing and refuses: 23503,
+    // not a row-level security error.
+    let set_photo = "UPDATE employees SET photo_hash = $2 WHERE id = $1";
+    let set_logo = "UPDATE companies SET logo_hash = $1";
+    let mut messages = Vec::new();
+    for hash in [b_only.clone(), format!("{:032x}", Uuid::new_v4().as_u128())] {
+        let tx = begin(&mut app, Some(a), Some("admin")).await;
+        let message = expect_sqlstate(
+            tx.execute(set_photo, &[&employee, &hash]).await,
+            &SqlState::FOREIGN_KEY_VIOLATION,
+            "an A employee's photo from B's media",
+        );
+        assert!(message.contains("employees_photo_fkey"), "{message}");
+        tx.rollback().await.unwrap();
+        let tx = begin(&mut app, Some(a), Some("admin")).await;
+        let message_logo = expect_sqlstate(
+            tx.execute(set_logo, &[&hash]).await,
+            &SqlState::FOREIGN_KEY_VIOLATION,
+            "A's logo from B's media",
+        );
+        assert!(
+            message_logo.contains("companies_logo_fkey"),
+            "{message_logo}"
+        );
+        tx.rollback().await.unwrap();
+        messages.push((message, message_logo));
+    }
+    // No oracle either: an image B has is refused exactly like one nobody has.
+    assert_eq!(messages[0], messages[1]);
+
+    // Nor can A write the image into B's media to point at it.
+    let tx = begin(&mut app, Some(a), Some("admin")).await;
+    expect_rls_violation(
+        tx.execute(
+            "INSERT INTO media (company_id, hash, content_type, bytes)
+             VALUES ($1, $2, 'image/png', decode('89', 'hex'))",
+            &[&b, &w.a.media[0]],
+        )
+        .await,
+        "A inserting media for B",
+    );
+    tx.rollback().await.unwrap();
+
+    // Controls: A's own images work; and A may hold the same image B holds (media is keyed by
+    // tenant too, so the upload neither fails nor tells A that B has it) and then use it.
+    let tx = begin(&mut app, Some(a), Some("admin")).await;
+    assert_eq!(
+        tx.execute(set_photo, &[&employee, &w.a.media[1]])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(tx.execute(set_logo, &[&w.a.media[0]]).await.unwrap(), 1);
+    assert_eq!(
+        tx.execute(
+            "INSERT INTO media (company_id, hash, content_type, bytes)
+             VALUES ($1, $2, 'image/png', decode('89', 'hex'))",
+            &[&a, &b_only],
+        )
+        .await
+        .unwrap(),
+        1,
+        "A uploading an image B also has"
+    );
+    assert_eq!(
+        tx.execute(set_photo, &[&employee, &b_only]).await.unwrap(),
+        1
+    );
+    tx.commit().await.unwrap();
+    let stored: (Uuid, Option<String>) = w
+        .owner
+        .query_one(
+            "SELECT company_id, photo_hash FROM employees WHERE id = $1",
+            &[&employee],
+        )
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert_eq!(stored, (a, Some(b_only.clone())));
+    let b_media = TENANT_TABLES
+        .iter()
+        .find(|t| t.name == "media")
+        .expect("media is a tenant table");
+    assert_eq!(w.count(b_media, b).await, w.b.media.len() as i64);
+}
+
+/// The notifications on `card_changed` of a connection of the service role that listens.
+struct Listener {
+    _client: Client,
+    payloads: mpsc::UnboundedReceiver<String>,
+}
+
+impl Listener {
+    async fn start(dbname: &str) -> Self {
+        let (client, mut connection) = tokio_postgres::connect(&app_role_url(dbname), NoTls)
+            .await
+            .expect("connecting the listener");
+        let (sender, payloads) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(message) = messages.next().await {
+                // Notices and any other messages are of no interest here.
+                if let AsyncMessage::Notification(n) =
+                    message.expect("the listener's connection failed")
+                {
+                    assert_eq!(n.channel(), "card_changed");
+                    if sender.send(n.payload().to_owned()).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        client.batch_execute("LISTEN card_changed").await.unwrap();
+        Self {
+            _client: client,
+            payloads,
+        }
+    }
+
+    /// The next notification; fails after a few seconds without one.
+    async fn next(&mut self, what: &str) -> String {
+        tokio::time::timeout(Duration::from_secs(5), self.payloads.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{what}: no notification"))
+            .expect("the listener stopped")
+    }
+
+    /// Nothing (more) arrives for a while.
+    async fn assert_quiet(&mut self, what: &str) {
+        if let Ok(payload) =
+            tokio::time::timeout(Duration::from_millis(300), self.payloads.recv()).await
+        {
+            panic!("{what}: unexpected notification {payload:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn committed_card_changes_notify_every_instance_once() {
+    let w = world().await;
+    let a = w.a.id;
+    let mut listener = Listener::start(&w.dbname).await;
+    let mut app = w.app().await;
+    let (first, second) = (w.a.employees[0], w.a.employees[1]);
+
+    let tx = begin(&mut app, Some(a), Some("admin")).await;
+    let updated = tx
+        .execute(
+            "UPDATE employees SET job_title = 'Chief Cards Officer' WHERE id = $1",
+            &[&first],
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated, 1);
+    // Nothing before the commit.
+    listener.assert_quiet("an uncommitted update").await;
+    tx.commit().await.unwrap();
+    assert_eq!(
+        listener.next("an employee's job title").await,
+        format!("employee:{a}:{first}")
+    );
+    listener.assert_quiet("one employee updated").await;
+
+    let tx = begin(&mut app, Some(a), Some("admin")).await;
+    assert_eq!(
+        tx.execute("UPDATE companies SET brand_color = '#0a0b0c'", &[])
+            .await
+            .unwrap(),
+        1
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(
+        listener.next("the company's brand color").await,
+        format!("company:{a}")
+    );
+    listener.assert_quiet("the company updated").await;
+
+    // A rolled-back change says nothing; the committed one after it is the only notification.
+    let tx = begin(&mut app, Some(a), Some("admin")).await;
+    assert_eq!(
+        tx.execute(
+            "UPDATE employees SET job_title = 'Never' WHERE id = $1",
+            &[&second],
+        )
+        .await
+        .unwrap(),
+        1
+    );
+    tx.rollback().await.unwrap();
+    listener.assert_quiet("a rolled-back update").await;
+    let tx = begin(&mut app, Some(a), Some("admin")).await;
+    assert_eq!(
+        tx.execute(
+            "UPDATE employees SET job_title = 'Committed' WHERE id = $1",
+            &[&second],
+        )
+        .await
+        .unwrap(),
+        1
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(
+        listener.next("an update after a rolled-back one").await,
+        format!("employee:{a}:{second}")
+    );
+    listener.assert_quiet("after the rolled-back update").await;
+
+    // Deleting an employee (whose card goes with it, and whose login is unlinked) is one
+    // notification too.
+    let tx = begin(&mut app, Some(a), Some("admin")).await;
+    assert_eq!(
+        tx.execute("DELETE FROM employees WHERE id = $1", &[&first])
+            .await
+            .unwrap(),
+        1
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(
+        listener.next("a deleted employee").await,
+        format!("employee:{a}:{first}")
+    );
+    listener.assert_quiet("one employee deleted").await;
 }
