@@ -261,19 +261,31 @@ impl PublicCards {
             match event {
                 ListenEvent::Listening => cards.cards.set_live(true),
                 ListenEvent::Lost => cards.cards.set_live(false),
-                ListenEvent::Notification(payload) => cards.cards.apply_notification(&payload),
+                ListenEvent::Notification(payload) => cards.apply_notification(&payload),
             }
         });
         *self.listener.lock().unwrap_or_else(|e| e.into_inner()) = Some(listener);
     }
 
-    /// Drops a changed card at once on this instance (the others hear of it by notification).
+    /// Drops a changed card at once on this instance (the others hear of it by notification),
+    /// and the company's images: one may have been replaced or removed.
     pub fn forget_employee(&self, company_id: Uuid, employee_id: Uuid) {
         self.cards.forget_employee(company_id, employee_id);
+        self.media.retain(|(company, _)| *company != company_id);
     }
 
     pub fn forget_company(&self, company_id: Uuid) {
         self.cards.forget_company(company_id);
+        self.media.retain(|(company, _)| *company != company_id);
+    }
+
+    fn apply_notification(&self, payload: &str) {
+        self.cards.apply_notification(payload);
+        // `company:{id}` or `employee:{company_id}:{id}`: the company is the second part.
+        match payload.split(':').nth(1).map(Uuid::parse_str) {
+            Some(Ok(company_id)) => self.media.retain(|(company, _)| *company != company_id),
+            _ => self.media.retain(|_| false),
+        }
     }
 
     /// Whether rendered cards are being cached (change notifications are heard).

@@ -182,7 +182,18 @@ const UPDATE_EMPLOYEE: &str = "WITH e AS (
             e.photo_url, e.photo_hash, e.bio, e.social_links, e.public_slug, c.slug AS company_slug, e.created_at, e.updated_at
      FROM e JOIN companies c ON c.id = e.company_id";
 
-const DELETE_EMPLOYEE: &str = "DELETE FROM employees WHERE id = $1";
+/// The employee, and its photo unless another employee shows the same image. (The subquery
+/// still sees the deleted row, a statement's snapshot being taken before it: hence `e.id <> $1`.)
+const DELETE_EMPLOYEE: &str = "WITH gone AS (
+         DELETE FROM employees WHERE id = $1 RETURNING company_id, photo_hash
+     ), unused_photo AS (
+         DELETE FROM media m USING gone
+         WHERE m.company_id = gone.company_id AND m.hash = gone.photo_hash
+           AND NOT EXISTS (SELECT 1 FROM employees e
+                           WHERE e.company_id = m.company_id AND e.photo_hash = m.hash AND e.id <> $1)
+           AND NOT EXISTS (SELECT 1 FROM companies c WHERE c.id = m.company_id AND c.logo_hash = m.hash)
+     )
+     SELECT count(*) FROM gone";
 
 /// Which company an employee id belongs to, for a superadmin only (a SECURITY DEFINER lookup).
 const SUPERADMIN_EMPLOYEE_COMPANY: &str = "SELECT superadmin_employee_company($1)";
@@ -451,10 +462,12 @@ impl EmployeesApi {
         let deleted = state
             .db
             .write(&tenant, async |tx| {
-                tx.execute(DELETE_EMPLOYEE, [&employee_id.0]).await
+                tx.query_one(DELETE_EMPLOYEE, [&employee_id.0]).await
             })
             .await
-            .map_err(ApiError::from)?;
+            .map_err(ApiError::from)?
+            .try_get::<_, i64>(0)
+            .map_err(ApiError::internal)?;
         if deleted == 0 {
             return Err(ApiError::not_found("Employee not found"));
         }

@@ -174,8 +174,9 @@ impl<V: Clone> CardCache<V> {
     }
 }
 
-/// A map bounded by the total size of its values, for immutable things (QR images, photos by
-/// content hash, company ids by slug) that never need invalidation.
+/// A map bounded by the total size of its values, for things that do not change once made (QR
+/// images, photos by content hash, company ids by slug); [`BoundedCache::retain`] drops those
+/// that may have been deleted.
 pub struct BoundedCache<K, V> {
     inner: Mutex<Bounded<K, V>>,
     max_bytes: usize,
@@ -224,6 +225,19 @@ impl<K: Hash + Eq + Clone, V: Clone> BoundedCache<K, V> {
         }
         inner.bytes += size;
         inner.map.insert(key, (Instant::now(), size, value));
+    }
+
+    /// Keeps only the entries whose key satisfies `keep`.
+    pub fn retain(&self, keep: impl Fn(&K) -> bool) {
+        let mut inner = self.inner();
+        let Bounded { map, bytes } = &mut *inner;
+        map.retain(|k, (_, size, _)| {
+            let kept = keep(k);
+            if !kept {
+                *bytes -= *size;
+            }
+            kept
+        });
     }
 
     pub fn len(&self) -> usize {
@@ -346,5 +360,11 @@ mod tests {
         assert_eq!(cache.get(&99), Some(99));
         cache.insert(1000, 0, 101);
         assert_eq!(cache.get(&1000), None, "too large to cache");
+        cache.retain(|k| *k != 99);
+        assert_eq!(cache.get(&99), None);
+        for i in 0..20u32 {
+            cache.insert(i, i, 50);
+        }
+        assert_eq!(cache.len(), 20, "retain gave its bytes back");
     }
 }
