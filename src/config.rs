@@ -47,6 +47,12 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// Where the local cluster and the development JWT secret live.
     pub data_dir: PathBuf,
+    /// A header set by a trusted proxy holding the client's address (e.g. `X-Forwarded-For`,
+    /// whose last entry is used); `None`: the connection's peer address.
+    pub client_ip_header: Option<String>,
+    /// A header set by a trusted CDN holding the visitor's country or region (e.g.
+    /// `CF-IPCountry`); it takes precedence over a region sent by the page.
+    pub region_header: Option<String>,
 }
 
 impl Config {
@@ -114,6 +120,8 @@ impl Config {
             public_base_url,
             cors_origins,
             data_dir,
+            client_ip_header: lookup("CLIENT_IP_HEADER").map(|h| h.trim().to_owned()),
+            region_header: lookup("REGION_HEADER").map(|h| h.trim().to_owned()),
         })
     }
 }

@@ -1,5 +1,6 @@
 //! CallingCard: digital business cards for companies, on PostgreSQL row-level security.
 
+pub mod analytics;
 pub mod api;
 pub mod auth;
 pub mod card;

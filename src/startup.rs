@@ -13,13 +13,19 @@ use poem::{
 };
 use tokio_postgres::NoTls;
 
+use tokio::task::JoinHandle;
+
 use crate::{
+    analytics::{self, collector::Collector, ingest::EventSink},
     api::{self, AppState},
     auth::JwtKeys,
     config::{Config, Environment},
     db::{Db, embedded::LocalCluster, migrations},
     error,
 };
+
+/// How often partitions are made ahead and retention is applied.
+const ANALYTICS_MAINTENANCE: Duration = Duration::from_secs(3600);
 
 /// Largest request body accepted anywhere (the JSON API needs far less).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -126,9 +132,11 @@ async fn limit_body<E: Endpoint>(
     next: std::sync::Arc<E>,
     mut req: Request,
 ) -> poem::Result<Response> {
-    // Image uploads are the one place where a body may be larger.
+    // Image uploads are the one place where a body may be larger; a tracking beacon is tiny.
     let limit = if api::media::is_upload_route(req.method(), req.uri().path()) {
         api::media::MAX_UPLOAD_REQUEST_BYTES
+    } else if req.uri().path() == "/api/analytics/track" {
+        api::tracking::MAX_TRACK_BODY_BYTES
     } else {
         MAX_BODY_BYTES
     };
@@ -136,7 +144,7 @@ async fn limit_body<E: Endpoint>(
         error::ApiError::new(
             poem::http::StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
-            format!("Request bodies are limited to {} KiB", limit / 1024),
+            format!("Request bodies are limited to {} bytes", limit),
         )
     };
     match req.header("content-length").map(str::parse::<usize>) {
@@ -170,6 +178,9 @@ pub struct Application {
     endpoint: BoxEndpoint<'static>,
     database: Database,
     db: Db,
+    /// Stores tracked events; finishes once the server (and so every queue sender) is gone.
+    event_writer: JoinHandle<()>,
+    maintenance: JoinHandle<()>,
 }
 
 impl Application {
@@ -187,11 +198,23 @@ impl Application {
         )?;
         let cards = std::sync::Arc::new(api::cards::PublicCards::default());
         cards.listen(&db);
+        let (sink, event_writer) = EventSink::start(db.clone());
+        // Visitor ids are keyed by a secret derived from the token secret: one secret to manage,
+        // and rotating it also unlinks visitor ids.
+        let analytics = std::sync::Arc::new(Collector::new(
+            sink,
+            format!("visitor-ids:{}", config.jwt_secret.expose()).as_bytes(),
+            config.client_ip_header.clone(),
+            config.region_header.clone(),
+        ));
+        let maintenance =
+            tokio::spawn(analytics::maintain_every(db.clone(), ANALYTICS_MAINTENANCE));
         let state = AppState {
             db: db.clone(),
             jwt: JwtKeys::new(config.jwt_secret.expose(), config.jwt_ttl),
             public_base_url: config.public_base_url.clone(),
             cards,
+            analytics,
         };
         let listener = tokio::net::TcpListener::bind(config.bind_addr)
             .await
@@ -209,6 +232,8 @@ impl Application {
             endpoint,
             database,
             db,
+            event_writer,
+            maintenance,
         })
     }
 
@@ -226,6 +251,14 @@ impl Application {
         Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(self.endpoint, shutdown, Some(Duration::from_secs(30)))
             .await?;
+        self.maintenance.abort();
+        // Every acknowledged event is committed already; this stores the page views still queued.
+        if tokio::time::timeout(Duration::from_secs(10), self.event_writer)
+            .await
+            .is_err()
+        {
+            tracing::warn!("analytics events still queued at shutdown were not stored");
+        }
         drop(self.db);
         self.database.close().await;
         tracing::info!("stopped");

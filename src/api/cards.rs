@@ -30,8 +30,9 @@ use uuid::Uuid;
 
 use super::{ApiTags, AppState, media};
 use crate::{
+    analytics::{Action, collector},
     card::{
-        CardProfile, CardUrls,
+        CardProfile, CardUrls, SCAN_SOURCE,
         cache::{BoundedCache, CardCache},
         page, photo, qr, vcard,
     },
@@ -154,6 +155,13 @@ pub fn logo_path(company_id: Uuid, hash: &str) -> String {
 }
 
 impl RenderedCard {
+    pub fn analytics_card(&self) -> collector::Card {
+        collector::Card {
+            company_id: self.profile.company_id,
+            employee_id: self.profile.employee_id,
+        }
+    }
+
     fn from_row(row: &Row, base_url: &str) -> Result<Self, ApiError> {
         let get = |e| ApiError::internal(e);
         let company_id: Uuid = row.try_get("company_id").map_err(get)?;
@@ -640,6 +648,7 @@ impl CardsApi {
         employee_slug: Path<String>,
         /// `3.0` (default) or `4.0`.
         version: Query<Option<String>>,
+        req: &Request,
         #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
     ) -> Result<VCardFile, ApiError> {
         let v4 = match version.as_deref() {
@@ -654,6 +663,9 @@ impl CardsApi {
         };
         let card = load_card(&state, &company_slug, &employee_slug).await?;
         let file = vcard_of(&state, &card, v4).await?;
+        state
+            .analytics
+            .record_served(req, &card.analytics_card(), Action::DownloadVcard);
         if matches_etag(if_none_match.as_deref(), &file.etag) {
             return Ok(VCardFile::NotModified(file.etag, card_cache_control()));
         }
@@ -680,6 +692,21 @@ pub async fn card_page(
         }
         Err(e) => return e.into_response(),
     };
+    // Counted on the server, so numbers do not depend on JavaScript; a revalidated page (304)
+    // is a view too. A scan is the QR code's URL, marked `?src=qr`.
+    let scanned = req.uri().query().is_some_and(|q| {
+        q.split('&')
+            .any(|pair| pair.strip_prefix("src=") == Some(SCAN_SOURCE))
+    });
+    state.analytics.record_served(
+        req,
+        &card.analytics_card(),
+        if scanned {
+            Action::ScanQr
+        } else {
+            Action::View
+        },
+    );
     let if_none_match = req.header(header::IF_NONE_MATCH);
     let builder = Response::builder()
         .header(header::ETAG, card.html_etag.as_str())

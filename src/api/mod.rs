@@ -7,6 +7,7 @@ pub mod employees;
 pub mod health;
 pub mod media;
 pub mod subscriptions;
+pub mod tracking;
 pub mod users;
 pub mod validate;
 
@@ -25,6 +26,8 @@ pub struct AppState {
     pub public_base_url: String,
     /// The caches of the public card path.
     pub cards: Arc<cards::PublicCards>,
+    /// Records what visitors do on cards.
+    pub analytics: Arc<crate::analytics::collector::Collector>,
 }
 
 #[derive(Tags)]
@@ -37,6 +40,8 @@ pub enum ApiTags {
     Employees,
     /// Public cards, their QR codes and vCards: no authentication.
     Cards,
+    /// What people do on cards: tracking and dashboards.
+    Analytics,
     /// Logins of a company's admins and employees.
     Users,
     /// Plans and the company's subscription.
@@ -51,6 +56,7 @@ pub type Apis = (
     employees::EmployeesApi,
     media::MediaApi,
     cards::CardsApi,
+    tracking::TrackingApi,
     users::UsersApi,
     subscriptions::SubscriptionsApi,
     health::HealthApi,
@@ -65,6 +71,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             employees::EmployeesApi,
             media::MediaApi,
             cards::CardsApi,
+            tracking::TrackingApi,
             users::UsersApi,
             subscriptions::SubscriptionsApi,
             health::HealthApi,

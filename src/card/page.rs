@@ -552,6 +552,7 @@ fn icon(paths: &str) -> String {
     )
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     /// The vCard: same origin, downloaded.
     Download,
@@ -577,12 +578,11 @@ fn push_button(h: &mut String, b: &Button<'_>) {
         Kind::Download => "btn primary",
         Kind::Internal | Kind::External => "btn",
     };
-    let _ = write!(
-        h,
-        "<a class=\"{class}\" href=\"{}\" data-track=\"{}\"",
-        escape_html(b.href),
-        b.track
-    );
+    let _ = write!(h, "<a class=\"{class}\" href=\"{}\"", escape_html(b.href));
+    // The server records vCard downloads itself; a beacon as well would count them twice.
+    if b.kind != Kind::Download {
+        let _ = write!(h, " data-track=\"{}\"", b.track);
+    }
     if let Some(link) = b.link {
         let _ = write!(h, " data-link=\"{}\"", escape_html(link));
     }
@@ -711,7 +711,7 @@ mod tests {
             "<span class=\"l\">Email</span>",
             "<span class=\"l\">WhatsApp</span>",
             "<span class=\"l\">Website</span>",
-            "<a class=\"btn primary\" href=\"/api/card/acme/jane-1a2b3c/vcard\" data-track=\"download_vcard\" download>",
+            "<a class=\"btn primary\" href=\"/api/card/acme/jane-1a2b3c/vcard\" download>",
             "<span class=\"l\">Save contact</span>",
             "<img src=\"/api/card/acme/jane-1a2b3c/qr.svg\" alt=\"QR code linking to this card\" width=\"160\" height=\"160\">",
             "Scan to share",
@@ -723,7 +723,11 @@ mod tests {
         // No initials when there is a photo.
         assert!(!html.contains("class=\"avatar ini\""));
         // Save contact comes before the other actions.
-        assert!(html.find("download_vcard").unwrap() < html.find("data-track=\"call\"").unwrap());
+        assert!(html.find("Save contact").unwrap() < html.find("data-track=\"call\"").unwrap());
+        assert!(
+            !html.contains("data-track=\"download_vcard\""),
+            "counted by the server"
+        );
     }
 
     #[test]
@@ -881,8 +885,9 @@ mod tests {
         assert!(html.contains("<div class=\"avatar ini\" aria-hidden=\"true\">JD</div>"));
         assert!(html.contains("<h1>Jane van Doe</h1>"));
         assert!(html.contains("<span class=\"org\">Example Co</span>"));
-        // Only "Save contact" and the (hidden) Share button are actions.
-        assert_eq!(html.matches("data-track=").count(), 2);
+        // Only "Save contact" (counted by the server) and the (hidden) Share button are actions.
+        assert_eq!(html.matches("data-track=").count(), 1);
+        assert!(html.contains("Save contact"));
         for absent in [
             "tel:",
             "mailto:",

@@ -75,15 +75,24 @@ impl DbError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tenant {
     pub company_id: Uuid,
-    /// `None`: an anonymous visitor of the company's public cards.
-    role: Option<Role>,
+    role: TenantRole,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TenantRole {
+    /// A signed-in user.
+    Member(Role),
+    /// An anonymous visitor of the company's public cards: reads only.
+    Visitor,
+    /// The service recording what visitors did on the company's cards.
+    Collector,
 }
 
 impl Tenant {
     pub fn new(company_id: Uuid, role: Role) -> Self {
         Self {
             company_id,
-            role: Some(role),
+            role: TenantRole::Member(role),
         }
     }
 
@@ -92,16 +101,32 @@ impl Tenant {
     pub fn visitor(company_id: Uuid) -> Self {
         Self {
             company_id,
-            role: None,
+            role: TenantRole::Visitor,
         }
     }
 
+    /// The analytics collector storing one company's events (`app.role = 'collector'`).
+    pub fn collector(company_id: Uuid) -> Self {
+        Self {
+            company_id,
+            role: TenantRole::Collector,
+        }
+    }
+
+    /// The signed-in user's role, if a user it is.
     pub fn role(&self) -> Option<Role> {
-        self.role
+        match self.role {
+            TenantRole::Member(role) => Some(role),
+            TenantRole::Visitor | TenantRole::Collector => None,
+        }
     }
 
     fn role_setting(&self) -> &'static str {
-        self.role.map_or("public", Role::as_str)
+        match self.role {
+            TenantRole::Member(role) => role.as_str(),
+            TenantRole::Visitor => "public",
+            TenantRole::Collector => "collector",
+        }
     }
 }
 
@@ -252,7 +277,7 @@ impl Db {
         F: AsyncFnOnce(TenantTx) -> Result<T, E>,
         E: From<DbError>,
     {
-        if tenant.role.is_none() {
+        if tenant.role == TenantRole::Visitor {
             // Visitors of public cards read; nothing they do writes through the tenant wall.
             return Err(DbError::Misuse("a visitor's transaction cannot write").into());
         }

@@ -1,0 +1,218 @@
+-- Analytics: what people do on a card. Raw events for the detail views and exports, kept as long
+-- as the company's plan says; hourly rollups, maintained in the same transaction as the events,
+-- for the dashboards, whose cost then grows with the hours asked for, not the events stored.
+
+-- How long a plan keeps raw events. Rollups are kept whatever the plan.
+ALTER TABLE plans ADD COLUMN retention text NOT NULL DEFAULT 'd30'
+    CONSTRAINT plans_retention_check CHECK (retention IN ('d30', 'd365', 'forever'));
+UPDATE plans SET retention = CASE plan WHEN 'free' THEN 'd30'
+                                       WHEN 'professional' THEN 'd365'
+                                       ELSE 'forever' END;
+
+-- Raw events, partitioned by retention class and then by time, so that retention drops whole
+-- partitions (daily ones for 30 days of detail, monthly ones for a year) instead of deleting
+-- rows. A company changing plans has its events moved to the new class (see the API).
+-- No foreign key to employees: a deleted employee's history stays in the company's numbers.
+CREATE TABLE card_events (
+    company_id  uuid NOT NULL REFERENCES companies (id) ON DELETE CASCADE,
+    retention   text NOT NULL,
+    occurred_at timestamptz NOT NULL,
+    id          uuid NOT NULL,
+    employee_id uuid NOT NULL,
+    action      text NOT NULL CONSTRAINT card_events_action_check
+                CHECK (action IN ('view', 'scan_qr', 'call', 'email', 'whatsapp', 'download_vcard',
+                                  'link_click', 'share')),
+    link        text CONSTRAINT card_events_link_check CHECK (char_length(link) BETWEEN 1 AND 100),
+    device      text CONSTRAINT card_events_device_check CHECK (device IN ('mobile', 'tablet', 'desktop')),
+    region      text CONSTRAINT card_events_region_check CHECK (char_length(region) BETWEEN 1 AND 64),
+    -- A keyed hash of the visitor's network and browser that changes every day: enough to count
+    -- unique visitors, never an address or anything that follows a person.
+    visitor     text CONSTRAINT card_events_visitor_check CHECK (visitor ~ '^[0-9a-f]{32}$'),
+    PRIMARY KEY (company_id, retention, occurred_at, id)
+) PARTITION BY LIST (retention);
+CREATE INDEX card_events_company_time_idx ON card_events (company_id, occurred_at DESC, id DESC);
+CREATE INDEX card_events_employee_time_idx ON card_events (company_id, employee_id, occurred_at DESC, id DESC);
+
+CREATE TABLE card_events_d30 PARTITION OF card_events FOR VALUES IN ('d30')
+    PARTITION BY RANGE (occurred_at);
+CREATE TABLE card_events_d365 PARTITION OF card_events FOR VALUES IN ('d365')
+    PARTITION BY RANGE (occurred_at);
+CREATE TABLE card_events_forever PARTITION OF card_events FOR VALUES IN ('forever')
+    PARTITION BY RANGE (occurred_at);
+-- Catch what falls outside the partitions made so far (maintenance late, or a plan change moving
+-- old events); maintenance empties them of what is past retention.
+CREATE TABLE card_events_d30_default PARTITION OF card_events_d30 DEFAULT;
+CREATE TABLE card_events_d365_default PARTITION OF card_events_d365 DEFAULT;
+CREATE TABLE card_events_forever_default PARTITION OF card_events_forever DEFAULT;
+
+-- Hourly counts per employee and action: the employee dashboards, the leaderboard, conversion.
+-- Link-preview fetchers and crawlers are counted here as action 'preview', and nowhere else.
+CREATE TABLE card_rollup_employee_hourly (
+    company_id  uuid NOT NULL REFERENCES companies (id) ON DELETE CASCADE,
+    hour        timestamptz NOT NULL CONSTRAINT card_rollup_employee_hour_check CHECK (hour = date_trunc('hour', hour, 'UTC')),
+    employee_id uuid NOT NULL,
+    action      text NOT NULL,
+    events      bigint NOT NULL CHECK (events > 0),
+    PRIMARY KEY (company_id, hour, employee_id, action)
+);
+CREATE INDEX card_rollup_employee_hourly_employee_idx
+    ON card_rollup_employee_hourly (company_id, employee_id, hour);
+
+-- Hourly counts per action, device and region ('' when unknown): the company dashboards.
+CREATE TABLE card_rollup_company_hourly (
+    company_id uuid NOT NULL REFERENCES companies (id) ON DELETE CASCADE,
+    hour       timestamptz NOT NULL CONSTRAINT card_rollup_company_hour_check CHECK (hour = date_trunc('hour', hour, 'UTC')),
+    action     text NOT NULL,
+    device     text NOT NULL,
+    region     text NOT NULL,
+    events     bigint NOT NULL CHECK (events > 0),
+    PRIMARY KEY (company_id, hour, action, device, region)
+);
+
+-- One row per visitor, card and hour: unique visitors per day in any time zone are the distinct
+-- visitors of that day's hours.
+CREATE TABLE card_visitors_hourly (
+    company_id  uuid NOT NULL REFERENCES companies (id) ON DELETE CASCADE,
+    hour        timestamptz NOT NULL CONSTRAINT card_visitors_hour_check CHECK (hour = date_trunc('hour', hour, 'UTC')),
+    employee_id uuid NOT NULL,
+    visitor     text NOT NULL CONSTRAINT card_visitors_visitor_check CHECK (visitor ~ '^[0-9a-f]{32}$'),
+    PRIMARY KEY (company_id, hour, employee_id, visitor)
+);
+CREATE INDEX card_visitors_hourly_employee_idx ON card_visitors_hourly (company_id, employee_id, hour);
+
+GRANT SELECT, INSERT, UPDATE, DELETE ON card_events, card_rollup_employee_hourly,
+    card_rollup_company_hourly, card_visitors_hourly TO callingcard_app;
+
+ALTER TABLE card_events ENABLE ROW LEVEL SECURITY;
+ALTER TABLE card_events FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON card_events
+    USING (company_id = (SELECT nullif(current_setting('app.company_id', true), '')::uuid))
+    WITH CHECK (company_id = (SELECT nullif(current_setting('app.company_id', true), '')::uuid));
+
+ALTER TABLE card_rollup_employee_hourly ENABLE ROW LEVEL SECURITY;
+ALTER TABLE card_rollup_employee_hourly FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON card_rollup_employee_hourly
+    USING (company_id = (SELECT nullif(current_setting('app.company_id', true), '')::uuid))
+    WITH CHECK (company_id = (SELECT nullif(current_setting('app.company_id', true), '')::uuid));
+
+ALTER TABLE card_rollup_company_hourly ENABLE ROW LEVEL SECURITY;
+ALTER TABLE card_rollup_company_hourly FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON card_rollup_company_hourly
+    USING (company_id = (SELECT nullif(current_setting('app.company_id', true), '')::uuid))
+    WITH CHECK (company_id = (SELECT nullif(current_setting('app.company_id', true), '')::uuid));
+
+ALTER TABLE card_visitors_hourly ENABLE ROW LEVEL SECURITY;
+ALTER TABLE card_visitors_hourly FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON card_visitors_hourly
+    USING (company_id = (SELECT nullif(current_setting('app.company_id', true), '')::uuid))
+    WITH CHECK (company_id = (SELECT nullif(current_setting('app.company_id', true), '')::uuid));
+
+-- Visitors of public cards see no analytics at all.
+CREATE POLICY not_for_visitors ON card_events AS RESTRICTIVE
+    USING ((SELECT current_setting('app.role', true)) IS DISTINCT FROM 'public');
+CREATE POLICY not_for_visitors ON card_rollup_employee_hourly AS RESTRICTIVE
+    USING ((SELECT current_setting('app.role', true)) IS DISTINCT FROM 'public');
+CREATE POLICY not_for_visitors ON card_rollup_company_hourly AS RESTRICTIVE
+    USING ((SELECT current_setting('app.role', true)) IS DISTINCT FROM 'public');
+CREATE POLICY not_for_visitors ON card_visitors_hourly AS RESTRICTIVE
+    USING ((SELECT current_setting('app.role', true)) IS DISTINCT FROM 'public');
+
+-- One partition, unless it exists. When the default partition already holds events of that range
+-- (maintenance was late), they are moved into the new partition.
+CREATE FUNCTION analytics_create_partition(p_parent text, p_name text, p_from timestamptz, p_to timestamptz)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = public, pg_temp
+AS $$
+BEGIN
+    IF to_regclass(p_name) IS NOT NULL THEN
+        RETURN;
+    END IF;
+    EXECUTE format('CREATE TEMP TABLE moved_events ON COMMIT DROP AS
+                    WITH moved AS (DELETE FROM %I WHERE occurred_at >= %L AND occurred_at < %L RETURNING *)
+                    SELECT * FROM moved', p_parent || '_default', p_from, p_to);
+    EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)', p_name, p_parent, p_from, p_to);
+    EXECUTE format('INSERT INTO %I SELECT * FROM moved_events', p_name);
+    DROP TABLE moved_events;
+END
+$$;
+REVOKE ALL ON FUNCTION analytics_create_partition(text, text, timestamptz, timestamptz) FROM PUBLIC;
+
+-- Partitions of [p_from, p_to): daily for 'd30', monthly for the others. Owner only (tests and
+-- the benchmark load history with it); the service calls analytics_maintain().
+CREATE FUNCTION analytics_ensure_partitions(p_from timestamptz, p_to timestamptz)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = public, pg_temp
+AS $$
+DECLARE
+    d date;
+BEGIN
+    d := (p_from AT TIME ZONE 'UTC')::date;
+    WHILE d < (p_to AT TIME ZONE 'UTC')::date + 1 LOOP
+        PERFORM analytics_create_partition('card_events_d30', 'card_events_d30_p' || to_char(d, 'YYYYMMDD'),
+                                           d::timestamp AT TIME ZONE 'UTC', (d + 1)::timestamp AT TIME ZONE 'UTC');
+        d := d + 1;
+    END LOOP;
+    d := date_trunc('month', p_from AT TIME ZONE 'UTC')::date;
+    WHILE d < (p_to AT TIME ZONE 'UTC')::date + 1 LOOP
+        PERFORM analytics_create_partition('card_events_d365', 'card_events_d365_p' || to_char(d, 'YYYYMM'),
+                                           d::timestamp AT TIME ZONE 'UTC', (d + interval '1 month')::timestamp AT TIME ZONE 'UTC');
+        PERFORM analytics_create_partition('card_events_forever', 'card_events_forever_p' || to_char(d, 'YYYYMM'),
+                                           d::timestamp AT TIME ZONE 'UTC', (d + interval '1 month')::timestamp AT TIME ZONE 'UTC');
+        d := (d + interval '1 month')::date;
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION analytics_ensure_partitions(timestamptz, timestamptz) FROM PUBLIC;
+
+-- What the service runs at start and every hour: partitions for the coming week, and retention.
+-- SECURITY DEFINER (owned by the schema owner, which owns the tables), with no parameters, so the
+-- service role cannot use it to drop anything but what retention says.
+CREATE FUNCTION analytics_maintain()
+RETURNS TABLE (dropped_partitions integer, purged_events bigint)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = public, pg_temp
+AS $$
+DECLARE
+    part record;
+    upper_bound timestamptz;
+    n_dropped integer := 0;
+    n_purged bigint := 0;
+    purged bigint;
+BEGIN
+    -- One maintenance at a time, across instances.
+    IF NOT pg_try_advisory_xact_lock(hashtext('callingcard.analytics_maintain')) THEN
+        RETURN QUERY SELECT 0, 0::bigint;
+        RETURN;
+    END IF;
+    PERFORM analytics_ensure_partitions(now() - interval '1 day', now() + interval '7 days');
+    FOR part IN
+        SELECT c.relname, p.relname AS parent, pg_get_expr(c.relpartbound, c.oid) AS bound
+        FROM pg_inherits i
+        JOIN pg_class c ON c.oid = i.inhrelid
+        JOIN pg_class p ON p.oid = i.inhparent
+        WHERE p.relname IN ('card_events_d30', 'card_events_d365')
+          AND pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT'
+    LOOP
+        upper_bound := substring(part.bound FROM 'TO \(''([^'']+)''\)')::timestamptz;
+        IF (part.parent = 'card_events_d30' AND upper_bound <= now() - interval '30 days')
+           OR (part.parent = 'card_events_d365' AND upper_bound <= now() - interval '365 days') THEN
+            EXECUTE format('DROP TABLE %I', part.relname);
+            n_dropped := n_dropped + 1;
+        END IF;
+    END LOOP;
+    DELETE FROM card_events_d30_default WHERE occurred_at < now() - interval '30 days';
+    GET DIAGNOSTICS purged = ROW_COUNT;
+    n_purged := n_purged + purged;
+    DELETE FROM card_events_d365_default WHERE occurred_at < now() - interval '365 days';
+    GET DIAGNOSTICS purged = ROW_COUNT;
+    n_purged := n_purged + purged;
+    RETURN QUERY SELECT n_dropped, n_purged;
+END
+$$;
+REVOKE ALL ON FUNCTION analytics_maintain() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION analytics_maintain() TO callingcard_app;
+
+-- Partitions around the time of migration, so events can be stored at once.
+SELECT analytics_ensure_partitions(now() - interval '1 day', now() + interval '7 days');

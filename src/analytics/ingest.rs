@@ -1,0 +1,258 @@
+//! Ingestion with group commit. Requests hand their events to one writer task; whatever arrived
+//! while the previous batch was being written goes out as the next batch, one transaction (and
+//! one WAL flush) per company in it, events and rollups in one statement. Under load a commit
+//! carries many events; alone, an event waits for nobody.
+//!
+//! A tracking request is answered only after its batch committed. A graceful shutdown closes the
+//! queue and lets the writer finish what it holds before the database goes away.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use chrono::{DateTime, Utc};
+use futures::future::join_all;
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
+use uuid::Uuid;
+
+use super::Action;
+use crate::db::{Db, DbError, Tenant};
+
+/// Events that may wait for the writer; past this, page views are dropped (and counted) and
+/// tracking requests wait for room.
+const QUEUE: usize = 100_000;
+/// The most events one batch carries.
+const MAX_BATCH: usize = 2_000;
+
+/// One thing a visitor did on a card, or one fetch by a bot (`Action::Preview`), which only
+/// counts in the rollups.
+#[derive(Clone, Debug)]
+pub struct CardEvent {
+    pub id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    pub company_id: Uuid,
+    pub employee_id: Uuid,
+    pub action: Action,
+    pub link: Option<String>,
+    pub device: Option<&'static str>,
+    pub region: Option<String>,
+    pub visitor: Option<String>,
+}
+
+struct Pending {
+    event: CardEvent,
+    done: Option<oneshot::Sender<Result<(), Arc<DbError>>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("the event store is shutting down")]
+    Closed,
+    #[error(transparent)]
+    Database(Arc<DbError>),
+}
+
+/// Counters for logs and benchmarks.
+#[derive(Debug, Default)]
+pub struct IngestStats {
+    pub events: AtomicU64,
+    pub batches: AtomicU64,
+    pub dropped: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+/// The queue in front of the writer task.
+pub struct EventSink {
+    queue: mpsc::Sender<Pending>,
+    pub stats: Arc<IngestStats>,
+}
+
+impl EventSink {
+    /// Starts the writer; it runs until every `EventSink` clone is dropped and the queue is empty.
+    pub fn start(db: Db) -> (Self, JoinHandle<()>) {
+        let (queue, receiver) = mpsc::channel(QUEUE);
+        let stats = Arc::new(IngestStats::default());
+        let writer = tokio::spawn(write_batches(db, receiver, stats.clone()));
+        (Self { queue, stats }, writer)
+    }
+
+    /// Stores `event` and returns once it is committed.
+    pub async fn record(&self, event: CardEvent) -> Result<(), IngestError> {
+        let (done, committed) = oneshot::channel();
+        self.queue
+            .send(Pending {
+                event,
+                done: Some(done),
+            })
+            .await
+            .map_err(|_| IngestError::Closed)?;
+        match committed.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(IngestError::Database(e)),
+            Err(_) => Err(IngestError::Closed),
+        }
+    }
+
+    /// Stores `event` without waiting (a page view must not wait for analytics). Returns false
+    /// when the queue is full and the event was dropped.
+    pub fn record_later(&self, event: CardEvent) -> bool {
+        let queued = self.queue.try_send(Pending { event, done: None }).is_ok();
+        if !queued {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        queued
+    }
+}
+
+async fn write_batches(db: Db, mut receiver: mpsc::Receiver<Pending>, stats: Arc<IngestStats>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let result = write_batch(&db, &batch).await;
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        match &result {
+            Ok(()) => {
+                stats
+                    .events
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                stats
+                    .failed
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                tracing::error!(error = %e, events = batch.len(), "storing analytics events failed");
+            }
+        }
+        let result = result.map_err(Arc::new);
+        for pending in batch.drain(..) {
+            if let Some(done) = pending.done {
+                let _ = done.send(result.clone());
+            }
+        }
+    }
+}
+
+/// One transaction per company in the batch, all at once on separate connections.
+async fn write_batch(db: &Db, batch: &[Pending]) -> Result<(), DbError> {
+    let mut by_company: BTreeMap<Uuid, Vec<&CardEvent>> = BTreeMap::new();
+    for pending in batch {
+        by_company
+            .entry(pending.event.company_id)
+            .or_default()
+            .push(&pending.event);
+    }
+    let writes = by_company
+        .into_iter()
+        .map(|(company_id, events)| write_company(db, company_id, events));
+    join_all(writes).await.into_iter().collect()
+}
+
+async fn write_company(db: &Db, company_id: Uuid, events: Vec<&CardEvent>) -> Result<(), DbError> {
+    let columns = Columns::of(&events);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = db
+            .write(&Tenant::collector(company_id), async |tx| {
+                tx.execute(
+                    INGEST,
+                    [
+                        &company_id,
+                        &columns.ids,
+                        &columns.times,
+                        &columns.employees,
+                        &columns.actions,
+                        &columns.links,
+                        &columns.devices,
+                        &columns.regions,
+                        &columns.visitors,
+                    ],
+                )
+                .await
+            })
+            .await;
+        match result {
+            // Two instances adding to the same rollup rows may deadlock; one of them retries.
+            Err(e) if attempt < 3 && is_retryable(&e) => continue,
+            result => return result.map(drop),
+        }
+    }
+}
+
+fn is_retryable(e: &DbError) -> bool {
+    use tokio_postgres::error::SqlState;
+    e.as_db_error().is_some_and(|db| {
+        *db.code() == SqlState::T_R_DEADLOCK_DETECTED
+            || *db.code() == SqlState::T_R_SERIALIZATION_FAILURE
+    })
+}
+
+/// The batch as column arrays, for `unnest`.
+struct Columns {
+    ids: Vec<Uuid>,
+    times: Vec<DateTime<Utc>>,
+    employees: Vec<Uuid>,
+    actions: Vec<&'static str>,
+    links: Vec<Option<String>>,
+    devices: Vec<Option<&'static str>>,
+    regions: Vec<Option<String>>,
+    visitors: Vec<Option<String>>,
+}
+
+impl Columns {
+    fn of(events: &[&CardEvent]) -> Self {
+        Self {
+            ids: events.iter().map(|e| e.id).collect(),
+            times: events.iter().map(|e| e.occurred_at).collect(),
+            employees: events.iter().map(|e| e.employee_id).collect(),
+            actions: events.iter().map(|e| e.action.as_str()).collect(),
+            links: events.iter().map(|e| e.link.clone()).collect(),
+            devices: events.iter().map(|e| e.device).collect(),
+            regions: events.iter().map(|e| e.region.clone()).collect(),
+            visitors: events.iter().map(|e| e.visitor.clone()).collect(),
+        }
+    }
+}
+
+/// The events, the two hourly rollups and the visitors of one company, in one statement. Rows
+/// are locked in a fixed order (ORDER BY) so concurrent batches rarely deadlock; retention comes
+/// from the company's current plan.
+const INGEST: &str = "WITH input AS (
+         SELECT * FROM unnest($2::uuid[], $3::timestamptz[], $4::uuid[], $5::text[], $6::text[],
+                              $7::text[], $8::text[], $9::text[])
+             AS t (id, occurred_at, employee_id, action, link, device, region, visitor)
+     ), events AS (
+         INSERT INTO card_events (company_id, retention, occurred_at, id, employee_id, action, link,
+                                  device, region, visitor)
+         SELECT $1,
+                coalesce((SELECT p.retention FROM subscriptions s JOIN plans p ON p.plan = s.plan
+                          WHERE s.company_id = $1 AND s.active), 'd30'),
+                occurred_at, id, employee_id, action, link, device, region, visitor
+         FROM input WHERE action <> 'preview'
+     ), by_employee AS (
+         INSERT INTO card_rollup_employee_hourly AS r (company_id, hour, employee_id, action, events)
+         SELECT $1, date_trunc('hour', occurred_at, 'UTC') AS hour, employee_id, action, count(*)
+         FROM input GROUP BY 2, 3, 4 ORDER BY 2, 3, 4
+         ON CONFLICT (company_id, hour, employee_id, action)
+         DO UPDATE SET events = r.events + excluded.events
+     ), by_company AS (
+         INSERT INTO card_rollup_company_hourly AS r (company_id, hour, action, device, region, events)
+         SELECT $1, date_trunc('hour', occurred_at, 'UTC') AS hour, action,
+                coalesce(device, '') AS device, coalesce(region, '') AS region, count(*)
+         FROM input GROUP BY 2, 3, 4, 5 ORDER BY 2, 3, 4, 5
+         ON CONFLICT (company_id, hour, action, device, region)
+         DO UPDATE SET events = r.events + excluded.events
+     ), visitors AS (
+         INSERT INTO card_visitors_hourly (company_id, hour, employee_id, visitor)
+         SELECT DISTINCT $1, date_trunc('hour', occurred_at, 'UTC'), employee_id, visitor
+         FROM input WHERE visitor IS NOT NULL AND action <> 'preview'
+         ORDER BY 2, 3, 4
+         ON CONFLICT DO NOTHING
+     )
+     SELECT count(*) FROM input";

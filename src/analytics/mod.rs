@@ -1,0 +1,113 @@
+//! Analytics: what people do on a card. Classifying the visitor, hashing them into a daily
+//! visitor id, rate limiting, and storing events and their rollups with group commit.
+
+pub mod agent;
+pub mod collector;
+pub mod ingest;
+pub mod rate_limit;
+pub mod visitor;
+
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::db::{Db, Tenant};
+
+/// Runs `analytics_maintain()` now and then every `period`: partitions for the coming days, and
+/// retention (dropping partitions past every plan's detail period). Failures are logged; the next
+/// round tries again.
+pub async fn maintain_every(db: Db, period: Duration) {
+    let mut ticks = tokio::time::interval(period);
+    loop {
+        ticks.tick().await;
+        // The function is SECURITY DEFINER and takes no tenant's data: any tenant will do.
+        let result = db
+            .write(&Tenant::collector(Uuid::nil()), async |tx| {
+                tx.query_one(
+                    "SELECT dropped_partitions, purged_events FROM analytics_maintain()",
+                    [],
+                )
+                .await
+            })
+            .await;
+        match result {
+            Ok(row) => {
+                let dropped: i32 = row.get(0);
+                let purged: i64 = row.get(1);
+                if dropped > 0 || purged > 0 {
+                    tracing::info!(dropped, purged, "analytics retention applied");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "analytics maintenance failed"),
+        }
+    }
+}
+
+/// What a visitor did on a card; `Preview` is a bot or link-preview fetch, which is counted
+/// apart from everything people do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Action {
+    View,
+    ScanQr,
+    Call,
+    Email,
+    Whatsapp,
+    DownloadVcard,
+    LinkClick,
+    Share,
+    Preview,
+}
+
+impl Action {
+    /// Everything a person can do, in the order dashboards show it.
+    pub const PEOPLE: [Action; 8] = [
+        Action::View,
+        Action::ScanQr,
+        Action::Call,
+        Action::Email,
+        Action::Whatsapp,
+        Action::DownloadVcard,
+        Action::LinkClick,
+        Action::Share,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::View => "view",
+            Action::ScanQr => "scan_qr",
+            Action::Call => "call",
+            Action::Email => "email",
+            Action::Whatsapp => "whatsapp",
+            Action::DownloadVcard => "download_vcard",
+            Action::LinkClick => "link_click",
+            Action::Share => "share",
+            Action::Preview => "preview",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Action> {
+        Action::PEOPLE
+            .into_iter()
+            .chain([Action::Preview])
+            .find(|a| a.as_str() == raw)
+    }
+
+    /// Whether the action shows interest beyond opening the card (the leaderboard's measure).
+    pub fn is_engagement(self) -> bool {
+        !matches!(self, Action::View | Action::ScanQr | Action::Preview)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_round_trip_through_their_names() {
+        for action in Action::PEOPLE.into_iter().chain([Action::Preview]) {
+            assert_eq!(Action::parse(action.as_str()), Some(action));
+        }
+        assert_eq!(Action::parse("View"), None);
+        assert_eq!(Action::parse(""), None);
+    }
+}

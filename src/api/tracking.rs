@@ -1,0 +1,176 @@
+//! `POST /api/analytics/track`: what a visitor did on a card, reported by the card page's
+//! beacons. Public, rate limited per client address, answered once the event is stored.
+
+use poem::{Request, web::Data};
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi, param::Query, payload::Json};
+use uuid::Uuid;
+
+use super::{ApiTags, AppState, cards};
+use crate::{
+    analytics::{Action, agent::Device, collector::Card, ingest::IngestError},
+    error::{ApiError, ErrorBody},
+};
+
+/// Largest tracking request body: a beacon is a few dozen bytes.
+pub const MAX_TRACK_BODY_BYTES: usize = 2048;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum TrackAction {
+    View,
+    ScanQr,
+    Call,
+    Email,
+    Whatsapp,
+    DownloadVcard,
+    LinkClick,
+    Share,
+}
+
+impl From<TrackAction> for Action {
+    fn from(action: TrackAction) -> Self {
+        match action {
+            TrackAction::View => Action::View,
+            TrackAction::ScanQr => Action::ScanQr,
+            TrackAction::Call => Action::Call,
+            TrackAction::Email => Action::Email,
+            TrackAction::Whatsapp => Action::Whatsapp,
+            TrackAction::DownloadVcard => Action::DownloadVcard,
+            TrackAction::LinkClick => Action::LinkClick,
+            TrackAction::Share => Action::Share,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum DeviceKind {
+    Mobile,
+    Tablet,
+    Desktop,
+}
+
+impl From<DeviceKind> for Device {
+    fn from(device: DeviceKind) -> Self {
+        match device {
+            DeviceKind::Mobile => Device::Mobile,
+            DeviceKind::Tablet => Device::Tablet,
+            DeviceKind::Desktop => Device::Desktop,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct TrackRequest {
+    pub action: TrackAction,
+    /// Derived from the User-Agent when absent.
+    pub device: Option<DeviceKind>,
+    /// A country or region code; a trusted CDN header (`REGION_HEADER`) takes precedence.
+    #[oai(validator(max_length = 64))]
+    pub region: Option<String>,
+    /// The link's name (e.g. `linkedin`); required for `link_click`, ignored otherwise.
+    #[oai(validator(min_length = 1, max_length = 100))]
+    pub link: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum TrackStatus {
+    /// Stored.
+    Tracked,
+    /// A bot or link-preview fetcher: counted apart as a preview, not as what it claimed.
+    Ignored,
+}
+
+#[derive(Debug, Object)]
+pub struct Tracked {
+    pub status: TrackStatus,
+    /// The stored event; absent when ignored.
+    pub event_id: Option<Uuid>,
+}
+
+#[derive(ApiResponse)]
+pub enum TrackResponse {
+    /// Stored (durably) or ignored.
+    #[oai(status = 200)]
+    Ok(Json<Tracked>),
+    /// Too many tracking requests from this address.
+    #[oai(status = 429)]
+    TooManyRequests(
+        Json<ErrorBody>,
+        /// Seconds to wait.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
+}
+
+pub struct TrackingApi;
+
+#[OpenApi(tag = "ApiTags::Analytics")]
+impl TrackingApi {
+    /// Record what a visitor did on a card
+    ///
+    /// Public; the card page calls it with `navigator.sendBeacon`. Page views and vCard
+    /// downloads are also recorded by the server when it serves them.
+    #[oai(path = "/analytics/track", method = "post")]
+    async fn track(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+        company_slug: Query<String>,
+        employee_slug: Query<String>,
+        body: Json<TrackRequest>,
+    ) -> Result<TrackResponse, ApiError> {
+        if let Err(wait) = state.analytics.check_track_limit(req) {
+            return Ok(TrackResponse::TooManyRequests(
+                Json(ErrorBody {
+                    detail: "Too many tracking requests; try again later".into(),
+                    code: "rate_limited".into(),
+                }),
+                wait.as_secs().max(1),
+            ));
+        }
+        let body = body.0;
+        let action = Action::from(body.action);
+        let link = body
+            .link
+            .map(|l| l.trim().to_owned())
+            .filter(|l| !l.is_empty());
+        if action == Action::LinkClick && link.is_none() {
+            return Err(ApiError::invalid("`link` is required for `link_click`"));
+        }
+        let card = cards::load_card(&state, &company_slug, &employee_slug).await?;
+        let card = Card {
+            company_id: card.profile.company_id,
+            employee_id: card.profile.employee_id,
+        };
+        let event = state.analytics.event(
+            req,
+            &card,
+            action,
+            link,
+            body.device.map(Device::from),
+            body.region,
+        );
+        let tracked = event.action != Action::Preview;
+        let id = event.id;
+        state
+            .analytics
+            .sink
+            .record(event)
+            .await
+            .map_err(|e| match e {
+                IngestError::Closed => ApiError::unavailable("The service is shutting down"),
+                IngestError::Database(e) => ApiError::internal(e),
+            })?;
+        Ok(TrackResponse::Ok(Json(Tracked {
+            status: if tracked {
+                TrackStatus::Tracked
+            } else {
+                TrackStatus::Ignored
+            },
+            event_id: tracked.then_some(id),
+        })))
+    }
+}
