@@ -119,21 +119,32 @@ CREATE POLICY not_for_visitors ON card_visitors_hourly AS RESTRICTIVE
 
 -- One partition, unless it exists. When the default partition already holds events of that range
 -- (maintenance was late), they are moved into the new partition.
+-- Every name is schema-qualified: this also runs inside analytics_maintain() (SECURITY DEFINER)
+-- for the service role, whose temporary tables are on the search_path (pg_temp), and a temporary
+-- table named like a partition must neither pass for it nor stand in for it.
 CREATE FUNCTION analytics_create_partition(p_parent text, p_name text, p_from timestamptz, p_to timestamptz)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = public, pg_temp
 AS $$
 BEGIN
-    IF to_regclass(p_name) IS NOT NULL THEN
+    IF to_regclass(format('public.%I', p_name)) IS NOT NULL THEN
+        RETURN;
+    END IF;
+    -- Creating the partition locks the parent anyway; locking it before the move keeps a
+    -- concurrent insert from putting rows of this range back into the default partition, which
+    -- would make the CREATE below fail. Someone may have created the partition meanwhile.
+    EXECUTE format('LOCK TABLE public.%I IN ACCESS EXCLUSIVE MODE', p_parent);
+    IF to_regclass(format('public.%I', p_name)) IS NOT NULL THEN
         RETURN;
     END IF;
     EXECUTE format('CREATE TEMP TABLE moved_events ON COMMIT DROP AS
-                    WITH moved AS (DELETE FROM %I WHERE occurred_at >= %L AND occurred_at < %L RETURNING *)
+                    WITH moved AS (DELETE FROM public.%I WHERE occurred_at >= %L AND occurred_at < %L RETURNING *)
                     SELECT * FROM moved', p_parent || '_default', p_from, p_to);
-    EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)', p_name, p_parent, p_from, p_to);
-    EXECUTE format('INSERT INTO %I SELECT * FROM moved_events', p_name);
-    DROP TABLE moved_events;
+    EXECUTE format('CREATE TABLE public.%I PARTITION OF public.%I FOR VALUES FROM (%L) TO (%L)',
+                   p_name, p_parent, p_from, p_to);
+    EXECUTE format('INSERT INTO public.%I SELECT * FROM pg_temp.moved_events', p_name);
+    DROP TABLE pg_temp.moved_events;
 END
 $$;
 REVOKE ALL ON FUNCTION analytics_create_partition(text, text, timestamptz, timestamptz) FROM PUBLIC;
@@ -187,25 +198,30 @@ BEGIN
         RETURN;
     END IF;
     PERFORM analytics_ensure_partitions(now() - interval '1 day', now() + interval '7 days');
+    -- The parents by OID and the partitions by schema-qualified name, never by bare name: the
+    -- caller's temporary tables are on the search_path, and a temporary partitioned table named
+    -- card_events_d30 with a child named like any public table (card_visitors_hourly, users...)
+    -- would otherwise have that public table dropped here.
     FOR part IN
-        SELECT c.relname, p.relname AS parent, pg_get_expr(c.relpartbound, c.oid) AS bound
+        SELECT n.nspname, c.relname, i.inhparent = 'public.card_events_d30'::regclass AS daily,
+               pg_get_expr(c.relpartbound, c.oid) AS bound
         FROM pg_inherits i
         JOIN pg_class c ON c.oid = i.inhrelid
-        JOIN pg_class p ON p.oid = i.inhparent
-        WHERE p.relname IN ('card_events_d30', 'card_events_d365')
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE i.inhparent IN ('public.card_events_d30'::regclass, 'public.card_events_d365'::regclass)
           AND pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT'
     LOOP
         upper_bound := substring(part.bound FROM 'TO \(''([^'']+)''\)')::timestamptz;
-        IF (part.parent = 'card_events_d30' AND upper_bound <= now() - interval '30 days')
-           OR (part.parent = 'card_events_d365' AND upper_bound <= now() - interval '365 days') THEN
-            EXECUTE format('DROP TABLE %I', part.relname);
+        IF (part.daily AND upper_bound <= now() - interval '30 days')
+           OR (NOT part.daily AND upper_bound <= now() - interval '365 days') THEN
+            EXECUTE format('DROP TABLE %I.%I', part.nspname, part.relname);
             n_dropped := n_dropped + 1;
         END IF;
     END LOOP;
-    DELETE FROM card_events_d30_default WHERE occurred_at < now() - interval '30 days';
+    DELETE FROM public.card_events_d30_default WHERE occurred_at < now() - interval '30 days';
     GET DIAGNOSTICS purged = ROW_COUNT;
     n_purged := n_purged + purged;
-    DELETE FROM card_events_d365_default WHERE occurred_at < now() - interval '365 days';
+    DELETE FROM public.card_events_d365_default WHERE occurred_at < now() - interval '365 days';
     GET DIAGNOSTICS purged = ROW_COUNT;
     n_purged := n_purged + purged;
     RETURN QUERY SELECT n_dropped, n_purged;

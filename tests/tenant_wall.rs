@@ -28,6 +28,8 @@ struct TenantTable {
     /// Statements that drop the current tenant's references to this table's rows; rows still
     /// referenced cannot be deleted.
     unlink: &'static [&'static str],
+    /// A harmless change to every row, for the UPDATE checks (`UPDATE {name} SET {touch}`).
+    touch: &'static str,
 }
 
 impl TenantTable {
@@ -45,6 +47,7 @@ const TENANT_TABLES: &[TenantTable] = &[
         insert: "INSERT INTO companies (id, name, slug)
                  VALUES ($1, 'Intruder', 'intruder-' || left(md5($2::uuid::text), 12))",
         unlink: &[],
+        touch: CREATED_EARLIER,
     },
     TenantTable {
         name: "employees",
@@ -52,6 +55,7 @@ const TENANT_TABLES: &[TenantTable] = &[
         insert: "INSERT INTO employees (company_id, id, full_name, public_slug)
                  VALUES ($1, gen_random_uuid(), 'Intruder', 'intruder-' || left(md5($2::uuid::text), 12))",
         unlink: &[],
+        touch: CREATED_EARLIER,
     },
     TenantTable {
         name: "users",
@@ -60,6 +64,7 @@ const TENANT_TABLES: &[TenantTable] = &[
                  VALUES ($1, gen_random_uuid(), 'intruder-' || left(md5($1::uuid::text), 12) || '@example.com',
                          'not-a-hash', 'Intruder', 'employee', $2)",
         unlink: &[],
+        touch: CREATED_EARLIER,
     },
     TenantTable {
         name: "cards",
@@ -68,6 +73,7 @@ const TENANT_TABLES: &[TenantTable] = &[
                  VALUES ($1, gen_random_uuid(), $2, '/card/x/intruder', '/api/card/x/intruder/qr.png',
                          '/api/card/x/intruder/vcard')",
         unlink: &[],
+        touch: CREATED_EARLIER,
     },
     TenantTable {
         name: "subscriptions",
@@ -75,6 +81,7 @@ const TENANT_TABLES: &[TenantTable] = &[
         insert: "INSERT INTO subscriptions (company_id, plan, active, ended_at)
                  SELECT $1, 'professional', false, now() WHERE $2::uuid IS NOT NULL",
         unlink: &[],
+        touch: CREATED_EARLIER,
     },
     TenantTable {
         name: "media",
@@ -85,7 +92,54 @@ const TENANT_TABLES: &[TenantTable] = &[
             "UPDATE employees SET photo_hash = NULL",
             "UPDATE companies SET logo_hash = NULL",
         ],
+        touch: CREATED_EARLIER,
     },
+    // Analytics. Raw events are partitioned (by retention class, then time); the wall is on the
+    // parent, the only way the service role reaches them (it has no privileges on partitions).
+    // Moving an event a day back moves it to another partition: the checks cover row movement.
+    TenantTable {
+        name: "card_events",
+        tenant_col: "company_id",
+        insert: "INSERT INTO card_events (company_id, retention, occurred_at, id, employee_id, action)
+                 VALUES ($1, 'd30', now(), gen_random_uuid(), $2, 'call')",
+        unlink: &[],
+        touch: "occurred_at = occurred_at - interval '1 day'",
+    },
+    TenantTable {
+        name: "card_rollup_employee_hourly",
+        tenant_col: "company_id",
+        insert: "INSERT INTO card_rollup_employee_hourly (company_id, hour, employee_id, action, events)
+                 VALUES ($1, date_trunc('hour', now(), 'UTC'), $2, 'call', 1)",
+        unlink: &[],
+        touch: "events = events + 1",
+    },
+    TenantTable {
+        name: "card_rollup_company_hourly",
+        tenant_col: "company_id",
+        insert: "INSERT INTO card_rollup_company_hourly (company_id, hour, action, device, region, events)
+                 VALUES ($1, date_trunc('hour', now(), 'UTC'), 'call', '', left(md5($2::uuid::text), 12), 1)",
+        unlink: &[],
+        touch: "events = events + 1",
+    },
+    TenantTable {
+        name: "card_visitors_hourly",
+        tenant_col: "company_id",
+        insert: "INSERT INTO card_visitors_hourly (company_id, hour, employee_id, visitor)
+                 VALUES ($1, date_trunc('hour', now(), 'UTC'), $2, md5(random()::text))",
+        unlink: &[],
+        touch: "visitor = md5(visitor)",
+    },
+];
+
+/// The `touch` of the tables that keep a creation time.
+const CREATED_EARLIER: &str = "created_at = created_at - interval '1 day'";
+
+/// The analytics tables, which a visitor's transaction must not see at all.
+const ANALYTICS_TABLES: [&str; 4] = [
+    "card_events",
+    "card_rollup_employee_hourly",
+    "card_rollup_company_hourly",
+    "card_visitors_hourly",
 ];
 
 /// One seeded company.
@@ -118,6 +172,7 @@ async fn seed_company(
     extra_logins: usize,
     past_plans: usize,
     images: usize,
+    activity: i32,
 ) -> Seed {
     let id = Uuid::new_v4();
     owner
@@ -234,6 +289,28 @@ async fn seed_company(
         )
         .await
         .unwrap();
+    // `activity` rows in each analytics table: events of the last hour (their retention class
+    // is the free plan's, like the subscription above), and rollups of the last hours.
+    for sql in [
+        "INSERT INTO card_events (company_id, retention, occurred_at, id, employee_id, action, device, region, visitor)
+         SELECT $1, 'd30', now() - make_interval(mins => 7 * g), gen_random_uuid(), $2, 'view', 'mobile', 'DE', md5(g::text)
+         FROM generate_series(1, $3) g",
+        "INSERT INTO card_rollup_employee_hourly (company_id, hour, employee_id, action, events)
+         SELECT $1, date_trunc('hour', now(), 'UTC') - make_interval(hours => g), $2, 'view', g
+         FROM generate_series(1, $3) g",
+        "INSERT INTO card_rollup_company_hourly (company_id, hour, action, device, region, events)
+         SELECT $1, date_trunc('hour', now(), 'UTC') - make_interval(hours => g), 'view', 'mobile', 'DE', g
+         FROM generate_series(1, $3) g WHERE $2::uuid IS NOT NULL",
+        "INSERT INTO card_visitors_hourly (company_id, hour, employee_id, visitor)
+         SELECT $1, date_trunc('hour', now(), 'UTC') - make_interval(hours => g), $2, md5(g::text)
+         FROM generate_series(1, $3) g",
+    ] {
+        let added = owner
+            .execute(sql, &[&id, &employees[0], &activity])
+            .await
+            .unwrap();
+        assert_eq!(added, activity as u64, "{sql}");
+    }
     Seed {
         id,
         employees,
@@ -249,8 +326,8 @@ async fn seed_company(
 async fn world() -> World {
     let dbname = fresh_database().await;
     let owner = connect(&superuser_url(&dbname)).await;
-    let a = seed_company(&owner, "alpha", 2, 1, 0, 2).await;
-    let b = seed_company(&owner, "beta", 1, 2, 1, 1).await;
+    let a = seed_company(&owner, "alpha", 2, 1, 0, 2, 3).await;
+    let b = seed_company(&owner, "beta", 1, 2, 1, 1, 2).await;
     World {
         dbname,
         owner,
@@ -400,9 +477,7 @@ async fn every_tenant_table_shows_and_changes_only_the_current_tenant() {
         assert_eq!(probing, a_count, "{t}");
         let updated = tx
             .execute(
-                &format!(
-                    "UPDATE {t} SET created_at = created_at - interval '1 day' WHERE {col} = $1"
-                ),
+                &format!("UPDATE {t} SET {} WHERE {col} = $1", table.touch),
                 &[&b],
             )
             .await
@@ -448,14 +523,13 @@ async fn every_tenant_table_shows_and_changes_only_the_current_tenant() {
         // Controls: the same statements work on the tenant's own rows, so the refusals above
         // come from the wall and not from a broken statement.
         let mut tx = begin(&mut app, Some(a), Some("admin")).await;
-        let sql =
-            format!("UPDATE {t} SET created_at = created_at - interval '1 day' WHERE {col} = $1");
+        let sql = format!("UPDATE {t} SET {} WHERE {col} = $1", table.touch);
         assert_eq!(
             tx.execute(&sql, &[&a]).await.unwrap(),
             a_count as u64,
             "{t}: own UPDATE"
         );
-        let sql = format!("UPDATE {t} SET created_at = created_at - interval '1 day'");
+        let sql = format!("UPDATE {t} SET {}", table.touch);
         assert_eq!(
             tx.execute(&sql, &[]).await.unwrap(),
             a_count as u64,
@@ -540,7 +614,7 @@ async fn assert_walled_off(
             .unwrap()
             .get(0);
         assert_eq!(visible, 0, "{context}: {t} visible without a tenant");
-        let sql = format!("UPDATE {t} SET created_at = created_at - interval '1 day'");
+        let sql = format!("UPDATE {t} SET {}", table.touch);
         assert_eq!(
             tx.execute(&sql, &[]).await.unwrap(),
             0,
@@ -630,6 +704,9 @@ async fn without_a_tenant_nothing_is_visible_and_inserts_fail() {
 #[tokio::test]
 async fn catalog_walls_every_tenant_table() {
     let w = world().await;
+    // Partitions are not tables of their own for the wall: the policies live on the partitioned
+    // table, and what keeps the service role from reading a partition directly (which would
+    // skip them) is that it has no privilege on any partition; checked below.
     let rows = w
         .owner
         .query(
@@ -639,7 +716,7 @@ async fn catalog_walls_every_tenant_table() {
                  JOIN pg_namespace n ON n.oid = c.relnamespace
                  JOIN pg_attribute a ON a.attrelid = c.oid AND NOT a.attisdropped
                       AND a.attname = CASE WHEN c.relname = 'companies' THEN 'id' ELSE 'company_id' END
-                 WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+                 WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
              )
              SELECT t.name, t.relrowsecurity, t.relforcerowsecurity,
                     (SELECT count(*) FROM pg_policy p WHERE p.polrelid = t.oid) AS policies,
@@ -647,7 +724,9 @@ async fn catalog_walls_every_tenant_table() {
                             WHERE i.indrelid = t.oid AND i.indisvalid AND i.indpred IS NULL
                               AND i.indkey[0] = t.tenant_att) AS tenant_led_index,
                     EXISTS (SELECT 1 FROM pg_constraint k
-                            WHERE k.conrelid = t.oid AND k.contype = 'p' AND t.tenant_att = ANY (k.conkey)) AS pk_has_tenant
+                            WHERE k.conrelid = t.oid AND k.contype = 'p' AND t.tenant_att = ANY (k.conkey)) AS pk_has_tenant,
+                    EXISTS (SELECT 1 FROM pg_constraint k
+                            WHERE k.conrelid = t.oid AND k.contype = 'p' AND k.conkey[1] = t.tenant_att) AS pk_leads_with_tenant
              FROM tenant_tables t
              ORDER BY t.name",
             &[],
@@ -678,6 +757,66 @@ async fn catalog_walls_every_tenant_table() {
         assert!(
             row.get::<_, bool>("pk_has_tenant"),
             "{name}: the primary key lacks the tenant column"
+        );
+        // Leading, so the schema can be distributed by tenant (card_events too, whose key must
+        // also hold its partition keys, retention and occurred_at).
+        assert!(
+            row.get::<_, bool>("pk_leads_with_tenant"),
+            "{name}: the primary key does not start with the tenant column"
+        );
+    }
+
+    // Partitions: row-level security is not enabled on them (policies of the partitioned table
+    // apply to queries through it only), so the service role must have no privilege at all on
+    // any of them, on the table or on a column, and reach their rows through the parent alone.
+    let partitions = w
+        .owner
+        .query(
+            "SELECT c.relname::text, pg_partition_root(c.oid)::text AS root,
+                    has_table_privilege('callingcard_app', c.oid,
+                        'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER') AS any_privilege,
+                    has_any_column_privilege('callingcard_app', c.oid,
+                        'SELECT, INSERT, UPDATE, REFERENCES') AS any_column_privilege
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = 'public' AND c.relispartition AND c.relkind IN ('r', 'p')
+             ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let partition_names: BTreeSet<String> = partitions.iter().map(|r| r.get(0)).collect();
+    for expected in [
+        "card_events_d30",
+        "card_events_d365",
+        "card_events_forever",
+        "card_events_d30_default",
+        "card_events_d365_default",
+        "card_events_forever_default",
+    ] {
+        assert!(
+            partition_names.contains(expected),
+            "{expected} missing from {partition_names:?}"
+        );
+    }
+    assert!(
+        partition_names
+            .iter()
+            .any(|p| p.starts_with("card_events_d30_p")),
+        "no daily partition: {partition_names:?}"
+    );
+    for row in &partitions {
+        let (name, root): (String, String) = (row.get(0), row.get(1));
+        assert!(
+            known.contains(&root),
+            "{name}: a partition of {root}, which is not a tenant table"
+        );
+        assert!(
+            !row.get::<_, bool>("any_privilege"),
+            "{name}: the service role has a privilege on a partition"
+        );
+        assert!(
+            !row.get::<_, bool>("any_column_privilege"),
+            "{name}: the service role has a column privilege on a partition"
         );
     }
 
@@ -917,7 +1056,10 @@ async fn service_role_has_no_way_around_the_wall() {
     // Planner statistics of walled tables (sample values!) are hidden from the service role.
     w.owner.batch_execute("ANALYZE").await.unwrap();
     let stats_sql = "SELECT count(*) FROM pg_stats WHERE schemaname = 'public'
-                     AND tablename IN ('companies', 'employees', 'users', 'cards', 'subscriptions', 'media')";
+                     AND (tablename IN ('companies', 'employees', 'users', 'cards', 'subscriptions', 'media',
+                                        'card_events', 'card_rollup_employee_hourly',
+                                        'card_rollup_company_hourly', 'card_visitors_hourly')
+                          OR tablename LIKE 'card\\_events\\_%')";
     let superuser_sees: i64 = w.owner.query_one(stats_sql, &[]).await.unwrap().get(0);
     assert!(superuser_sees > 0, "control: ANALYZE produced statistics");
     let app_sees: i64 = app.query_one(stats_sql, &[]).await.unwrap().get(0);
@@ -926,9 +1068,10 @@ async fn service_role_has_no_way_around_the_wall() {
         "pg_stats shows walled tables' values to the service role"
     );
 
-    // The SECURITY DEFINER lookups: exactly the known ones, each answering exactly what it was
-    // written to answer, owned by the definer role (which cannot log in), with a pinned
-    // search_path, callable by the service role and not by PUBLIC.
+    // The SECURITY DEFINER functions: exactly the known ones, each answering exactly what it was
+    // written to answer, with a pinned search_path, callable by the service role and not by
+    // PUBLIC. The lookups are owned by the definer role (which cannot log in); analytics
+    // maintenance by the schema owner (see below).
     let definers = w
         .owner
         .query(
@@ -952,6 +1095,11 @@ async fn service_role_has_no_way_around_the_wall() {
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect();
     let expected = [
+        (
+            "analytics_maintain",
+            "",
+            "TABLE(dropped_partitions integer, purged_events bigint)",
+        ),
         ("card_company", "p_company_slug text", "uuid"),
         (
             "login_lookup",
@@ -962,21 +1110,53 @@ async fn service_role_has_no_way_around_the_wall() {
     ]
     .map(|(name, args, result)| (name.to_owned(), args.to_owned(), result.to_owned()));
     assert_eq!(signatures, expected, "SECURITY DEFINER functions");
+    let schema_owner: String = w
+        .owner
+        .query_one(
+            "SELECT pg_get_userbyid(relowner)::text FROM pg_class WHERE oid = 'public.card_events'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
     for row in &definers {
         let name: String = row.get(0);
-        assert_eq!(
-            row.get::<_, &str>(3),
-            "callingcard_definer",
-            "{name}: owner"
-        );
-        assert!(!row.get::<_, bool>(4), "{name}: owned by a login role");
-        assert!(!row.get::<_, bool>(5), "{name}: owned by a superuser");
         let config: Vec<String> = row.get("config");
-        assert_eq!(
-            config,
-            ["search_path=pg_catalog, pg_temp"],
-            "{name}: search_path not pinned"
-        );
+        if name == "analytics_maintain" {
+            // Not callingcard_definer: creating and dropping partitions takes the ownership of
+            // the partitioned tables (no grant allows it), and giving the analytics tables to the
+            // definer role would hand DDL over them to every lookup it runs. So the function runs
+            // as the owner of the tables, the schema owner that applies the migrations, and takes
+            // no parameters: it can only do what retention says.
+            assert_eq!(row.get::<_, &str>(3), schema_owner, "{name}: owner");
+            assert_ne!(
+                row.get::<_, &str>(3),
+                "callingcard_definer",
+                "{name}: owner"
+            );
+            assert_ne!(row.get::<_, &str>(3), "callingcard_app", "{name}: owner");
+            // public holds the tables it works on; the service role cannot create anything
+            // there (checked above), and the function names every relation it touches with
+            // its schema, so the caller's temporary tables (pg_temp, searched last) are inert.
+            assert_eq!(
+                config,
+                ["search_path=public, pg_temp"],
+                "{name}: search_path not pinned"
+            );
+        } else {
+            assert_eq!(
+                row.get::<_, &str>(3),
+                "callingcard_definer",
+                "{name}: owner"
+            );
+            assert!(!row.get::<_, bool>(4), "{name}: owned by a login role");
+            assert!(!row.get::<_, bool>(5), "{name}: owned by a superuser");
+            assert_eq!(
+                config,
+                ["search_path=pg_catalog, pg_temp"],
+                "{name}: search_path not pinned"
+            );
+        }
         assert!(
             !row.get::<_, bool>("public_execute"),
             "{name}: executable by PUBLIC"
@@ -984,6 +1164,52 @@ async fn service_role_has_no_way_around_the_wall() {
         assert!(
             row.get::<_, bool>("app_execute"),
             "{name}: not executable by the service role"
+        );
+    }
+
+    // Partition management itself is the owner's alone: it would let the caller create tables
+    // (and move rows) at will. The service role has only analytics_maintain().
+    let managers = w
+        .owner
+        .query(
+            "SELECT p.proname::text, p.prosecdef,
+                    EXISTS (SELECT 1 FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) x
+                            WHERE x.grantee = 0 AND x.privilege_type = 'EXECUTE') AS public_execute,
+                    has_function_privilege('callingcard_app', p.oid, 'EXECUTE') AS app_execute
+             FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+             WHERE n.nspname = 'public'
+               AND p.proname IN ('analytics_ensure_partitions', 'analytics_create_partition')
+             ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let names: Vec<String> = managers.iter().map(|r| r.get(0)).collect();
+    assert_eq!(
+        names,
+        ["analytics_create_partition", "analytics_ensure_partitions"]
+    );
+    for row in &managers {
+        let name: String = row.get(0);
+        assert!(!row.get::<_, bool>(1), "{name}: SECURITY DEFINER");
+        assert!(
+            !row.get::<_, bool>("public_execute"),
+            "{name}: executable by PUBLIC"
+        );
+        assert!(
+            !row.get::<_, bool>("app_execute"),
+            "{name}: executable by the service role"
+        );
+    }
+    for sql in [
+        "SELECT analytics_ensure_partitions(now(), now() + interval '1 day')",
+        "SELECT analytics_create_partition('card_events_d30', 'card_events_d30_p20000101',
+                                           '2000-01-01', '2000-01-02')",
+    ] {
+        expect_sqlstate(
+            app.query_one(sql, &[]).await,
+            &SqlState::INSUFFICIENT_PRIVILEGE,
+            sql,
         );
     }
 }
@@ -1261,7 +1487,12 @@ async fn a_visitor_reads_its_card_company_but_no_logins_or_billing() {
     let w = world().await;
     let (a, b) = (w.a.id, w.b.id);
     let mut app = w.app().await;
-    let hidden_from_visitors = ["users", "subscriptions"];
+    // Logins, billing and analytics (restrictive `not_for_visitors` policies): nothing a card
+    // shows.
+    let hidden_from_visitors: Vec<&str> = ["users", "subscriptions"]
+        .into_iter()
+        .chain(ANALYTICS_TABLES)
+        .collect();
 
     let tx = begin(&mut app, Some(a), Some("public")).await;
     for table in TENANT_TABLES {
@@ -1323,9 +1554,9 @@ async fn a_visitor_reads_its_card_company_but_no_logins_or_billing() {
     assert_eq!(photos, [w.a.media[0].clone()]);
     tx.rollback().await.unwrap();
 
-    // A visitor cannot write a login or a subscription either (the restrictive policy has no
-    // WITH CHECK, so its USING applies to new rows).
-    for t in hidden_from_visitors {
+    // A visitor cannot write a login, a subscription or an event either (the restrictive policy
+    // has no WITH CHECK, so its USING applies to new rows).
+    for &t in &hidden_from_visitors {
         let table = TENANT_TABLES.iter().find(|x| x.name == t).unwrap();
         let tx = begin(&mut app, Some(a), Some("public")).await;
         expect_rls_violation(
@@ -1335,11 +1566,18 @@ async fn a_visitor_reads_its_card_company_but_no_logins_or_billing() {
         tx.rollback().await.unwrap();
     }
 
-    // Controls: the restriction is the visitor's alone. The same company in any other role, or
-    // with no role set, sees its logins and subscriptions.
-    for role in [Some("admin"), Some("employee"), Some("superadmin"), None] {
+    // Controls: the restriction is the visitor's alone. The same company in any other role (the
+    // collector, which stores the events, included), or with no role set, sees its logins,
+    // subscriptions and analytics.
+    for role in [
+        Some("admin"),
+        Some("employee"),
+        Some("superadmin"),
+        Some("collector"),
+        None,
+    ] {
         let tx = begin(&mut app, Some(a), role).await;
-        for t in hidden_from_visitors {
+        for &t in &hidden_from_visitors {
             let table = TENANT_TABLES.iter().find(|x| x.name == t).unwrap();
             let visible: i64 = tx
                 .query_one(&format!("SELECT count(*) FROM {t}"), &[])

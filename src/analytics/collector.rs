@@ -99,11 +99,13 @@ impl Collector {
                 (action, Some(device.unwrap_or(from_agent)), Some(id))
             }
         };
+        // A trusted header, when present, decides (even when it says "unknown"): the page's own
+        // claim is only for deployments without one.
         let trusted_region = self
             .region_header
             .as_deref()
             .and_then(|name| req.header(name))
-            .and_then(normalize_region);
+            .map(normalize_region);
         CardEvent {
             id: Uuid::new_v4(),
             occurred_at: now,
@@ -112,7 +114,10 @@ impl Collector {
             action,
             link: link.filter(|_| action == Action::LinkClick),
             device: device.map(Device::as_str),
-            region: trusted_region.or_else(|| region.as_deref().and_then(normalize_region)),
+            region: match trusted_region {
+                Some(trusted) => trusted,
+                None => region.as_deref().and_then(normalize_region),
+            },
             visitor,
         }
     }

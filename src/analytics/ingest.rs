@@ -114,32 +114,31 @@ impl EventSink {
 async fn write_batches(db: Db, mut receiver: mpsc::Receiver<Pending>, stats: Arc<IngestStats>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let result = write_batch(&db, &batch).await;
+        let results = write_batch(&db, &batch).await;
         stats.batches.fetch_add(1, Ordering::Relaxed);
-        match &result {
-            Ok(()) => {
-                stats
-                    .events
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            }
-            Err(e) => {
-                stats
-                    .failed
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                tracing::error!(error = %e, events = batch.len(), "storing analytics events failed");
-            }
-        }
-        let result = result.map_err(Arc::new);
         for pending in batch.drain(..) {
+            // Each company is its own transaction: a request hears only of its own company's.
+            let result = results
+                .get(&pending.event.company_id)
+                .cloned()
+                .unwrap_or(Ok(()));
+            let counter = if result.is_ok() {
+                &stats.events
+            } else {
+                &stats.failed
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
             if let Some(done) = pending.done {
-                let _ = done.send(result.clone());
+                let _ = done.send(result);
             }
         }
     }
 }
 
+type CompanyResults = BTreeMap<Uuid, Result<(), Arc<DbError>>>;
+
 /// One transaction per company in the batch, all at once on separate connections.
-async fn write_batch(db: &Db, batch: &[Pending]) -> Result<(), DbError> {
+async fn write_batch(db: &Db, batch: &[Pending]) -> CompanyResults {
     let mut by_company: BTreeMap<Uuid, Vec<&CardEvent>> = BTreeMap::new();
     for pending in batch {
         by_company
@@ -147,9 +146,14 @@ async fn write_batch(db: &Db, batch: &[Pending]) -> Result<(), DbError> {
             .or_default()
             .push(&pending.event);
     }
-    let writes = by_company
-        .into_iter()
-        .map(|(company_id, events)| write_company(db, company_id, events));
+    let writes = by_company.into_iter().map(async |(company_id, events)| {
+        let count = events.len();
+        let result = write_company(db, company_id, events).await.map_err(|e| {
+            tracing::error!(error = %e, %company_id, events = count, "storing analytics events failed");
+            Arc::new(e)
+        });
+        (company_id, result)
+    });
     join_all(writes).await.into_iter().collect()
 }
 

@@ -1,5 +1,6 @@
 //! The JSON API: one module per resource, each an `OpenApi` impl, merged into one service.
 
+pub mod analytics;
 pub mod auth;
 pub mod cards;
 pub mod companies;
@@ -57,6 +58,7 @@ pub type Apis = (
     media::MediaApi,
     cards::CardsApi,
     tracking::TrackingApi,
+    analytics::AnalyticsApi,
     users::UsersApi,
     subscriptions::SubscriptionsApi,
     health::HealthApi,
@@ -72,6 +74,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             media::MediaApi,
             cards::CardsApi,
             tracking::TrackingApi,
+            analytics::AnalyticsApi,
             users::UsersApi,
             subscriptions::SubscriptionsApi,
             health::HealthApi,

@@ -98,6 +98,25 @@ const END_SUBSCRIPTION: &str = "UPDATE subscriptions SET active = false, ended_a
 
 const START_SUBSCRIPTION: &str = "INSERT INTO subscriptions (company_id, plan) VALUES ($1, $2)";
 
+// A plan change moves the company's raw events to the new plan's retention class, in the same
+// transaction, so that no event is ever kept longer than the current plan says. First the events
+// that may not move: those past the new class's retention, and those already past their own
+// class's (still there only because maintenance runs hourly; an upgrade must not bring them back).
+// `forever` has no limit (the CASE yields NULL, which deletes nothing). The classes come from
+// `plans` so that the API and the ingestion agree on them.
+const EXPIRE_MOVING_EVENTS: &str = "DELETE FROM card_events e USING plans p
+     WHERE p.plan = $2 AND e.company_id = $1 AND e.retention <> p.retention
+       AND (e.occurred_at < now() - CASE p.retention WHEN 'd30' THEN interval '30 days'
+                                                     WHEN 'd365' THEN interval '365 days' END
+            OR e.occurred_at < now() - CASE e.retention WHEN 'd30' THEN interval '30 days'
+                                                        WHEN 'd365' THEN interval '365 days' END)";
+
+// Then the rest moves: changing the partition key moves each row into the new class's partition
+// for its date, or into the class's DEFAULT partition when there is none (the service role cannot
+// create partitions); `analytics_maintain()` purges default partitions past retention.
+const MOVE_EVENTS: &str = "UPDATE card_events e SET retention = p.retention FROM plans p
+     WHERE p.plan = $2 AND e.company_id = $1 AND e.retention <> p.retention";
+
 pub struct SubscriptionsApi;
 
 #[OpenApi(tag = "ApiTags::Subscriptions")]
@@ -167,6 +186,11 @@ impl SubscriptionsApi {
                 }
                 tx.execute(START_SUBSCRIPTION, [&company_id.0, &plan])
                     .await?;
+                // The company's analytics events follow the plan (rollups are kept whatever
+                // the plan; they outlive the detail).
+                tx.execute(EXPIRE_MOVING_EVENTS, [&company_id.0, &plan])
+                    .await?;
+                tx.execute(MOVE_EVENTS, [&company_id.0, &plan]).await?;
                 Ok(tx.query_one(CURRENT_SUBSCRIPTION, [&company_id.0]).await?)
             })
             .await?;
