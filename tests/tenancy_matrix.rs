@@ -90,6 +90,9 @@ enum Body {
     Enterprise,
     /// A fresh 64×64 PNG of two random colors, sent raw as `image/png`.
     Png,
+    /// A visitor's call from the card, as the card page's beacon reports it from a browser (a
+    /// bot's user agent would only count as a preview).
+    Call,
 }
 
 /// What a row does to company A.
@@ -102,10 +105,37 @@ enum Effect {
     /// A public page of A's card (of employee EA): it never changes A, and it shows the card to
     /// anyone: only what is *not* on the card must be kept from outsiders.
     Public,
+    /// As [`Effect::Public`], but serving the page also counts the visit in A's analytics (a
+    /// page view, a vCard download), stored after the answer (the matrix waits for it after the
+    /// row, see [`World::settle_analytics`]): A's analytics change by design, nothing else of A
+    /// does.
+    Counted,
+    /// The tracking beacon: public, and it writes A's analytics (the event and its rollups) by
+    /// design, before it answers. Nothing else of A changes, and the answer carries nothing of
+    /// A but the id of the event it stored.
+    Tracks,
+}
+
+impl Effect {
+    /// Anyone may call it, B's admin too: B gets what anyone gets, not a missing resource's 404.
+    fn is_public(self) -> bool {
+        matches!(self, Effect::Public | Effect::Counted | Effect::Tracks)
+    }
+
+    /// It shows A's card (the company and EA) to anyone.
+    fn shows_card(self) -> bool {
+        matches!(self, Effect::Public | Effect::Counted)
+    }
+
+    /// It writes A's analytics whoever calls it.
+    fn writes_analytics(self) -> bool {
+        matches!(self, Effect::Counted | Effect::Tracks)
+    }
 }
 
 /// One endpoint: a row of the matrix. `path` is under `/api`, unless it starts with `!`: then
-/// it is at the root of the site (the `!` dropped). In it, `{A}` is company A, `{EA}` the
+/// it is at the root of the site (the `!` dropped); it may end in a query string (`?by=device`),
+/// sent as it is once its placeholders are filled. In it, `{A}` is company A, `{EA}` the
 /// employee linked to the employee login, `{EA2}` another employee of A, `{X}` a fresh employee
 /// of A created for each cell; `{CS}` is A's slug, `{ESA}` EA's public slug, `{PHOTO}` the hash
 /// of EA's photo and `{LOGO}` that of A's logo (see [`World::restore_images`]).
@@ -131,46 +161,68 @@ const fn row(verb: Verb, path: &'static str, body: Body, effect: Effect, expect:
 const W: Effect = Effect::Writes; // a success writes A's data
 const R: Effect = Effect::Reads; // A's data never changes
 const P: Effect = Effect::Public; // A's public card: anyone may see it, nothing changes
+const C: Effect = Effect::Counted; // as P, but the visit is counted in A's analytics
+const T: Effect = Effect::Tracks; // the public beacon: writes A's analytics, shows nothing of A
 
-/// The width of the path column in reports.
-const PATH_WIDTH: usize = 31;
+/// The width of the path column in reports: the longest path, and a space.
+const PATH_WIDTH: usize = {
+    let mut width = 0;
+    let mut i = 0;
+    while i < MATRIX.len() {
+        if MATRIX[i].path.len() > width {
+            width = MATRIX[i].path.len();
+        }
+        i += 1;
+    }
+    width + 1
+};
 
+/// The endpoints; column `E` is the row's [`Effect`] (`W`, `R`, `P`, `C` or `T` above).
 #[rustfmt::skip]
 const MATRIX: &[Row] = &[
-    //  verb    path                              body                 W/R/P own other  empl super  none forged
-    row(Post,   "/auth/signup",                   Body::Signup,         R, [201, 201,  201, 201,  201, 201]),
-    row(Post,   "/auth/login",                    Body::Login,          R, [200, 200,  200, 200,  200, 200]),
-    row(Get,    "/auth/me",                       Body::Empty,          R, [200, 200,  200, 200,  401, 401]),
-    row(Post,   "/auth/change-password",          Body::WrongPassword,  R, [403, 403,  403, 403,  401, 401]),
-    row(Post,   "/company",                       Body::NewCompany,     R, [403, 403,  403, 201,  401, 401]),
-    row(Get,    "/company",                       Body::Empty,          R, [200, 200,  200, 200,  401, 401]),
-    row(Get,    "/company/{A}",                   Body::Empty,          R, [200, 404,  200, 200,  401, 401]),
-    row(Put,    "/company/{A}",                   Body::Rebrand,        W, [200, 404,  403, 200,  401, 401]),
-    row(Post,   "/company/{A}/employees",         Body::NewEmployee,    W, [201, 404,  403, 201,  401, 401]),
-    row(Get,    "/company/{A}/employees",         Body::Empty,          R, [200, 404,  200, 200,  401, 401]),
-    row(Get,    "/employees/{EA}",                Body::Empty,          R, [200, 404,  200, 200,  401, 401]),
-    row(Put,    "/employees/{EA}",                Body::EditEmployee,   W, [200, 404,  200, 200,  401, 401]),
-    row(Put,    "/employees/{EA2}",               Body::EditEmployee,   W, [200, 404,  403, 200,  401, 401]),
-    row(Delete, "/employees/{X}",                 Body::Empty,          W, [204, 404,  403, 204,  401, 401]),
-    row(Post,   "/company/{A}/users",             Body::NewAdminLogin,  W, [201, 404,  403, 201,  401, 401]),
-    row(Get,    "/company/{A}/users",             Body::Empty,          R, [200, 404,  403, 200,  401, 401]),
-    row(Get,    "/subscriptions/plans",           Body::Empty,          R, [200, 200,  200, 200,  200, 200]),
-    row(Get,    "/subscriptions/current",         Body::Empty,          R, [200, 200,  200, 200,  401, 401]),
-    row(Put,    "/company/{A}/subscription",      Body::Enterprise,     W, [403, 403,  403, 200,  401, 401]),
-    row(Get,    "/health",                        Body::Empty,          R, [200, 200,  200, 200,  200, 200]),
-    row(Put,    "/employees/{EA}/photo",          Body::Png,            W, [200, 404,  200, 200,  401, 401]),
-    row(Put,    "/employees/{EA2}/photo",         Body::Png,            W, [200, 404,  403, 200,  401, 401]),
-    row(Delete, "/employees/{EA}/photo",          Body::Empty,          W, [204, 404,  204, 204,  401, 401]),
-    row(Delete, "/employees/{EA2}/photo",         Body::Empty,          W, [204, 404,  403, 204,  401, 401]),
-    row(Put,    "/company/{A}/logo",              Body::Png,            W, [200, 404,  403, 200,  401, 401]),
-    row(Delete, "/company/{A}/logo",              Body::Empty,          W, [204, 404,  403, 204,  401, 401]),
-    row(Get,    "/card/{CS}/{ESA}",               Body::Empty,          P, [200, 200,  200, 200,  200, 200]),
-    row(Get,    "/card/{CS}/{ESA}/qr.png",        Body::Empty,          P, [200, 200,  200, 200,  200, 200]),
-    row(Get,    "/card/{CS}/{ESA}/qr.svg",        Body::Empty,          P, [200, 200,  200, 200,  200, 200]),
-    row(Get,    "/card/{CS}/{ESA}/vcard",         Body::Empty,          P, [200, 200,  200, 200,  200, 200]),
-    row(Get,    "!/card/{CS}/{ESA}",              Body::Empty,          P, [200, 200,  200, 200,  200, 200]),
-    row(Get,    "!/media/photos/{A}/{PHOTO}.jpg", Body::Empty,          P, [200, 200,  200, 200,  200, 200]),
-    row(Get,    "!/media/logos/{A}/{LOGO}.png",   Body::Empty,          P, [200, 200,  200, 200,  200, 200]),
+    //  verb    path                                                      body                  E   own  other empl  super none  forged
+    row(Post,   "/auth/signup",                                           Body::Signup,         R, [201, 201,  201, 201,  201, 201]),
+    row(Post,   "/auth/login",                                            Body::Login,          R, [200, 200,  200, 200,  200, 200]),
+    row(Get,    "/auth/me",                                               Body::Empty,          R, [200, 200,  200, 200,  401, 401]),
+    row(Post,   "/auth/change-password",                                  Body::WrongPassword,  R, [403, 403,  403, 403,  401, 401]),
+    row(Post,   "/company",                                               Body::NewCompany,     R, [403, 403,  403, 201,  401, 401]),
+    row(Get,    "/company",                                               Body::Empty,          R, [200, 200,  200, 200,  401, 401]),
+    row(Get,    "/company/{A}",                                           Body::Empty,          R, [200, 404,  200, 200,  401, 401]),
+    row(Put,    "/company/{A}",                                           Body::Rebrand,        W, [200, 404,  403, 200,  401, 401]),
+    row(Post,   "/company/{A}/employees",                                 Body::NewEmployee,    W, [201, 404,  403, 201,  401, 401]),
+    row(Get,    "/company/{A}/employees",                                 Body::Empty,          R, [200, 404,  200, 200,  401, 401]),
+    row(Get,    "/employees/{EA}",                                        Body::Empty,          R, [200, 404,  200, 200,  401, 401]),
+    row(Put,    "/employees/{EA}",                                        Body::EditEmployee,   W, [200, 404,  200, 200,  401, 401]),
+    row(Put,    "/employees/{EA2}",                                       Body::EditEmployee,   W, [200, 404,  403, 200,  401, 401]),
+    row(Delete, "/employees/{X}",                                         Body::Empty,          W, [204, 404,  403, 204,  401, 401]),
+    row(Post,   "/company/{A}/users",                                     Body::NewAdminLogin,  W, [201, 404,  403, 201,  401, 401]),
+    row(Get,    "/company/{A}/users",                                     Body::Empty,          R, [200, 404,  403, 200,  401, 401]),
+    row(Get,    "/subscriptions/plans",                                   Body::Empty,          R, [200, 200,  200, 200,  200, 200]),
+    row(Get,    "/subscriptions/current",                                 Body::Empty,          R, [200, 200,  200, 200,  401, 401]),
+    row(Put,    "/company/{A}/subscription",                              Body::Enterprise,     W, [403, 403,  403, 200,  401, 401]),
+    row(Get,    "/health",                                                Body::Empty,          R, [200, 200,  200, 200,  200, 200]),
+    row(Put,    "/employees/{EA}/photo",                                  Body::Png,            W, [200, 404,  200, 200,  401, 401]),
+    row(Put,    "/employees/{EA2}/photo",                                 Body::Png,            W, [200, 404,  403, 200,  401, 401]),
+    row(Delete, "/employees/{EA}/photo",                                  Body::Empty,          W, [204, 404,  204, 204,  401, 401]),
+    row(Delete, "/employees/{EA2}/photo",                                 Body::Empty,          W, [204, 404,  403, 204,  401, 401]),
+    row(Put,    "/company/{A}/logo",                                      Body::Png,            W, [200, 404,  403, 200,  401, 401]),
+    row(Delete, "/company/{A}/logo",                                      Body::Empty,          W, [204, 404,  403, 204,  401, 401]),
+    row(Get,    "/card/{CS}/{ESA}",                                       Body::Empty,          P, [200, 200,  200, 200,  200, 200]),
+    row(Get,    "/card/{CS}/{ESA}/qr.png",                                Body::Empty,          P, [200, 200,  200, 200,  200, 200]),
+    row(Get,    "/card/{CS}/{ESA}/qr.svg",                                Body::Empty,          P, [200, 200,  200, 200,  200, 200]),
+    row(Get,    "/card/{CS}/{ESA}/vcard",                                 Body::Empty,          C, [200, 200,  200, 200,  200, 200]),
+    row(Get,    "!/card/{CS}/{ESA}",                                      Body::Empty,          C, [200, 200,  200, 200,  200, 200]),
+    row(Get,    "!/media/photos/{A}/{PHOTO}.jpg",                         Body::Empty,          P, [200, 200,  200, 200,  200, 200]),
+    row(Get,    "!/media/logos/{A}/{LOGO}.png",                           Body::Empty,          P, [200, 200,  200, 200,  200, 200]),
+    row(Get,    "/analytics/company/{A}",                                 Body::Empty,          R, [200, 404,  403, 200,  401, 401]),
+    row(Get,    "/analytics/company/{A}/timeseries",                      Body::Empty,          R, [200, 404,  403, 200,  401, 401]),
+    row(Get,    "/analytics/company/{A}/breakdown?by=device",             Body::Empty,          R, [200, 404,  403, 200,  401, 401]),
+    row(Get,    "/analytics/company/{A}/leaderboard",                     Body::Empty,          R, [200, 404,  403, 200,  401, 401]),
+    row(Get,    "/analytics/company/{A}/export.csv",                      Body::Empty,          R, [200, 404,  403, 200,  401, 401]),
+    row(Get,    "/analytics/employee/{EA}",                               Body::Empty,          R, [200, 404,  200, 200,  401, 401]),
+    row(Get,    "/analytics/employee/{EA}/timeseries",                    Body::Empty,          R, [200, 404,  200, 200,  401, 401]),
+    row(Get,    "/analytics/employee/{EA2}",                              Body::Empty,          R, [200, 404,  403, 200,  401, 401]),
+    row(Post,   "/analytics/track?company_slug={CS}&employee_slug={ESA}", Body::Call,           T, [200, 200,  200, 200,  200, 200]),
 ];
 
 impl Row {
@@ -207,9 +259,10 @@ struct World {
     ea2: Uuid,
     /// A login of a third company, for the login row.
     login_probe: Session,
-    /// A's slug and EA's public slug, for the public card's rows.
+    /// A's slug and EA's public slug, for the public card's rows; EA2's, for seeding analytics.
     company_slug: String,
     ea_slug: String,
+    ea2_slug: String,
     /// The images A holds before every cell, in the order of [`CURRENT_IMAGES`].
     images: [Fixture; 3],
     owner: tokio_postgres::Client,
@@ -230,6 +283,10 @@ const CURRENT_IMAGES: &str = "SELECT (SELECT photo_hash FROM employees WHERE id 
             (SELECT logo_hash FROM companies WHERE id = $3)";
 
 const SIGNUP_PASSWORD: &str = "s3cret-password";
+/// The user agent of the tracking beacons: a person's browser (a bot's would only count as a
+/// preview, in the rollups).
+const BROWSER: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
+                       (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
 const FORGING_SECRET: &[u8] = b"not-the-server-secret-0123456789abcdef";
 
 impl World {
@@ -274,8 +331,9 @@ impl World {
         let slugs = owner
             .query_one(
                 "SELECT (SELECT slug FROM companies WHERE id = $1),
-                        (SELECT public_slug FROM employees WHERE id = $2)",
-                &[&admin_a.company_id, &ea],
+                        (SELECT public_slug FROM employees WHERE id = $2),
+                        (SELECT public_slug FROM employees WHERE id = $3)",
+                &[&admin_a.company_id, &ea, &ea2],
             )
             .await
             .expect("reading the slugs");
@@ -309,6 +367,7 @@ impl World {
             login_probe,
             company_slug: slugs.get(0),
             ea_slug: slugs.get(1),
+            ea2_slug: slugs.get(2),
             images,
             owner,
         };
@@ -319,7 +378,60 @@ impl World {
         }
         let distinct: BTreeSet<&str> = world.images.iter().map(|i| i.hash.as_str()).collect();
         assert_eq!(distinct.len(), 3, "the setup images must differ");
+        world.seed_analytics(app).await;
         world
+    }
+
+    /// A few events on the cards of EA and EA2, so that A's dashboards hold data an outsider
+    /// must not see (their ids are among A's fingerprints); A's admin sees them all.
+    async fn seed_analytics(&self, app: &TestApp) {
+        let seeded = [
+            self.track(app, &self.ea_slug, json!({"action": "view"}))
+                .await,
+            self.track(app, &self.ea_slug, json!({"action": "download_vcard"}))
+                .await,
+            self.track(
+                app,
+                &self.ea2_slug,
+                json!({"action": "link_click", "link": "linkedin", "region": "DE"}),
+            )
+            .await,
+        ];
+        let path = format!("/analytics/company/{}", self.company_a());
+        let listed = send(app, Get, &path, Some(&self.admin_a.token), None).await;
+        assert_eq!(listed.status, 200, "GET {path}: {}", listed.text());
+        for id in seeded {
+            assert!(
+                listed.text().contains(&id.to_string()),
+                "A's admin does not see the seeded event {id}: {}",
+                listed.text()
+            );
+        }
+    }
+
+    /// Reports `body` on the card of A's employee `employee_slug` with the beacon, from a
+    /// browser; the id of the stored event. The answer comes once the event's batch is
+    /// committed, and with it every event queued before (the writer commits in order).
+    async fn track(&self, app: &TestApp, employee_slug: &str, body: Value) -> Uuid {
+        let path = format!(
+            "/analytics/track?company_slug={}&employee_slug={employee_slug}",
+            self.company_slug
+        );
+        let tracked = send(app, Post, &path, None, Some(Payload::Beacon(body))).await;
+        assert_eq!(tracked.status, 200, "POST {path}: {}", tracked.text());
+        let body = tracked.json().unwrap_or_default();
+        assert_eq!(body["status"], "tracked", "POST {path}: {body}");
+        body["event_id"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .unwrap_or_else(|| panic!("POST {path}: no event id in {body}"))
+    }
+
+    /// Waits until the visits the card pages counted after answering are stored, so that they
+    /// cannot land in a later cell: a beacon is answered once everything queued before it is.
+    async fn settle_analytics(&self, app: &TestApp) {
+        self.track(app, &self.ea2_slug, json!({"action": "share"}))
+            .await;
     }
 
     async fn current_images(&self) -> [Option<String>; 3] {
@@ -435,6 +547,7 @@ impl World {
                                           "full_name": "New Login", "role": "admin"})
             }
             Body::Enterprise => json!({"plan": "enterprise"}),
+            Body::Call => return Some(Payload::Beacon(json!({"action": "call"}))),
         }))
     }
 }
@@ -517,6 +630,8 @@ enum Payload {
     Json(Value),
     /// A raw image, sent as `image/png`.
     Png(Vec<u8>),
+    /// JSON sent from a browser: with the [`BROWSER`] user agent.
+    Beacon(Value),
 }
 
 /// Sends a request to `path`: under `/api`, or at the root when it starts with `!`.
@@ -538,6 +653,7 @@ async fn send(
     match body {
         Some(Payload::Json(body)) => req = req.json(&body),
         Some(Payload::Png(png)) => req = req.header("content-type", "image/png").body(png),
+        Some(Payload::Beacon(body)) => req = req.header("user-agent", BROWSER).json(&body),
         None => {}
     }
     let resp = req.send().await.expect("sending the request");
@@ -560,6 +676,8 @@ async fn send(
 /// Everything of one company, read as the superuser (below row-level security), timestamps
 /// included: even a write that changes nothing visible shows. The rows of employees and of the
 /// company carry their `photo_hash` and `logo_hash`; stored images are summed up by a digest.
+/// A's analytics are in it too (the [`ANALYTICS`] tables, whole): a refused call writes no
+/// event, no rollup and no visitor.
 const SNAPSHOT: &str = "SELECT jsonb_build_object(
          'company', (SELECT to_jsonb(c) FROM companies c WHERE c.id = $1),
          'subscriptions', (SELECT coalesce(jsonb_agg(to_jsonb(s) ORDER BY s.id), '[]')
@@ -574,8 +692,28 @@ const SNAPSHOT: &str = "SELECT jsonb_build_object(
                        'hash', m.hash, 'content_type', m.content_type,
                        'sha256', encode(sha256(m.bytes), 'hex'), 'created_at', m.created_at)
                        ORDER BY m.hash), '[]')
-                   FROM media m WHERE m.company_id = $1)
+                   FROM media m WHERE m.company_id = $1),
+         'card_events', (SELECT coalesce(jsonb_agg(to_jsonb(e) ORDER BY e.id), '[]')
+                         FROM card_events e WHERE e.company_id = $1),
+         'card_rollup_employee_hourly',
+             (SELECT coalesce(jsonb_agg(to_jsonb(r) ORDER BY r.hour, r.employee_id, r.action), '[]')
+              FROM card_rollup_employee_hourly r WHERE r.company_id = $1),
+         'card_rollup_company_hourly',
+             (SELECT coalesce(jsonb_agg(to_jsonb(r) ORDER BY r.hour, r.action, r.device, r.region),
+                              '[]')
+              FROM card_rollup_company_hourly r WHERE r.company_id = $1),
+         'card_visitors_hourly',
+             (SELECT coalesce(jsonb_agg(to_jsonb(v) ORDER BY v.hour, v.employee_id, v.visitor), '[]')
+              FROM card_visitors_hourly v WHERE v.company_id = $1)
      )::text";
+
+/// The parts of a [`snapshot`] that are A's analytics.
+const ANALYTICS: [&str; 4] = [
+    "card_events",
+    "card_rollup_employee_hourly",
+    "card_rollup_company_hourly",
+    "card_visitors_hourly",
+];
 
 async fn snapshot(owner: &tokio_postgres::Client, company_id: Uuid) -> Value {
     let row = owner
@@ -583,6 +721,33 @@ async fn snapshot(owner: &tokio_postgres::Client, company_id: Uuid) -> Value {
         .await
         .expect("reading a snapshot");
     serde_json::from_str(&row.get::<_, String>(0)).expect("a JSON snapshot")
+}
+
+/// The snapshot without A's analytics.
+fn without_analytics(snapshot: &Value) -> Value {
+    let mut snapshot = snapshot.clone();
+    let parts = snapshot.as_object_mut().unwrap();
+    for table in ANALYTICS {
+        parts.remove(table);
+    }
+    snapshot
+}
+
+/// The ids of the events stored between two snapshots.
+fn new_events(before: &Value, after: &Value) -> Vec<String> {
+    let ids = |snapshot: &Value| -> Vec<String> {
+        snapshot["card_events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let old = ids(before);
+    ids(after)
+        .into_iter()
+        .filter(|id| !old.contains(id))
+        .collect()
 }
 
 /// The snapshot without one employee (and its card, and its photo as stored).
@@ -614,7 +779,7 @@ fn without_employee(snapshot: &Value, employee_id: Uuid) -> Value {
 }
 
 /// The strings that betray a company: its id, name, slug and logo's hash, its employees' ids,
-/// names, emails, slugs and photos' hashes, its logins' ids and emails.
+/// names, emails, slugs and photos' hashes, its logins' ids and emails, its events' ids.
 fn fingerprints(snapshot: &Value) -> Vec<String> {
     let company = &snapshot["company"];
     let mut found: Vec<&Value> = vec![
@@ -635,6 +800,9 @@ fn fingerprints(snapshot: &Value) -> Vec<String> {
     for u in snapshot["users"].as_array().unwrap() {
         found.extend([&u["id"], &u["email"]]);
     }
+    for e in snapshot["card_events"].as_array().unwrap() {
+        found.push(&e["id"]);
+    }
     found
         .into_iter()
         .filter_map(Value::as_str)
@@ -644,10 +812,10 @@ fn fingerprints(snapshot: &Value) -> Vec<String> {
 }
 
 /// What of A an outsider may see in a response to `row`: nothing, but a public page shows A's
-/// card (the company and EA) to anyone. Everything else of A (other employees, logins) is
-/// still watched for there.
+/// card (the company and EA) to anyone. Everything else of A (other employees, logins, events)
+/// is still watched for there.
 fn secrets_for(row: &Row, snapshot: &Value, ea: Uuid) -> Vec<String> {
-    if row.effect != Effect::Public {
+    if !row.effect.shows_card() {
         return fingerprints(snapshot);
     }
     let mut hidden = without_employee(snapshot, ea);
@@ -696,9 +864,7 @@ async fn run_matrix(app: &TestApp, world: &World) -> Vec<Cell> {
             let after = snapshot(&world.owner, world.company_a()).await;
             // No decoy for a public page: B gets A's card like anyone, not a missing one's 404.
             let decoy = match target {
-                Some((placeholder, _))
-                    if principal == OtherAdmin && row.effect != Effect::Public =>
-                {
+                Some((placeholder, _)) if principal == OtherAdmin && !row.effect.is_public() => {
                     let path =
                         world.fill(&row.path.replace(placeholder, &Uuid::new_v4().to_string()));
                     Some(send(app, row.verb, &path, token, world.body(row.body)).await)
@@ -717,6 +883,9 @@ async fn run_matrix(app: &TestApp, world: &World) -> Vec<Cell> {
                 before,
                 after,
             });
+        }
+        if row.effect == Effect::Counted {
+            world.settle_analytics(app).await;
         }
     }
     cells
@@ -781,13 +950,24 @@ async fn every_endpoint_answers_every_principal_exactly() {
         }
 
         // A's data changes only through a write the caller may make; the linked employee's
-        // edit of its own record changes that record only.
+        // edit of its own record changes that record only. A public page counts its visit, and
+        // the beacon stores its event, in A's analytics whoever calls: public writes by design,
+        // so for them A's analytics are left out (the beacon's event is checked below), and the
+        // rest of A must stay as it was.
+        let (cell_before, cell_after) = if cell.row.effect.writes_analytics() {
+            (
+                without_analytics(&cell.before),
+                without_analytics(&cell.after),
+            )
+        } else {
+            (cell.before.clone(), cell.after.clone())
+        };
         let allowed_write = cell.row.effect == Effect::Writes && (200..300).contains(&expected);
         let (before, after) = match (allowed_write, cell.principal, cell.employee) {
-            (false, ..) => (cell.before.clone(), cell.after.clone()),
+            (false, ..) => (cell_before, cell_after),
             (true, Employee, Some(id)) => (
-                without_employee(&cell.before, id),
-                without_employee(&cell.after, id),
+                without_employee(&cell_before, id),
+                without_employee(&cell_after, id),
             ),
             (true, ..) => (Value::Null, Value::Null),
         };
@@ -801,11 +981,24 @@ async fn every_endpoint_answers_every_principal_exactly() {
             ));
         }
 
-        // Nothing of A reaches an outsider, but for the card a public page is there to show.
+        // The beacon stores one event of A's, whoever sends it, and answers with its id alone.
+        let fresh = new_events(&cell.before, &cell.after);
+        if cell.row.effect == Effect::Tracks && got == 200 {
+            let want = json!({"status": "tracked", "event_id": fresh.first()});
+            if fresh.len() != 1 || cell.response.json().as_ref() != Some(&want) {
+                mismatches.push(format!(
+                    "{label}: stored A's events {fresh:?}, answered {body}"
+                ));
+            }
+        }
+
+        // Nothing of A reaches an outsider, but for the card a public page is there to show,
+        // and for the id of the event the beacon just stored.
         if cell.principal.is_outsider() {
             let secrets: BTreeSet<String> = secrets_for(cell.row, &cell.before, world.ea)
                 .into_iter()
                 .chain(secrets_for(cell.row, &cell.after, world.ea))
+                .filter(|s| cell.row.effect != Effect::Tracks || !fresh.contains(s))
                 .collect();
             let leaked: Vec<&String> = secrets
                 .iter()
