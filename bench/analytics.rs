@@ -1,0 +1,1024 @@
+//! Measures analytics: how many tracked events per second the service acknowledges (each one
+//! committed), how fast history can be bulk-loaded, and how the dashboards answer as a company's
+//! history grows to 100k, 1M and 10M events.
+//!
+//!     cargo bench --bench analytics                                  # the full run
+//!     BENCH_MAX_EVENTS=200000 BENCH_SECONDS=3 cargo bench --bench analytics
+//!
+//! Variables: `BENCH_SECONDS` (tracking load, default 10), `BENCH_CLIENTS` (concurrent tracking
+//! clients, default 64), `BENCH_MAX_EVENTS` (largest dataset, default 10 000 000),
+//! `BENCH_REQUESTS` (measured requests per dashboard cell, default 50), `BENCH_HOLD=1` (keep the
+//! database running at the end, its URL on stderr, until the process is killed: for EXPLAIN).
+//!
+//! Everything runs on this machine: a throwaway PostgreSQL cluster, the service on a loopback
+//! port, and the load generator in this process (so it shares the CPU with both). Results go to
+//! stdout as markdown tables, progress to stderr.
+
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    io::Write as _,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use callingcard::{config::Config, db::embedded::LocalCluster, startup::Application};
+use chrono::{SecondsFormat, Utc};
+use rand::Rng;
+use serde_json::{Value, json};
+use tokio_postgres::NoTls;
+use uuid::Uuid;
+
+/// Dataset sizes at which the dashboards are measured.
+const STEPS: [u64; 3] = [100_000, 1_000_000, 10_000_000];
+/// Employees of the dashboard company.
+const EMPLOYEES: usize = 200;
+/// Employees (cards) the tracking load spreads over, in a company of their own.
+const TRACKED_CARDS: usize = 20;
+/// Events generated and written per loader transaction.
+const CHUNK: u64 = 200_000;
+/// How far back the loaded history goes.
+const HISTORY_DAYS: u32 = 400;
+/// Distinct people behind the loaded visits (their visitor id changes every UTC day).
+const PEOPLE: u32 = 50_000;
+/// Dashboard requests before measuring, and the time one cell may take at most.
+const WARM_UPS: usize = 5;
+const CELL_BUDGET: Duration = Duration::from_secs(60);
+
+const USER_AGENTS: [&str; 4] = [
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/125.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (Linux; Android 13; SM-S911B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/125.0.0.0 Safari/537.36",
+];
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    // `cargo bench` passes --bench; anything else (e.g. `cargo test --all-targets`) only builds it.
+    if !std::env::args().any(|arg| arg == "--bench") {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let seconds: u64 = env_or("BENCH_SECONDS", 10);
+    let clients: usize = env_or("BENCH_CLIENTS", 64);
+    let max_events: u64 = env_or("BENCH_MAX_EVENTS", 10_000_000);
+    let requests: usize = env_or("BENCH_REQUESTS", 50);
+    let steps = steps_up_to(max_events);
+
+    progress("starting a temporary PostgreSQL cluster and the service");
+    let cluster = LocalCluster::start_temporary().await?;
+    callingcard::startup::create_database_if_missing(&cluster.url("postgres"), "bench").await?;
+    let service = Service::spawn(&cluster.url("bench")).await?;
+    let (db, connection) = tokio_postgres::connect(&cluster.url("bench"), NoTls).await?;
+    tokio::spawn(connection);
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()?;
+
+    let settings = db
+        .query_one(
+            "SELECT current_setting('server_version'), current_setting('shared_buffers'),
+                    current_setting('work_mem'), current_setting('fsync'),
+                    current_setting('synchronous_commit')",
+            &[],
+        )
+        .await?;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("\n# Analytics benchmark\n");
+    println!(
+        "Machine: {cpus} CPUs; PostgreSQL {} (temporary cluster: shared_buffers={}, work_mem={}, \
+         fsync={}, synchronous_commit={}); service pool of {} connections. The load generator, \
+         the service and PostgreSQL share the machine. Load average at start: {}.",
+        settings.get::<_, String>(0),
+        settings.get::<_, String>(1),
+        settings.get::<_, String>(2),
+        settings.get::<_, String>(3),
+        settings.get::<_, String>(4),
+        service.pool,
+        load_average(),
+    );
+
+    // 1. Tracking throughput, on a company of its own so that the dataset below stays exact.
+    progress("creating the tracking company");
+    let tracking = Company::create(&http, &service.base, &db, "Tracking Co", TRACKED_CARDS).await?;
+    let result = track_load(
+        &http,
+        &service.base,
+        &db,
+        &tracking,
+        clients,
+        Duration::from_secs(seconds),
+    )
+    .await?;
+    println!("\n## Tracking throughput\n");
+    println!(
+        "`POST /api/analytics/track` from {clients} concurrent keep-alive clients for {seconds} s, \
+         over {TRACKED_CARDS} cards of one company. Every request comes from a distinct \
+         `X-Forwarded-For` address (10.x.y.z; the service runs with \
+         `CLIENT_IP_HEADER=X-Forwarded-For`), so the per-address limit (60 burst, then 1/s) \
+         never applies; browser User-Agents, so every event is a person's. A 200 means the \
+         event was committed. Commits are counted by PostgreSQL (`pg_stat_database.xact_commit`, \
+         every transaction of the database in the window).\n"
+    );
+    println!(
+        "| events acknowledged | events/s | p50 ms | p99 ms | 429s | errors | commits | events per commit | commits per event | rows stored |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {:.0} | {:.2} | {:.2} | {} | {} | {} | {:.1} | {:.3} | {} |",
+        result.acknowledged,
+        result.acknowledged as f64 / result.elapsed,
+        result.p50_ms,
+        result.p99_ms,
+        result.limited,
+        result.errors,
+        result.commits,
+        result.acknowledged as f64 / result.commits.max(1) as f64,
+        result.commits as f64 / result.acknowledged.max(1) as f64,
+        result.stored,
+    );
+
+    // The tracked events go, so that the tables below hold the dashboard company alone.
+    db.batch_execute(&format!(
+        "DELETE FROM card_events WHERE company_id = '{0}';
+         DELETE FROM card_rollup_employee_hourly WHERE company_id = '{0}';
+         DELETE FROM card_rollup_company_hourly WHERE company_id = '{0}';
+         DELETE FROM card_visitors_hourly WHERE company_id = '{0}';",
+        tracking.id
+    ))
+    .await?;
+
+    // 2. and 3. Bulk load in steps, the dashboards measured at each.
+    progress("creating the dashboard company");
+    let company = Company::create(&http, &service.base, &db, "Dashboard Co", EMPLOYEES).await?;
+    let mut loader = Loader::prepare(&db, &company).await?;
+    let mut loads = Vec::new();
+    let mut dashboards: BTreeMap<(usize, usize), Vec<String>> = BTreeMap::new();
+    let cases = DashboardCase::all();
+    let ranges = [("30 days", 30), ("365 days", 365)];
+    for &target in &steps {
+        let load = loader.load_to(&db, target).await?;
+        progress(&format!(
+            "{}: loaded {} events in {:.1} s ({:.0}/s), VACUUM ANALYZE {:.1} s",
+            label(target),
+            load.added,
+            load.seconds,
+            load.added as f64 / load.seconds,
+            load.vacuum_seconds
+        ));
+        loads.push(load);
+        for (r, (range_name, days)) in ranges.iter().enumerate() {
+            let to = Utc::now();
+            let from = to - chrono::Duration::days(*days);
+            for (c, case) in cases.iter().enumerate() {
+                progress(&format!(
+                    "{}: {} over {range_name}",
+                    label(target),
+                    case.name
+                ));
+                let path = case.path(&company, &from, &to);
+                let cell = measure(&http, &service.base, &company.token, &path, requests).await;
+                dashboards.entry((c, r)).or_default().push(cell);
+            }
+            check_summary(&http, &service.base, &db, &company, &from, &to, range_name).await;
+        }
+    }
+
+    println!("\n## Bulk load\n");
+    println!(
+        "One company, {EMPLOYEES} employees, enterprise plan (retention `forever`), events over \
+         the last {HISTORY_DAYS} days (growing towards today, weighted to business hours UTC), \
+         loaded with the superuser in transactions of {} generated events: `card_events` and \
+         the three rollups, aggregated as the INGEST statement does. Visits are sessions of \
+         1–4 events (a view or QR scan, then sometimes a call, email, WhatsApp, vCard, link \
+         click or share) by {PEOPLE} people of stable device and region (~20 regions, a few \
+         unknown), card popularity skewed; 3% of visits (2% of events) are link-preview fetches \
+         (rollups only).\n",
+        label(CHUNK)
+    );
+    println!(
+        "| dataset | events added (previews included) | load s | events/s | VACUUM ANALYZE s | card_events rows | employee rollup rows | company rollup rows | visitor rows | card_events partitions |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for load in &loads {
+        println!(
+            "| {} | {} | {:.1} | {:.0} | {:.1} | {} | {} | {} | {} | {} |",
+            label(load.total),
+            load.added,
+            load.seconds,
+            load.added as f64 / load.seconds,
+            load.vacuum_seconds,
+            load.size.rows[0],
+            load.size.rows[1],
+            load.size.rows[2],
+            load.size.rows[3],
+            load.size.partitions,
+        );
+    }
+    println!("\n## PostgreSQL data size (MB: table + indexes)\n");
+    println!(
+        "| dataset | card_events (all partitions) | card_rollup_employee_hourly | card_rollup_company_hourly | card_visitors_hourly | total |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for load in &loads {
+        let s = &load.size;
+        let mut row = format!("| {} |", label(load.total));
+        for (table, index) in s.table_mb.iter().zip(&s.index_mb) {
+            let _ = write!(row, " {:.0} ({table:.0} + {index:.0}) |", table + index);
+        }
+        let total: f64 = s.table_mb.iter().chain(&s.index_mb).sum();
+        let _ = write!(row, " {total:.0} |");
+        println!("{row}");
+    }
+
+    println!("\n## Dashboard latency\n");
+    println!(
+        "p50 / p99 in ms over {requests} sequential requests (after {WARM_UPS} warm-ups) as the \
+         company's admin, ranges ending now; with so few requests p99 is about the slowest one. \
+         `tz=Europe/Berlin`, day buckets; the employee is the busiest one. A cell with fewer \
+         requests hit the {} s budget; an HTTP status means the endpoint failed.\n",
+        CELL_BUDGET.as_secs()
+    );
+    let mut header = "| request | range |".to_owned();
+    let mut rule = "|---|---|".to_owned();
+    for &target in &steps {
+        let _ = write!(header, " {} events |", label(target));
+        rule.push_str("---|");
+    }
+    println!("{header}\n{rule}");
+    for (c, case) in cases.iter().enumerate() {
+        for (r, (range_name, _)) in ranges.iter().enumerate() {
+            let cells = dashboards.get(&(c, r)).cloned().unwrap_or_default();
+            println!("| {} | {range_name} | {} |", case.name, cells.join(" | "));
+        }
+    }
+    println!(
+        "\nTotal run time: {:.0} s. Load average at the end: {}.\n",
+        started.elapsed().as_secs_f64(),
+        load_average()
+    );
+
+    if std::env::var("BENCH_HOLD").is_ok_and(|v| v == "1") {
+        progress(&format!(
+            "holding the database at {} (admin token: {}) until killed",
+            cluster.url("bench"),
+            company.token
+        ));
+        std::future::pending::<()>().await;
+    }
+    cluster.stop().await?;
+    Ok(())
+}
+
+fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The 1, 5 and 15 minute load averages: other work on the machine skews every number here.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn progress(message: &str) {
+    eprintln!("[analytics bench] {message}");
+}
+
+/// The standard steps up to `max`, and `max` itself when it falls between them.
+fn steps_up_to(max: u64) -> Vec<u64> {
+    let mut steps: Vec<u64> = STEPS.iter().copied().filter(|&s| s <= max).collect();
+    if steps.last() != Some(&max) && max > 0 && max < STEPS[STEPS.len() - 1] {
+        steps.push(max);
+    }
+    steps
+}
+
+/// `100k`, `1M`, `10M`, or the number itself.
+fn label(n: u64) -> String {
+    if n >= 1_000_000 && n.is_multiple_of(1_000_000) {
+        format!("{}M", n / 1_000_000)
+    } else if n >= 1_000 && n.is_multiple_of(1_000) {
+        format!("{}k", n / 1_000)
+    } else {
+        n.to_string()
+    }
+}
+
+fn rfc3339(t: &chrono::DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+struct Service {
+    base: String,
+    pool: usize,
+}
+
+impl Service {
+    async fn spawn(database_url: &str) -> anyhow::Result<Self> {
+        let vars = [
+            ("DATABASE_URL", database_url.to_owned()),
+            ("BIND_ADDR", "127.0.0.1:0".to_owned()),
+            (
+                "JWT_SECRET",
+                "bench-secret-bench-secret-bench-secret".to_owned(),
+            ),
+            ("CLIENT_IP_HEADER", "X-Forwarded-For".to_owned()),
+        ];
+        let config = Config::from_lookup(|key| {
+            vars.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone())
+        })?;
+        let pool = config.database_pool_size;
+        let app = Application::build(config).await?;
+        let base = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until(std::future::pending()));
+        Ok(Self { base, pool })
+    }
+}
+
+/// A company on the enterprise plan with its admin's token and its employees.
+struct Company {
+    id: Uuid,
+    slug: String,
+    token: String,
+    /// `(id, public slug)`, in creation order.
+    employees: Vec<(Uuid, String)>,
+}
+
+impl Company {
+    async fn create(
+        http: &reqwest::Client,
+        base: &str,
+        db: &tokio_postgres::Client,
+        name: &str,
+        employees: usize,
+    ) -> anyhow::Result<Self> {
+        let tag = Uuid::new_v4().simple().to_string();
+        let signup: Value = http
+            .post(format!("{base}/api/auth/signup"))
+            .json(&json!({
+                "email": format!("admin-{tag}@bench.example"), "password": "bench-password",
+                "full_name": "Bench Admin", "company_name": name
+            }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let token = signup["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let id: Uuid = signup["company_id"]
+            .as_str()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("signup failed: {signup}"))?;
+        // The superuser changes the plan, as `PUT /api/company/{id}/subscription` would (no
+        // events yet, so none to move): enterprise allows any number of employees and keeps
+        // events forever.
+        db.execute(
+            "UPDATE subscriptions SET active = false, ended_at = now() WHERE company_id = $1 AND active",
+            &[&id],
+        )
+        .await?;
+        db.execute(
+            "INSERT INTO subscriptions (company_id, plan) VALUES ($1, 'enterprise')",
+            &[&id],
+        )
+        .await?;
+        let mut company = Self {
+            id,
+            slug: String::new(),
+            token,
+            employees: Vec::with_capacity(employees),
+        };
+        for i in 1..=employees {
+            let employee: Value = http
+                .post(format!("{base}/api/company/{id}/employees"))
+                .bearer_auth(&company.token)
+                .json(&json!({
+                    "full_name": format!("Employee {i:03}"), "job_title": "Sales",
+                    "email": format!("employee{i}@bench.example"), "phone": "+49 30 1234567",
+                    "whatsapp": "+49 170 1234567",
+                    "social_links": {"linkedin": "https://www.linkedin.com/in/bench"}
+                }))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let employee_id = employee["id"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| anyhow::anyhow!("creating an employee failed: {employee}"))?;
+            let slug = employee["public_slug"].as_str().unwrap_or_default();
+            company.slug = employee["company_slug"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            company.employees.push((employee_id, slug.to_owned()));
+        }
+        Ok(company)
+    }
+}
+
+struct TrackResult {
+    acknowledged: u64,
+    elapsed: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    limited: u64,
+    errors: u64,
+    commits: i64,
+    stored: i64,
+}
+
+/// What a tracking beacon says, weighted roughly as people act on a card.
+fn beacon(rng: &mut impl Rng) -> Value {
+    const REGIONS: [&str; 8] = ["DE", "US", "GB", "FR", "NL", "AT", "CH", "ES"];
+    let region = REGIONS[rng.random_range(0..REGIONS.len())];
+    let action = match rng.random_range(0..100) {
+        0..55 => "view",
+        55..75 => "scan_qr",
+        75..81 => "download_vcard",
+        81..85 => "call",
+        85..88 => "email",
+        88..91 => "whatsapp",
+        91..97 => "link_click",
+        _ => "share",
+    };
+    if action == "link_click" {
+        json!({"action": action, "region": region, "link": "linkedin"})
+    } else {
+        json!({"action": action, "region": region})
+    }
+}
+
+/// The `n`th client address: 10.x.y.z, distinct for 16M requests.
+fn address(n: u64) -> String {
+    format!("10.{}.{}.{}", (n >> 16) & 255, (n >> 8) & 255, n & 255)
+}
+
+async fn xact_commits(db: &tokio_postgres::Client) -> anyhow::Result<i64> {
+    // Backends publish their counters at most once a second (and when idle, soon after).
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    Ok(db
+        .query_one(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
+            &[],
+        )
+        .await?
+        .get(0))
+}
+
+async fn track_load(
+    http: &reqwest::Client,
+    base: &str,
+    db: &tokio_postgres::Client,
+    company: &Company,
+    clients: usize,
+    duration: Duration,
+) -> anyhow::Result<TrackResult> {
+    let urls: Arc<Vec<String>> = Arc::new(
+        company
+            .employees
+            .iter()
+            .map(|(_, slug)| {
+                format!(
+                    "{base}/api/analytics/track?company_slug={}&employee_slug={slug}",
+                    company.slug
+                )
+            })
+            .collect(),
+    );
+    let counter = Arc::new(AtomicU64::new(1));
+    let send = {
+        let (http, urls, counter) = (http.clone(), urls.clone(), counter.clone());
+        move || {
+            let (http, urls) = (http.clone(), urls.clone());
+            let n = counter.fetch_add(1, Ordering::Relaxed);
+            async move {
+                let (url, user_agent, body) = {
+                    let mut rng = rand::rng();
+                    (
+                        urls[rng.random_range(0..urls.len())].clone(),
+                        USER_AGENTS[rng.random_range(0..USER_AGENTS.len())],
+                        beacon(&mut rng),
+                    )
+                };
+                let resp = http
+                    .post(url)
+                    .header("X-Forwarded-For", address(n))
+                    .header("User-Agent", user_agent)
+                    .json(&body)
+                    .send()
+                    .await?;
+                let status = resp.status().as_u16();
+                let body: Value = resp.json().await.unwrap_or(Value::Null);
+                Ok::<_, reqwest::Error>((status, body["status"] == "tracked"))
+            }
+        }
+    };
+    // Warm up: the card cache, the connections of both pools.
+    progress("tracking: warming up");
+    let warm_ups: Vec<_> = (0..clients).map(|_| tokio::spawn(send())).collect();
+    for warm_up in warm_ups {
+        let (status, tracked) = warm_up.await??;
+        anyhow::ensure!(
+            status == 200 && tracked,
+            "tracking warm-up answered {status}"
+        );
+    }
+    let stored_before: i64 = stored_events(db, company.id).await?;
+    let commits_before = xact_commits(db).await?;
+    progress(&format!(
+        "tracking: {clients} clients for {} s",
+        duration.as_secs()
+    ));
+    let (limited, errors) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (send, limited, errors) = (send.clone(), limited.clone(), errors.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    match send().await {
+                        Ok((200, true)) => latencies.push(t.elapsed()),
+                        Ok((429, _)) => {
+                            limited.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap_or_default());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let commits = xact_commits(db).await? - commits_before;
+    let stored = stored_events(db, company.id).await? - stored_before;
+    all.sort();
+    Ok(TrackResult {
+        acknowledged: all.len() as u64,
+        elapsed,
+        p50_ms: percentile(&all, 0.50),
+        p99_ms: percentile(&all, 0.99),
+        limited: limited.load(Ordering::Relaxed),
+        errors: errors.load(Ordering::Relaxed),
+        commits,
+        stored,
+    })
+}
+
+async fn stored_events(db: &tokio_postgres::Client, company_id: Uuid) -> anyhow::Result<i64> {
+    Ok(db
+        .query_one(
+            "SELECT count(*) FROM card_events WHERE company_id = $1",
+            &[&company_id],
+        )
+        .await?
+        .get(0))
+}
+
+/// Loads generated history straight into the tables, as the superuser.
+struct Loader {
+    company_id: Uuid,
+    employees: Vec<Uuid>,
+    total: u64,
+    generate: String,
+}
+
+struct Load {
+    total: u64,
+    added: u64,
+    seconds: f64,
+    vacuum_seconds: f64,
+    size: DataSize,
+}
+
+struct DataSize {
+    /// card_events, employee rollup, company rollup, visitors.
+    rows: [i64; 4],
+    table_mb: [f64; 4],
+    index_mb: [f64; 4],
+    /// Leaf partitions of card_events (defaults included).
+    partitions: i64,
+}
+
+/// Weight of each UTC hour of the day in the loaded history (business hours in Europe, evenings
+/// in the Americas).
+const HOUR_WEIGHTS: [u32; 24] = [
+    1, 1, 1, 1, 1, 1, 2, 3, 5, 5, 5, 5, 5, 5, 5, 5, 5, 4, 3, 3, 2, 2, 1, 1,
+];
+/// Regions, weighted by repetition; NULL is unknown.
+const REGIONS: &str = "ARRAY['DE','DE','DE','DE','DE','DE','DE','DE','AT','AT','CH','CH',
+    'US','US','US','US','US','GB','GB','GB','FR','FR','NL','NL','ES','IT','PL','SE','BE','DK',
+    'IE','CA','AU','IN','BR','JP','SG',NULL,NULL]::text[]";
+const LINKS: &str = "ARRAY['linkedin','linkedin','linkedin','website','website','x','github',
+    'instagram','calendly']";
+
+/// Sessions of one person on one card: a view (or QR scan), then 0 to 3 further actions a few
+/// seconds to minutes apart; 3% are link-preview fetches of one event. $1 the employees, $2 the
+/// number of sessions, [$3, $4) the slice of the time distribution (0 is 400 days ago, 1 now;
+/// density growing linearly towards now, so position = sqrt(uniform)), $5 the events wanted.
+const GENERATE: &str = "
+INSERT INTO bench_events (occurred_at, id, employee_id, action, link, device, region, visitor)
+WITH draws AS MATERIALIZED (
+    SELECT $3::float8 + random() * ($4::float8 - $3::float8) AS r_day, random() AS r_hour,
+           random() AS r_second, random() AS r_employee, random() AS r_person,
+           random() AS r_kind, random() AS r_length
+    FROM generate_series(1, $2::bigint)
+), sessions AS (
+    SELECT CASE WHEN t.started_at > now() THEN t.started_at - interval '1 day'
+                ELSE t.started_at END AS started_at,
+           ($1::uuid[])[1 + floor(cardinality($1::uuid[]) * power(d.r_employee, 2))::int]
+               AS employee_id,
+           floor({people} * power(d.r_person, 1.5))::int AS person,
+           d.r_kind < 0.03 AS preview,
+           CASE WHEN d.r_kind < 0.03 OR d.r_length < 0.65 THEN 0
+                WHEN d.r_length < 0.87 THEN 1 WHEN d.r_length < 0.96 THEN 2 ELSE 3 END AS extra
+    FROM draws d
+    CROSS JOIN LATERAL (
+        SELECT date_trunc('day', now(), 'UTC')
+               - make_interval(days => floor({days} * (1 - sqrt(d.r_day)))::int)
+               + make_interval(hours => ({hours})[1 + floor(d.r_hour * {hour_slots})::int],
+                               secs => d.r_second * 3600) AS started_at
+    ) t
+), events AS (
+    SELECT least(s.started_at + make_interval(secs => e.k * (10 + e.r_gap * 110)), now())
+               AS occurred_at,
+           s.employee_id, s.person, s.preview,
+           CASE WHEN s.preview THEN 'preview'
+                WHEN e.k = 0 THEN CASE WHEN e.r_action < 0.7 THEN 'view' ELSE 'scan_qr' END
+                WHEN e.r_action < 0.15 THEN 'view'
+                WHEN e.r_action < 0.37 THEN 'download_vcard'
+                WHEN e.r_action < 0.51 THEN 'call'
+                WHEN e.r_action < 0.61 THEN 'email'
+                WHEN e.r_action < 0.72 THEN 'whatsapp'
+                WHEN e.r_action < 0.92 THEN 'link_click'
+                ELSE 'share' END AS action,
+           e.r_link
+    FROM sessions s
+    CROSS JOIN LATERAL (
+        SELECT k, random() AS r_action, random() AS r_gap, random() AS r_link
+        FROM generate_series(0, s.extra) k
+    ) e
+    LIMIT $5
+)
+SELECT occurred_at, gen_random_uuid(), employee_id, action,
+       CASE WHEN action = 'link_click' THEN ({links})[1 + floor(r_link * 9)::int] END,
+       CASE WHEN preview THEN NULL WHEN person % 100 < 76 THEN 'mobile'
+            WHEN person % 100 < 93 THEN 'desktop' ELSE 'tablet' END,
+       CASE WHEN preview THEN NULL
+            ELSE ({regions})[1 + (person * 7919) % cardinality({regions})] END,
+       CASE WHEN preview THEN NULL
+            ELSE md5(person || ':' || to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')) END
+FROM events";
+
+/// From the generated chunk into the events and the three rollups, aggregated as INGEST does.
+const STORE: [&str; 4] = [
+    "INSERT INTO card_events (company_id, retention, occurred_at, id, employee_id, action, link,
+                              device, region, visitor)
+     SELECT $1,
+            coalesce((SELECT p.retention FROM subscriptions s JOIN plans p ON p.plan = s.plan
+                      WHERE s.company_id = $1 AND s.active), 'd30'),
+            occurred_at, id, employee_id, action, link, device, region, visitor
+     FROM bench_events WHERE action <> 'preview' ORDER BY occurred_at",
+    "INSERT INTO card_rollup_employee_hourly AS r (company_id, hour, employee_id, action, events)
+     SELECT $1, date_trunc('hour', occurred_at, 'UTC') AS hour, employee_id, action, count(*)
+     FROM bench_events GROUP BY 2, 3, 4 ORDER BY 2, 3, 4
+     ON CONFLICT (company_id, hour, employee_id, action)
+     DO UPDATE SET events = r.events + excluded.events",
+    "INSERT INTO card_rollup_company_hourly AS r (company_id, hour, action, device, region, events)
+     SELECT $1, date_trunc('hour', occurred_at, 'UTC') AS hour, action,
+            coalesce(device, '') AS device, coalesce(region, '') AS region, count(*)
+     FROM bench_events GROUP BY 2, 3, 4, 5 ORDER BY 2, 3, 4, 5
+     ON CONFLICT (company_id, hour, action, device, region)
+     DO UPDATE SET events = r.events + excluded.events",
+    "INSERT INTO card_visitors_hourly (company_id, hour, employee_id, visitor)
+     SELECT DISTINCT $1::uuid, date_trunc('hour', occurred_at, 'UTC'), employee_id, visitor
+     FROM bench_events WHERE visitor IS NOT NULL AND action <> 'preview'
+     ORDER BY 2, 3, 4
+     ON CONFLICT DO NOTHING",
+];
+
+impl Loader {
+    async fn prepare(db: &tokio_postgres::Client, company: &Company) -> anyhow::Result<Self> {
+        db.batch_execute(&format!(
+            "SELECT analytics_ensure_partitions(now() - interval '{HISTORY_DAYS} days',
+                                                now() + interval '2 days');
+             -- What the service does every hour: that made daily `d30` partitions for all of
+             -- the history, which retention drops past 30 days (they would only slow planning).
+             SELECT analytics_maintain();
+             CREATE TEMP TABLE bench_events (
+                 occurred_at timestamptz NOT NULL, id uuid NOT NULL, employee_id uuid NOT NULL,
+                 action text NOT NULL, link text, device text, region text, visitor text
+             ) ON COMMIT DELETE ROWS;
+             SELECT setseed(0.42);"
+        ))
+        .await?;
+        let hours: Vec<String> = HOUR_WEIGHTS
+            .iter()
+            .enumerate()
+            .flat_map(|(hour, &weight)| std::iter::repeat_n(hour.to_string(), weight as usize))
+            .collect();
+        let generate = GENERATE
+            .replace("{people}", &PEOPLE.to_string())
+            .replace("{days}", &HISTORY_DAYS.to_string())
+            .replace("{hours}", &format!("ARRAY[{}]", hours.join(",")))
+            .replace("{hour_slots}", &hours.len().to_string())
+            .replace("{links}", LINKS)
+            .replace("{regions}", REGIONS);
+        Ok(Self {
+            company_id: company.id,
+            employees: company.employees.iter().map(|(id, _)| *id).collect(),
+            total: 0,
+            generate,
+        })
+    }
+
+    /// Adds events until there are `target`, spread over the whole history: the step is cut
+    /// into chunks, each a slice of time, in order (as history would have arrived).
+    async fn load_to(&mut self, db: &tokio_postgres::Client, target: u64) -> anyhow::Result<Load> {
+        let added_target = target - self.total;
+        let chunks = added_target.div_ceil(CHUNK);
+        let started = Instant::now();
+        let mut added = 0;
+        for i in 0..chunks {
+            let wanted = (added_target - added).div_ceil(chunks - i) as i64;
+            // Sessions average about 1.5 events; a few more than needed, cut at `wanted`.
+            let sessions = wanted * 10 / 14 + 100;
+            let (lo, hi) = (i as f64 / chunks as f64, (i + 1) as f64 / chunks as f64);
+            db.batch_execute("BEGIN").await?;
+            let generated = db
+                .execute(
+                    &self.generate,
+                    &[&self.employees, &sessions, &lo, &hi, &wanted],
+                )
+                .await?;
+            for statement in STORE {
+                db.execute(statement, &[&self.company_id]).await?;
+            }
+            db.batch_execute("COMMIT").await?;
+            added += generated;
+            let rate = added as f64 / started.elapsed().as_secs_f64();
+            eprint!(
+                "\r[analytics bench] loading: {} / {} events ({rate:.0} events/s)   ",
+                self.total + added,
+                target
+            );
+            let _ = std::io::stderr().flush();
+        }
+        eprintln!();
+        let seconds = started.elapsed().as_secs_f64();
+        self.total += added;
+        let vacuum = Instant::now();
+        db.batch_execute(
+            "VACUUM ANALYZE card_events, card_rollup_employee_hourly, card_rollup_company_hourly,
+                            card_visitors_hourly",
+        )
+        .await?;
+        let vacuum_seconds = vacuum.elapsed().as_secs_f64();
+        Ok(Load {
+            total: self.total,
+            added,
+            seconds,
+            vacuum_seconds,
+            size: data_size(db).await?,
+        })
+    }
+}
+
+async fn data_size(db: &tokio_postgres::Client) -> anyhow::Result<DataSize> {
+    let row = db
+        .query_one(
+            "WITH parts AS (SELECT relid FROM pg_partition_tree('card_events') WHERE isleaf)
+             SELECT (SELECT count(*) FROM card_events),
+                    (SELECT count(*) FROM card_rollup_employee_hourly),
+                    (SELECT count(*) FROM card_rollup_company_hourly),
+                    (SELECT count(*) FROM card_visitors_hourly),
+                    (SELECT sum(pg_table_size(relid)) FROM parts)::float8,
+                    pg_table_size('card_rollup_employee_hourly')::float8,
+                    pg_table_size('card_rollup_company_hourly')::float8,
+                    pg_table_size('card_visitors_hourly')::float8,
+                    (SELECT sum(pg_indexes_size(relid)) FROM parts)::float8,
+                    pg_indexes_size('card_rollup_employee_hourly')::float8,
+                    pg_indexes_size('card_rollup_company_hourly')::float8,
+                    pg_indexes_size('card_visitors_hourly')::float8,
+                    (SELECT count(*) FROM parts)",
+            &[],
+        )
+        .await?;
+    let mb = |i: usize| row.get::<_, f64>(i) / (1024.0 * 1024.0);
+    Ok(DataSize {
+        rows: [row.get(0), row.get(1), row.get(2), row.get(3)],
+        table_mb: [mb(4), mb(5), mb(6), mb(7)],
+        index_mb: [mb(8), mb(9), mb(10), mb(11)],
+        partitions: row.get(12),
+    })
+}
+
+enum Scope {
+    Company,
+    Employee,
+}
+
+struct DashboardCase {
+    name: &'static str,
+    scope: Scope,
+    /// After `/api/analytics/{company|employee}/{id}`.
+    suffix: &'static str,
+    query: &'static str,
+}
+
+impl DashboardCase {
+    fn all() -> Vec<Self> {
+        vec![
+            Self {
+                name: "GET /api/analytics/company/{id} (events page + summary)",
+                scope: Scope::Company,
+                suffix: "",
+                query: "",
+            },
+            Self {
+                name: "GET /api/analytics/company/{id}/timeseries (day)",
+                scope: Scope::Company,
+                suffix: "/timeseries",
+                query: "&tz=Europe/Berlin&interval=day",
+            },
+            Self {
+                name: "GET /api/analytics/company/{id}/leaderboard",
+                scope: Scope::Company,
+                suffix: "/leaderboard",
+                query: "",
+            },
+            Self {
+                name: "GET /api/analytics/company/{id}/breakdown?by=region",
+                scope: Scope::Company,
+                suffix: "/breakdown",
+                query: "&by=region",
+            },
+            Self {
+                name: "GET /api/analytics/employee/{id}/timeseries (day)",
+                scope: Scope::Employee,
+                suffix: "/timeseries",
+                query: "&tz=Europe/Berlin&interval=day",
+            },
+        ]
+    }
+
+    fn path(
+        &self,
+        company: &Company,
+        from: &chrono::DateTime<Utc>,
+        to: &chrono::DateTime<Utc>,
+    ) -> String {
+        let scope = match self.scope {
+            Scope::Company => format!("company/{}", company.id),
+            // The first employee is the busiest: card popularity is skewed towards it.
+            Scope::Employee => format!("employee/{}", company.employees[0].0),
+        };
+        format!(
+            "/api/analytics/{scope}{}?from={}&to={}{}",
+            self.suffix,
+            rfc3339(from),
+            rfc3339(to),
+            self.query
+        )
+    }
+}
+
+/// `p50 / p99` of sequential requests, or the failing status.
+async fn measure(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    path: &str,
+    requests: usize,
+) -> String {
+    let url = format!("{base}{path}");
+    let once = async || -> Result<Duration, String> {
+        let t = Instant::now();
+        let resp = http
+            .get(&url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!(
+                "HTTP {} {}",
+                status.as_u16(),
+                String::from_utf8_lossy(&body[..body.len().min(200)])
+            ));
+        }
+        Ok(t.elapsed())
+    };
+    for _ in 0..WARM_UPS {
+        if let Err(e) = once().await {
+            progress(&format!("{path}: {e}"));
+            return e.split(' ').take(2).collect::<Vec<_>>().join(" ");
+        }
+    }
+    let started = Instant::now();
+    let mut latencies = Vec::with_capacity(requests);
+    while latencies.len() < requests && started.elapsed() < CELL_BUDGET {
+        match once().await {
+            Ok(latency) => latencies.push(latency),
+            Err(e) => {
+                progress(&format!("{path}: {e}"));
+                return e.split(' ').take(2).collect::<Vec<_>>().join(" ");
+            }
+        }
+    }
+    latencies.sort();
+    let cell = format!(
+        "{:.1} / {:.1}",
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99)
+    );
+    if latencies.len() < requests {
+        format!("{cell} (n={})", latencies.len())
+    } else {
+        cell
+    }
+}
+
+/// Compares the company summary with the rollup it should come from; a mismatch is reported on
+/// stderr (the endpoints are not this benchmark's to judge, but a wrong answer fast is no answer).
+async fn check_summary(
+    http: &reqwest::Client,
+    base: &str,
+    db: &tokio_postgres::Client,
+    company: &Company,
+    from: &chrono::DateTime<Utc>,
+    to: &chrono::DateTime<Utc>,
+    range: &str,
+) {
+    let url = format!(
+        "{base}/api/analytics/company/{}?from={}&to={}&limit=1",
+        company.id,
+        rfc3339(from),
+        rfc3339(to)
+    );
+    let Ok(resp) = http.get(url).bearer_auth(&company.token).send().await else {
+        return;
+    };
+    if !resp.status().is_success() {
+        return;
+    }
+    let Ok(body) = resp.json::<Value>().await else {
+        return;
+    };
+    let Ok(rows) = db
+        .query(
+            "SELECT action, sum(events)::bigint FROM card_rollup_company_hourly
+             WHERE company_id = $1 AND hour >= date_trunc('hour', $2::timestamptz, 'UTC')
+               AND hour < $3
+             GROUP BY action",
+            &[&company.id, from, to],
+        )
+        .await
+    else {
+        return;
+    };
+    let mut mismatches = Vec::new();
+    for row in rows {
+        let action: String = row.get(0);
+        let expected: i64 = row.get(1);
+        let got = body["summary"][&action].as_i64().unwrap_or(-1);
+        if got != expected {
+            mismatches.push(format!("{action}: {got} (rollup says {expected})"));
+        }
+    }
+    if mismatches.is_empty() {
+        progress(&format!("summary over {range} matches the rollup"));
+    } else {
+        progress(&format!(
+            "WARNING: summary over {range} differs from the rollup: {}",
+            mismatches.join(", ")
+        ));
+    }
+}
