@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     auth::{BearerAuth, Caller, Role},
-    db::Tenant,
+    db::{Tenant, TenantTx},
     error::ApiError,
 };
 
@@ -131,7 +131,7 @@ pub(super) const GET_EMPLOYEE: &str = "SELECT e.id, e.company_id, e.full_name, e
      WHERE e.id = $1";
 
 /// Locks the employee for an update, and tells whether the caller's login is linked to it.
-pub(super) const GET_EMPLOYEE_FOR_UPDATE: &str = "SELECT e.id, e.company_id, e.full_name, e.job_title, e.email, e.phone, e.whatsapp,
+const GET_EMPLOYEE_FOR_UPDATE: &str = "SELECT e.id, e.company_id, e.full_name, e.job_title, e.email, e.phone, e.whatsapp,
             e.photo_url, e.photo_hash, e.bio, e.social_links, e.public_slug, c.slug AS company_slug, e.created_at, e.updated_at,
             EXISTS (SELECT 1 FROM users u
                     WHERE u.company_id = e.company_id AND u.id = $2 AND u.employee_id = e.id AND u.is_active)
@@ -218,6 +218,27 @@ pub(super) async fn employee_tenant(
     let company: Option<Uuid> = row.try_get(0).map_err(ApiError::internal)?;
     let company = company.ok_or_else(|| ApiError::not_found("Employee not found"))?;
     Ok(Tenant::new(company, Role::Superadmin))
+}
+
+/// Locks the employee for an update by the caller: admins and superadmins may edit any of the
+/// company's employees, an employee login only the record it is linked to.
+pub(super) async fn lock_editable(
+    tx: &TenantTx,
+    employee_id: Uuid,
+    user_id: Uuid,
+    is_admin: bool,
+) -> Result<Row, ApiError> {
+    let row = tx
+        .query_opt(GET_EMPLOYEE_FOR_UPDATE, [&employee_id, &user_id])
+        .await?
+        .ok_or_else(|| ApiError::not_found("Employee not found"))?;
+    let linked: bool = row
+        .try_get("linked_to_caller")
+        .map_err(ApiError::internal)?;
+    if !is_admin && !linked {
+        return Err(ApiError::forbidden("You can only edit your own card"));
+    }
+    Ok(row)
 }
 
 fn links_json(links: &BTreeMap<String, String>) -> Result<serde_json::Value, ApiError> {
@@ -392,18 +413,7 @@ impl EmployeesApi {
         let row = state
             .db
             .write(&tenant, async |tx| {
-                let Some(row) = tx
-                    .query_opt(GET_EMPLOYEE_FOR_UPDATE, [&employee_id.0, &user_id])
-                    .await?
-                else {
-                    return Err(ApiError::not_found("Employee not found"));
-                };
-                let linked: bool = row
-                    .try_get("linked_to_caller")
-                    .map_err(ApiError::internal)?;
-                if !is_admin && !linked {
-                    return Err(ApiError::forbidden("You can only edit your own card"));
-                }
+                let row = lock_editable(&tx, employee_id.0, user_id, is_admin).await?;
                 let mut e = Employee::from_row(&row, "")?;
                 // The URL set on the employee, not the uploaded photo that takes its place.
                 e.photo_url = row.try_get("photo_url").map_err(ApiError::internal)?;
@@ -420,7 +430,7 @@ impl EmployeesApi {
                     e.social_links = links;
                 }
                 let links = links_json(&e.social_links)?;
-                Ok(tx
+                let row = tx
                     .query_one(
                         UPDATE_EMPLOYEE,
                         [
@@ -435,7 +445,8 @@ impl EmployeesApi {
                             &links,
                         ],
                     )
-                    .await?)
+                    .await?;
+                Ok::<_, ApiError>(row)
             })
             .await?;
         let employee = Employee::from_row(&row, &state.public_base_url)?;

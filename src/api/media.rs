@@ -20,7 +20,7 @@ use super::{
     ApiTags, AppState, NoContent,
     cards::matches_etag,
     companies::{Company, GET_COMPANY_FOR_UPDATE},
-    employees::{Employee, GET_EMPLOYEE, GET_EMPLOYEE_FOR_UPDATE, employee_tenant},
+    employees::{Employee, GET_EMPLOYEE, employee_tenant, lock_editable},
 };
 use crate::{
     auth::{BearerAuth, Caller},
@@ -168,7 +168,7 @@ async fn check_may_edit(
     }
 }
 
-/// The link check of [`GET_EMPLOYEE_FOR_UPDATE`], without the lock.
+/// The link check of [`lock_editable`], without the lock.
 const EMPLOYEE_LINKED_TO_CALLER: &str = "SELECT EXISTS (SELECT 1 FROM users u
          WHERE u.company_id = e.company_id AND u.id = $2 AND u.employee_id = e.id AND u.is_active)
      FROM employees e WHERE e.id = $1";
@@ -199,16 +199,7 @@ impl MediaApi {
         let row = state
             .db
             .write(&tenant, async |tx| {
-                let row = tx
-                    .query_opt(GET_EMPLOYEE_FOR_UPDATE, [&employee_id.0, &user_id])
-                    .await?
-                    .ok_or_else(|| ApiError::not_found("Employee not found"))?;
-                let linked: bool = row
-                    .try_get("linked_to_caller")
-                    .map_err(ApiError::internal)?;
-                if !is_admin && !linked {
-                    return Err(ApiError::forbidden("You can only edit your own card"));
-                }
+                let row = lock_editable(&tx, employee_id.0, user_id, is_admin).await?;
                 let old: Option<String> = row.try_get("photo_hash").map_err(ApiError::internal)?;
                 tx.execute(
                     INSERT_MEDIA,
@@ -249,16 +240,7 @@ impl MediaApi {
         state
             .db
             .write(&tenant, async |tx| {
-                let row = tx
-                    .query_opt(GET_EMPLOYEE_FOR_UPDATE, [&employee_id.0, &user_id])
-                    .await?
-                    .ok_or_else(|| ApiError::not_found("Employee not found"))?;
-                let linked: bool = row
-                    .try_get("linked_to_caller")
-                    .map_err(ApiError::internal)?;
-                if !is_admin && !linked {
-                    return Err(ApiError::forbidden("You can only edit your own card"));
-                }
+                let row = lock_editable(&tx, employee_id.0, user_id, is_admin).await?;
                 let old: Option<String> = row.try_get("photo_hash").map_err(ApiError::internal)?;
                 if let Some(old) = old {
                     tx.execute(SET_PHOTO, [&employee_id.0, &None::<String>])
