@@ -146,7 +146,9 @@ async fn main() -> anyhow::Result<()> {
         "DELETE FROM card_events WHERE company_id = '{0}';
          DELETE FROM card_rollup_employee_hourly WHERE company_id = '{0}';
          DELETE FROM card_rollup_company_hourly WHERE company_id = '{0}';
-         DELETE FROM card_visitors_hourly WHERE company_id = '{0}';",
+         DELETE FROM card_rollup_action_hourly WHERE company_id = '{0}';
+         DELETE FROM card_visitor_days WHERE company_id = '{0}';
+         DELETE FROM card_rollup_visitors_hourly WHERE company_id = '{0}';",
         tracking.id
     ))
     .await?;
@@ -200,7 +202,7 @@ async fn main() -> anyhow::Result<()> {
         label(CHUNK)
     );
     println!(
-        "| dataset | events added (previews included) | load s | events/s | VACUUM ANALYZE s | card_events rows | employee rollup rows | company rollup rows | visitor rows | card_events partitions |"
+        "| dataset | events added (previews included) | load s | events/s | VACUUM ANALYZE s | card_events rows | employee rollup rows | company rollup rows | action + visitor rollup rows | card_events partitions |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for load in &loads {
@@ -220,7 +222,7 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("\n## PostgreSQL data size (MB: table + indexes)\n");
     println!(
-        "| dataset | card_events (all partitions) | card_rollup_employee_hourly | card_rollup_company_hourly | card_visitors_hourly | total |"
+        "| dataset | card_events (all partitions) | card_rollup_employee_hourly | card_rollup_company_hourly | action + visitor rollups | total |"
     );
     println!("|---|---|---|---|---|---|");
     for load in &loads {
@@ -617,7 +619,7 @@ struct Load {
 }
 
 struct DataSize {
-    /// card_events, employee rollup, company rollup, visitors.
+    /// card_events, employee rollup, company rollup, action and visitor rollups.
     rows: [i64; 4],
     table_mb: [f64; 4],
     index_mb: [f64; 4],
@@ -695,8 +697,8 @@ SELECT occurred_at, gen_random_uuid(), employee_id, action,
             ELSE md5(person || ':' || to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')) END
 FROM events";
 
-/// From the generated chunk into the events and the three rollups, aggregated as INGEST does.
-const STORE: [&str; 4] = [
+/// From the generated chunk into the events and the rollups, aggregated as INGEST does.
+const STORE: [&str; 5] = [
     "INSERT INTO card_events (company_id, retention, occurred_at, id, employee_id, action, link,
                               device, region, visitor)
      SELECT $1,
@@ -715,11 +717,24 @@ const STORE: [&str; 4] = [
      FROM bench_events GROUP BY 2, 3, 4, 5 ORDER BY 2, 3, 4, 5
      ON CONFLICT (company_id, hour, action, device, region)
      DO UPDATE SET events = r.events + excluded.events",
-    "INSERT INTO card_visitors_hourly (company_id, hour, employee_id, visitor)
-     SELECT DISTINCT $1::uuid, date_trunc('hour', occurred_at, 'UTC'), employee_id, visitor
-     FROM bench_events WHERE visitor IS NOT NULL AND action <> 'preview'
-     ORDER BY 2, 3, 4
-     ON CONFLICT DO NOTHING",
+    "INSERT INTO card_rollup_action_hourly AS r (company_id, hour, action, events)
+     SELECT $1, date_trunc('hour', occurred_at, 'UTC') AS hour, action, count(*)
+     FROM bench_events GROUP BY 2, 3 ORDER BY 2, 3
+     ON CONFLICT (company_id, hour, action) DO UPDATE SET events = r.events + excluded.events",
+    "WITH first_seen AS (
+         INSERT INTO card_visitor_days (company_id, day, card, visitor, first_hour)
+         SELECT $1, (occurred_at AT TIME ZONE 'UTC')::date, card, visitor,
+                min(date_trunc('hour', occurred_at, 'UTC'))
+         FROM bench_events
+         CROSS JOIN LATERAL (VALUES (employee_id), ('00000000-0000-0000-0000-000000000000'::uuid)) AS c (card)
+         WHERE visitor IS NOT NULL AND action <> 'preview'
+         GROUP BY 2, 3, 4 ORDER BY 2, 3, 4
+         ON CONFLICT DO NOTHING
+         RETURNING card, first_hour
+     )
+     INSERT INTO card_rollup_visitors_hourly AS r (company_id, card, hour, visitors)
+     SELECT $1, card, first_hour, count(*) FROM first_seen GROUP BY 2, 3 ORDER BY 2, 3
+     ON CONFLICT (company_id, card, hour) DO UPDATE SET visitors = r.visitors + excluded.visitors",
 ];
 
 impl Loader {
@@ -793,9 +808,11 @@ impl Loader {
         let seconds = started.elapsed().as_secs_f64();
         self.total += added;
         let vacuum = Instant::now();
+        // What hourly maintenance does: visitor ids of past days are no longer needed.
         db.batch_execute(
-            "VACUUM ANALYZE card_events, card_rollup_employee_hourly, card_rollup_company_hourly,
-                            card_visitors_hourly",
+            "DELETE FROM card_visitor_days WHERE day < (now() AT TIME ZONE 'UTC')::date - 1;
+             VACUUM ANALYZE card_events, card_rollup_employee_hourly, card_rollup_company_hourly,
+                            card_rollup_action_hourly, card_visitor_days, card_rollup_visitors_hourly",
         )
         .await?;
         let vacuum_seconds = vacuum.elapsed().as_secs_f64();
@@ -816,15 +833,18 @@ async fn data_size(db: &tokio_postgres::Client) -> anyhow::Result<DataSize> {
              SELECT (SELECT count(*) FROM card_events),
                     (SELECT count(*) FROM card_rollup_employee_hourly),
                     (SELECT count(*) FROM card_rollup_company_hourly),
-                    (SELECT count(*) FROM card_visitors_hourly),
+                    (SELECT count(*) FROM card_rollup_action_hourly)
+                        + (SELECT count(*) FROM card_rollup_visitors_hourly),
                     (SELECT sum(pg_table_size(relid)) FROM parts)::float8,
                     pg_table_size('card_rollup_employee_hourly')::float8,
                     pg_table_size('card_rollup_company_hourly')::float8,
-                    pg_table_size('card_visitors_hourly')::float8,
+                    (pg_table_size('card_rollup_action_hourly')
+                        + pg_table_size('card_rollup_visitors_hourly'))::float8,
                     (SELECT sum(pg_indexes_size(relid)) FROM parts)::float8,
                     pg_indexes_size('card_rollup_employee_hourly')::float8,
                     pg_indexes_size('card_rollup_company_hourly')::float8,
-                    pg_indexes_size('card_visitors_hourly')::float8,
+                    (pg_indexes_size('card_rollup_action_hourly')
+                        + pg_indexes_size('card_rollup_visitors_hourly'))::float8,
                     (SELECT count(*) FROM parts)",
             &[],
         )
@@ -994,7 +1014,7 @@ async fn check_summary(
     };
     let Ok(rows) = db
         .query(
-            "SELECT action, sum(events)::bigint FROM card_rollup_company_hourly
+            "SELECT action, sum(events)::bigint FROM card_rollup_action_hourly
              WHERE company_id = $1 AND hour >= date_trunc('hour', $2::timestamptz, 'UTC')
                AND hour < $3
              GROUP BY action",

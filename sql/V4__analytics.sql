@@ -69,19 +69,41 @@ CREATE TABLE card_rollup_company_hourly (
     PRIMARY KEY (company_id, hour, action, device, region)
 );
 
--- One row per visitor, card and hour: unique visitors per day in any time zone are the distinct
--- visitors of that day's hours.
-CREATE TABLE card_visitors_hourly (
-    company_id  uuid NOT NULL REFERENCES companies (id) ON DELETE CASCADE,
-    hour        timestamptz NOT NULL CONSTRAINT card_visitors_hour_check CHECK (hour = date_trunc('hour', hour, 'UTC')),
-    employee_id uuid NOT NULL,
-    visitor     text NOT NULL CONSTRAINT card_visitors_visitor_check CHECK (visitor ~ '^[0-9a-f]{32}$'),
-    PRIMARY KEY (company_id, hour, employee_id, visitor)
+-- Hourly counts per action alone: company summaries and time series read a few rows an hour,
+-- however many employees, devices and regions there are.
+CREATE TABLE card_rollup_action_hourly (
+    company_id uuid NOT NULL REFERENCES companies (id) ON DELETE CASCADE,
+    hour       timestamptz NOT NULL CONSTRAINT card_rollup_action_hour_check CHECK (hour = date_trunc('hour', hour, 'UTC')),
+    action     text NOT NULL,
+    events     bigint NOT NULL CHECK (events > 0),
+    PRIMARY KEY (company_id, hour, action)
 );
-CREATE INDEX card_visitors_hourly_employee_idx ON card_visitors_hourly (company_id, employee_id, hour);
+
+-- Unique visitors. A visitor id lives one UTC day (see the collector), so each id is recorded once
+-- per day and card (and once for the whole company, card = the nil uuid), in the hour it was
+-- first seen. Dashboards then count unique visitors by summing first sightings: a year costs a
+-- row per hour, not a row per visitor. Only today's ids matter for that, so maintenance prunes
+-- older days.
+CREATE TABLE card_visitor_days (
+    company_id uuid NOT NULL REFERENCES companies (id) ON DELETE CASCADE,
+    day        date NOT NULL,
+    card       uuid NOT NULL,
+    visitor    text NOT NULL CONSTRAINT card_visitor_days_visitor_check CHECK (visitor ~ '^[0-9a-f]{32}$'),
+    first_hour timestamptz NOT NULL,
+    PRIMARY KEY (company_id, day, card, visitor)
+);
+
+CREATE TABLE card_rollup_visitors_hourly (
+    company_id uuid NOT NULL REFERENCES companies (id) ON DELETE CASCADE,
+    hour       timestamptz NOT NULL CONSTRAINT card_rollup_visitors_hour_check CHECK (hour = date_trunc('hour', hour, 'UTC')),
+    card       uuid NOT NULL,
+    visitors   bigint NOT NULL CHECK (visitors > 0),
+    PRIMARY KEY (company_id, card, hour)
+);
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON card_events, card_rollup_employee_hourly,
-    card_rollup_company_hourly, card_visitors_hourly TO callingcard_app;
+    card_rollup_company_hourly, card_rollup_action_hourly, card_visitor_days,
+    card_rollup_visitors_hourly TO callingcard_app;
 
 ALTER TABLE card_events ENABLE ROW LEVEL SECURITY;
 ALTER TABLE card_events FORCE ROW LEVEL SECURITY;
@@ -101,9 +123,21 @@ CREATE POLICY tenant_isolation ON card_rollup_company_hourly
     USING (company_id = (SELECT nullif(current_setting('app.company_id', true), '')::uuid))
     WITH CHECK (company_id = (SELECT nullif(current_setting('app.company_id', true), '')::uuid));
 
-ALTER TABLE card_visitors_hourly ENABLE ROW LEVEL SECURITY;
-ALTER TABLE card_visitors_hourly FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON card_visitors_hourly
+ALTER TABLE card_rollup_action_hourly ENABLE ROW LEVEL SECURITY;
+ALTER TABLE card_rollup_action_hourly FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON card_rollup_action_hourly
+    USING (company_id = (SELECT nullif(current_setting('app.company_id', true), '')::uuid))
+    WITH CHECK (company_id = (SELECT nullif(current_setting('app.company_id', true), '')::uuid));
+
+ALTER TABLE card_visitor_days ENABLE ROW LEVEL SECURITY;
+ALTER TABLE card_visitor_days FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON card_visitor_days
+    USING (company_id = (SELECT nullif(current_setting('app.company_id', true), '')::uuid))
+    WITH CHECK (company_id = (SELECT nullif(current_setting('app.company_id', true), '')::uuid));
+
+ALTER TABLE card_rollup_visitors_hourly ENABLE ROW LEVEL SECURITY;
+ALTER TABLE card_rollup_visitors_hourly FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON card_rollup_visitors_hourly
     USING (company_id = (SELECT nullif(current_setting('app.company_id', true), '')::uuid))
     WITH CHECK (company_id = (SELECT nullif(current_setting('app.company_id', true), '')::uuid));
 
@@ -114,7 +148,11 @@ CREATE POLICY not_for_visitors ON card_rollup_employee_hourly AS RESTRICTIVE
     USING ((SELECT current_setting('app.role', true)) IS DISTINCT FROM 'public');
 CREATE POLICY not_for_visitors ON card_rollup_company_hourly AS RESTRICTIVE
     USING ((SELECT current_setting('app.role', true)) IS DISTINCT FROM 'public');
-CREATE POLICY not_for_visitors ON card_visitors_hourly AS RESTRICTIVE
+CREATE POLICY not_for_visitors ON card_rollup_action_hourly AS RESTRICTIVE
+    USING ((SELECT current_setting('app.role', true)) IS DISTINCT FROM 'public');
+CREATE POLICY not_for_visitors ON card_visitor_days AS RESTRICTIVE
+    USING ((SELECT current_setting('app.role', true)) IS DISTINCT FROM 'public');
+CREATE POLICY not_for_visitors ON card_rollup_visitors_hourly AS RESTRICTIVE
     USING ((SELECT current_setting('app.role', true)) IS DISTINCT FROM 'public');
 
 -- One partition, unless it exists. When the default partition already holds events of that range
@@ -200,7 +238,7 @@ BEGIN
     PERFORM analytics_ensure_partitions(now() - interval '1 day', now() + interval '7 days');
     -- The parents by OID and the partitions by schema-qualified name, never by bare name: the
     -- caller's temporary tables are on the search_path, and a temporary partitioned table named
-    -- card_events_d30 with a child named like any public table (card_visitors_hourly, users...)
+    -- card_events_d30 with a child named like any public table (card_rollup_employee_hourly, users...)
     -- would otherwise have that public table dropped here.
     FOR part IN
         SELECT n.nspname, c.relname, i.inhparent = 'public.card_events_d30'::regclass AS daily,
@@ -224,6 +262,8 @@ BEGIN
     DELETE FROM public.card_events_d365_default WHERE occurred_at < now() - interval '365 days';
     GET DIAGNOSTICS purged = ROW_COUNT;
     n_purged := n_purged + purged;
+    -- Visitor ids of past days can no longer be seen again (they rotate daily).
+    DELETE FROM public.card_visitor_days WHERE day < (now() AT TIME ZONE 'UTC')::date - 1;
     RETURN QUERY SELECT n_dropped, n_purged;
 END
 $$;

@@ -162,7 +162,8 @@ async fn rollups(owner: &Client, company: Uuid) -> String {
     for table in [
         "card_rollup_employee_hourly",
         "card_rollup_company_hourly",
-        "card_visitors_hourly",
+        "card_rollup_action_hourly",
+        "card_rollup_visitors_hourly",
     ] {
         let rows: String = owner
             .query_one(
@@ -193,8 +194,12 @@ async fn seed_rollups(owner: &Client, company: Uuid, employee: Uuid, age_hours: 
              SELECT $1, {hour}, 'view', 'mobile', 'DE', 3 WHERE $2::uuid IS NOT NULL"
         ),
         format!(
-            "INSERT INTO card_visitors_hourly (company_id, hour, employee_id, visitor)
-             VALUES ($1, {hour}, $2, md5(random()::text))"
+            "INSERT INTO card_rollup_action_hourly (company_id, hour, action, events)
+             SELECT $1, {hour}, 'view', 3 WHERE $2::uuid IS NOT NULL"
+        ),
+        format!(
+            "INSERT INTO card_rollup_visitors_hourly (company_id, card, hour, visitors)
+             VALUES ($1, $2, {hour}, 2)"
         ),
     ] {
         owner
@@ -500,7 +505,7 @@ async fn maintenance_cannot_be_steered_by_the_callers_temporary_tables() {
     // maintenance is about to create.
     tx.batch_execute(&format!(
         "CREATE TEMP TABLE card_events_d30 (occurred_at timestamptz) PARTITION BY RANGE (occurred_at);
-         CREATE TEMP TABLE card_visitors_hourly PARTITION OF pg_temp.card_events_d30
+         CREATE TEMP TABLE card_rollup_visitors_hourly PARTITION OF pg_temp.card_events_d30
              FOR VALUES FROM ('2000-01-01 00:00+00') TO ('2000-01-02 00:00+00');
          CREATE TEMP TABLE {today} PARTITION OF pg_temp.card_events_d30
              FOR VALUES FROM ('2000-01-02 00:00+00') TO ('2000-01-03 00:00+00');
@@ -516,9 +521,9 @@ async fn maintenance_cannot_be_steered_by_the_callers_temporary_tables() {
     );
     tx.commit().await.unwrap();
 
-    assert!(exists(&owner, "card_visitors_hourly").await);
+    assert!(exists(&owner, "card_rollup_visitors_hourly").await);
     let visitors: i64 = owner
-        .query_one("SELECT count(*) FROM card_visitors_hourly", &[])
+        .query_one("SELECT count(*) FROM card_rollup_visitors_hourly", &[])
         .await
         .unwrap()
         .get(0);

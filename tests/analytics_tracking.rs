@@ -351,10 +351,11 @@ async fn company_rollup(db: &Client, company_id: Uuid) -> BTreeMap<(String, Stri
     .collect()
 }
 
-/// The visitor rows of a company: `(hour, employee, visitor)`.
+/// The first sightings of a company's visitors per card: `(first hour, employee, visitor)`.
 async fn visitor_rows(db: &Client, company_id: Uuid) -> Vec<(DateTime<Utc>, Uuid, String)> {
     db.query(
-        "SELECT hour, employee_id, visitor FROM card_visitors_hourly WHERE company_id = $1
+        "SELECT first_hour, card, visitor FROM card_visitor_days
+         WHERE company_id = $1 AND card <> '00000000-0000-0000-0000-000000000000'
          ORDER BY 1, 2, 3",
         &[&company_id],
     )
@@ -365,15 +366,22 @@ async fn visitor_rows(db: &Client, company_id: Uuid) -> Vec<(DateTime<Utc>, Uuid
     .collect()
 }
 
-/// What `card_visitors_hourly` must hold, recomputed from events.
+/// What `card_visitor_days` must hold per card, recomputed from events: each visitor once per
+/// UTC day and card, at the hour first seen.
 fn expected_visitor_rows(events: &[Event]) -> Vec<(DateTime<Utc>, Uuid, String)> {
-    let rows: BTreeSet<_> = events
-        .iter()
-        .filter_map(|e| {
-            e.visitor
-                .clone()
-                .map(|v| (hour_of(e.occurred_at), e.employee_id, v))
-        })
+    let mut first: BTreeMap<(chrono::NaiveDate, Uuid, String), DateTime<Utc>> = BTreeMap::new();
+    for e in events {
+        if let Some(v) = &e.visitor {
+            let hour = hour_of(e.occurred_at);
+            first
+                .entry((e.occurred_at.date_naive(), e.employee_id, v.clone()))
+                .and_modify(|h| *h = (*h).min(hour))
+                .or_insert(hour);
+        }
+    }
+    let rows: BTreeSet<_> = first
+        .into_iter()
+        .map(|((_, employee, visitor), hour)| (hour, employee, visitor))
         .collect();
     rows.into_iter().collect()
 }
@@ -390,7 +398,8 @@ async fn analytics_rows(db: &Client) -> [i64; 4] {
         "card_events",
         "card_rollup_employee_hourly",
         "card_rollup_company_hourly",
-        "card_visitors_hourly",
+        // One row per visitor, day and card (the company-wide rows aside).
+        "card_visitor_days WHERE card <> '00000000-0000-0000-0000-000000000000'",
     ]
     .iter()
     .enumerate()
@@ -875,7 +884,7 @@ async fn one_visitor_per_browser_and_address_never_the_address_itself() {
     // Nothing stored holds the address, as text or as hex.
     let stored: Vec<String> = db
         .query(
-            "SELECT visitor FROM card_events UNION ALL SELECT visitor FROM card_visitors_hourly",
+            "SELECT visitor FROM card_events UNION ALL SELECT visitor FROM card_visitor_days",
             &[],
         )
         .await
@@ -883,7 +892,8 @@ async fn one_visitor_per_browser_and_address_never_the_address_itself() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(stored.len(), 5 + expected_visitor_rows(&events).len());
+    // Per card, and once more for the company as a whole (one card here, so as many).
+    assert_eq!(stored.len(), 5 + 2 * expected_visitor_rows(&events).len());
     for id in stored {
         assert!(is_visitor_id(&id), "{id}");
         assert!(
@@ -1481,12 +1491,57 @@ async fn rollups_equal_a_recount_of_the_events() {
     let devices: BTreeSet<&str> = rollup.iter().map(|r| r.2.as_str()).collect();
     assert_eq!(devices, BTreeSet::from(["desktop", "mobile", "tablet"]));
 
-    // Visitors.
+    // Per hour and action (the company dashboards' table), previews included.
+    let by_action = "SELECT hour, action, events FROM card_rollup_action_hourly
+                     WHERE company_id = $1 ORDER BY 1, 2";
+    let by_action_recount =
+        "SELECT hour, action, sum(events)::bigint FROM card_rollup_company_hourly
+                             WHERE company_id = $1 GROUP BY 1, 2 ORDER BY 1, 2";
+    let read = async |sql: &str| -> Vec<(DateTime<Utc>, String, i64)> {
+        db.query(sql, &[&company_id])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect()
+    };
+    assert_eq!(read(by_action).await, read(by_action_recount).await);
+
+    // Visitors: first sightings per card, and the hourly counts of them, per card and for the
+    // company (the nil card), which counts a visitor of two cards once.
     let events = events_of(&db, company_id).await;
     assert_eq!(
         visitor_rows(&db, company_id).await,
         expected_visitor_rows(&events)
     );
+    let counted = "SELECT card, hour, visitors FROM card_rollup_visitors_hourly
+                   WHERE company_id = $1 ORDER BY 1, 2";
+    let recount = "SELECT card, first_hour, count(*)::bigint FROM card_visitor_days
+                   WHERE company_id = $1 GROUP BY 1, 2 ORDER BY 1, 2";
+    let read = async |sql: &str| -> Vec<(Uuid, DateTime<Utc>, i64)> {
+        db.query(sql, &[&company_id])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect()
+    };
+    assert_eq!(read(counted).await, read(recount).await);
+    let company_wide = scalar(
+        &db,
+        "SELECT count(*) FROM card_visitor_days
+         WHERE company_id = $1 AND card = '00000000-0000-0000-0000-000000000000'",
+        &[&company_id],
+    )
+    .await;
+    let distinct = scalar(
+        &db,
+        "SELECT count(DISTINCT (visitor, (occurred_at AT TIME ZONE 'UTC')::date)) FROM card_events
+         WHERE company_id = $1 AND visitor IS NOT NULL",
+        &[&company_id],
+    )
+    .await;
+    assert_eq!(company_wide, distinct);
 
     // Previews: only in the rollups, as many as bot requests, per employee.
     let stored: BTreeMap<Uuid, i64> = db
@@ -1677,7 +1732,7 @@ async fn one_company_never_sees_anothers_analytics() {
             "card_events",
             "card_rollup_employee_hourly",
             "card_rollup_company_hourly",
-            "card_visitors_hourly",
+            "card_visitor_days WHERE card <> '00000000-0000-0000-0000-000000000000'",
         ]
         .iter()
         .enumerate()

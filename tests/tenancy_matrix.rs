@@ -702,17 +702,25 @@ const SNAPSHOT: &str = "SELECT jsonb_build_object(
              (SELECT coalesce(jsonb_agg(to_jsonb(r) ORDER BY r.hour, r.action, r.device, r.region),
                               '[]')
               FROM card_rollup_company_hourly r WHERE r.company_id = $1),
-         'card_visitors_hourly',
-             (SELECT coalesce(jsonb_agg(to_jsonb(v) ORDER BY v.hour, v.employee_id, v.visitor), '[]')
-              FROM card_visitors_hourly v WHERE v.company_id = $1)
+         'card_rollup_action_hourly',
+             (SELECT coalesce(jsonb_agg(to_jsonb(r) ORDER BY r.hour, r.action), '[]')
+              FROM card_rollup_action_hourly r WHERE r.company_id = $1),
+         'card_visitor_days',
+             (SELECT coalesce(jsonb_agg(to_jsonb(v) ORDER BY v.day, v.card, v.visitor), '[]')
+              FROM card_visitor_days v WHERE v.company_id = $1),
+         'card_rollup_visitors_hourly',
+             (SELECT coalesce(jsonb_agg(to_jsonb(v) ORDER BY v.card, v.hour), '[]')
+              FROM card_rollup_visitors_hourly v WHERE v.company_id = $1)
      )::text";
 
 /// The parts of a [`snapshot`] that are A's analytics.
-const ANALYTICS: [&str; 4] = [
+const ANALYTICS: [&str; 6] = [
     "card_events",
     "card_rollup_employee_hourly",
     "card_rollup_company_hourly",
-    "card_visitors_hourly",
+    "card_rollup_action_hourly",
+    "card_visitor_days",
+    "card_rollup_visitors_hourly",
 ];
 
 async fn snapshot(owner: &tokio_postgres::Client, company_id: Uuid) -> Value {

@@ -122,12 +122,29 @@ const TENANT_TABLES: &[TenantTable] = &[
         touch: "events = events + 1",
     },
     TenantTable {
-        name: "card_visitors_hourly",
+        name: "card_rollup_action_hourly",
         tenant_col: "company_id",
-        insert: "INSERT INTO card_visitors_hourly (company_id, hour, employee_id, visitor)
-                 VALUES ($1, date_trunc('hour', now(), 'UTC'), $2, md5(random()::text))",
+        insert: "INSERT INTO card_rollup_action_hourly (company_id, hour, action, events)
+                 VALUES ($1, date_trunc('hour', now(), 'UTC') - make_interval(days => 400),
+                         left(md5($2::uuid::text), 12), 1)",
+        unlink: &[],
+        touch: "events = events + 1",
+    },
+    TenantTable {
+        name: "card_visitor_days",
+        tenant_col: "company_id",
+        insert: "INSERT INTO card_visitor_days (company_id, day, card, visitor, first_hour)
+                 VALUES ($1, current_date, $2, md5(random()::text), date_trunc('hour', now(), 'UTC'))",
         unlink: &[],
         touch: "visitor = md5(visitor)",
+    },
+    TenantTable {
+        name: "card_rollup_visitors_hourly",
+        tenant_col: "company_id",
+        insert: "INSERT INTO card_rollup_visitors_hourly (company_id, card, hour, visitors)
+                 VALUES ($1, $2, date_trunc('hour', now(), 'UTC') - make_interval(days => 400), 1)",
+        unlink: &[],
+        touch: "visitors = visitors + 1",
     },
 ];
 
@@ -135,11 +152,13 @@ const TENANT_TABLES: &[TenantTable] = &[
 const CREATED_EARLIER: &str = "created_at = created_at - interval '1 day'";
 
 /// The analytics tables, which a visitor's transaction must not see at all.
-const ANALYTICS_TABLES: [&str; 4] = [
+const ANALYTICS_TABLES: [&str; 6] = [
     "card_events",
     "card_rollup_employee_hourly",
     "card_rollup_company_hourly",
-    "card_visitors_hourly",
+    "card_rollup_action_hourly",
+    "card_visitor_days",
+    "card_rollup_visitors_hourly",
 ];
 
 /// One seeded company.
@@ -301,8 +320,14 @@ async fn seed_company(
         "INSERT INTO card_rollup_company_hourly (company_id, hour, action, device, region, events)
          SELECT $1, date_trunc('hour', now(), 'UTC') - make_interval(hours => g), 'view', 'mobile', 'DE', g
          FROM generate_series(1, $3) g WHERE $2::uuid IS NOT NULL",
-        "INSERT INTO card_visitors_hourly (company_id, hour, employee_id, visitor)
-         SELECT $1, date_trunc('hour', now(), 'UTC') - make_interval(hours => g), $2, md5(g::text)
+        "INSERT INTO card_rollup_action_hourly (company_id, hour, action, events)
+         SELECT $1, date_trunc('hour', now(), 'UTC') - make_interval(hours => g), 'view', g
+         FROM generate_series(1, $3) g WHERE $2::uuid IS NOT NULL",
+        "INSERT INTO card_visitor_days (company_id, day, card, visitor, first_hour)
+         SELECT $1, current_date, $2, md5(g::text), date_trunc('hour', now(), 'UTC')
+         FROM generate_series(1, $3) g",
+        "INSERT INTO card_rollup_visitors_hourly (company_id, card, hour, visitors)
+         SELECT $1, $2, date_trunc('hour', now(), 'UTC') - make_interval(hours => g), g
          FROM generate_series(1, $3) g",
     ] {
         let added = owner
@@ -1058,7 +1083,8 @@ async fn service_role_has_no_way_around_the_wall() {
     let stats_sql = "SELECT count(*) FROM pg_stats WHERE schemaname = 'public'
                      AND (tablename IN ('companies', 'employees', 'users', 'cards', 'subscriptions', 'media',
                                         'card_events', 'card_rollup_employee_hourly',
-                                        'card_rollup_company_hourly', 'card_visitors_hourly')
+                                        'card_rollup_company_hourly', 'card_rollup_action_hourly',
+                                        'card_visitor_days', 'card_rollup_visitors_hourly')
                           OR tablename LIKE 'card\\_events\\_%')";
     let superuser_sees: i64 = w.owner.query_one(stats_sql, &[]).await.unwrap().get(0);
     assert!(superuser_sees > 0, "control: ANALYZE produced statistics");

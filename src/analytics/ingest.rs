@@ -224,10 +224,12 @@ impl Columns {
     }
 }
 
-/// The events, the two hourly rollups and the visitors of one company, in one statement. Rows
-/// are locked in a fixed order (ORDER BY) so concurrent batches rarely deadlock; retention comes
-/// from the company's current plan.
-const INGEST: &str = "WITH input AS (
+/// The events, the hourly rollups and the visitors of one company, in one statement. Rows are
+/// locked in a fixed order (ORDER BY) so concurrent batches rarely deadlock; retention comes from
+/// the company's current plan. A visitor id is counted in the hour it is first seen in its UTC
+/// day, for its card and for the company (card = the nil uuid); `ON CONFLICT DO NOTHING` makes
+/// sure a concurrent batch cannot count it twice.
+pub const INGEST: &str = "WITH input AS (
          SELECT * FROM unnest($2::uuid[], $3::timestamptz[], $4::uuid[], $5::text[], $6::text[],
                               $7::text[], $8::text[], $9::text[])
              AS t (id, occurred_at, employee_id, action, link, device, region, visitor)
@@ -252,11 +254,26 @@ const INGEST: &str = "WITH input AS (
          FROM input GROUP BY 2, 3, 4, 5 ORDER BY 2, 3, 4, 5
          ON CONFLICT (company_id, hour, action, device, region)
          DO UPDATE SET events = r.events + excluded.events
-     ), visitors AS (
-         INSERT INTO card_visitors_hourly (company_id, hour, employee_id, visitor)
-         SELECT DISTINCT $1, date_trunc('hour', occurred_at, 'UTC'), employee_id, visitor
-         FROM input WHERE visitor IS NOT NULL AND action <> 'preview'
-         ORDER BY 2, 3, 4
+     ), by_action AS (
+         INSERT INTO card_rollup_action_hourly AS r (company_id, hour, action, events)
+         SELECT $1, date_trunc('hour', occurred_at, 'UTC') AS hour, action, count(*)
+         FROM input GROUP BY 2, 3 ORDER BY 2, 3
+         ON CONFLICT (company_id, hour, action)
+         DO UPDATE SET events = r.events + excluded.events
+     ), first_seen AS (
+         INSERT INTO card_visitor_days (company_id, day, card, visitor, first_hour)
+         SELECT $1, (occurred_at AT TIME ZONE 'UTC')::date AS day, card, visitor,
+                min(date_trunc('hour', occurred_at, 'UTC'))
+         FROM input
+         CROSS JOIN LATERAL (VALUES (employee_id), ('00000000-0000-0000-0000-000000000000'::uuid)) AS c (card)
+         WHERE visitor IS NOT NULL AND action <> 'preview'
+         GROUP BY 2, 3, 4 ORDER BY 2, 3, 4
          ON CONFLICT DO NOTHING
+         RETURNING card, first_hour
+     ), by_visitors AS (
+         INSERT INTO card_rollup_visitors_hourly AS r (company_id, card, hour, visitors)
+         SELECT $1, card, first_hour, count(*) FROM first_seen GROUP BY 2, 3 ORDER BY 2, 3
+         ON CONFLICT (company_id, card, hour)
+         DO UPDATE SET visitors = r.visitors + excluded.visitors
      )
      SELECT count(*) FROM input";

@@ -108,7 +108,10 @@ pub struct TimeseriesBucket {
     /// (`2026-03-08T03:00:00-04:00`) for hours.
     pub start: String,
     pub counts: PeopleCounts,
-    /// Distinct visitor ids over the bucket's hours (ids change every UTC day).
+    /// Visitors first seen in the bucket's hours. A visitor id lives one UTC day, so for a day
+    /// bucket this is the day's distinct visitors (exact for UTC days; in other zones a visitor
+    /// counts in the local day of their first visit of the UTC day), and for an hour bucket the
+    /// visitors new that hour.
     pub unique_visitors: i64,
 }
 
@@ -131,7 +134,7 @@ pub struct Timeseries {
     pub buckets: Vec<TimeseriesBucket>,
     /// Sums over all buckets, `preview` included.
     pub totals: ActionCounts,
-    /// Distinct visitor ids over the whole range.
+    /// Visitors over the whole range: each daily visitor id once.
     pub unique_visitors: i64,
     pub conversion: Conversion,
 }
@@ -248,7 +251,7 @@ const EMPLOYEE_EVENTS: &str = concat!(
 /// `to` rounded up (an hour starting before `to` counts).
 const COMPANY_SUMMARY: &str = concat!(
     "SELECT action, sum(events)::bigint
-     FROM card_rollup_company_hourly
+     FROM card_rollup_action_hourly
      WHERE company_id = $1
        AND hour >= date_trunc('hour', coalesce($2::timestamptz, ",
     retention_start!(),
@@ -276,7 +279,7 @@ const EMPLOYEE_SUMMARY: &str = concat!(
 /// `(bucket, action, events)`; bucket `i` (1-based) is `[$2[i], $2[i+1])`.
 const COMPANY_COUNTS_BY_BUCKET: &str =
     "SELECT width_bucket(hour, $2::timestamptz[]) AS bucket, action, sum(events)::bigint
-     FROM card_rollup_company_hourly
+     FROM card_rollup_action_hourly
      WHERE company_id = $1 AND hour >= $3 AND hour < $4
      GROUP BY 1, 2";
 
@@ -286,17 +289,20 @@ const EMPLOYEE_COUNTS_BY_BUCKET: &str =
      WHERE company_id = $1 AND employee_id = $5 AND hour >= $3 AND hour < $4
      GROUP BY 1, 2";
 
-/// `(bucket, distinct visitors)` per bucket, and a row with a null bucket for the whole range.
+/// `(bucket, unique visitors)` per bucket, and a row with a null bucket for the whole range:
+/// visitors counted in the hour they were first seen in their (UTC) day, so sums are exact for
+/// whole UTC days and a year reads one row per hour.
 const COMPANY_VISITORS_BY_BUCKET: &str =
-    "SELECT width_bucket(hour, $2::timestamptz[]) AS bucket, count(DISTINCT visitor)
-     FROM card_visitors_hourly
-     WHERE company_id = $1 AND hour >= $3 AND hour < $4
+    "SELECT width_bucket(hour, $2::timestamptz[]) AS bucket, coalesce(sum(visitors), 0)::bigint
+     FROM card_rollup_visitors_hourly
+     WHERE company_id = $1 AND card = '00000000-0000-0000-0000-000000000000'
+       AND hour >= $3 AND hour < $4
      GROUP BY GROUPING SETS ((width_bucket(hour, $2::timestamptz[])), ())";
 
 const EMPLOYEE_VISITORS_BY_BUCKET: &str =
-    "SELECT width_bucket(hour, $2::timestamptz[]) AS bucket, count(DISTINCT visitor)
-     FROM card_visitors_hourly
-     WHERE company_id = $1 AND employee_id = $5 AND hour >= $3 AND hour < $4
+    "SELECT width_bucket(hour, $2::timestamptz[]) AS bucket, coalesce(sum(visitors), 0)::bigint
+     FROM card_rollup_visitors_hourly
+     WHERE company_id = $1 AND card = $5 AND hour >= $3 AND hour < $4
      GROUP BY GROUPING SETS ((width_bucket(hour, $2::timestamptz[])), ())";
 
 /// People's events per device; `''` (unknown) reads `unknown`.
