@@ -810,8 +810,11 @@ impl Loader {
         let vacuum = Instant::now();
         // What hourly maintenance does: visitor ids of past days are no longer needed.
         db.batch_execute(
-            "DELETE FROM card_visitor_days WHERE day < (now() AT TIME ZONE 'UTC')::date - 1;
-             VACUUM ANALYZE card_events, card_rollup_employee_hourly, card_rollup_company_hourly,
+            "DELETE FROM card_visitor_days WHERE day < (now() AT TIME ZONE 'UTC')::date - 1",
+        )
+        .await?;
+        db.batch_execute(
+            "VACUUM ANALYZE card_events, card_rollup_employee_hourly, card_rollup_company_hourly,
                             card_rollup_action_hourly, card_visitor_days, card_rollup_visitors_hourly",
         )
         .await?;
