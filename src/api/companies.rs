@@ -84,7 +84,7 @@ pub struct UpdateCompany {
 /// companies.)
 const COMPANY_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM companies WHERE id = $1)";
 
-const GET_COMPANY: &str = "SELECT id, name, domain, logo_url, logo_hash, brand_color, slug, created_at FROM companies WHERE id = $1";
+pub(super) const GET_COMPANY: &str = "SELECT id, name, domain, logo_url, logo_hash, brand_color, slug, created_at FROM companies WHERE id = $1";
 
 pub(super) const GET_COMPANY_FOR_UPDATE: &str =
     "SELECT id, name, domain, logo_url, logo_hash, brand_color, slug, created_at

@@ -16,6 +16,7 @@ use super::{
 };
 use crate::{
     auth::{BearerAuth, Caller, Role},
+    card::CardUrls,
     db::{Tenant, TenantTx},
     error::ApiError,
 };
@@ -69,17 +70,13 @@ impl Employee {
             photo_url,
             bio: row.try_get("bio").map_err(get)?,
             social_links: serde_json::from_value(links).map_err(ApiError::internal)?,
-            card_url: format!("{base_url}{}", card_path(&company_slug, &public_slug)),
+            card_url: CardUrls::new(base_url, &company_slug, &public_slug).page,
             public_slug,
             company_slug,
             created_at: row.try_get("created_at").map_err(get)?,
             last_updated: row.try_get("updated_at").map_err(get)?,
         })
     }
-}
-
-pub fn card_path(company_slug: &str, employee_slug: &str) -> String {
-    format!("/card/{company_slug}/{employee_slug}")
 }
 
 #[derive(Debug, Object)]
@@ -290,9 +287,9 @@ impl EmployeesApi {
                 let company_slug: String = plan.try_get("slug").map_err(get)?;
                 let limit: Option<i32> = plan.try_get("employee_limit").map_err(get)?;
                 let plan_title: String = plan.try_get("title").map_err(get)?;
-                let card = card_path(&company_slug, &public_slug);
-                let qr = format!("/api{card}/qr.png");
-                let vcard = format!("/api{card}/vcard");
+                // The card row stores paths: the public base URL is configuration.
+                let urls = CardUrls::new("", &company_slug, &public_slug);
+                let (card, qr, vcard) = (urls.page_path, urls.qr_png_path, urls.vcard_path);
                 let row = tx
                     .query_opt(
                         INSERT_EMPLOYEE,

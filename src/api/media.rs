@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::{
     ApiTags, AppState, NoContent,
     cards::matches_etag,
-    companies::{Company, GET_COMPANY_FOR_UPDATE},
+    companies::{Company, GET_COMPANY, GET_COMPANY_FOR_UPDATE},
     employees::{Employee, GET_EMPLOYEE, employee_tenant, lock_editable},
 };
 use crate::{
@@ -58,7 +58,6 @@ const DELETE_UNUSED_MEDIA: &str = "DELETE FROM media m
 
 const SET_PHOTO: &str = "UPDATE employees SET photo_hash = $2 WHERE id = $1";
 const SET_LOGO: &str = "UPDATE companies SET logo_hash = $2 WHERE id = $1";
-const GET_COMPANY: &str = "SELECT id, name, domain, logo_url, logo_hash, brand_color, slug, created_at FROM companies WHERE id = $1";
 
 const MEDIA: &str = "SELECT content_type, bytes FROM media WHERE hash = $1";
 

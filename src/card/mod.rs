@@ -53,6 +53,8 @@ pub struct CardUrls {
     pub vcard: String,
     /// `/card/{company}/{employee}`.
     pub page_path: String,
+    /// `/api/card/{company}/{employee}/qr.png`.
+    pub qr_png_path: String,
     /// `/api/card/{company}/{employee}/qr.svg`.
     pub qr_svg_path: String,
     /// `/api/card/{company}/{employee}/vcard`.
@@ -75,6 +77,7 @@ impl CardUrls {
             page: format!("{base_url}{page_path}"),
             scan: format!("{base_url}{page_path}?src={SCAN_SOURCE}"),
             qr_png: format!("{base_url}{api_path}/qr.png"),
+            qr_png_path: format!("{api_path}/qr.png"),
             qr_svg: format!("{base_url}{api_path}/qr.svg"),
             vcard: format!("{base_url}{api_path}/vcard"),
             qr_svg_path: format!("{api_path}/qr.svg"),
