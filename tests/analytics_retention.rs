@@ -164,6 +164,8 @@ async fn rollups(owner: &Client, company: Uuid) -> String {
         "card_rollup_company_hourly",
         "card_rollup_action_hourly",
         "card_rollup_visitors_hourly",
+        "card_rollup_employee_daily",
+        "card_rollup_company_daily",
     ] {
         let rows: String = owner
             .query_one(
@@ -181,9 +183,11 @@ async fn rollups(owner: &Client, company: Uuid) -> String {
     all
 }
 
-/// Rollup rows of `company` for hours `age_hours` ago (rollups are not partitioned).
+/// Rollup rows of `company` for the hour (and UTC day) `age_hours` ago (rollups are not
+/// partitioned).
 async fn seed_rollups(owner: &Client, company: Uuid, employee: Uuid, age_hours: i32) {
     let hour = "date_trunc('hour', now() - make_interval(hours => $3), 'UTC')";
+    let day = "((now() - make_interval(hours => $3)) AT TIME ZONE 'UTC')::date";
     for sql in [
         format!(
             "INSERT INTO card_rollup_employee_hourly (company_id, hour, employee_id, action, events)
@@ -200,6 +204,14 @@ async fn seed_rollups(owner: &Client, company: Uuid, employee: Uuid, age_hours: 
         format!(
             "INSERT INTO card_rollup_visitors_hourly (company_id, card, hour, visitors)
              VALUES ($1, $2, {hour}, 2)"
+        ),
+        format!(
+            "INSERT INTO card_rollup_employee_daily (company_id, day, employee_id, view)
+             VALUES ($1, {day}, $2, 3)"
+        ),
+        format!(
+            "INSERT INTO card_rollup_company_daily (company_id, day, device, region, view)
+             SELECT $1, {day}, 'mobile', 'DE', 3 WHERE $2::uuid IS NOT NULL"
         ),
     ] {
         owner
@@ -280,11 +292,17 @@ async fn maintenance_drops_expired_partitions_purges_defaults_and_prepares_the_w
         "370 days of daily partitions and at least a month are past retention: {expected_dropped}"
     );
     let forever_before = partitions_of(&owner, "card_events_forever").await;
+    // Aggregates outlive detail: rollups as old as the purged events stay.
+    for age in [40 * DAY, 500 * DAY] {
+        seed_rollups(&owner, company, employee, age).await;
+    }
+    let rollups_before = rollups(&owner, company).await;
 
     // The service role runs it.
     let app = connect(&app_role_url(&dbname)).await;
     let row = app.query_one(MAINTAIN, &[]).await.unwrap();
     let (dropped, purged): (i32, i64) = (row.get(0), row.get(1));
+    assert_eq!(rollups(&owner, company).await, rollups_before);
     assert_eq!(i64::from(dropped), expected_dropped, "dropped partitions");
     assert_eq!(
         purged, 2,

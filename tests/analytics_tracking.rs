@@ -1507,6 +1507,45 @@ async fn rollups_equal_a_recount_of_the_events() {
     };
     assert_eq!(read(by_action).await, read(by_action_recount).await);
 
+    // Per UTC day (the leaderboard's and the breakdowns' tables), previews included: the daily
+    // rows, one column per action, equal the hourly rows summed by day.
+    let unpivot = "CROSS JOIN LATERAL (VALUES ('view', d.view), ('scan_qr', d.scan_qr),
+                       ('call', d.call), ('email', d.email), ('whatsapp', d.whatsapp),
+                       ('download_vcard', d.download_vcard), ('link_click', d.link_click),
+                       ('share', d.share), ('preview', d.preview)) AS a (action, events)";
+    let daily = format!(
+        "SELECT d.day::text, d.employee_id::text, a.action, a.events
+         FROM card_rollup_employee_daily d {unpivot}
+         WHERE d.company_id = $1 AND a.events > 0 ORDER BY 1, 2, 3"
+    );
+    let daily_recount = "SELECT (hour AT TIME ZONE 'UTC')::date::text, employee_id::text, action,
+                                sum(events)::bigint
+                         FROM card_rollup_employee_hourly WHERE company_id = $1
+                         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3";
+    let read = async |sql: &str| -> Vec<(String, String, String, i64)> {
+        db.query(sql, &[&company_id])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect()
+    };
+    let rows = read(&daily).await;
+    assert_eq!(rows, read(daily_recount).await);
+    assert!(rows.iter().any(|r| r.2 == "preview"), "{rows:?}");
+    let daily = format!(
+        "SELECT d.day::text, d.device || '/' || d.region, a.action, a.events
+         FROM card_rollup_company_daily d {unpivot}
+         WHERE d.company_id = $1 AND a.events > 0 ORDER BY 1, 2, 3"
+    );
+    let daily_recount = "SELECT (hour AT TIME ZONE 'UTC')::date::text, device || '/' || region,
+                                action, sum(events)::bigint
+                         FROM card_rollup_company_hourly WHERE company_id = $1
+                         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3";
+    let rows = read(&daily).await;
+    assert_eq!(rows, read(daily_recount).await);
+    assert!(rows.len() >= 20, "{rows:?}");
+
     // Visitors: first sightings per card, and the hourly counts of them, per card and for the
     // company (the nil card), which counts a visitor of two cards once.
     let events = events_of(&db, company_id).await;

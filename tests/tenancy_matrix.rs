@@ -702,6 +702,12 @@ const SNAPSHOT: &str = "SELECT jsonb_build_object(
              (SELECT coalesce(jsonb_agg(to_jsonb(r) ORDER BY r.hour, r.action, r.device, r.region),
                               '[]')
               FROM card_rollup_company_hourly r WHERE r.company_id = $1),
+         'card_rollup_employee_daily',
+             (SELECT coalesce(jsonb_agg(to_jsonb(r) ORDER BY r.day, r.employee_id), '[]')
+              FROM card_rollup_employee_daily r WHERE r.company_id = $1),
+         'card_rollup_company_daily',
+             (SELECT coalesce(jsonb_agg(to_jsonb(r) ORDER BY r.day, r.device, r.region), '[]')
+              FROM card_rollup_company_daily r WHERE r.company_id = $1),
          'card_rollup_action_hourly',
              (SELECT coalesce(jsonb_agg(to_jsonb(r) ORDER BY r.hour, r.action), '[]')
               FROM card_rollup_action_hourly r WHERE r.company_id = $1),
@@ -714,10 +720,12 @@ const SNAPSHOT: &str = "SELECT jsonb_build_object(
      )::text";
 
 /// The parts of a [`snapshot`] that are A's analytics.
-const ANALYTICS: [&str; 6] = [
+const ANALYTICS: [&str; 8] = [
     "card_events",
     "card_rollup_employee_hourly",
     "card_rollup_company_hourly",
+    "card_rollup_employee_daily",
+    "card_rollup_company_daily",
     "card_rollup_action_hourly",
     "card_visitor_days",
     "card_rollup_visitors_hourly",

@@ -122,6 +122,22 @@ const TENANT_TABLES: &[TenantTable] = &[
         touch: "events = events + 1",
     },
     TenantTable {
+        name: "card_rollup_employee_daily",
+        tenant_col: "company_id",
+        insert: "INSERT INTO card_rollup_employee_daily (company_id, day, employee_id, view)
+                 VALUES ($1, current_date, $2, 1)",
+        unlink: &[],
+        touch: "view = view + 1",
+    },
+    TenantTable {
+        name: "card_rollup_company_daily",
+        tenant_col: "company_id",
+        insert: "INSERT INTO card_rollup_company_daily (company_id, day, device, region, view)
+                 VALUES ($1, current_date, '', left(md5($2::uuid::text), 12), 1)",
+        unlink: &[],
+        touch: "view = view + 1",
+    },
+    TenantTable {
         name: "card_rollup_action_hourly",
         tenant_col: "company_id",
         insert: "INSERT INTO card_rollup_action_hourly (company_id, hour, action, events)
@@ -152,10 +168,12 @@ const TENANT_TABLES: &[TenantTable] = &[
 const CREATED_EARLIER: &str = "created_at = created_at - interval '1 day'";
 
 /// The analytics tables, which a visitor's transaction must not see at all.
-const ANALYTICS_TABLES: [&str; 6] = [
+const ANALYTICS_TABLES: [&str; 8] = [
     "card_events",
     "card_rollup_employee_hourly",
     "card_rollup_company_hourly",
+    "card_rollup_employee_daily",
+    "card_rollup_company_daily",
     "card_rollup_action_hourly",
     "card_visitor_days",
     "card_rollup_visitors_hourly",
@@ -309,7 +327,7 @@ async fn seed_company(
         .await
         .unwrap();
     // `activity` rows in each analytics table: events of the last hour (their retention class
-    // is the free plan's, like the subscription above), and rollups of the last hours.
+    // is the free plan's, like the subscription above), and rollups of the last hours (or days).
     for sql in [
         "INSERT INTO card_events (company_id, retention, occurred_at, id, employee_id, action, device, region, visitor)
          SELECT $1, 'd30', now() - make_interval(mins => 7 * g), gen_random_uuid(), $2, 'view', 'mobile', 'DE', md5(g::text)
@@ -319,6 +337,12 @@ async fn seed_company(
          FROM generate_series(1, $3) g",
         "INSERT INTO card_rollup_company_hourly (company_id, hour, action, device, region, events)
          SELECT $1, date_trunc('hour', now(), 'UTC') - make_interval(hours => g), 'view', 'mobile', 'DE', g
+         FROM generate_series(1, $3) g WHERE $2::uuid IS NOT NULL",
+        "INSERT INTO card_rollup_employee_daily (company_id, day, employee_id, view)
+         SELECT $1, current_date - g, $2, g
+         FROM generate_series(1, $3) g",
+        "INSERT INTO card_rollup_company_daily (company_id, day, device, region, view)
+         SELECT $1, current_date - g, 'mobile', 'DE', g
          FROM generate_series(1, $3) g WHERE $2::uuid IS NOT NULL",
         "INSERT INTO card_rollup_action_hourly (company_id, hour, action, events)
          SELECT $1, date_trunc('hour', now(), 'UTC') - make_interval(hours => g), 'view', g
@@ -1084,6 +1108,7 @@ async fn service_role_has_no_way_around_the_wall() {
                      AND (tablename IN ('companies', 'employees', 'users', 'cards', 'subscriptions', 'media',
                                         'card_events', 'card_rollup_employee_hourly',
                                         'card_rollup_company_hourly', 'card_rollup_action_hourly',
+                                        'card_rollup_employee_daily', 'card_rollup_company_daily',
                                         'card_visitor_days', 'card_rollup_visitors_hourly')
                           OR tablename LIKE 'card\\_events\\_%')";
     let superuser_sees: i64 = w.owner.query_one(stats_sql, &[]).await.unwrap().get(0);

@@ -22,7 +22,7 @@ use tokio::{
 };
 use uuid::Uuid;
 
-use super::Action;
+use super::{Action, action_columns, add_per_action, count_per_action};
 use crate::db::{Db, DbError, Tenant};
 
 /// Events that may wait for the writer; past this, page views are dropped (and counted) and
@@ -224,12 +224,13 @@ impl Columns {
     }
 }
 
-/// The events, the hourly rollups and the visitors of one company, in one statement. Rows are
+/// The events, the hourly and daily rollups and the visitors of one company, in one statement. Rows are
 /// locked in a fixed order (ORDER BY) so concurrent batches rarely deadlock; retention comes from
 /// the company's current plan. A visitor id is counted in the hour it is first seen in its UTC
 /// day, for its card and for the company (card = the nil uuid); `ON CONFLICT DO NOTHING` makes
 /// sure a concurrent batch cannot count it twice.
-pub const INGEST: &str = "WITH input AS (
+pub const INGEST: &str = concat!(
+    "WITH input AS (
          SELECT * FROM unnest($2::uuid[], $3::timestamptz[], $4::uuid[], $5::text[], $6::text[],
                               $7::text[], $8::text[], $9::text[])
              AS t (id, occurred_at, employee_id, action, link, device, region, visitor)
@@ -260,6 +261,29 @@ pub const INGEST: &str = "WITH input AS (
          FROM input GROUP BY 2, 3 ORDER BY 2, 3
          ON CONFLICT (company_id, hour, action)
          DO UPDATE SET events = r.events + excluded.events
+     ), by_employee_day AS (
+         INSERT INTO card_rollup_employee_daily AS r (company_id, day, employee_id, ",
+    action_columns!(),
+    ")
+         SELECT $1, (occurred_at AT TIME ZONE 'UTC')::date AS day, employee_id, ",
+    count_per_action!(),
+    "
+         FROM input GROUP BY 2, 3 ORDER BY 2, 3
+         ON CONFLICT (company_id, day, employee_id) DO UPDATE SET ",
+    add_per_action!(),
+    "
+     ), by_company_day AS (
+         INSERT INTO card_rollup_company_daily AS r (company_id, day, device, region, ",
+    action_columns!(),
+    ")
+         SELECT $1, (occurred_at AT TIME ZONE 'UTC')::date AS day, coalesce(device, '') AS device,
+                coalesce(region, '') AS region, ",
+    count_per_action!(),
+    "
+         FROM input GROUP BY 2, 3, 4 ORDER BY 2, 3, 4
+         ON CONFLICT (company_id, day, device, region) DO UPDATE SET ",
+    add_per_action!(),
+    "
      ), first_seen AS (
          INSERT INTO card_visitor_days (company_id, day, card, visitor, first_hour)
          SELECT $1, (occurred_at AT TIME ZONE 'UTC')::date AS day, card, visitor,
@@ -276,4 +300,5 @@ pub const INGEST: &str = "WITH input AS (
          ON CONFLICT (company_id, card, hour)
          DO UPDATE SET visitors = r.visitors + excluded.visitors
      )
-     SELECT count(*) FROM input";
+     SELECT count(*) FROM input"
+);

@@ -98,9 +98,75 @@ impl Action {
     }
 }
 
+// The daily rollups keep one column per action (see `sql/V5__analytics_daily_rollups.sql`). These
+// spell the columns once for the SQL that writes them; a test holds them to `Action`.
+
+/// The per-action columns of the daily rollups, in `Action` order.
+macro_rules! action_columns {
+    () => {
+        "view, scan_qr, call, email, whatsapp, download_vcard, link_click, share, preview"
+    };
+}
+
+/// Counts of each action over grouped rows of an `action` column, in [`action_columns`] order.
+macro_rules! count_per_action {
+    () => {
+        "count(*) FILTER (WHERE action = 'view'), count(*) FILTER (WHERE action = 'scan_qr'),
+         count(*) FILTER (WHERE action = 'call'), count(*) FILTER (WHERE action = 'email'),
+         count(*) FILTER (WHERE action = 'whatsapp'),
+         count(*) FILTER (WHERE action = 'download_vcard'),
+         count(*) FILTER (WHERE action = 'link_click'), count(*) FILTER (WHERE action = 'share'),
+         count(*) FILTER (WHERE action = 'preview')"
+    };
+}
+
+/// The `ON CONFLICT DO UPDATE` list adding a new row's counts to the stored row `r`.
+macro_rules! add_per_action {
+    () => {
+        "view = r.view + excluded.view, scan_qr = r.scan_qr + excluded.scan_qr,
+         call = r.call + excluded.call, email = r.email + excluded.email,
+         whatsapp = r.whatsapp + excluded.whatsapp,
+         download_vcard = r.download_vcard + excluded.download_vcard,
+         link_click = r.link_click + excluded.link_click, share = r.share + excluded.share,
+         preview = r.preview + excluded.preview"
+    };
+}
+
+pub(crate) use {action_columns, add_per_action, count_per_action};
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn all_actions() -> Vec<&'static str> {
+        Action::PEOPLE
+            .into_iter()
+            .chain([Action::Preview])
+            .map(Action::as_str)
+            .collect()
+    }
+
+    #[test]
+    fn daily_rollup_columns_follow_the_actions() {
+        let columns: Vec<&str> = action_columns!().split(", ").collect();
+        assert_eq!(columns, all_actions());
+        let counted: Vec<&str> = count_per_action!()
+            .split("action = '")
+            .skip(1)
+            .map(|rest| rest.split('\'').next().unwrap())
+            .collect();
+        assert_eq!(counted, all_actions());
+        let added: Vec<&str> = add_per_action!()
+            .split(',')
+            .map(|assignment| assignment.trim().split(' ').next().unwrap())
+            .collect();
+        assert_eq!(added, all_actions());
+        for action in all_actions() {
+            assert!(
+                add_per_action!().contains(&format!("{action} = r.{action} + excluded.{action}"))
+            );
+        }
+    }
 
     #[test]
     fn actions_round_trip_through_their_names() {
