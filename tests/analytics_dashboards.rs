@@ -1611,6 +1611,152 @@ async fn leaderboard_ranks_engagements_then_views() {
     );
 }
 
+/// The leaderboard and the breakdowns read whole UTC days from the daily rollups and the hours at
+/// a range's edges from the hourly ones. Whatever the edges, they must count what a recount of
+/// the seeded events over the same whole hours finds.
+#[tokio::test]
+async fn leaderboard_and_breakdowns_count_days_and_edge_hours_alike() {
+    let fx = setup().await;
+    let app = &fx.app;
+    let c = app.signup("Tiers Co").await;
+    let root = app.superadmin().await;
+    app.set_plan(&root, c.company_id, "enterprise").await;
+    let mut names = std::collections::BTreeMap::new();
+    for name in ["Ada Days", "Ben Hours", "Cy Edges"] {
+        names.insert(uuid_of(&app.add_employee(&c, name).await), name);
+    }
+    // A card whose employee is long gone: listed without a name.
+    let gone = Uuid::new_v4();
+    let cards: Vec<Uuid> = names.keys().copied().chain([gone]).collect();
+
+    // Six days of events at pseudo-random minutes, every action, device and region.
+    let start = t("2026-08-10T00:00:00Z");
+    let actions = [PEOPLE_ACTIONS.as_slice(), &["preview"]].concat();
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let mut events = Vec::new();
+    for _ in 0..900 {
+        let at = start + mins(next(6 * 24 * 60) as i64);
+        let mut e = ev(at, cards[next(4) as usize], actions[next(9) as usize]);
+        if e.action == "link_click" {
+            e = e.link("website");
+        }
+        if e.action != "preview" {
+            if let Some(device) =
+                [None, Some("mobile"), Some("tablet"), Some("desktop")][next(4) as usize]
+            {
+                e = e.device(device);
+            }
+            if let Some(region) = [None, Some("DE"), Some("FR"), Some("US")][next(4) as usize] {
+                e = e.region(region);
+            }
+        }
+        events.push(e);
+    }
+    seed(&fx.db, c.company_id, &events).await;
+
+    let company = c.company_id;
+    for (from, to) in [
+        ("2026-08-10T00:00:00Z", "2026-08-16T00:00:00Z"),
+        ("2026-08-10T05:30:00Z", "2026-08-14T17:10:00Z"),
+        ("2026-08-11T23:00:00Z", "2026-08-12T01:00:00Z"),
+        ("2026-08-11T03:00:00Z", "2026-08-12T02:59:59Z"),
+        ("2026-08-12T00:00:00Z", "2026-08-12T00:00:01Z"),
+        ("2026-08-12T00:00:00Z", "2026-08-13T08:00:00Z"),
+        ("2026-08-11T20:00:00Z", "2026-08-13T00:00:00Z"),
+        ("2026-08-11T20:59:59Z", "2026-08-14T00:00:00.000001Z"),
+        ("2026-08-09T12:00:00Z", "2026-08-20T00:00:00Z"),
+    ] {
+        let (lo, hi) = (floor_hour(t(from)), t(to));
+        let in_range: Vec<&Ev> = events
+            .iter()
+            .filter(|e| e.action != "preview" && floor_hour(e.at) >= lo && floor_hour(e.at) < hi)
+            .collect();
+        assert!(!in_range.is_empty(), "{from}..{to}");
+        let range = format!("from={from}&to={to}");
+
+        // The leaderboard: (engagements, views, saved contacts) per card.
+        let mut tally: std::collections::BTreeMap<Uuid, (i64, i64, i64)> = Default::default();
+        for e in &in_range {
+            let row = tally.entry(e.employee).or_default();
+            match e.action {
+                "view" | "scan_qr" => row.1 += 1,
+                action => {
+                    row.0 += 1;
+                    if action == "download_vcard" {
+                        row.2 += 1;
+                    }
+                }
+            }
+        }
+        let mut ranked: Vec<(Uuid, (i64, i64, i64))> = tally.into_iter().collect();
+        ranked.sort_by_key(|(id, (engagements, views, _))| (-engagements, -views, *id));
+        let expected: Vec<Value> = ranked
+            .iter()
+            .map(|(id, (engagements, views, saved))| {
+                json!({"employee_id": id, "full_name": names.get(id), "views": views,
+                       "engagements": engagements, "saved_contacts": saved})
+            })
+            .collect();
+        let body = ok(
+            app,
+            &format!("/api/analytics/company/{company}/leaderboard?{range}&limit=100"),
+            &c.token,
+        )
+        .await;
+        assert_eq!(body["employees"], json!(expected), "leaderboard {range}");
+
+        // The breakdowns: (events, views) per value, most events first.
+        for by in ["device", "region"] {
+            let mut tally: std::collections::BTreeMap<String, (i64, i64)> = Default::default();
+            for e in &in_range {
+                let value = match by {
+                    "device" => e.device.map(str::to_owned),
+                    _ => e.region.clone(),
+                };
+                let row = tally
+                    .entry(value.unwrap_or_else(|| "unknown".into()))
+                    .or_default();
+                row.0 += 1;
+                row.1 += i64::from(matches!(e.action, "view" | "scan_qr"));
+            }
+            let body = ok(
+                app,
+                &format!("/api/analytics/company/{company}/breakdown?by={by}&{range}"),
+                &c.token,
+            )
+            .await;
+            let rows = body["rows"].as_array().unwrap();
+            let counts: Vec<i64> = rows.iter().map(|r| r["events"].as_i64().unwrap()).collect();
+            assert!(
+                counts.is_sorted_by(|a, b| a >= b),
+                "{by} {range}: {counts:?}"
+            );
+            // Ties are ordered by the database's collation; compare as sets.
+            let got: BTreeSet<(String, i64, i64)> = rows
+                .iter()
+                .map(|r| {
+                    (
+                        r["value"].as_str().unwrap().to_owned(),
+                        r["events"].as_i64().unwrap(),
+                        r["views"].as_i64().unwrap(),
+                    )
+                })
+                .collect();
+            let want: BTreeSet<(String, i64, i64)> = tally
+                .into_iter()
+                .map(|(v, (n, views))| (v, n, views))
+                .collect();
+            assert_eq!(got, want, "breakdown by {by} {range}");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // 9. CSV export
 // ---------------------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 //! series in the caller's time zone, breakdowns by device and region, the employee leaderboard,
 //! and the CSV export of the raw events.
 //!
-//! Counts come from the hourly rollups, so a dashboard costs what its hours cost, not its events.
+//! Counts come from the rollups, so a dashboard costs what its range costs, not its events: time
+//! series and summaries from hourly ones (local days are unions of UTC hours), the leaderboard and
+//! the breakdowns from daily ones with hourly rows only at a range's edges.
 //! Event lists and the export read `card_events`, clamped in SQL to the retention of the
 //! company's plan: partitions may still hold events that maintenance has not dropped yet.
 
@@ -21,7 +23,7 @@ use poem_openapi::{
     param::{Path, Query},
     payload::{Binary, Json},
 };
-use tokio_postgres::Row;
+use tokio_postgres::{Row, types::ToSql};
 use uuid::Uuid;
 
 use super::{
@@ -305,36 +307,62 @@ const EMPLOYEE_VISITORS_BY_BUCKET: &str =
      WHERE company_id = $1 AND card = $5 AND hour >= $3 AND hour < $4
      GROUP BY GROUPING SETS ((width_bucket(hour, $2::timestamptz[])), ())";
 
-/// People's events per device; `''` (unknown) reads `unknown`.
-const BREAKDOWN_BY_DEVICE: &str = "SELECT coalesce(nullif(device, ''), 'unknown') AS value,
-            sum(events)::bigint,
-            coalesce(sum(events) FILTER (WHERE action IN ('view', 'scan_qr')), 0)::bigint
-     FROM card_rollup_company_hourly
-     WHERE company_id = $1 AND hour >= $2 AND hour < $3 AND action <> 'preview'
-     GROUP BY 1
-     ORDER BY 2 DESC, 1";
+// Breakdowns and the leaderboard need no time zone: a range is whole UTC hours, read as whole UTC
+// days from the daily rollups and the hours before the first and after the last whole day from
+// the hourly ones (see [`Tiers`]): `$2..$3` the head hours, `$4..$5` the days, `$6..$7` the tail
+// hours. A year reads 365 rows per employee (or device and region) and at most 46 hours.
 
-const BREAKDOWN_BY_REGION: &str = "SELECT coalesce(nullif(region, ''), 'unknown') AS value,
-            sum(events)::bigint,
-            coalesce(sum(events) FILTER (WHERE action IN ('view', 'scan_qr')), 0)::bigint
-     FROM card_rollup_company_hourly
-     WHERE company_id = $1 AND hour >= $2 AND hour < $3 AND action <> 'preview'
-     GROUP BY 1
-     ORDER BY 2 DESC, 1";
+/// People's events and views per device or region (`''`, unknown, reads `unknown`).
+macro_rules! breakdown {
+    ($column:literal) => {
+        concat!(
+            "WITH counts (value, events, views) AS (
+                 SELECT ", $column, ", view + scan_qr + call + email + whatsapp + download_vcard
+                                       + link_click + share, view + scan_qr
+                 FROM card_rollup_company_daily
+                 WHERE company_id = $1 AND day >= $4 AND day < $5
+                 UNION ALL
+                 SELECT ", $column, ", events, CASE WHEN action IN ('view', 'scan_qr') THEN events ELSE 0 END
+                 FROM card_rollup_company_hourly
+                 WHERE company_id = $1 AND ((hour >= $2 AND hour < $3) OR (hour >= $6 AND hour < $7))
+                   AND action <> 'preview'
+             )
+             SELECT coalesce(nullif(value, ''), 'unknown') AS value, sum(events)::bigint,
+                    sum(views)::bigint
+             FROM counts
+             GROUP BY 1
+             HAVING sum(events) > 0
+             ORDER BY 2 DESC, 1"
+        )
+    };
+}
 
-/// Ranked on the rollup first, joined to the (possibly deleted) employees after. Engagements are
-/// the actions of [`Action::is_engagement`].
-const LEADERBOARD: &str = "WITH ranked AS (
+const BREAKDOWN_BY_DEVICE: &str = breakdown!("device");
+const BREAKDOWN_BY_REGION: &str = breakdown!("region");
+
+/// Ranked on the rollups first, joined to the (possibly deleted) employees after. Engagements are
+/// the actions of [`Action::is_engagement`]; an employee with nothing but previews is not listed.
+const LEADERBOARD: &str = "WITH counts (employee_id, views, engagements, saved_contacts) AS (
+         SELECT employee_id, view + scan_qr,
+                call + email + whatsapp + download_vcard + link_click + share, download_vcard
+         FROM card_rollup_employee_daily
+         WHERE company_id = $1 AND day >= $4 AND day < $5
+         UNION ALL
          SELECT employee_id,
-                coalesce(sum(events) FILTER (WHERE action IN ('view', 'scan_qr')), 0)::bigint AS views,
-                coalesce(sum(events) FILTER (WHERE action IN ('call', 'email', 'whatsapp', 'download_vcard',
-                                                              'link_click', 'share')), 0)::bigint AS engagements,
-                coalesce(sum(events) FILTER (WHERE action = 'download_vcard'), 0)::bigint AS saved_contacts
+                CASE WHEN action IN ('view', 'scan_qr') THEN events ELSE 0 END,
+                CASE WHEN action IN ('call', 'email', 'whatsapp', 'download_vcard', 'link_click',
+                                     'share') THEN events ELSE 0 END,
+                CASE WHEN action = 'download_vcard' THEN events ELSE 0 END
          FROM card_rollup_employee_hourly
-         WHERE company_id = $1 AND hour >= $2 AND hour < $3 AND action <> 'preview'
+         WHERE company_id = $1 AND ((hour >= $2 AND hour < $3) OR (hour >= $6 AND hour < $7))
+     ), ranked AS (
+         SELECT employee_id, sum(views)::bigint AS views, sum(engagements)::bigint AS engagements,
+                sum(saved_contacts)::bigint AS saved_contacts
+         FROM counts
          GROUP BY employee_id
+         HAVING sum(views) + sum(engagements) > 0
          ORDER BY engagements DESC, views DESC, employee_id
-         LIMIT $4
+         LIMIT $8
      )
      SELECT r.employee_id, e.full_name, r.views, r.engagements, r.saved_contacts
      FROM ranked r LEFT JOIN employees e ON e.company_id = $1 AND e.id = r.employee_id
@@ -523,6 +551,62 @@ impl HourRange {
             start: floor_hour(from),
             end,
         })
+    }
+}
+
+/// How an [`HourRange`] reads the rollups: its whole UTC days from the daily tier, the hours
+/// before the first whole day (`head`) and from the end of the last one (`tail`) from the hourly
+/// tier. A range without a whole day is all head; `days` and `tail` are then empty.
+#[derive(Debug, PartialEq, Eq)]
+struct Tiers {
+    head: (DateTime<Utc>, DateTime<Utc>),
+    days: (NaiveDate, NaiveDate),
+    tail: (DateTime<Utc>, DateTime<Utc>),
+}
+
+/// A parameter of a query.
+type Param<'a> = &'a (dyn ToSql + Sync);
+
+impl Tiers {
+    /// The bounds as the tiered queries' `($2, $3)`, `($4, $5)` and `($6, $7)`.
+    fn params(
+        &self,
+    ) -> (
+        (Param<'_>, Param<'_>),
+        (Param<'_>, Param<'_>),
+        (Param<'_>, Param<'_>),
+    ) {
+        (
+            (&self.head.0, &self.head.1),
+            (&self.days.0, &self.days.1),
+            (&self.tail.0, &self.tail.1),
+        )
+    }
+}
+
+impl HourRange {
+    fn tiers(&self) -> Tiers {
+        let midnight = |day: NaiveDate| day.and_time(NaiveTime::MIN).and_utc();
+        let start_day = self.start.date_naive();
+        let first_day = if midnight(start_day) == self.start {
+            start_day
+        } else {
+            start_day.succ_opt().expect("a date within chrono's range")
+        };
+        let end_day = self.end.date_naive();
+        if first_day < end_day {
+            Tiers {
+                head: (self.start, midnight(first_day)),
+                days: (first_day, end_day),
+                tail: (midnight(end_day), self.end),
+            }
+        } else {
+            Tiers {
+                head: (self.start, self.end),
+                days: (end_day, end_day),
+                tail: (self.end, self.end),
+            }
+        }
     }
 }
 
@@ -1258,7 +1342,8 @@ impl AnalyticsApi {
         let caller = auth.0;
         let tenant = caller.tenant_for(company_id.0, "Company not found")?;
         caller.require_admin()?;
-        let range = HourRange::parse(from.0, to.0, Utc::now())?;
+        let tiers = HourRange::parse(from.0, to.0, Utc::now())?.tiers();
+        let (head, days, tail) = tiers.params();
         let sql = match by.0 {
             BreakdownBy::Device => BREAKDOWN_BY_DEVICE,
             BreakdownBy::Region => BREAKDOWN_BY_REGION,
@@ -1269,7 +1354,10 @@ impl AnalyticsApi {
             .read(&tenant, async |tx| {
                 let (exists, rows) = tokio::join!(
                     tx.query_one(COMPANY_EXISTS, [&company_id]),
-                    tx.query(sql, [&company_id, &range.start, &range.end]),
+                    tx.query(
+                        sql,
+                        [&company_id, head.0, head.1, days.0, days.1, tail.0, tail.1]
+                    ),
                 );
                 Ok::<_, ApiError>((exists?, rows?))
             })
@@ -1311,7 +1399,8 @@ impl AnalyticsApi {
         let caller = auth.0;
         let tenant = caller.tenant_for(company_id.0, "Company not found")?;
         caller.require_admin()?;
-        let range = HourRange::parse(from.0, to.0, Utc::now())?;
+        let tiers = HourRange::parse(from.0, to.0, Utc::now())?.tiers();
+        let (head, days, tail) = tiers.params();
         let (_, limit) = page(None, Some(limit.0.unwrap_or(DEFAULT_LEADERBOARD_SIZE)))?;
         let company_id = company_id.0;
         let (exists, rows) = state
@@ -1319,7 +1408,19 @@ impl AnalyticsApi {
             .read(&tenant, async |tx| {
                 let (exists, rows) = tokio::join!(
                     tx.query_one(COMPANY_EXISTS, [&company_id]),
-                    tx.query(LEADERBOARD, [&company_id, &range.start, &range.end, &limit]),
+                    tx.query(
+                        LEADERBOARD,
+                        [
+                            &company_id,
+                            head.0,
+                            head.1,
+                            days.0,
+                            days.1,
+                            tail.0,
+                            tail.1,
+                            &limit
+                        ],
+                    ),
                 );
                 Ok::<_, ApiError>((exists?, rows?))
             })
@@ -1738,6 +1839,85 @@ mod tests {
         assert_eq!(range.start, utc("2026-03-01T10:00:00Z"));
         let err = HourRange::parse(Some(now), Some(from), now).unwrap_err();
         assert_eq!(err.code(), "invalid_range");
+    }
+
+    fn tiers(from: &str, to: &str) -> Tiers {
+        HourRange::parse(Some(utc(from)), Some(utc(to)), utc(to))
+            .unwrap()
+            .tiers()
+    }
+
+    fn date(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn whole_utc_days_come_from_the_daily_tier() {
+        let t = tiers("2026-03-01T10:20:00Z", "2026-03-05T07:30:00Z");
+        assert_eq!(
+            t,
+            Tiers {
+                head: (utc("2026-03-01T10:00:00Z"), utc("2026-03-02T00:00:00Z")),
+                days: (date("2026-03-02"), date("2026-03-05")),
+                // The hour starting at 07:00 is before `to`, so it counts.
+                tail: (utc("2026-03-05T00:00:00Z"), utc("2026-03-05T07:30:00Z")),
+            }
+        );
+        // Midnight to midnight: days only.
+        let t = tiers("2026-03-01T00:00:00Z", "2026-03-03T00:00:00Z");
+        assert_eq!(t.days, (date("2026-03-01"), date("2026-03-03")));
+        assert_eq!(t.head.0, t.head.1);
+        assert_eq!(t.tail.0, t.tail.1);
+    }
+
+    #[test]
+    fn ranges_without_a_whole_day_read_hours_only() {
+        for (from, to) in [
+            ("2026-03-01T10:00:00Z", "2026-03-01T18:00:00Z"),
+            ("2026-03-01T10:00:00Z", "2026-03-02T09:00:00Z"),
+            ("2026-03-01T00:00:00Z", "2026-03-01T23:59:59Z"),
+        ] {
+            let t = tiers(from, to);
+            assert_eq!(t.head, (floor_hour(utc(from)), utc(to)), "{from}..{to}");
+            assert!(t.days.0 >= t.days.1, "{from}..{to}: no day");
+            assert_eq!(t.tail.0, t.tail.1, "{from}..{to}: no tail");
+        }
+    }
+
+    #[test]
+    fn tiers_cover_the_range_once() {
+        // Every hour of the range falls in exactly one tier, whatever the edges.
+        let start = utc("2026-03-01T00:00:00Z");
+        for from_h in [0, 1, 23, 24, 25, 47] {
+            for to_h in [1, 2, 23, 24, 25, 48, 49, 95, 96, 120] {
+                if to_h <= from_h {
+                    continue;
+                }
+                let from = start + TimeDelta::hours(from_h);
+                let to = start + TimeDelta::hours(to_h)
+                    - TimeDelta::minutes(if to_h % 2 == 0 { 0 } else { 30 });
+                let t = HourRange::parse(Some(from), Some(to), to).unwrap().tiers();
+                let mut hour = floor_hour(from);
+                while hour < to {
+                    let in_head = hour >= t.head.0 && hour < t.head.1;
+                    let in_tail = hour >= t.tail.0 && hour < t.tail.1;
+                    let day = hour.date_naive();
+                    let in_days = day >= t.days.0 && day < t.days.1;
+                    assert_eq!(
+                        [in_head, in_days, in_tail].iter().filter(|x| **x).count(),
+                        1,
+                        "{from}..{to}: {hour}"
+                    );
+                    hour += TimeDelta::hours(1);
+                }
+                // And nothing outside it.
+                assert!(t.head.0 >= floor_hour(from) && t.tail.1 <= to);
+                assert!(
+                    t.days.0 >= t.days.1
+                        || (t.days.0 >= from.date_naive() && t.days.1 <= to.date_naive())
+                );
+            }
+        }
     }
 
     #[test]
