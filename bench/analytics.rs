@@ -146,6 +146,8 @@ async fn main() -> anyhow::Result<()> {
         "DELETE FROM card_events WHERE company_id = '{0}';
          DELETE FROM card_rollup_employee_hourly WHERE company_id = '{0}';
          DELETE FROM card_rollup_company_hourly WHERE company_id = '{0}';
+         DELETE FROM card_rollup_employee_daily WHERE company_id = '{0}';
+         DELETE FROM card_rollup_company_daily WHERE company_id = '{0}';
          DELETE FROM card_rollup_action_hourly WHERE company_id = '{0}';
          DELETE FROM card_visitor_days WHERE company_id = '{0}';
          DELETE FROM card_rollup_visitors_hourly WHERE company_id = '{0}';",
@@ -186,6 +188,7 @@ async fn main() -> anyhow::Result<()> {
                 dashboards.entry((c, r)).or_default().push(cell);
             }
             check_summary(&http, &service.base, &db, &company, &from, &to, range_name).await;
+            check_leaderboard(&http, &service.base, &db, &company, &from, &to, range_name).await;
         }
     }
 
@@ -194,7 +197,7 @@ async fn main() -> anyhow::Result<()> {
         "One company, {EMPLOYEES} employees, enterprise plan (retention `forever`), events over \
          the last {HISTORY_DAYS} days (growing towards today, weighted to business hours UTC), \
          loaded with the superuser in transactions of {} generated events: `card_events` and \
-         the three rollups, aggregated as the INGEST statement does. Visits are sessions of \
+         the hourly and daily rollups, aggregated as the INGEST statement does. Visits are sessions of \
          1–4 events (a view or QR scan, then sometimes a call, email, WhatsApp, vCard, link \
          click or share) by {PEOPLE} people of stable device and region (~20 regions, a few \
          unknown), card popularity skewed; 3% of visits (2% of events) are link-preview fetches \
@@ -202,12 +205,12 @@ async fn main() -> anyhow::Result<()> {
         label(CHUNK)
     );
     println!(
-        "| dataset | events added (previews included) | load s | events/s | VACUUM ANALYZE s | card_events rows | employee rollup rows | company rollup rows | action + visitor rollup rows | card_events partitions |"
+        "| dataset | events added (previews included) | load s | events/s | VACUUM ANALYZE s | card_events rows | employee rollup rows | company rollup rows | action + visitor rollup rows | daily rollup rows | card_events partitions |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for load in &loads {
         println!(
-            "| {} | {} | {:.1} | {:.0} | {:.1} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {:.1} | {:.0} | {:.1} | {} | {} | {} | {} | {} | {} |",
             label(load.total),
             load.added,
             load.seconds,
@@ -217,14 +220,15 @@ async fn main() -> anyhow::Result<()> {
             load.size.rows[1],
             load.size.rows[2],
             load.size.rows[3],
+            load.size.rows[4],
             load.size.partitions,
         );
     }
     println!("\n## PostgreSQL data size (MB: table + indexes)\n");
     println!(
-        "| dataset | card_events (all partitions) | card_rollup_employee_hourly | card_rollup_company_hourly | action + visitor rollups | total |"
+        "| dataset | card_events (all partitions) | card_rollup_employee_hourly | card_rollup_company_hourly | action + visitor rollups | daily rollups | total |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for load in &loads {
         let s = &load.size;
         let mut row = format!("| {} |", label(load.total));
@@ -619,10 +623,10 @@ struct Load {
 }
 
 struct DataSize {
-    /// card_events, employee rollup, company rollup, action and visitor rollups.
-    rows: [i64; 4],
-    table_mb: [f64; 4],
-    index_mb: [f64; 4],
+    /// card_events, employee rollup, company rollup, action and visitor rollups, daily rollups.
+    rows: [i64; 5],
+    table_mb: [f64; 5],
+    index_mb: [f64; 5],
     /// Leaf partitions of card_events (defaults included).
     partitions: i64,
 }
@@ -698,7 +702,7 @@ SELECT occurred_at, gen_random_uuid(), employee_id, action,
 FROM events";
 
 /// From the generated chunk into the events and the rollups, aggregated as INGEST does.
-const STORE: [&str; 5] = [
+const STORE: [&str; 7] = [
     "INSERT INTO card_events (company_id, retention, occurred_at, id, employee_id, action, link,
                               device, region, visitor)
      SELECT $1,
@@ -721,6 +725,43 @@ const STORE: [&str; 5] = [
      SELECT $1, date_trunc('hour', occurred_at, 'UTC') AS hour, action, count(*)
      FROM bench_events GROUP BY 2, 3 ORDER BY 2, 3
      ON CONFLICT (company_id, hour, action) DO UPDATE SET events = r.events + excluded.events",
+    "INSERT INTO card_rollup_employee_daily AS r (company_id, day, employee_id, view, scan_qr, call,
+                                                  email, whatsapp, download_vcard, link_click,
+                                                  share, preview)
+     SELECT $1, (occurred_at AT TIME ZONE 'UTC')::date AS day, employee_id,
+            count(*) FILTER (WHERE action = 'view'), count(*) FILTER (WHERE action = 'scan_qr'),
+            count(*) FILTER (WHERE action = 'call'), count(*) FILTER (WHERE action = 'email'),
+            count(*) FILTER (WHERE action = 'whatsapp'),
+            count(*) FILTER (WHERE action = 'download_vcard'),
+            count(*) FILTER (WHERE action = 'link_click'), count(*) FILTER (WHERE action = 'share'),
+            count(*) FILTER (WHERE action = 'preview')
+     FROM bench_events GROUP BY 2, 3 ORDER BY 2, 3
+     ON CONFLICT (company_id, day, employee_id) DO UPDATE SET
+         view = r.view + excluded.view, scan_qr = r.scan_qr + excluded.scan_qr,
+         call = r.call + excluded.call, email = r.email + excluded.email,
+         whatsapp = r.whatsapp + excluded.whatsapp,
+         download_vcard = r.download_vcard + excluded.download_vcard,
+         link_click = r.link_click + excluded.link_click, share = r.share + excluded.share,
+         preview = r.preview + excluded.preview",
+    "INSERT INTO card_rollup_company_daily AS r (company_id, day, device, region, view, scan_qr,
+                                                 call, email, whatsapp, download_vcard,
+                                                 link_click, share, preview)
+     SELECT $1, (occurred_at AT TIME ZONE 'UTC')::date AS day, coalesce(device, ''),
+            coalesce(region, ''),
+            count(*) FILTER (WHERE action = 'view'), count(*) FILTER (WHERE action = 'scan_qr'),
+            count(*) FILTER (WHERE action = 'call'), count(*) FILTER (WHERE action = 'email'),
+            count(*) FILTER (WHERE action = 'whatsapp'),
+            count(*) FILTER (WHERE action = 'download_vcard'),
+            count(*) FILTER (WHERE action = 'link_click'), count(*) FILTER (WHERE action = 'share'),
+            count(*) FILTER (WHERE action = 'preview')
+     FROM bench_events GROUP BY 2, 3, 4 ORDER BY 2, 3, 4
+     ON CONFLICT (company_id, day, device, region) DO UPDATE SET
+         view = r.view + excluded.view, scan_qr = r.scan_qr + excluded.scan_qr,
+         call = r.call + excluded.call, email = r.email + excluded.email,
+         whatsapp = r.whatsapp + excluded.whatsapp,
+         download_vcard = r.download_vcard + excluded.download_vcard,
+         link_click = r.link_click + excluded.link_click, share = r.share + excluded.share,
+         preview = r.preview + excluded.preview",
     "WITH first_seen AS (
          INSERT INTO card_visitor_days (company_id, day, card, visitor, first_hour)
          SELECT $1, (occurred_at AT TIME ZONE 'UTC')::date, card, visitor,
@@ -815,7 +856,8 @@ impl Loader {
         .await?;
         db.batch_execute(
             "VACUUM ANALYZE card_events, card_rollup_employee_hourly, card_rollup_company_hourly,
-                            card_rollup_action_hourly, card_visitor_days, card_rollup_visitors_hourly",
+                            card_rollup_action_hourly, card_visitor_days, card_rollup_visitors_hourly,
+                            card_rollup_employee_daily, card_rollup_company_daily",
         )
         .await?;
         let vacuum_seconds = vacuum.elapsed().as_secs_f64();
@@ -838,26 +880,32 @@ async fn data_size(db: &tokio_postgres::Client) -> anyhow::Result<DataSize> {
                     (SELECT count(*) FROM card_rollup_company_hourly),
                     (SELECT count(*) FROM card_rollup_action_hourly)
                         + (SELECT count(*) FROM card_rollup_visitors_hourly),
+                    (SELECT count(*) FROM card_rollup_employee_daily)
+                        + (SELECT count(*) FROM card_rollup_company_daily),
                     (SELECT sum(pg_table_size(relid)) FROM parts)::float8,
                     pg_table_size('card_rollup_employee_hourly')::float8,
                     pg_table_size('card_rollup_company_hourly')::float8,
                     (pg_table_size('card_rollup_action_hourly')
                         + pg_table_size('card_rollup_visitors_hourly'))::float8,
+                    (pg_table_size('card_rollup_employee_daily')
+                        + pg_table_size('card_rollup_company_daily'))::float8,
                     (SELECT sum(pg_indexes_size(relid)) FROM parts)::float8,
                     pg_indexes_size('card_rollup_employee_hourly')::float8,
                     pg_indexes_size('card_rollup_company_hourly')::float8,
                     (pg_indexes_size('card_rollup_action_hourly')
                         + pg_indexes_size('card_rollup_visitors_hourly'))::float8,
+                    (pg_indexes_size('card_rollup_employee_daily')
+                        + pg_indexes_size('card_rollup_company_daily'))::float8,
                     (SELECT count(*) FROM parts)",
             &[],
         )
         .await?;
     let mb = |i: usize| row.get::<_, f64>(i) / (1024.0 * 1024.0);
     Ok(DataSize {
-        rows: [row.get(0), row.get(1), row.get(2), row.get(3)],
-        table_mb: [mb(4), mb(5), mb(6), mb(7)],
-        index_mb: [mb(8), mb(9), mb(10), mb(11)],
-        partitions: row.get(12),
+        rows: [row.get(0), row.get(1), row.get(2), row.get(3), row.get(4)],
+        table_mb: [mb(5), mb(6), mb(7), mb(8), mb(9)],
+        index_mb: [mb(10), mb(11), mb(12), mb(13), mb(14)],
+        partitions: row.get(15),
     })
 }
 
@@ -1043,5 +1091,79 @@ async fn check_summary(
             "WARNING: summary over {range} differs from the rollup: {}",
             mismatches.join(", ")
         ));
+    }
+}
+
+/// Compares the leaderboard (daily rows and edge hours) with a ranking of the hourly rollup alone
+/// over the same hours; a mismatch is reported on stderr, as for the summary.
+async fn check_leaderboard(
+    http: &reqwest::Client,
+    base: &str,
+    db: &tokio_postgres::Client,
+    company: &Company,
+    from: &chrono::DateTime<Utc>,
+    to: &chrono::DateTime<Utc>,
+    range: &str,
+) {
+    let url = format!(
+        "{base}/api/analytics/company/{}/leaderboard?from={}&to={}&limit=20",
+        company.id,
+        rfc3339(from),
+        rfc3339(to)
+    );
+    let got: Option<Vec<(String, i64, i64, i64)>> = async {
+        let body: Value = http
+            .get(url)
+            .bearer_auth(&company.token)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        body["employees"]
+            .as_array()?
+            .iter()
+            .map(|e| {
+                Some((
+                    e["employee_id"].as_str()?.to_owned(),
+                    e["views"].as_i64()?,
+                    e["engagements"].as_i64()?,
+                    e["saved_contacts"].as_i64()?,
+                ))
+            })
+            .collect()
+    }
+    .await;
+    let expected: Option<Vec<(String, i64, i64, i64)>> = db
+        .query(
+            "SELECT employee_id::text,
+                    coalesce(sum(events) FILTER (WHERE action IN ('view', 'scan_qr')), 0)::bigint AS views,
+                    coalesce(sum(events) FILTER (WHERE action NOT IN ('view', 'scan_qr')), 0)::bigint AS engagements,
+                    coalesce(sum(events) FILTER (WHERE action = 'download_vcard'), 0)::bigint
+             FROM card_rollup_employee_hourly
+             WHERE company_id = $1 AND hour >= date_trunc('hour', $2::timestamptz, 'UTC')
+               AND hour < $3 AND action <> 'preview'
+             GROUP BY employee_id
+             ORDER BY engagements DESC, views DESC, employee_id
+             LIMIT 20",
+            &[&company.id, from, to],
+        )
+        .await
+        .ok()
+        .map(|rows| {
+            rows.iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+                .collect()
+        });
+    match (got, expected) {
+        (Some(got), Some(expected)) if got == expected => {
+            progress(&format!(
+                "leaderboard over {range} matches the hourly rollup"
+            ));
+        }
+        (got, expected) => progress(&format!(
+            "WARNING: leaderboard over {range} differs from the hourly rollup: {got:?} vs {expected:?}"
+        )),
     }
 }
