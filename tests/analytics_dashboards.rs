@@ -4,9 +4,9 @@
 //! CSV export (escaping, streaming, a large export) and the retention clamp.
 //!
 //! Events are seeded with the superuser through the same statement ingestion uses (events, the
-//! hourly and daily rollups and the visitors in one go), at exact timestamps, so every expected number
-//! below is known exactly. The service's own maintenance is held off (its advisory lock) so that
-//! nothing seeded in the past is purged behind a test's back.
+//! hourly and daily rollups and the visitors in one go), at exact timestamps, so every expected
+//! number below is known exactly. The service's own maintenance is held off (its advisory lock)
+//! so that nothing seeded in the past is purged behind a test's back.
 
 mod common;
 

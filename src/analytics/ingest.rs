@@ -224,11 +224,11 @@ impl Columns {
     }
 }
 
-/// The events, the hourly and daily rollups and the visitors of one company, in one statement. Rows are
-/// locked in a fixed order (ORDER BY) so concurrent batches rarely deadlock; retention comes from
-/// the company's current plan. A visitor id is counted in the hour it is first seen in its UTC
-/// day, for its card and for the company (card = the nil uuid); `ON CONFLICT DO NOTHING` makes
-/// sure a concurrent batch cannot count it twice.
+/// The events, the hourly and daily rollups and the visitors of one company, in one statement.
+/// Rows are locked in a fixed order (ORDER BY) so concurrent batches rarely deadlock; retention
+/// comes from the company's current plan. A visitor id is counted in the hour it is first seen
+/// in its UTC day, for its card and for the company (card = the nil uuid); `ON CONFLICT DO
+/// NOTHING` makes sure a concurrent batch cannot count it twice.
 pub const INGEST: &str = concat!(
     "WITH input AS (
          SELECT * FROM unnest($2::uuid[], $3::timestamptz[], $4::uuid[], $5::text[], $6::text[],

@@ -322,7 +322,8 @@ macro_rules! breakdown {
                  FROM card_rollup_company_daily
                  WHERE company_id = $1 AND day >= $4 AND day < $5
                  UNION ALL
-                 SELECT ", $column, ", events, CASE WHEN action IN ('view', 'scan_qr') THEN events ELSE 0 END
+                 SELECT ", $column, ", events,
+                        CASE WHEN action IN ('view', 'scan_qr') THEN events ELSE 0 END
                  FROM card_rollup_company_hourly
                  WHERE company_id = $1 AND ((hour >= $2 AND hour < $3) OR (hour >= $6 AND hour < $7))
                    AND action <> 'preview'
