@@ -25,10 +25,18 @@ use std::{
     time::{Duration, Instant},
 };
 
-use callingcard::{config::Config, db::embedded::LocalCluster, startup::Application};
+mod support;
+
+use callingcard::{
+    analytics::{ACTION_COLUMNS, ADD_PER_ACTION, COUNT_PER_ACTION},
+    config::Config,
+    db::embedded::LocalCluster,
+    startup::Application,
+};
 use chrono::{SecondsFormat, Utc};
 use rand::Rng;
 use serde_json::{Value, json};
+use support::{Outcome, closed_loop, env_or, percentile};
 use tokio_postgres::NoTls;
 use uuid::Uuid;
 
@@ -279,13 +287,6 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// The 1, 5 and 15 minute load averages: other work on the machine skews every number here.
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -319,12 +320,6 @@ fn label(n: u64) -> String {
 
 fn rfc3339(t: &chrono::DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    sorted
-        .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
-        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
 struct Service {
@@ -552,45 +547,26 @@ async fn track_load(
         "tracking: {clients} clients for {} s",
         duration.as_secs()
     ));
-    let (limited, errors) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let started = Instant::now();
-    let deadline = started + duration;
-    let tasks: Vec<_> = (0..clients)
-        .map(|_| {
-            let (send, limited, errors) = (send.clone(), limited.clone(), errors.clone());
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                while Instant::now() < deadline {
-                    let t = Instant::now();
-                    match send().await {
-                        Ok((200, true)) => latencies.push(t.elapsed()),
-                        Ok((429, _)) => {
-                            limited.fetch_add(1, Ordering::Relaxed);
-                        }
-                        _ => {
-                            errors.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-                latencies
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await.unwrap_or_default());
-    }
-    let elapsed = started.elapsed().as_secs_f64();
+    let result = closed_loop(clients, duration, move || {
+        let request = send();
+        async move {
+            match request.await {
+                Ok((200, true)) => Outcome::Done,
+                Ok((429, _)) => Outcome::Limited,
+                _ => Outcome::Failed,
+            }
+        }
+    })
+    .await;
     let commits = xact_commits(db).await? - commits_before;
     let stored = stored_events(db, company.id).await? - stored_before;
-    all.sort();
     Ok(TrackResult {
-        acknowledged: all.len() as u64,
-        elapsed,
-        p50_ms: percentile(&all, 0.50),
-        p99_ms: percentile(&all, 0.99),
-        limited: limited.load(Ordering::Relaxed),
-        errors: errors.load(Ordering::Relaxed),
+        acknowledged: result.latencies.len() as u64,
+        elapsed: result.elapsed,
+        p50_ms: result.p50_ms(),
+        p99_ms: result.p99_ms(),
+        limited: result.limited,
+        errors: result.failed,
         commits,
         stored,
     })
@@ -612,6 +588,8 @@ struct Loader {
     employees: Vec<Uuid>,
     total: u64,
     generate: String,
+    /// [`STORE`] and [`store_daily`].
+    store: Vec<String>,
 }
 
 struct Load {
@@ -701,8 +679,9 @@ SELECT occurred_at, gen_random_uuid(), employee_id, action,
             ELSE md5(person || ':' || to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')) END
 FROM events";
 
-/// From the generated chunk into the events and the rollups, aggregated as INGEST does.
-const STORE: [&str; 7] = [
+/// From the generated chunk into the events and the hourly and visitor rollups, aggregated as
+/// INGEST does (the daily ones: [`store_daily`]).
+const STORE: [&str; 5] = [
     "INSERT INTO card_events (company_id, retention, occurred_at, id, employee_id, action, link,
                               device, region, visitor)
      SELECT $1,
@@ -725,43 +704,6 @@ const STORE: [&str; 7] = [
      SELECT $1, date_trunc('hour', occurred_at, 'UTC') AS hour, action, count(*)
      FROM bench_events GROUP BY 2, 3 ORDER BY 2, 3
      ON CONFLICT (company_id, hour, action) DO UPDATE SET events = r.events + excluded.events",
-    "INSERT INTO card_rollup_employee_daily AS r (company_id, day, employee_id, view, scan_qr, call,
-                                                  email, whatsapp, download_vcard, link_click,
-                                                  share, preview)
-     SELECT $1, (occurred_at AT TIME ZONE 'UTC')::date AS day, employee_id,
-            count(*) FILTER (WHERE action = 'view'), count(*) FILTER (WHERE action = 'scan_qr'),
-            count(*) FILTER (WHERE action = 'call'), count(*) FILTER (WHERE action = 'email'),
-            count(*) FILTER (WHERE action = 'whatsapp'),
-            count(*) FILTER (WHERE action = 'download_vcard'),
-            count(*) FILTER (WHERE action = 'link_click'), count(*) FILTER (WHERE action = 'share'),
-            count(*) FILTER (WHERE action = 'preview')
-     FROM bench_events GROUP BY 2, 3 ORDER BY 2, 3
-     ON CONFLICT (company_id, day, employee_id) DO UPDATE SET
-         view = r.view + excluded.view, scan_qr = r.scan_qr + excluded.scan_qr,
-         call = r.call + excluded.call, email = r.email + excluded.email,
-         whatsapp = r.whatsapp + excluded.whatsapp,
-         download_vcard = r.download_vcard + excluded.download_vcard,
-         link_click = r.link_click + excluded.link_click, share = r.share + excluded.share,
-         preview = r.preview + excluded.preview",
-    "INSERT INTO card_rollup_company_daily AS r (company_id, day, device, region, view, scan_qr,
-                                                 call, email, whatsapp, download_vcard,
-                                                 link_click, share, preview)
-     SELECT $1, (occurred_at AT TIME ZONE 'UTC')::date AS day, coalesce(device, ''),
-            coalesce(region, ''),
-            count(*) FILTER (WHERE action = 'view'), count(*) FILTER (WHERE action = 'scan_qr'),
-            count(*) FILTER (WHERE action = 'call'), count(*) FILTER (WHERE action = 'email'),
-            count(*) FILTER (WHERE action = 'whatsapp'),
-            count(*) FILTER (WHERE action = 'download_vcard'),
-            count(*) FILTER (WHERE action = 'link_click'), count(*) FILTER (WHERE action = 'share'),
-            count(*) FILTER (WHERE action = 'preview')
-     FROM bench_events GROUP BY 2, 3, 4 ORDER BY 2, 3, 4
-     ON CONFLICT (company_id, day, device, region) DO UPDATE SET
-         view = r.view + excluded.view, scan_qr = r.scan_qr + excluded.scan_qr,
-         call = r.call + excluded.call, email = r.email + excluded.email,
-         whatsapp = r.whatsapp + excluded.whatsapp,
-         download_vcard = r.download_vcard + excluded.download_vcard,
-         link_click = r.link_click + excluded.link_click, share = r.share + excluded.share,
-         preview = r.preview + excluded.preview",
     "WITH first_seen AS (
          INSERT INTO card_visitor_days (company_id, day, card, visitor, first_hour)
          SELECT $1, (occurred_at AT TIME ZONE 'UTC')::date, card, visitor,
@@ -777,6 +719,25 @@ const STORE: [&str; 7] = [
      SELECT $1, card, first_hour, count(*) FROM first_seen GROUP BY 2, 3 ORDER BY 2, 3
      ON CONFLICT (company_id, card, hour) DO UPDATE SET visitors = r.visitors + excluded.visitors",
 ];
+
+/// The daily rollups from the generated chunk, with INGEST's per-action column lists.
+fn store_daily() -> [String; 2] {
+    [
+        format!(
+            "INSERT INTO card_rollup_employee_daily AS r (company_id, day, employee_id, {ACTION_COLUMNS})
+             SELECT $1, (occurred_at AT TIME ZONE 'UTC')::date, employee_id, {COUNT_PER_ACTION}
+             FROM bench_events GROUP BY 2, 3 ORDER BY 2, 3
+             ON CONFLICT (company_id, day, employee_id) DO UPDATE SET {ADD_PER_ACTION}"
+        ),
+        format!(
+            "INSERT INTO card_rollup_company_daily AS r (company_id, day, device, region, {ACTION_COLUMNS})
+             SELECT $1, (occurred_at AT TIME ZONE 'UTC')::date, coalesce(device, ''),
+                    coalesce(region, ''), {COUNT_PER_ACTION}
+             FROM bench_events GROUP BY 2, 3, 4 ORDER BY 2, 3, 4
+             ON CONFLICT (company_id, day, device, region) DO UPDATE SET {ADD_PER_ACTION}"
+        ),
+    ]
+}
 
 impl Loader {
     async fn prepare(db: &tokio_postgres::Client, company: &Company) -> anyhow::Result<Self> {
@@ -806,6 +767,11 @@ impl Loader {
             .replace("{links}", LINKS)
             .replace("{regions}", REGIONS);
         Ok(Self {
+            store: STORE
+                .map(str::to_owned)
+                .into_iter()
+                .chain(store_daily())
+                .collect(),
             company_id: company.id,
             employees: company.employees.iter().map(|(id, _)| *id).collect(),
             total: 0,
@@ -832,7 +798,7 @@ impl Loader {
                     &[&self.employees, &sessions, &lo, &hi, &wanted],
                 )
                 .await?;
-            for statement in STORE {
+            for statement in &self.store {
                 db.execute(statement, &[&self.company_id]).await?;
             }
             db.batch_execute("COMMIT").await?;
@@ -1037,6 +1003,15 @@ async fn measure(
     }
 }
 
+/// The JSON body of a successful GET, or None.
+async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> Option<Value> {
+    let resp = http.get(url).bearer_auth(token).send().await.ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    resp.json().await.ok()
+}
+
 /// Compares the company summary with the rollup it should come from; a mismatch is reported on
 /// stderr (the endpoints are not this benchmark's to judge, but a wrong answer fast is no answer).
 async fn check_summary(
@@ -1054,13 +1029,7 @@ async fn check_summary(
         rfc3339(from),
         rfc3339(to)
     );
-    let Ok(resp) = http.get(url).bearer_auth(&company.token).send().await else {
-        return;
-    };
-    if !resp.status().is_success() {
-        return;
-    }
-    let Ok(body) = resp.json::<Value>().await else {
+    let Some(body) = get_json(http, &url, &company.token).await else {
         return;
     };
     let Ok(rows) = db
@@ -1111,30 +1080,21 @@ async fn check_leaderboard(
         rfc3339(from),
         rfc3339(to)
     );
-    let got: Option<Vec<(String, i64, i64, i64)>> = async {
-        let body: Value = http
-            .get(url)
-            .bearer_auth(&company.token)
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        body["employees"]
-            .as_array()?
-            .iter()
-            .map(|e| {
-                Some((
-                    e["employee_id"].as_str()?.to_owned(),
-                    e["views"].as_i64()?,
-                    e["engagements"].as_i64()?,
-                    e["saved_contacts"].as_i64()?,
-                ))
-            })
-            .collect()
-    }
-    .await;
+    let got: Option<Vec<(String, i64, i64, i64)>> =
+        get_json(http, &url, &company.token).await.and_then(|body| {
+            body["employees"]
+                .as_array()?
+                .iter()
+                .map(|e| {
+                    Some((
+                        e["employee_id"].as_str()?.to_owned(),
+                        e["views"].as_i64()?,
+                        e["engagements"].as_i64()?,
+                        e["saved_contacts"].as_i64()?,
+                    ))
+                })
+                .collect()
+        });
     let expected: Option<Vec<(String, i64, i64, i64)>> = db
         .query(
             "SELECT employee_id::text,

@@ -14,11 +14,14 @@ use std::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
+
+mod support;
 
 use callingcard::{config::Config, db::embedded::LocalCluster, startup::Application};
 use serde_json::{Value, json};
+use support::{LoadResult, Outcome, closed_loop, env_or};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -91,19 +94,15 @@ async fn main() -> anyhow::Result<()> {
         .await;
         println!(
             "| {name} | {:.0} | {:.2} | {:.2} | {} |",
-            result.rps, result.p50_ms, result.p99_ms, result.errors
+            result.per_second(),
+            result.p50_ms(),
+            result.p99_ms(),
+            result.failed
         );
     }
     println!();
     cluster.stop().await?;
     Ok(())
-}
-
-fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 async fn spawn(database_url: &str, pool: usize) -> anyhow::Result<String> {
@@ -272,13 +271,7 @@ async fn send(
     Ok(())
 }
 
-struct LoadResult {
-    rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    errors: u64,
-}
-
+/// `clients` keep-alive clients getting `path` for `duration`, after a warm-up.
 async fn load(
     base: &str,
     token: &str,
@@ -291,55 +284,24 @@ async fn load(
         .build()
         .unwrap();
     let url = format!("{base}{path}");
-    let errors = Arc::new(AtomicU64::new(0));
     // Warm up every connection of the service's pool.
     for _ in 0..50 {
         let _ = client.get(&url).bearer_auth(token).send().await;
     }
-    let deadline = Instant::now() + duration;
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|_| {
-            let (client, url, token, errors) = (
-                client.clone(),
-                url.clone(),
-                token.to_owned(),
-                errors.clone(),
-            );
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                while Instant::now() < deadline {
-                    let t = Instant::now();
-                    match client.get(&url).bearer_auth(&token).send().await {
-                        Ok(r) if r.status().is_success() => {
-                            let _ = r.bytes().await;
-                            latencies.push(t.elapsed());
-                        }
-                        _ => {
-                            errors.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
+    let token = token.to_owned();
+    closed_loop(clients, duration, move || {
+        let (client, url, token) = (client.clone(), url.clone(), token.clone());
+        async move {
+            match client.get(&url).bearer_auth(&token).send().await {
+                Ok(r) if r.status().is_success() => {
+                    let _ = r.bytes().await;
+                    Outcome::Done
                 }
-                latencies
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await.unwrap_or_default());
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    all.sort();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    };
-    LoadResult {
-        rps: all.len() as f64 / elapsed,
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
-        errors: errors.load(Ordering::Relaxed),
-    }
+                _ => Outcome::Failed,
+            }
+        }
+    })
+    .await
 }
 
 /// A TCP proxy that counts round trips: a client→server burst that follows an answer from the

@@ -134,6 +134,11 @@ macro_rules! add_per_action {
 
 pub(crate) use {action_columns, add_per_action, count_per_action};
 
+/// The same lists, for SQL put together at run time (the benchmark's bulk loader).
+pub const ACTION_COLUMNS: &str = action_columns!();
+pub const COUNT_PER_ACTION: &str = count_per_action!();
+pub const ADD_PER_ACTION: &str = add_per_action!();
+
 #[cfg(test)]
 mod tests {
     use super::*;
