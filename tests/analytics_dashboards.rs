@@ -1671,6 +1671,9 @@ async fn leaderboard_and_breakdowns_count_days_and_edge_hours_alike() {
         ("2026-08-11T20:00:00Z", "2026-08-13T00:00:00Z"),
         ("2026-08-11T20:59:59Z", "2026-08-14T00:00:00.000001Z"),
         ("2026-08-09T12:00:00Z", "2026-08-20T00:00:00Z"),
+        // The widest ranges a timestamp can spell.
+        ("0000-01-01T00:00:00Z", "9999-12-31T23:59:59Z"),
+        ("2026-08-12T00:30:00Z", "9999-12-31T23:59:59Z"),
     ] {
         let (lo, hi) = (floor_hour(t(from)), t(to));
         let in_range: Vec<&Ev> = events
