@@ -53,6 +53,61 @@ pub struct Config {
     /// A header set by a trusted CDN holding the visitor's country or region (e.g.
     /// `CF-IPCountry`); it takes precedence over a region sent by the page.
     pub region_header: Option<String>,
+    /// Bounds on what anonymous visitors of public cards can make the server do.
+    pub public_limits: PublicLimits,
+    /// Bounds on decoding uploaded images.
+    pub image_decode: ImageDecodeLimits,
+}
+
+/// What a visitor's requests may cost: cache hits are free, misses (a database lookup, a QR
+/// code or vCard rendered) are counted per client address.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PublicLimits {
+    /// `PUBLIC_MISS_BURST`: cache misses a client address may cause at once (default 100).
+    pub miss_burst: u32,
+    /// `PUBLIC_MISS_PER_SECOND`: and then per second (default 1).
+    pub miss_per_second: f64,
+    /// `UNKNOWN_SLUG_TTL`: how long a slug that names no card is remembered (default 60 s;
+    /// forgotten at once when a card with it appears).
+    pub unknown_slug_ttl: Duration,
+    /// `QR_RENDERS`: QR codes rendered at once (default: the number of cores).
+    pub qr_renders: usize,
+}
+
+/// Decoding an upload takes memory in proportion to its pixels, not its bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImageDecodeLimits {
+    /// `IMAGE_DECODE_MEMORY_MB`: estimated memory of all decodes in flight (default 320 MiB: two
+    /// 40-megapixel photos at once, the process staying under 512 MB).
+    pub memory_bytes: u64,
+    /// `IMAGE_DECODES`: decodes at once (default: the number of cores).
+    pub max_decodes: usize,
+}
+
+/// `key` parsed as a number within `range`, or `default` when unset.
+fn number<T>(
+    lookup: &impl Fn(&str) -> Option<String>,
+    key: &str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> anyhow::Result<T>
+where
+    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+{
+    let Some(raw) = lookup(key) else {
+        return Ok(default);
+    };
+    raw.trim()
+        .parse::<T>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .with_context(|| {
+            format!(
+                "{key} must be a number from {} to {}",
+                range.start(),
+                range.end()
+            )
+        })
 }
 
 impl Config {
@@ -109,6 +164,20 @@ impl Config {
                 .context("DATABASE_POOL_SIZE must be a number from 1 to 1000")?,
             None => (std::thread::available_parallelism().map_or(2, |n| n.get()) * 4).clamp(8, 32),
         };
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let public_limits = PublicLimits {
+            miss_burst: number(&lookup, "PUBLIC_MISS_BURST", 100, 1..=1_000_000)?,
+            miss_per_second: number(&lookup, "PUBLIC_MISS_PER_SECOND", 1.0, 0.001..=1e6)?,
+            unknown_slug_ttl: match lookup("UNKNOWN_SLUG_TTL") {
+                Some(raw) => parse_duration(&raw).context("UNKNOWN_SLUG_TTL, e.g. 60 or 5m")?,
+                None => Duration::from_secs(60),
+            },
+            qr_renders: number(&lookup, "QR_RENDERS", cores, 1..=1024)?,
+        };
+        let image_decode = ImageDecodeLimits {
+            memory_bytes: number(&lookup, "IMAGE_DECODE_MEMORY_MB", 320, 1..=1 << 20)? << 20,
+            max_decodes: number(&lookup, "IMAGE_DECODES", cores, 1..=1024)?,
+        };
         Ok(Self {
             environment,
             database_url: lookup("DATABASE_URL").map(Secret::new),
@@ -122,6 +191,8 @@ impl Config {
             data_dir,
             client_ip_header: lookup("CLIENT_IP_HEADER").map(|h| h.trim().to_owned()),
             region_header: lookup("REGION_HEADER").map(|h| h.trim().to_owned()),
+            public_limits,
+            image_decode,
         })
     }
 }
@@ -234,6 +305,8 @@ mod tests {
             ["https://app.example.com", "http://localhost:3000"]
         );
         assert_eq!(c.jwt_ttl, Duration::from_secs(43_200));
+        assert_eq!(c.public_limits.miss_burst, 100);
+        assert_eq!(c.image_decode.memory_bytes, 320 << 20);
         assert!(
             config(&[
                 ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
@@ -241,5 +314,35 @@ mod tests {
             ])
             .is_err()
         );
+    }
+
+    #[test]
+    fn public_and_decode_limits() {
+        let secret = ("JWT_SECRET", "0123456789abcdef0123456789abcdef");
+        let c = config(&[
+            secret,
+            ("PUBLIC_MISS_BURST", "5"),
+            ("PUBLIC_MISS_PER_SECOND", "0.5"),
+            ("UNKNOWN_SLUG_TTL", "2m"),
+            ("QR_RENDERS", "3"),
+            ("IMAGE_DECODE_MEMORY_MB", "64"),
+            ("IMAGE_DECODES", "2"),
+        ])
+        .unwrap();
+        assert_eq!(c.public_limits.miss_burst, 5);
+        assert_eq!(c.public_limits.miss_per_second, 0.5);
+        assert_eq!(c.public_limits.unknown_slug_ttl, Duration::from_secs(120));
+        assert_eq!(c.public_limits.qr_renders, 3);
+        assert_eq!(c.image_decode.memory_bytes, 64 << 20);
+        assert_eq!(c.image_decode.max_decodes, 2);
+        for bad in [
+            ("PUBLIC_MISS_BURST", "0"),
+            ("PUBLIC_MISS_PER_SECOND", "NaN"),
+            ("IMAGE_DECODE_MEMORY_MB", "lots"),
+            ("QR_RENDERS", "0"),
+        ] {
+            let err = config(&[secret, bad]).unwrap_err();
+            assert!(err.to_string().contains(bad.0), "{err}");
+        }
     }
 }

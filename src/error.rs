@@ -18,7 +18,13 @@ pub struct ErrorBody {
 #[oai(bad_request_handler = "ApiError::from_request_error")]
 pub enum ApiError {
     /// Any error. The status tells its class; `code` tells which.
-    Default(StatusCode, Json<ErrorBody>),
+    Default(
+        StatusCode,
+        Json<ErrorBody>,
+        /// Seconds to wait before trying again (with 429 and 503 when the server is busy).
+        #[oai(header = "Retry-After")]
+        Option<u64>,
+    ),
 }
 
 impl ApiError {
@@ -29,16 +35,40 @@ impl ApiError {
                 detail: detail.into(),
                 code: code.to_owned(),
             }),
+            None,
         )
     }
 
+    /// Too many requests from this client: 429 with `Retry-After` (whole seconds, at least 1).
+    pub fn too_many_requests(code: &str, detail: &str, wait: std::time::Duration) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, code, detail).retry_after(wait)
+    }
+
+    /// The server is at its bound for this kind of work: 503 with `Retry-After`.
+    pub fn busy(detail: &str, wait: std::time::Duration) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", detail).retry_after(wait)
+    }
+
+    /// Adds `Retry-After`, rounded up to whole seconds (at least 1).
+    pub fn retry_after(self, wait: std::time::Duration) -> Self {
+        let ApiError::Default(status, body, _) = self;
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        ApiError::Default(status, body, Some(secs.max(1)))
+    }
+
+    /// The `Retry-After` seconds, if any.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        let ApiError::Default(_, _, secs) = self;
+        *secs
+    }
+
     pub fn status(&self) -> StatusCode {
-        let ApiError::Default(status, _) = self;
+        let ApiError::Default(status, _, _) = self;
         *status
     }
 
     pub fn code(&self) -> &str {
-        let ApiError::Default(_, body) = self;
+        let ApiError::Default(_, body, _) = self;
         &body.code
     }
 
@@ -233,7 +263,7 @@ impl From<DbError> for ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ApiError::Default(status, body) = self;
+        let ApiError::Default(status, body, _) = self;
         write!(f, "{} {}: {}", status.as_u16(), body.code, body.detail)
     }
 }

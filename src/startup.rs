@@ -1,7 +1,7 @@
 //! Builds the application: database (external or a local cluster), migrations, pool, routes,
 //! listener; then serves until a shutdown signal, letting in-flight requests finish.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use poem::{
@@ -19,13 +19,17 @@ use crate::{
     analytics::{self, collector::Collector, ingest::EventSink},
     api::{self, AppState},
     auth::JwtKeys,
-    config::{Config, Environment},
+    card::budget::WorkBudget,
+    config::{Config, Environment, ImageDecodeLimits},
     db::{Db, embedded::LocalCluster, migrations},
     error,
 };
 
 /// How often partitions are made ahead and retention is applied.
 const ANALYTICS_MAINTENANCE: Duration = Duration::from_secs(3600);
+
+/// How long an upload waits for room to be decoded before it is told to come back.
+const IMAGE_DECODE_WAIT: Duration = Duration::from_secs(2);
 
 /// Largest request body accepted anywhere (the JSON API needs far less).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -181,6 +185,8 @@ pub struct Application {
     /// Stores tracked events; finishes once the server (and so every queue sender) is gone.
     event_writer: JoinHandle<()>,
     maintenance: JoinHandle<()>,
+    cards: Arc<api::cards::PublicCards>,
+    image_decodes: Arc<WorkBudget>,
 }
 
 impl Application {
@@ -196,7 +202,7 @@ impl Application {
             app_password.as_deref(),
             config.database_pool_size,
         )?;
-        let cards = std::sync::Arc::new(api::cards::PublicCards::default());
+        let cards = Arc::new(api::cards::PublicCards::new(&config.public_limits));
         cards.listen(&db);
         let (sink, event_writer) = EventSink::start(db.clone());
         // Visitor ids are keyed by a secret derived from the token secret: one secret to manage,
@@ -209,12 +215,14 @@ impl Application {
         ));
         let maintenance =
             tokio::spawn(analytics::maintain_every(db.clone(), ANALYTICS_MAINTENANCE));
+        let image_decodes = Arc::new(image_decode_budget(&config.image_decode));
         let state = AppState {
             db: db.clone(),
             jwt: JwtKeys::new(config.jwt_secret.expose(), config.jwt_ttl),
             public_base_url: config.public_base_url.clone(),
-            cards,
+            cards: cards.clone(),
             analytics,
+            image_decodes: image_decodes.clone(),
         };
         let listener = tokio::net::TcpListener::bind(config.bind_addr)
             .await
@@ -234,7 +242,19 @@ impl Application {
             db,
             event_writer,
             maintenance,
+            cards,
+            image_decodes,
         })
+    }
+
+    /// The public path's caches and counters (tests look at what a request cost).
+    pub fn public_cards(&self) -> Arc<api::cards::PublicCards> {
+        self.cards.clone()
+    }
+
+    /// The budget of image decodes (tests fill it to see uploads refused).
+    pub fn image_decodes(&self) -> Arc<WorkBudget> {
+        self.image_decodes.clone()
     }
 
     pub fn port(&self) -> u16 {
@@ -264,6 +284,18 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Decodes in flight are bounded by estimated memory (in KiB units) and by count; a few more
+/// may wait briefly for room, the rest are refused at once.
+fn image_decode_budget(limits: &ImageDecodeLimits) -> WorkBudget {
+    let units = api::media::decode_units(limits.memory_bytes);
+    WorkBudget::new(
+        u32::try_from(units).unwrap_or(u32::MAX),
+        limits.max_decodes,
+        limits.max_decodes * 8,
+        IMAGE_DECODE_WAIT,
+    )
 }
 
 /// Resolves on SIGINT or SIGTERM.

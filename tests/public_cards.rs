@@ -10,7 +10,6 @@ use std::{
 };
 
 use base64::Engine as _;
-use callingcard::{config::Config, db::Db, startup::Application};
 use common::{PUBLIC_BASE_URL, Response, Session, TestApp, spawn_app, uuid_of};
 use ical::property::Property;
 use image::{DynamicImage, GenericImageView, ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
@@ -327,40 +326,9 @@ async fn silence_notifications(app: &TestApp) {
         .unwrap();
 }
 
-/// A second instance of the service on `app`'s database, built the way the harness builds one
-/// (the harness always clones a fresh database, so it cannot make this one).
+/// A second instance of the service on `app`'s database.
 async fn second_instance(app: &TestApp) -> TestApp {
-    let url = common::superuser_url(&app.dbname);
-    let vars = [
-        ("DATABASE_URL", url.as_str()),
-        ("BIND_ADDR", "127.0.0.1:0"),
-        ("JWT_SECRET", common::JWT_SECRET),
-        ("PUBLIC_BASE_URL", PUBLIC_BASE_URL),
-        ("DATABASE_POOL_SIZE", "8"),
-    ];
-    let config = Config::from_lookup(|key| {
-        vars.iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| (*v).to_owned())
-    })
-    .expect("test configuration");
-    let built = Application::build(config)
-        .await
-        .expect("building the second instance");
-    let port = built.port();
-    let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(built.run_until(async move {
-        let _ = stop.await;
-    }));
-    TestApp {
-        address: format!("http://127.0.0.1:{port}"),
-        port,
-        dbname: app.dbname.clone(),
-        client: reqwest::Client::new(),
-        db: Db::connect_as_app(&url.parse().unwrap(), None, 4).unwrap(),
-        shutdown: Some(shutdown),
-        server,
-    }
+    common::spawn_app_on(&app.dbname, &[]).await
 }
 
 /// The only property named `name` (with its group, e.g. `item1.TEL`).

@@ -69,10 +69,15 @@ impl Collector {
             .unwrap_or(IpAddr::from([0, 0, 0, 0]))
     }
 
+    /// A key for per-client limits: a keyed hash of the client's address (its /64 for IPv6).
+    pub fn client_key(&self, req: &Request) -> [u8; 16] {
+        self.visitor_key.rate_key(self.client_ip(req))
+    }
+
     /// `Err(retry after)` when this client sent too many tracking requests.
     pub fn check_track_limit(&self, req: &Request) -> Result<(), std::time::Duration> {
-        let key = self.visitor_key.rate_key(self.client_ip(req));
-        self.track_limit.check(&key, Instant::now())
+        self.track_limit
+            .check(&self.client_key(req), Instant::now())
     }
 
     /// Builds the event of `action` on `card` by this request's visitor. A bot's event becomes

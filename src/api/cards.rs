@@ -7,8 +7,11 @@
 
 use std::{
     collections::BTreeMap,
-    sync::{Arc, Mutex, Weak},
-    time::Duration,
+    sync::{
+        Arc, Mutex, Weak,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
 };
 
 use bytes::Bytes;
@@ -30,12 +33,14 @@ use uuid::Uuid;
 
 use super::{ApiTags, AppState, media};
 use crate::{
-    analytics::{Action, collector},
+    analytics::{Action, collector, rate_limit::RateLimiter},
     card::{
         CardProfile, CardUrls, SCAN_SOURCE,
+        budget::WorkBudget,
         cache::{BoundedCache, CardCache},
         page, photo, qr, vcard,
     },
+    config::PublicLimits,
     db::{
         Db, Tenant,
         notifications::{ListenEvent, Listener},
@@ -237,29 +242,54 @@ enum QrFormat {
     Svg,
 }
 
-/// The caches of the public path, shared by all requests of this instance.
+/// The caches of the public path, shared by all requests of this instance, and the bounds on
+/// what their misses may cost.
 pub struct PublicCards {
     cards: CardCache<Arc<RenderedCard>>,
     /// Company slugs never change, so their ids never go stale.
     company_ids: BoundedCache<String, Uuid>,
     qr_images: BoundedCache<(String, qr::QrOptions, QrFormat), Tagged>,
     pub(super) media: BoundedCache<(Uuid, String), media::StoredMedia>,
+    /// Cache misses per client address: hits are free, misses cost a query or a rendering.
+    misses: RateLimiter,
+    /// QR codes being rendered on the blocking pool, in total.
+    qr_renders: WorkBudget,
+    /// Database transactions opened by the public path (for tests and monitoring).
+    lookups: AtomicU64,
     listener: Mutex<Option<Listener>>,
 }
 
-impl Default for PublicCards {
-    fn default() -> Self {
+/// Client addresses whose miss budgets are tracked at once (bounded memory, see `RateLimiter`).
+const TRACKED_ADDRESSES: usize = 100_000;
+/// Unknown slugs remembered at once.
+const MAX_UNKNOWN_SLUGS: usize = 50_000;
+/// How long a request waits for a QR rendering slot before it is told to come back.
+const QR_RENDER_WAIT: Duration = Duration::from_secs(1);
+
+impl PublicCards {
+    pub fn new(limits: &PublicLimits) -> Self {
         Self {
-            cards: CardCache::new(20_000, Duration::from_secs(600)),
+            cards: CardCache::with_unknown(
+                20_000,
+                Duration::from_secs(600),
+                MAX_UNKNOWN_SLUGS,
+                limits.unknown_slug_ttl,
+            ),
             company_ids: BoundedCache::new(4 << 20),
             qr_images: BoundedCache::new(32 << 20),
             media: BoundedCache::new(64 << 20),
+            misses: RateLimiter::new(limits.miss_burst, limits.miss_per_second, TRACKED_ADDRESSES),
+            qr_renders: WorkBudget::new(
+                u32::try_from(limits.qr_renders).unwrap_or(u32::MAX),
+                limits.qr_renders,
+                limits.qr_renders * 4,
+                QR_RENDER_WAIT,
+            ),
+            lookups: AtomicU64::new(0),
             listener: Mutex::new(None),
         }
     }
-}
 
-impl PublicCards {
     /// Starts hearing `card_changed` notifications; until then (and whenever that connection is
     /// lost) cards are not cached.
     pub fn listen(self: &Arc<Self>, db: &Db) {
@@ -282,6 +312,12 @@ impl PublicCards {
         self.media.retain(|(company, _)| *company != company_id);
     }
 
+    /// A new card: neither its company slug nor its own is unknown any more.
+    pub fn card_created(&self, company_id: Uuid, company_slug: &str, employee_id: Uuid) {
+        self.cards.forget_unknown_company(company_slug);
+        self.cards.forget_employee(company_id, employee_id);
+    }
+
     pub fn forget_company(&self, company_id: Uuid) {
         self.cards.forget_company(company_id);
         self.media.retain(|(company, _)| *company != company_id);
@@ -289,6 +325,10 @@ impl PublicCards {
 
     fn apply_notification(&self, payload: &str) {
         self.cards.apply_notification(payload);
+        if payload.starts_with("company_created:") {
+            // A new company has no images yet.
+            return;
+        }
         // `company:{id}` or `employee:{company_id}:{id}`: the company is the second part.
         match payload.split(':').nth(1).map(Uuid::parse_str) {
             Some(Ok(company_id)) => self.media.retain(|(company, _)| *company != company_id),
@@ -299,6 +339,62 @@ impl PublicCards {
     /// Whether rendered cards are being cached (change notifications are heard).
     pub fn is_caching(&self) -> bool {
         self.cards.is_live()
+    }
+
+    /// Transactions the public path has opened since start.
+    pub fn database_lookups(&self) -> u64 {
+        self.lookups.load(Ordering::Relaxed)
+    }
+
+    fn count_lookup(&self) {
+        self.lookups.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Who pays for the cache misses of one request: a visitor's request takes one token of its
+/// address's miss budget, however many misses it makes; internal callers pay nothing.
+pub struct MissPayer<'a> {
+    client: Option<&'a Request>,
+    charged: AtomicBool,
+}
+
+impl<'a> MissPayer<'a> {
+    /// The client that sent `req`.
+    pub fn client(req: &'a Request) -> Self {
+        Self {
+            client: Some(req),
+            charged: AtomicBool::new(false),
+        }
+    }
+
+    /// Nobody: for callers with limits of their own (tracking).
+    pub fn nobody() -> Self {
+        Self {
+            client: None,
+            charged: AtomicBool::new(false),
+        }
+    }
+
+    /// Takes the request's token before it costs the server anything, or refuses it with 429.
+    pub fn charge(&self, state: &AppState) -> Result<(), ApiError> {
+        let Some(req) = self.client else {
+            return Ok(());
+        };
+        if self.charged.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let key = state.analytics.client_key(req);
+        state
+            .cards
+            .misses
+            .check(&key, Instant::now())
+            .map_err(|wait| {
+                ApiError::too_many_requests(
+                    "rate_limited",
+                    "Too many requests for cards that are not cached; try again later",
+                    wait,
+                )
+            })
     }
 }
 
@@ -312,11 +408,13 @@ fn plausible_slug(slug: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-/// The card behind two slugs, from the cache or the database.
+/// The card behind two slugs, from the cache or the database. A miss is charged to `payer`
+/// before the database is asked; a slug found to name no card is remembered for a while.
 pub async fn load_card(
     state: &AppState,
     company_slug: &str,
     employee_slug: &str,
+    payer: &MissPayer<'_>,
 ) -> Result<Arc<RenderedCard>, ApiError> {
     if !plausible_slug(company_slug) || !plausible_slug(employee_slug) {
         return Err(ApiError::not_found(CARD_NOT_FOUND));
@@ -325,29 +423,47 @@ pub async fn load_card(
     if let Some(card) = cards.cards.get(company_slug, employee_slug) {
         return Ok(card);
     }
+    if cards.cards.is_unknown_company(company_slug) {
+        return Err(ApiError::not_found(CARD_NOT_FOUND));
+    }
     let ticket = cards.cards.ticket();
     let company_id = match cards.company_ids.get(&company_slug.to_owned()) {
         Some(id) => id,
         None => {
+            payer.charge(state)?;
+            cards.count_lookup();
             let row = state
                 .db
                 .read_public(async |tx| tx.query_one(CARD_COMPANY, [&company_slug]).await)
                 .await?;
             let id: Option<Uuid> = row.try_get(0).map_err(ApiError::internal)?;
-            let id = id.ok_or_else(|| ApiError::not_found(CARD_NOT_FOUND))?;
+            let Some(id) = id else {
+                cards.cards.remember_unknown_company(ticket, company_slug);
+                return Err(ApiError::not_found(CARD_NOT_FOUND));
+            };
             cards
                 .company_ids
                 .insert(company_slug.to_owned(), id, company_slug.len() + 64);
             id
         }
     };
+    if cards.cards.is_unknown_employee(company_id, employee_slug) {
+        return Err(ApiError::not_found(CARD_NOT_FOUND));
+    }
+    payer.charge(state)?;
+    cards.count_lookup();
     let row = state
         .db
         .read(&Tenant::visitor(company_id), async |tx| {
             tx.query_opt(CARD, [&employee_slug]).await
         })
-        .await?
-        .ok_or_else(|| ApiError::not_found(CARD_NOT_FOUND))?;
+        .await?;
+    let Some(row) = row else {
+        cards
+            .cards
+            .remember_unknown_employee(ticket, company_id, employee_slug);
+        return Err(ApiError::not_found(CARD_NOT_FOUND));
+    };
     let card = Arc::new(RenderedCard::from_row(&row, &state.public_base_url)?);
     cards.cards.insert(
         ticket,
@@ -455,8 +571,11 @@ pub enum VCardFile {
 
 /// The QR code of a card with `options`, from the cache or made now (off the async executor:
 /// a large PNG takes milliseconds).
+/// Each distinct set of options is a miss, charged to `payer`; renders in flight are bounded
+/// in total (503 when all slots stay taken for a moment).
 async fn qr_image(
     state: &AppState,
+    payer: &MissPayer<'_>,
     card: &RenderedCard,
     options: qr::QrOptions,
     format: QrFormat,
@@ -465,10 +584,20 @@ async fn qr_image(
     if let Some(image) = state.cards.qr_images.get(&key) {
         return Ok(image);
     }
+    payer.charge(state)?;
+    let admission = state.cards.qr_renders.admit(1).await.map_err(|busy| {
+        ApiError::busy(
+            "Too many QR codes are being made; try again shortly",
+            busy.retry_after,
+        )
+    })?;
     let (data, opts) = (key.0.clone(), key.1.clone());
-    let image = tokio::task::spawn_blocking(move || match format {
-        QrFormat::Png => Tagged::new(qr::png(&data, &opts)),
-        QrFormat::Svg => Tagged::new(qr::svg(&data, &opts)),
+    let image = tokio::task::spawn_blocking(move || {
+        let _admission = admission;
+        match format {
+            QrFormat::Png => Tagged::new(qr::png(&data, &opts)),
+            QrFormat::Svg => Tagged::new(qr::svg(&data, &opts)),
+        }
     })
     .await
     .map_err(ApiError::internal)?;
@@ -495,10 +624,16 @@ fn qr_options(
 }
 
 /// The vCard of a card (`0`: 3.0, `1`: 4.0), with the photo embedded, made once per card.
-async fn vcard_of(state: &AppState, card: &RenderedCard, v4: bool) -> Result<Tagged, ApiError> {
+async fn vcard_of(
+    state: &AppState,
+    payer: &MissPayer<'_>,
+    card: &RenderedCard,
+    v4: bool,
+) -> Result<Tagged, ApiError> {
     let cell = &card.vcards[usize::from(v4)];
     let tagged = cell
         .get_or_try_init(|| async {
+            payer.charge(state)?;
             let photo = match &card.photo_hash {
                 Some(hash) => vcard_photo(state, card.profile.company_id, hash).await?,
                 None => None,
@@ -521,7 +656,7 @@ async fn vcard_photo(
     company_id: Uuid,
     hash: &str,
 ) -> Result<Option<Vec<u8>>, ApiError> {
-    let Some(stored) = media::load(state, company_id, hash).await? else {
+    let Some(stored) = media::load(state, &MissPayer::nobody(), company_id, hash).await? else {
         return Ok(None);
     };
     let thumbnail = tokio::task::spawn_blocking(move || photo::vcard_thumbnail(&stored.bytes))
@@ -549,9 +684,11 @@ impl CardsApi {
         state: Data<&AppState>,
         company_slug: Path<String>,
         employee_slug: Path<String>,
+        req: &Request,
         #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
     ) -> Result<CardJson, ApiError> {
-        let card = load_card(&state, &company_slug, &employee_slug).await?;
+        let payer = MissPayer::client(req);
+        let card = load_card(&state, &company_slug, &employee_slug, &payer).await?;
         if matches_etag(if_none_match.as_deref(), &card.json_etag) {
             return Ok(CardJson::NotModified(
                 card.json_etag.clone(),
@@ -586,11 +723,13 @@ impl CardsApi {
         bg: Query<Option<String>>,
         /// Quiet zone in modules, 4 to 16 (default 4).
         margin: Query<Option<String>>,
+        req: &Request,
         #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
     ) -> Result<QrPng, ApiError> {
         let options = qr_options(size.0, ecc.0, fg.0, bg.0, margin.0)?;
-        let card = load_card(&state, &company_slug, &employee_slug).await?;
-        let image = qr_image(&state, &card, options, QrFormat::Png).await?;
+        let payer = MissPayer::client(req);
+        let card = load_card(&state, &company_slug, &employee_slug, &payer).await?;
+        let image = qr_image(&state, &payer, &card, options, QrFormat::Png).await?;
         if matches_etag(if_none_match.as_deref(), &image.etag) {
             return Ok(QrPng::NotModified(image.etag, qr_cache_control()));
         }
@@ -621,11 +760,13 @@ impl CardsApi {
         bg: Query<Option<String>>,
         /// Quiet zone in modules, 4 to 16 (default 4).
         margin: Query<Option<String>>,
+        req: &Request,
         #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
     ) -> Result<QrSvg, ApiError> {
         let options = qr_options(size.0, ecc.0, fg.0, bg.0, margin.0)?;
-        let card = load_card(&state, &company_slug, &employee_slug).await?;
-        let image = qr_image(&state, &card, options, QrFormat::Svg).await?;
+        let payer = MissPayer::client(req);
+        let card = load_card(&state, &company_slug, &employee_slug, &payer).await?;
+        let image = qr_image(&state, &payer, &card, options, QrFormat::Svg).await?;
         if matches_etag(if_none_match.as_deref(), &image.etag) {
             return Ok(QrSvg::NotModified(image.etag, qr_cache_control()));
         }
@@ -661,8 +802,9 @@ impl CardsApi {
                 ));
             }
         };
-        let card = load_card(&state, &company_slug, &employee_slug).await?;
-        let file = vcard_of(&state, &card, v4).await?;
+        let payer = MissPayer::client(req);
+        let card = load_card(&state, &company_slug, &employee_slug, &payer).await?;
+        let file = vcard_of(&state, &payer, &card, v4).await?;
         state
             .analytics
             .record_served(req, &card.analytics_card(), Action::DownloadVcard);
@@ -685,7 +827,14 @@ pub async fn card_page(
     RoutePath((company_slug, employee_slug)): RoutePath<(String, String)>,
     req: &Request,
 ) -> Response {
-    let card = match load_card(&state, &company_slug, &employee_slug).await {
+    let card = match load_card(
+        &state,
+        &company_slug,
+        &employee_slug,
+        &MissPayer::client(req),
+    )
+    .await
+    {
         Ok(card) => card,
         Err(e) if e.status() == StatusCode::NOT_FOUND && wants_html(req.headers()) => {
             return not_found_page();

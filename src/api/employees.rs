@@ -311,10 +311,12 @@ impl EmployeesApi {
                 })
             })
             .await?;
-        Ok(Created::Created(Json(Employee::from_row(
-            &row,
-            &state.public_base_url,
-        )?)))
+        let employee = Employee::from_row(&row, &state.public_base_url)?;
+        // Its slugs may be remembered as unknown here; other instances hear of it by notification.
+        state
+            .cards
+            .card_created(employee.company_id, &employee.company_slug, employee.id);
+        Ok(Created::Created(Json(employee)))
     }
 
     /// List a company's employees

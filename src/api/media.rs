@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::{
     ApiTags, AppState, NoContent,
-    cards::matches_etag,
+    cards::{MissPayer, matches_etag},
     companies::{Company, GET_COMPANY, GET_COMPANY_FOR_UPDATE},
     employees::{Employee, GET_EMPLOYEE, employee_tenant, lock_editable},
 };
@@ -100,21 +100,51 @@ fn image_error(e: ImageError) -> ApiError {
     ApiError::new(status, e.code(), e.to_string())
 }
 
-/// Decodes and normalizes an upload off the async executor.
+/// Decodes and normalizes an upload off the async executor, within the decode budget: the
+/// header is read first, and the decode starts only once its estimated memory is free.
 async fn normalize(
+    state: &AppState,
     upload: Vec<u8>,
     normalize: fn(&[u8]) -> Result<StoredImage, ImageError>,
 ) -> Result<StoredImage, ApiError> {
-    tokio::task::spawn_blocking(move || normalize(&upload))
+    let (upload, header) = tokio::task::spawn_blocking(move || {
+        let header = photo::probe(&upload);
+        (upload, header)
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let cost = header.map_err(image_error)?.decode_cost();
+    let admission = state
+        .image_decodes
+        .admit(decode_units(cost))
         .await
-        .map_err(ApiError::internal)?
-        .map_err(image_error)
+        .map_err(|busy| {
+            ApiError::busy(
+                "Too many images are being processed; try again shortly",
+                busy.retry_after,
+            )
+        })?;
+    tokio::task::spawn_blocking(move || {
+        let _admission = admission;
+        normalize(&upload)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(image_error)
+}
+
+/// The decode budget counts KiB, so a `u32` of units covers terabytes.
+pub const DECODE_UNIT_BYTES: u64 = 1024;
+
+pub fn decode_units(bytes: u64) -> u64 {
+    bytes.div_ceil(DECODE_UNIT_BYTES)
 }
 
 /// A stored image, from the cache or the database (as a visitor of its company: images are
 /// public, and the hash in the URL is what makes them unguessable).
 pub async fn load(
     state: &AppState,
+    payer: &MissPayer<'_>,
     company_id: Uuid,
     hash: &str,
 ) -> Result<Option<StoredMedia>, ApiError> {
@@ -122,6 +152,7 @@ pub async fn load(
     if let Some(media) = state.cards.media.get(&key) {
         return Ok(Some(media));
     }
+    payer.charge(state)?;
     let row = state
         .db
         .read(&Tenant::visitor(company_id), async |tx| {
@@ -193,7 +224,7 @@ impl MediaApi {
         let caller = auth.0;
         let tenant = employee_tenant(&state, &caller, employee_id.0).await?;
         check_may_edit(&state, &caller, &tenant, employee_id.0).await?;
-        let image = normalize(body.into_bytes().await?, photo::normalize_photo).await?;
+        let image = normalize(&state, body.into_bytes().await?, photo::normalize_photo).await?;
         let (is_admin, user_id) = (caller.require_admin().is_ok(), caller.user_id());
         let row = state
             .db
@@ -272,7 +303,7 @@ impl MediaApi {
         let caller = auth.0;
         let tenant = caller.tenant_for(company_id.0, "Company not found")?;
         caller.require_admin()?;
-        let image = normalize(body.into_bytes().await?, photo::normalize_logo).await?;
+        let image = normalize(&state, body.into_bytes().await?, photo::normalize_logo).await?;
         let row = state
             .db
             .write(&tenant, async |tx| {
@@ -360,7 +391,7 @@ pub async fn serve(
     {
         return not_found();
     }
-    let media = match load(&state, company_id, hash).await {
+    let media = match load(&state, &MissPayer::client(req), company_id, hash).await {
         Ok(Some(media)) if media.content_type == content_type => media,
         Ok(_) => return not_found(),
         Err(e) => return poem::IntoResponse::into_response(e),

@@ -29,6 +29,8 @@ pub struct AppState {
     pub cards: Arc<cards::PublicCards>,
     /// Records what visitors do on cards.
     pub analytics: Arc<crate::analytics::collector::Collector>,
+    /// Memory and slots for decoding uploaded images.
+    pub image_decodes: Arc<crate::card::budget::WorkBudget>,
 }
 
 #[derive(Tags)]

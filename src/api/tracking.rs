@@ -140,7 +140,13 @@ impl TrackingApi {
         if action == Action::LinkClick && link.is_none() {
             return Err(ApiError::invalid("`link` is required for `link_click`"));
         }
-        let card = cards::load_card(&state, &company_slug, &employee_slug).await?;
+        let card = cards::load_card(
+            &state,
+            &company_slug,
+            &employee_slug,
+            &cards::MissPayer::nobody(),
+        )
+        .await?;
         let card = Card {
             company_id: card.profile.company_id,
             employee_id: card.profile.employee_id,

@@ -9,6 +9,12 @@
 //!
 //! A card loaded from the database while a change was being committed could be older than the
 //! notification that invalidates it; [`Ticket`]s make such a load skip the cache.
+//!
+//! Slugs that name no card are remembered too, briefly, so that asking for the same unknown
+//! slug again costs nothing: a company slug until a company with it is created (`NOTIFY
+//! card_changed 'company_created:{slug}'`), an employee slug until anything in that company
+//! changes (an employee created or renamed notifies `employee:{company_id}:{id}`). The same
+//! rules as for cards hold: nothing while notifications are not heard, tickets against races.
 
 use std::{
     collections::HashMap,
@@ -33,9 +39,20 @@ struct CardEntry<V> {
     value: V,
 }
 
-/// Rendered cards by `(company_slug, employee_slug)`.
+/// A slug that names no card: a company's, or an employee's within a company.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Unknown {
+    Company(String),
+    Employee(Uuid, String),
+}
+
+/// Rendered cards by `(company_slug, employee_slug)`, and slugs known to name none.
 pub struct CardCache<V> {
     entries: Mutex<HashMap<(String, String), CardEntry<V>>>,
+    /// When each unknown slug was found missing.
+    unknown: Mutex<HashMap<Unknown, Instant>>,
+    max_unknown: usize,
+    unknown_ttl: Duration,
     /// Bumped by every invalidation.
     epoch: AtomicU64,
     /// Whether change notifications are being received.
@@ -46,8 +63,21 @@ pub struct CardCache<V> {
 
 impl<V: Clone> CardCache<V> {
     pub fn new(max_entries: usize, ttl: Duration) -> Self {
+        Self::with_unknown(max_entries, ttl, max_entries, Duration::from_secs(60))
+    }
+
+    /// Also remembers at most `max_unknown` unknown slugs, each for `unknown_ttl`.
+    pub fn with_unknown(
+        max_entries: usize,
+        ttl: Duration,
+        max_unknown: usize,
+        unknown_ttl: Duration,
+    ) -> Self {
         Self {
             entries: Mutex::new(HashMap::new()),
+            unknown: Mutex::new(HashMap::new()),
+            max_unknown: max_unknown.max(1),
+            unknown_ttl,
             epoch: AtomicU64::new(0),
             live: AtomicBool::new(false),
             max_entries: max_entries.max(1),
@@ -108,21 +138,106 @@ impl<V: Clone> CardCache<V> {
         true
     }
 
-    fn invalidate(&self, keep: impl Fn(&CardEntry<V>) -> bool) {
+    fn invalidate(
+        &self,
+        keep: impl Fn(&CardEntry<V>) -> bool,
+        keep_unknown: impl Fn(&Unknown) -> bool,
+    ) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         self.entries().retain(|_, e| keep(e));
+        self.unknown().retain(|slug, _| keep_unknown(slug));
     }
 
+    /// Drops the employee's card, and every slug of its company remembered as unknown (the
+    /// change may be a new or renamed card).
     pub fn forget_employee(&self, company_id: Uuid, employee_id: Uuid) {
-        self.invalidate(|e| e.company_id != company_id || e.employee_id != employee_id);
+        self.invalidate(
+            |e| e.company_id != company_id || e.employee_id != employee_id,
+            |slug| !matches!(slug, Unknown::Employee(c, _) if *c == company_id),
+        );
     }
 
     pub fn forget_company(&self, company_id: Uuid) {
-        self.invalidate(|e| e.company_id != company_id);
+        self.invalidate(
+            |e| e.company_id != company_id,
+            |slug| !matches!(slug, Unknown::Employee(c, _) if *c == company_id),
+        );
+    }
+
+    /// A company with this slug exists now.
+    pub fn forget_unknown_company(&self, company_slug: &str) {
+        self.invalidate(
+            |_| true,
+            |slug| !matches!(slug, Unknown::Company(s) if s == company_slug),
+        );
     }
 
     pub fn forget_all(&self) {
-        self.invalidate(|_| false);
+        self.invalidate(|_| false, |_| false);
+    }
+
+    fn unknown(&self) -> MutexGuard<'_, HashMap<Unknown, Instant>> {
+        // As for `entries`: every update is one insert or remove.
+        self.unknown.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether `company_slug` was found to name no company a moment ago.
+    pub fn is_unknown_company(&self, company_slug: &str) -> bool {
+        self.is_unknown(&Unknown::Company(company_slug.to_owned()))
+    }
+
+    /// Whether `employee_slug` was found to name no card of the company a moment ago.
+    pub fn is_unknown_employee(&self, company_id: Uuid, employee_slug: &str) -> bool {
+        self.is_unknown(&Unknown::Employee(company_id, employee_slug.to_owned()))
+    }
+
+    fn is_unknown(&self, slug: &Unknown) -> bool {
+        if !self.live.load(Ordering::Acquire) {
+            return false;
+        }
+        self.unknown()
+            .get(slug)
+            .is_some_and(|found| found.elapsed() < self.unknown_ttl)
+    }
+
+    /// Remembers a company slug found missing by a lookup made after `ticket` was taken.
+    pub fn remember_unknown_company(&self, ticket: Ticket, company_slug: &str) -> bool {
+        self.remember_unknown(ticket, Unknown::Company(company_slug.to_owned()))
+    }
+
+    /// Remembers an employee slug found missing in a company by a lookup made after `ticket`.
+    pub fn remember_unknown_employee(
+        &self,
+        ticket: Ticket,
+        company_id: Uuid,
+        employee_slug: &str,
+    ) -> bool {
+        self.remember_unknown(
+            ticket,
+            Unknown::Employee(company_id, employee_slug.to_owned()),
+        )
+    }
+
+    fn remember_unknown(&self, ticket: Ticket, slug: Unknown) -> bool {
+        let mut unknown = self.unknown();
+        // As in `insert`: a change heard since the lookup may be the very card it missed.
+        if !self.live.load(Ordering::Acquire) || self.epoch.load(Ordering::Acquire) != ticket.0 {
+            return false;
+        }
+        if unknown.len() >= self.max_unknown {
+            let ttl = self.unknown_ttl;
+            unknown.retain(|_, found| found.elapsed() < ttl);
+            if unknown.len() >= self.max_unknown {
+                evict_oldest(&mut unknown, self.max_unknown / 10 + 1, |found| *found);
+            }
+        }
+        unknown.insert(slug, Instant::now());
+        true
+    }
+
+    /// The number of unknown slugs remembered.
+    pub fn unknown_len(&self) -> usize {
+        self.unknown().len()
     }
 
     /// Notifications are flowing (`true`), or the connection was lost (`false`). Either way
@@ -136,9 +251,13 @@ impl<V: Clone> CardCache<V> {
         self.live.load(Ordering::Acquire)
     }
 
-    /// Applies a `card_changed` payload: `company:{id}` or `employee:{company_id}:{id}`. Anything
-    /// else drops the whole cache, to be safe.
+    /// Applies a `card_changed` payload: `company:{id}`, `employee:{company_id}:{id}` or
+    /// `company_created:{slug}`. Anything else drops the whole cache, to be safe.
     pub fn apply_notification(&self, payload: &str) {
+        if let Some(slug) = payload.strip_prefix("company_created:") {
+            self.forget_unknown_company(slug);
+            return;
+        }
         let mut parts = payload.split(':');
         let parsed = match (parts.next(), parts.next(), parts.next(), parts.next()) {
             (Some("company"), Some(id), None, None) => {
@@ -348,6 +467,68 @@ mod tests {
         }
         assert!(cache.len() <= 10);
         assert_eq!(cache.get("acme", "e24"), Some("v"), "the newest stays");
+    }
+
+    #[test]
+    fn unknown_slugs_are_remembered_until_a_card_may_have_appeared() {
+        let cache = live_cache();
+        let (acme, other) = (Uuid::new_v4(), Uuid::new_v4());
+        assert!(cache.remember_unknown_company(cache.ticket(), "nope"));
+        assert!(cache.remember_unknown_employee(cache.ticket(), acme, "ghost"));
+        assert!(cache.remember_unknown_employee(cache.ticket(), other, "ghost"));
+        assert!(cache.is_unknown_company("nope"));
+        assert!(cache.is_unknown_employee(acme, "ghost"));
+        assert!(!cache.is_unknown_employee(acme, "someone"));
+
+        // Any change in a company may be the card: its unknown slugs go, others' stay.
+        cache.apply_notification(&format!("employee:{acme}:{}", Uuid::new_v4()));
+        assert!(!cache.is_unknown_employee(acme, "ghost"));
+        assert!(cache.is_unknown_employee(other, "ghost"));
+        cache.apply_notification(&format!("company:{other}"));
+        assert!(!cache.is_unknown_employee(other, "ghost"));
+        assert!(cache.is_unknown_company("nope"));
+
+        cache.apply_notification("company_created:other-slug");
+        assert!(cache.is_unknown_company("nope"));
+        cache.apply_notification("company_created:nope");
+        assert!(!cache.is_unknown_company("nope"));
+    }
+
+    #[test]
+    fn unknown_slugs_follow_liveness_tickets_expiry_and_bounds() {
+        let cache: CardCache<&str> =
+            CardCache::with_unknown(10, Duration::from_secs(60), 10, Duration::from_secs(60));
+        assert!(
+            !cache.remember_unknown_company(cache.ticket(), "nope"),
+            "not while notifications are unheard"
+        );
+        cache.set_live(true);
+        let ticket = cache.ticket();
+        cache.forget_company(Uuid::new_v4());
+        assert!(
+            !cache.remember_unknown_company(ticket, "nope"),
+            "stale lookup"
+        );
+        assert!(cache.remember_unknown_company(cache.ticket(), "nope"));
+        cache.set_live(false);
+        assert!(!cache.is_unknown_company("nope"), "not used while unheard");
+        cache.set_live(true);
+        assert!(
+            !cache.is_unknown_company("nope"),
+            "dropped when the connection was lost"
+        );
+
+        for i in 0..25 {
+            cache.remember_unknown_company(cache.ticket(), &format!("s{i}"));
+        }
+        assert!(cache.unknown_len() <= 10);
+        assert!(cache.is_unknown_company("s24"), "the newest stays");
+
+        let expiring: CardCache<&str> =
+            CardCache::with_unknown(10, Duration::from_secs(60), 10, Duration::ZERO);
+        expiring.set_live(true);
+        expiring.remember_unknown_company(expiring.ticket(), "nope");
+        assert!(!expiring.is_unknown_company("nope"), "expired");
     }
 
     #[test]

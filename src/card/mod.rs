@@ -2,6 +2,7 @@
 //! the photos they show. Everything here is pure rendering over a [`CardProfile`]; loading,
 //! caching and HTTP live in `api::cards`.
 
+pub mod budget;
 pub mod cache;
 pub mod page;
 pub mod photo;

@@ -20,8 +20,8 @@ use image::codecs::png::{CompressionType, FilterType as PngFilter, PngEncoder};
 use image::imageops::FilterType;
 use image::metadata::Orientation;
 use image::{
-    DynamicImage, GenericImageView, ImageDecoder, ImageEncoder, ImageFormat, ImageReader, Limits,
-    Rgb, RgbImage, Rgba, RgbaImage,
+    ColorType, DynamicImage, GenericImageView, ImageDecoder, ImageEncoder, ImageFormat,
+    ImageReader, Limits, RgbImage, RgbaImage,
 };
 use sha2::{Digest, Sha256};
 
@@ -128,8 +128,10 @@ impl StoredImage {
 /// A source whose shorter side is under `PHOTO_PX` is not upscaled: the output is
 /// `min(shorter side, PHOTO_PX)` square. Upscaling adds bytes but no detail; the page scales
 /// the image with CSS either way.
+///
+/// Peak memory is the decoded pixels and little more (see [`ImageHeader::decode_cost`]).
 pub fn normalize_photo(upload: &[u8]) -> Result<StoredImage, ImageError> {
-    let square = square_photo(decode_upload(upload)?, PHOTO_PX);
+    let square = square_photo(decode_upload(upload)?, PHOTO_PX)?;
     let bytes = encode_jpeg(&square, PHOTO_JPEG_QUALITY)?;
     Ok(StoredImage::jpeg(bytes, square.width(), square.height()))
 }
@@ -138,26 +140,26 @@ pub fn normalize_photo(upload: &[u8]) -> Result<StoredImage, ImageError> {
 ///
 /// An opaque source gives an RGB PNG, a source with an alpha channel an RGBA PNG.
 pub fn normalize_logo(upload: &[u8]) -> Result<StoredImage, ImageError> {
-    let image = decode_upload(upload)?;
-    let (width, height) = image.dimensions();
-    let (out_w, out_h) = fit_within(width, height, LOGO_MAX_PX);
-    let bytes = if image.color().has_alpha() {
-        let resized = resize_rgba_premultiplied(image.into_rgba8(), out_w, out_h);
-        encode_png(
-            resized.as_raw(),
-            out_w,
-            out_h,
-            image::ExtendedColorType::Rgba8,
-        )?
+    let decoded = decode_upload(upload)?;
+    let (width, height) = (decoded.width, decoded.height);
+    let orientation = decoded.orientation;
+    // Fitted as stored, oriented once small: turning a full-size image would copy it.
+    let (fit_w, fit_h) = fit_within(width, height, LOGO_MAX_PX);
+    let has_alpha = decoded.color.has_alpha();
+    let image = decoded.into_8bit((0, 0, width, height), false)?;
+    let mut small = if has_alpha {
+        resize_premultiplied(image, fit_w, fit_h)
     } else {
-        let resized =
-            downscale(DynamicImage::ImageRgb8(image.into_rgb8()), out_w, out_h).into_rgb8();
-        encode_png(
-            resized.as_raw(),
-            out_w,
-            out_h,
-            image::ExtendedColorType::Rgb8,
-        )?
+        downscale(image, fit_w, fit_h)
+    };
+    small.apply_orientation(orientation);
+    let (out_w, out_h) = small.dimensions();
+    let bytes = if has_alpha {
+        let rgba = small.into_rgba8();
+        encode_png(rgba.as_raw(), out_w, out_h, image::ExtendedColorType::Rgba8)?
+    } else {
+        let rgb = small.into_rgb8();
+        encode_png(rgb.as_raw(), out_w, out_h, image::ExtendedColorType::Rgb8)?
     };
     Ok(StoredImage::png(bytes, out_w, out_h))
 }
@@ -169,7 +171,7 @@ pub fn normalize_logo(upload: &[u8]) -> Result<StoredImage, ImageError> {
 /// 20 KB (very noisy photos), the quality steps down to 70, 60, then 50, and the last attempt is
 /// returned whatever its size.
 pub fn vcard_thumbnail(stored_jpeg: &[u8]) -> Result<Vec<u8>, ImageError> {
-    let square = square_photo(decode_upload(stored_jpeg)?, VCARD_PHOTO_PX);
+    let square = square_photo(decode_upload(stored_jpeg)?, VCARD_PHOTO_PX)?;
     let mut bytes = Vec::new();
     for quality in VCARD_JPEG_QUALITIES {
         bytes = encode_jpeg(&square, quality)?;
@@ -178,6 +180,210 @@ pub fn vcard_thumbnail(stored_jpeg: &[u8]) -> Result<Vec<u8>, ImageError> {
         }
     }
     Ok(bytes)
+}
+
+/// What an upload's header says, read before any pixel buffer exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageHeader {
+    pub format: ImageFormat,
+    pub width: u32,
+    pub height: u32,
+    /// The decoded pixels in the decoder's own color type (8 or 16 bits a sample).
+    pub pixel_bytes: u64,
+}
+
+impl ImageHeader {
+    /// The most memory normalizing this image may take at once, in bytes: the decoded pixels
+    /// (turned to 8-bit, flattened and cropped in the same buffer, oriented only once small),
+    /// what the decoder keeps beside them, and the small images after the first downscale.
+    ///
+    /// JPEG decoding keeps one 16-bit coefficient per sample of a progressive image; PNG and
+    /// WebP decoders keep a few rows, or a frame in YUV (1.5 bytes a pixel) for lossy WebP.
+    /// Measured, these stay within the estimate (see the README's upload benchmark).
+    pub fn decode_cost(&self) -> u64 {
+        let pixels = u64::from(self.width) * u64::from(self.height);
+        let channels = (self.pixel_bytes / pixels.max(1)).clamp(1, 8);
+        let decoder = match self.format {
+            ImageFormat::Jpeg => pixels * channels.min(3) * 2,
+            ImageFormat::WebP => pixels * 2,
+            _ => self.pixel_bytes / 16,
+        };
+        self.pixel_bytes + decoder + DOWNSCALED_BYTES
+    }
+}
+
+/// Room for the downscaled copies (at most twice 512 px a side, RGBA and float
+/// intermediates) and the encoders' buffers.
+const DOWNSCALED_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Checks an upload and reads its header, without decoding any pixels: cheap, so a caller can
+/// budget the decode before it starts.
+pub fn probe(upload: &[u8]) -> Result<ImageHeader, ImageError> {
+    let format = check_upload(upload)?;
+    std::panic::catch_unwind(|| {
+        let decoder = open_decoder(upload, format)?;
+        let (width, height) = decoder.dimensions();
+        Ok(ImageHeader {
+            format,
+            width,
+            height,
+            pixel_bytes: decoder.total_bytes(),
+        })
+    })
+    .unwrap_or(Err(ImageError::Corrupt))
+}
+
+/// The checks that need no decoder: size, format by content, a JPEG's end marker.
+fn check_upload(upload: &[u8]) -> Result<ImageFormat, ImageError> {
+    if upload.len() > MAX_UPLOAD_BYTES {
+        return Err(ImageError::TooLarge);
+    }
+    let format = detect_format(upload)?;
+    if format == ImageFormat::Jpeg && !jpeg_has_end_of_image(upload) {
+        // The JPEG decoder is lenient and would fill a truncated scan with gray.
+        return Err(ImageError::Corrupt);
+    }
+    Ok(format)
+}
+
+/// Decoded pixels as the decoder gave them, not yet oriented.
+struct Decoded {
+    color: ColorType,
+    width: u32,
+    height: u32,
+    /// `width * height` pixels of `color`, native-endian samples.
+    pixels: Vec<u8>,
+    orientation: Orientation,
+}
+
+/// Detects the format from the content, checks sizes and decodes. Returns pixels whose sides
+/// are within [`MIN_SIDE_PX`]..=[`MAX_SIDE_PX`], with their EXIF orientation beside them.
+fn decode_upload(upload: &[u8]) -> Result<Decoded, ImageError> {
+    let format = check_upload(upload)?;
+    // Third-party decoders fed hostile bytes: a panic in one of them becomes a refusal rather
+    // than a failed blocking task.
+    std::panic::catch_unwind(|| decode_checked(upload, format)).unwrap_or(Err(ImageError::Corrupt))
+}
+
+/// A decoder that has parsed the header (no pixel buffer yet) and passed the size checks.
+fn open_decoder(upload: &[u8], format: ImageFormat) -> Result<impl ImageDecoder + '_, ImageError> {
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE_PX);
+    limits.max_image_height = Some(MAX_SIDE_PX);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+
+    let mut reader = ImageReader::with_format(Cursor::new(upload), format);
+    reader.limits(limits);
+    let decoder = reader.into_decoder().map_err(from_image_error)?;
+    let (width, height) = decoder.dimensions();
+    check_dimensions(width, height)?;
+    if decoder.total_bytes() > MAX_DECODE_BYTES {
+        return Err(ImageError::TooManyPixels);
+    }
+    Ok(decoder)
+}
+
+fn decode_checked(upload: &[u8], format: ImageFormat) -> Result<Decoded, ImageError> {
+    let mut decoder = open_decoder(upload, format)?;
+    let (width, height) = decoder.dimensions();
+    let color = decoder.color_type();
+    // A malformed EXIF block is not worth refusing the photo over.
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let len = usize::try_from(decoder.total_bytes()).map_err(|_| ImageError::TooManyPixels)?;
+    // Zeroed by the allocator (fresh pages), so untouched memory costs nothing yet.
+    let mut pixels = vec![0u8; len];
+    decoder.read_image(&mut pixels).map_err(from_image_error)?;
+    Ok(Decoded {
+        color,
+        width,
+        height,
+        pixels,
+        orientation,
+    })
+}
+
+impl Decoded {
+    /// The `crop` rectangle `(x, y, width, height)` as an 8-bit image, alpha flattened onto
+    /// white when `flatten`, rewritten in the decoded buffer itself: every step only shrinks a
+    /// pixel or drops pixels, so writing runs behind reading and no second full-size buffer is
+    /// ever made. Pixels stay gray or color as decoded (widened only once downscaled).
+    fn into_8bit(
+        self,
+        crop: (u32, u32, u32, u32),
+        flatten: bool,
+    ) -> Result<DynamicImage, ImageError> {
+        use ColorType as C;
+        let (channels, wide) = match self.color {
+            C::L8 => (1, false),
+            C::La8 => (2, false),
+            C::Rgb8 => (3, false),
+            C::Rgba8 => (4, false),
+            C::L16 => (1, true),
+            C::La16 => (2, true),
+            C::Rgb16 => (3, true),
+            C::Rgba16 => (4, true),
+            _ => return Err(ImageError::Corrupt),
+        };
+        let has_alpha = self.color.has_alpha();
+        let drop_alpha = has_alpha && flatten;
+        let out_channels = channels - usize::from(drop_alpha);
+        let sample = if wide { 2 } else { 1 };
+        let in_px = channels * sample;
+        let (x0, y0, crop_w, crop_h) = (
+            crop.0 as usize,
+            crop.1 as usize,
+            crop.2 as usize,
+            crop.3 as usize,
+        );
+        let width = self.width as usize;
+        let mut buf = self.pixels;
+        if !wide && !drop_alpha {
+            // Only the crop: whole rows move at once.
+            for row in 0..crop_h {
+                let src = ((y0 + row) * width + x0) * in_px;
+                buf.copy_within(src..src + crop_w * in_px, row * crop_w * in_px);
+            }
+        } else {
+            let mut out = 0;
+            for row in 0..crop_h {
+                let mut src = ((y0 + row) * width + x0) * in_px;
+                for _ in 0..crop_w {
+                    let mut px = [0u8; 4];
+                    for (c, value) in px.iter_mut().enumerate().take(channels) {
+                        *value = if wide {
+                            let at = src + 2 * c;
+                            narrow(u16::from_ne_bytes([buf[at], buf[at + 1]]))
+                        } else {
+                            buf[src + c]
+                        };
+                    }
+                    if drop_alpha {
+                        let a = u32::from(px[channels - 1]);
+                        for c in &mut px[..channels - 1] {
+                            *c = ((u32::from(*c) * a + 255 * (255 - a) + 127) / 255) as u8;
+                        }
+                    }
+                    buf[out..out + out_channels].copy_from_slice(&px[..out_channels]);
+                    out += out_channels;
+                    src += in_px;
+                }
+            }
+        }
+        buf.truncate(crop_w * crop_h * out_channels);
+        let (w, h) = (crop.2, crop.3);
+        let image = match (out_channels, has_alpha && !drop_alpha) {
+            (1, _) => image::GrayImage::from_raw(w, h, buf).map(DynamicImage::ImageLuma8),
+            (2, _) => image::GrayAlphaImage::from_raw(w, h, buf).map(DynamicImage::ImageLumaA8),
+            (3, _) => RgbImage::from_raw(w, h, buf).map(DynamicImage::ImageRgb8),
+            _ => RgbaImage::from_raw(w, h, buf).map(DynamicImage::ImageRgba8),
+        };
+        image.ok_or(ImageError::Corrupt)
+    }
+}
+
+/// A 16-bit sample as 8 bits, rounded.
+fn narrow(sample: u16) -> u8 {
+    ((u32::from(sample) * 255 + 32_767) / 65_535) as u8
 }
 
 /// Lowercase hex of the first 16 bytes of the SHA-256 of `bytes` (32 characters).
@@ -190,44 +396,6 @@ pub fn content_hash(bytes: &[u8]) -> String {
         out.push(char::from(HEX[usize::from(b & 0x0f)]));
     }
     out
-}
-
-/// Detects the format from the content, checks sizes, decodes, and applies the EXIF orientation.
-/// Returns an image whose sides are within [`MIN_SIDE_PX`]..=[`MAX_SIDE_PX`].
-fn decode_upload(upload: &[u8]) -> Result<DynamicImage, ImageError> {
-    if upload.len() > MAX_UPLOAD_BYTES {
-        return Err(ImageError::TooLarge);
-    }
-    let format = detect_format(upload)?;
-    if format == ImageFormat::Jpeg && !jpeg_has_end_of_image(upload) {
-        // The JPEG decoder is lenient and would fill a truncated scan with gray.
-        return Err(ImageError::Corrupt);
-    }
-    // Third-party decoders fed hostile bytes: a panic in one of them becomes a refusal rather
-    // than a failed blocking task.
-    std::panic::catch_unwind(|| decode_checked(upload, format)).unwrap_or(Err(ImageError::Corrupt))
-}
-
-fn decode_checked(upload: &[u8], format: ImageFormat) -> Result<DynamicImage, ImageError> {
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(MAX_SIDE_PX);
-    limits.max_image_height = Some(MAX_SIDE_PX);
-    limits.max_alloc = Some(MAX_DECODE_BYTES);
-
-    let mut reader = ImageReader::with_format(Cursor::new(upload), format);
-    reader.limits(limits);
-    // Parses the header only; no pixel buffer yet.
-    let mut decoder = reader.into_decoder().map_err(from_image_error)?;
-    let (width, height) = decoder.dimensions();
-    check_dimensions(width, height)?;
-    if decoder.total_bytes() > MAX_DECODE_BYTES {
-        return Err(ImageError::TooManyPixels);
-    }
-    // A malformed EXIF block is not worth refusing the photo over.
-    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    let mut image = DynamicImage::from_decoder(decoder).map_err(from_image_error)?;
-    image.apply_orientation(orientation);
-    Ok(image)
 }
 
 fn check_dimensions(width: u32, height: u32) -> Result<(), ImageError> {
@@ -349,35 +517,21 @@ fn jpeg_has_end_of_image(bytes: &[u8]) -> bool {
     }
 }
 
-/// The center square of `image`, flattened onto white, downscaled to `max_side` when larger.
-fn square_photo(image: DynamicImage, max_side: u32) -> RgbImage {
-    // Flatten before resampling: resampling straight alpha would bleed the (arbitrary) color of
-    // transparent pixels into their neighbors.
-    let mut flat = DynamicImage::ImageRgb8(flatten_onto_white(image));
-    let (width, height) = flat.dimensions();
+/// The center square of a decoded image, flattened onto white (before resampling: resampling
+/// straight alpha would bleed the arbitrary color of transparent pixels into their
+/// neighbors), downscaled to `max_side` when larger, then turned upright.
+fn square_photo(decoded: Decoded, max_side: u32) -> Result<RgbImage, ImageError> {
+    let (width, height) = (decoded.width, decoded.height);
+    let orientation = decoded.orientation;
     let side = width.min(height);
-    if width != height {
-        flat = flat.crop_imm((width - side) / 2, (height - side) / 2, side, side);
-    }
+    let crop = ((width - side) / 2, (height - side) / 2, side, side);
+    let square = decoded.into_8bit(crop, true)?;
     let out_side = side.min(max_side);
-    downscale(flat, out_side, out_side).into_rgb8()
-}
-
-/// The image as opaque RGB, any transparency composited onto white.
-fn flatten_onto_white(image: DynamicImage) -> RgbImage {
-    if !image.color().has_alpha() {
-        // No copy when the decoder produced 8-bit RGB (most JPEGs).
-        return image.into_rgb8();
-    }
-    let rgba = image.into_rgba8();
-    let mut out = RgbImage::new(rgba.width(), rgba.height());
-    for (dst, src) in out.pixels_mut().zip(rgba.pixels()) {
-        let Rgba([r, g, b, a]) = *src;
-        let a = u32::from(a);
-        let blend = |c: u8| ((u32::from(c) * a + 255 * (255 - a) + 127) / 255) as u8;
-        *dst = Rgb([blend(r), blend(g), blend(b)]);
-    }
-    out
+    // The center square of the upright image is the upright center square, so turning the
+    // small result instead of the full-size one gives the same picture without a copy.
+    let mut small = downscale(square, out_side, out_side);
+    small.apply_orientation(orientation);
+    Ok(small.into_rgb8())
 }
 
 /// `(width, height)` scaled down to fit in `max` × `max`, aspect kept; unchanged when it fits.
@@ -420,18 +574,24 @@ fn downscale(image: DynamicImage, width: u32, height: u32) -> DynamicImage {
 }
 
 /// Resamples in premultiplied alpha, as the resampler assumes: with straight alpha the color of
-/// fully transparent pixels (often black) would darken the edges of the logo.
-fn resize_rgba_premultiplied(mut image: RgbaImage, width: u32, height: u32) -> RgbaImage {
+/// fully transparent pixels (often black) would darken the edges of the logo. Premultiplies in
+/// place; the result is small, and comes back as straight RGBA.
+fn resize_premultiplied(image: DynamicImage, width: u32, height: u32) -> DynamicImage {
     if image.dimensions() == (width, height) {
         return image;
     }
-    for pixel in image.pixels_mut() {
-        let a = u32::from(pixel[3]);
-        for c in &mut pixel.0[..3] {
-            *c = ((u32::from(*c) * a + 127) / 255) as u8;
+    let premultiplied = match image {
+        DynamicImage::ImageLumaA8(mut gray) => {
+            premultiply(&mut gray, 2);
+            DynamicImage::ImageLumaA8(gray)
         }
-    }
-    let mut resized = downscale(DynamicImage::ImageRgba8(image), width, height).into_rgba8();
+        DynamicImage::ImageRgba8(mut rgba) => {
+            premultiply(&mut rgba, 4);
+            DynamicImage::ImageRgba8(rgba)
+        }
+        opaque => return downscale(opaque, width, height),
+    };
+    let mut resized = downscale(premultiplied, width, height).into_rgba8();
     for pixel in resized.pixels_mut() {
         let a = u32::from(pixel[3]);
         for c in &mut pixel.0[..3] {
@@ -441,7 +601,17 @@ fn resize_rgba_premultiplied(mut image: RgbaImage, width: u32, height: u32) -> R
                 .map_or(0, |v| v.min(255) as u8);
         }
     }
-    resized
+    DynamicImage::ImageRgba8(resized)
+}
+
+/// Multiplies the color samples of each pixel of `channels` samples (alpha last) by its alpha.
+fn premultiply(samples: &mut [u8], channels: usize) {
+    for pixel in samples.chunks_exact_mut(channels) {
+        let a = u32::from(pixel[channels - 1]);
+        for c in &mut pixel[..channels - 1] {
+            *c = ((u32::from(*c) * a + 127) / 255) as u8;
+        }
+    }
 }
 
 fn encode_jpeg(image: &RgbImage, quality: u8) -> Result<Vec<u8>, ImageError> {
@@ -475,6 +645,7 @@ fn encode_png(
 mod tests {
     use super::*;
     use image::codecs::webp::WebPEncoder;
+    use image::{Rgb, Rgba};
 
     const RED: Rgb<u8> = Rgb([220, 20, 20]);
     const BLUE: Rgb<u8> = Rgb([20, 20, 220]);

@@ -2,10 +2,11 @@
 //! once, and for every test a fresh database cloned from it with the app on port 0 in front.
 #![allow(dead_code)]
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use callingcard::{
-    api::users::create_superadmin,
+    api::{cards::PublicCards, users::create_superadmin},
+    card::budget::WorkBudget,
     config::Config,
     db::{Db, embedded::LocalCluster, migrations},
     startup::Application,
@@ -108,6 +109,10 @@ pub struct TestApp {
     pub shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     /// The server task; it ends once shutdown has finished.
     pub server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// The app's public card caches and counters.
+    pub cards: Arc<PublicCards>,
+    /// The app's budget of image decodes.
+    pub image_decodes: Arc<WorkBudget>,
 }
 
 #[derive(Clone, Debug)]
@@ -163,7 +168,12 @@ pub async fn spawn_app() -> TestApp {
 
 /// Spawns the app with extra environment variables (e.g. `DATABASE_POOL_SIZE`).
 pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
-    let dbname = fresh_database().await;
+    spawn_app_on(&fresh_database().await, vars).await
+}
+
+/// Spawns another instance of the app on an existing database (e.g. `other.dbname`).
+pub async fn spawn_app_on(dbname: &str, vars: &[(&str, &str)]) -> TestApp {
+    let dbname = dbname.to_owned();
     let url = superuser_url(&dbname);
     let mut env: Vec<(String, String)> = vec![
         ("DATABASE_URL".into(), url.clone()),
@@ -181,6 +191,7 @@ pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
             .expect("test configuration");
     let app = Application::build(config).await.expect("building the app");
     let port = app.port();
+    let (cards, image_decodes) = (app.public_cards(), app.image_decodes());
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async move {
         let _ = stop.await;
@@ -194,6 +205,8 @@ pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
         db,
         shutdown: Some(shutdown),
         server,
+        cards,
+        image_decodes,
     }
 }
 
