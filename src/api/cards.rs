@@ -341,6 +341,11 @@ impl PublicCards {
         self.cards.is_live()
     }
 
+    /// The bound on QR renders in flight (tests fill it).
+    pub fn qr_renders(&self) -> &WorkBudget {
+        &self.qr_renders
+    }
+
     /// Transactions the public path has opened since start.
     pub fn database_lookups(&self) -> u64 {
         self.lookups.load(Ordering::Relaxed)
