@@ -272,6 +272,7 @@ impl Application {
             .run_with_graceful_shutdown(self.endpoint, shutdown, Some(Duration::from_secs(30)))
             .await?;
         self.maintenance.abort();
+        self.cards.stop_listening();
         // Every acknowledged event is committed already; this stores the page views still queued.
         if tokio::time::timeout(Duration::from_secs(10), self.event_writer)
             .await

@@ -92,7 +92,10 @@ async fn wait_until_cached(app: &TestApp, path: &str) {
         if app.cards.database_lookups() == before {
             return;
         }
-        assert!(Instant::now() < deadline, "{path} never came from the cache");
+        assert!(
+            Instant::now() < deadline,
+            "{path} never came from the cache"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     unreachable!()
@@ -158,7 +161,12 @@ async fn the_same_unknown_slug_costs_one_lookup_however_often_it_is_asked() {
 
     let before = app.cards.database_lookups();
     for i in 0..1_000 {
-        let read = get_from(&app, &format!("203.0.113.{}", i % 200), "/api/card/no-such-co/x").await;
+        let read = get_from(
+            &app,
+            &format!("203.0.113.{}", i % 200),
+            "/api/card/no-such-co/x",
+        )
+        .await;
         assert_eq!(read.status, 404);
     }
     let company_slug_lookups = app.cards.database_lookups() - before;
@@ -183,7 +191,11 @@ async fn a_card_that_takes_a_remembered_slug_is_found_on_every_instance() {
         assert_eq!(get_from(app, "198.51.100.3", &wanted).await.status, 404);
         let before = app.cards.database_lookups();
         assert_eq!(get_from(app, "198.51.100.3", &wanted).await.status, 404);
-        assert_eq!(app.cards.database_lookups(), before, "remembered as unknown");
+        assert_eq!(
+            app.cards.database_lookups(),
+            before,
+            "remembered as unknown"
+        );
     }
 
     // The company and its first card appear through the first instance.
@@ -202,7 +214,11 @@ async fn a_card_that_takes_a_remembered_slug_is_found_on_every_instance() {
         assert_eq!(get_from(app, "198.51.100.3", &later).await.status, 404);
         let before = app.cards.database_lookups();
         assert_eq!(get_from(app, "198.51.100.3", &later).await.status, 404);
-        assert_eq!(app.cards.database_lookups(), before, "remembered as unknown");
+        assert_eq!(
+            app.cards.database_lookups(),
+            before,
+            "remembered as unknown"
+        );
     }
     common::connect(&common::superuser_url(&first.dbname))
         .await
@@ -214,7 +230,11 @@ async fn a_card_that_takes_a_remembered_slug_is_found_on_every_instance() {
         .unwrap();
     for app in [&first, &second] {
         let read = poll_until(app, &later, 200).await;
-        assert_eq!(read.status, 200, "{} still says the slug is unknown", app.address);
+        assert_eq!(
+            read.status, 200,
+            "{} still says the slug is unknown",
+            app.address
+        );
         assert_eq!(read.json()["employee_slug"], "taken-later");
     }
 }
@@ -262,11 +282,20 @@ async fn misses_are_limited_per_address_while_hits_stay_free() {
     get_from(&app, walker, &format!("/card/no-such-company/guess-7"))
         .await
         .assert_refused(429, "rate_limited");
-    assert_eq!(app.cards.database_lookups(), before, "refused before the query");
+    assert_eq!(
+        app.cards.database_lookups(),
+        before,
+        "refused before the query"
+    );
 
     // The walker still gets what is cached; another address gets through.
     assert_eq!(get_from(&app, walker, &card).await.status, 200);
-    let other = get_from(&app, "203.0.113.51", &format!("/api/card/{company}/guess-5")).await;
+    let other = get_from(
+        &app,
+        "203.0.113.51",
+        &format!("/api/card/{company}/guess-5"),
+    )
+    .await;
     assert_eq!(other.status, 404, "another address is not limited");
 }
 
@@ -287,13 +316,19 @@ async fn qr_option_combinations_beyond_the_limit_are_refused() {
     get_from(&app, walker, &format!("{qr}?size=105"))
         .await
         .assert_refused(429, "rate_limited");
-    get_from(&app, walker, &format!("{qr}?size=106&ecc=H").replace("qr.png", "qr.svg"))
-        .await
-        .assert_refused(429, "rate_limited");
+    get_from(
+        &app,
+        walker,
+        &format!("{qr}?size=106&ecc=H").replace("qr.png", "qr.svg"),
+    )
+    .await
+    .assert_refused(429, "rate_limited");
     // What was rendered once is cached, and free.
     for _ in 0..20 {
         assert_eq!(
-            get_from(&app, walker, &format!("{qr}?size=100")).await.status,
+            get_from(&app, walker, &format!("{qr}?size=100"))
+                .await
+                .status,
             200
         );
     }
@@ -373,10 +408,9 @@ async fn uploads_beyond_the_decode_budget_are_refused_and_change_nothing() {
 
     // Decodes in flight hold the whole budget: concurrent uploads are all refused.
     let held = budget.try_admit(u64::MAX).expect("an idle budget");
-    let refused = futures::future::join_all(
-        (0..3).map(|i| upload(&app, &admin, employee_id, png(64, i))),
-    )
-    .await;
+    let refused =
+        futures::future::join_all((0..3).map(|i| upload(&app, &admin, employee_id, png(64, i))))
+            .await;
     for resp in &refused {
         assert_busy(resp);
     }

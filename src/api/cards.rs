@@ -305,6 +305,17 @@ impl PublicCards {
         *self.listener.lock().unwrap_or_else(|e| e.into_inner()) = Some(listener);
     }
 
+    /// Stops hearing notifications (at shutdown: its connection goes, whoever still holds this).
+    pub fn stop_listening(&self) {
+        let listener = self
+            .listener
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        drop(listener);
+        self.cards.set_live(false);
+    }
+
     /// Drops a changed card at once on this instance (the others hear of it by notification),
     /// and the company's images: one may have been replaced or removed.
     pub fn forget_employee(&self, company_id: Uuid, employee_id: Uuid) {
