@@ -279,7 +279,7 @@ async fn misses_are_limited_per_address_while_hits_stay_free() {
     let page = get_from(&app, walker, &format!("/card/{company}/guess-6")).await;
     page.assert_refused(429, "rate_limited");
     let before = app.cards.database_lookups();
-    get_from(&app, walker, &format!("/card/no-such-company/guess-7"))
+    get_from(&app, walker, "/card/no-such-company/guess-7")
         .await
         .assert_refused(429, "rate_limited");
     assert_eq!(

@@ -263,6 +263,8 @@ pub struct PublicCards {
 const TRACKED_ADDRESSES: usize = 100_000;
 /// Unknown slugs remembered at once.
 const MAX_UNKNOWN_SLUGS: usize = 50_000;
+/// What decoding a stored photo for a vCard may take: its pixels and the downscaling.
+const VCARD_PHOTO_DECODE_BYTES: u64 = 4 * (photo::PHOTO_PX as u64).pow(2) + (16 << 20);
 /// How long a request waits for a QR rendering slot before it is told to come back.
 const QR_RENDER_WAIT: Duration = Duration::from_secs(1);
 
@@ -675,9 +677,23 @@ async fn vcard_photo(
     let Some(stored) = media::load(state, &MissPayer::nobody(), company_id, hash).await? else {
         return Ok(None);
     };
-    let thumbnail = tokio::task::spawn_blocking(move || photo::vcard_thumbnail(&stored.bytes))
+    // A stored photo is small (at most `PHOTO_PX` square), but its decode shares the budget.
+    let admission = state
+        .image_decodes
+        .admit(media::decode_units(VCARD_PHOTO_DECODE_BYTES))
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(|busy| {
+            ApiError::busy(
+                "Too many images are being processed; try again shortly",
+                busy.retry_after,
+            )
+        })?;
+    let thumbnail = tokio::task::spawn_blocking(move || {
+        let _admission = admission;
+        photo::vcard_thumbnail(&stored.bytes)
+    })
+    .await
+    .map_err(ApiError::internal)?;
     match thumbnail {
         Ok(jpeg) => Ok(Some(jpeg)),
         Err(e) => {
