@@ -12,6 +12,10 @@
 //! noticeable fraction of a second): async callers must run it under
 //! `tokio::task::spawn_blocking`, never directly on a runtime worker thread. The same input always
 //! gives the same bytes, so [`content_hash`] can name the stored file.
+//!
+//! Memory is the decoded pixels and little more: they are made 8-bit, flattened and cropped in
+//! their own buffer, and only the small downscaled image is turned upright. [`probe`] reads the
+//! header alone, so a caller can budget [`ImageHeader::decode_cost`] before decoding.
 
 use std::io::Cursor;
 
