@@ -1,13 +1,18 @@
 //! `POST /api/analytics/track`: what a visitor did on a card, reported by the card page's
 //! beacons. Public, rate limited per client address, answered once the event is stored.
 
-use poem::{Request, web::Data};
+use poem::{Request, http::StatusCode, web::Data};
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi, param::Query, payload::Json};
 use uuid::Uuid;
 
 use super::{ApiTags, AppState, cards};
 use crate::{
-    analytics::{Action, agent::Device, collector::Card, ingest::IngestError},
+    analytics::{
+        Action,
+        agent::Device,
+        collector::Card,
+        ingest::{self, IngestError},
+    },
     error::{ApiError, ErrorBody},
 };
 
@@ -132,6 +137,9 @@ impl TrackingApi {
             ));
         }
         let body = body.0;
+        // Before trimming: a trailing line break is refused too, not quietly dropped.
+        visible_line("link", body.link.as_deref())?;
+        visible_line("region", body.region.as_deref())?;
         let action = Action::from(body.action);
         let link = body
             .link
@@ -160,10 +168,7 @@ impl TrackingApi {
             .sink
             .record(event)
             .await
-            .map_err(|e| match e {
-                IngestError::Closed => ApiError::unavailable("The service is shutting down"),
-                IngestError::Database(e) => ApiError::internal(e),
-            })?;
+            .map_err(|e| not_stored(&e))?;
         Ok(TrackResponse::Ok(Json(Tracked {
             status: if tracked {
                 TrackStatus::Tracked
@@ -172,5 +177,50 @@ impl TrackingApi {
             },
             event_id: tracked.then_some(id),
         })))
+    }
+}
+
+/// Refuses a visitor's text that is not one line of visible text: control characters (a NUL
+/// PostgreSQL cannot store, terminal escapes, line breaks) and the bidirectional overrides and
+/// isolates that make a value read as another in a dashboard or a spreadsheet. The lengths are
+/// checked by the schema.
+fn visible_line(field: &str, value: Option<&str>) -> Result<(), ApiError> {
+    let refused = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+            || matches!(c, '\u{2028}' | '\u{2029}')
+    };
+    match value {
+        Some(value) if value.chars().any(refused) => Err(ApiError::invalid(format!(
+            "`{field}` must be one line of visible text: no control characters or \
+             bidirectional overrides"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Why an event was not stored, for its client: refused alone (the writer isolates a bad event
+/// from the rest of its batch) is the request's fault; an outage is a 503, to retry.
+fn not_stored(error: &IngestError) -> ApiError {
+    use tokio_postgres::error::SqlState;
+    match error {
+        IngestError::Closed => ApiError::unavailable("The service is shutting down"),
+        IngestError::Refused(e) => {
+            if e.as_db_error()
+                .is_some_and(|db| *db.code() == SqlState::FOREIGN_KEY_VIOLATION)
+            {
+                // The company was deleted while the event waited.
+                ApiError::not_found("Card not found")
+            } else {
+                tracing::warn!(error = %e, "an analytics event was refused by the database");
+                ApiError::unprocessable("event_refused", "This event cannot be stored")
+            }
+        }
+        IngestError::Database(e) if ingest::is_outage(e) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            "The database is unavailable, try again shortly",
+        ),
+        IngestError::Database(e) => ApiError::internal(e),
     }
 }
