@@ -7,9 +7,12 @@
 
 mod common;
 
-use callingcard::analytics::{
-    Action,
-    ingest::{CardEvent, EventSink, IngestError},
+use callingcard::{
+    analytics::{
+        Action,
+        ingest::{self, CardEvent, EventSink, IngestError},
+    },
+    db::Db,
 };
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Utc};
 use common::{Session, TestApp, spawn_app, uuid_of};
@@ -211,6 +214,44 @@ async fn a_refused_event_fails_alone_and_its_batch_is_stored() {
         2
     );
 
+    drop(sink);
+    writer.await.unwrap();
+}
+
+/// An outage is nobody's event's fault: every event of the batch fails as an outage (the
+/// endpoint's 503), none as refused, whatever it carries.
+#[tokio::test(flavor = "current_thread")]
+async fn an_outage_fails_the_batch_as_one_outage() {
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://postgres@127.0.0.1:{closed_port}/nowhere");
+    let (sink, writer) =
+        EventSink::start(Db::connect_as_app(&url.parse().unwrap(), None, 2).unwrap());
+    let events: Vec<CardEvent> = (0..3)
+        .map(|_| CardEvent {
+            id: Uuid::new_v4(),
+            occurred_at: Utc::now(),
+            company_id: Uuid::new_v4(),
+            employee_id: Uuid::new_v4(),
+            action: Action::Share,
+            link: Some("x\u{0}".to_owned()),
+            device: None,
+            region: None,
+            visitor: None,
+        })
+        .collect();
+    for result in join_all(events.iter().map(|e| sink.record(e.clone()))).await {
+        match result {
+            Err(IngestError::Database(e)) => assert!(ingest::is_outage(&e), "{e}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    let stats = &sink.stats;
+    assert_eq!(stats.batches.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(stats.failed.load(std::sync::atomic::Ordering::Relaxed), 3);
     drop(sink);
     writer.await.unwrap();
 }
