@@ -160,7 +160,8 @@ async fn write_batch(db: &Db, batch: &[Pending]) -> Vec<Result<(), IngestError>>
 
 /// Stores one company's events; when PostgreSQL refuses them for their data, stores each half
 /// apart, down to single events, so only an event at fault fails. With k refused events among
-/// n that costs about 2·k·log2(n/k) more transactions, and nothing more when all goes well.
+/// n that costs about 2·k·log2(n/k) more transactions (2·n − 1 at worst, when every event is
+/// refused, as when the company was just deleted), and nothing more when all goes well.
 async fn write_isolating(
     db: &Db,
     company_id: Uuid,

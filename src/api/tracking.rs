@@ -214,7 +214,7 @@ fn not_stored(error: &IngestError) -> ApiError {
                 // The company was deleted while the event waited.
                 ApiError::not_found("Card not found")
             } else {
-                tracing::warn!(error = %e, "an analytics event was refused by the database");
+                // Logged by the writer, with the event.
                 ApiError::unprocessable("event_refused", "This event cannot be stored")
             }
         }
