@@ -71,12 +71,12 @@ pub struct TrackRequest {
     pub action: TrackAction,
     /// Derived from the User-Agent when absent.
     pub device: Option<DeviceKind>,
-    /// A country or region code; a trusted CDN header (`REGION_HEADER`) takes precedence. Like
-    /// `link`, one line of visible text: control characters and bidirectional overrides are
-    /// refused (422).
+    /// A country or region code; a trusted CDN header (`REGION_HEADER`) takes precedence. One
+    /// line of visible text, as `link`.
     #[oai(validator(max_length = 64))]
     pub region: Option<String>,
-    /// The link's name (e.g. `linkedin`); required for `link_click`, ignored otherwise.
+    /// The link's name (e.g. `linkedin`); required for `link_click`, ignored otherwise. One line
+    /// of visible text: control characters and bidirectional overrides are refused (422).
     #[oai(validator(min_length = 1, max_length = 100))]
     pub link: Option<String>,
 }
