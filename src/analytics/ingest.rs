@@ -5,9 +5,14 @@
 //!
 //! A tracking request is answered only after its batch committed. A graceful shutdown closes the
 //! queue and lets the writer finish what it holds before the database goes away.
+//!
+//! One event must never fail another: when PostgreSQL refuses a company's statement for its data,
+//! the writer halves the events and stores each half apart until only the refused events remain,
+//! so every other event (page views nobody waits for included) is stored and acknowledged.
 
 use std::{
     collections::BTreeMap,
+    ops::Range,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -48,13 +53,18 @@ pub struct CardEvent {
 
 struct Pending {
     event: CardEvent,
-    done: Option<oneshot::Sender<Result<(), Arc<DbError>>>>,
+    done: Option<oneshot::Sender<Result<(), IngestError>>>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("the event store is shutting down")]
     Closed,
+    /// PostgreSQL refused this event itself (a value it cannot store, a constraint); the other
+    /// events of its batch were stored without it.
+    #[error("the event was refused: {0}")]
+    Refused(Arc<DbError>),
+    /// Storing failed for every event of the company in the batch (an outage, a bug).
     #[error(transparent)]
     Database(Arc<DbError>),
 }
@@ -93,11 +103,7 @@ impl EventSink {
             })
             .await
             .map_err(|_| IngestError::Closed)?;
-        match committed.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(IngestError::Database(e)),
-            Err(_) => Err(IngestError::Closed),
-        }
+        committed.await.unwrap_or(Err(IngestError::Closed))
     }
 
     /// Stores `event` without waiting (a page view must not wait for analytics). Returns false
@@ -116,12 +122,7 @@ async fn write_batches(db: Db, mut receiver: mpsc::Receiver<Pending>, stats: Arc
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let results = write_batch(&db, &batch).await;
         stats.batches.fetch_add(1, Ordering::Relaxed);
-        for pending in batch.drain(..) {
-            // Each company is its own transaction: a request hears only of its own company's.
-            let result = results
-                .get(&pending.event.company_id)
-                .cloned()
-                .unwrap_or(Ok(()));
+        for (pending, result) in batch.drain(..).zip(results) {
             let counter = if result.is_ok() {
                 &stats.events
             } else {
@@ -135,30 +136,95 @@ async fn write_batches(db: Db, mut receiver: mpsc::Receiver<Pending>, stats: Arc
     }
 }
 
-type CompanyResults = BTreeMap<Uuid, Result<(), Arc<DbError>>>;
-
-/// One transaction per company in the batch, all at once on separate connections.
-async fn write_batch(db: &Db, batch: &[Pending]) -> CompanyResults {
-    let mut by_company: BTreeMap<Uuid, Vec<&CardEvent>> = BTreeMap::new();
-    for pending in batch {
+/// The outcome of each event of the batch, in its order: each company on a connection of its
+/// own, all at once.
+async fn write_batch(db: &Db, batch: &[Pending]) -> Vec<Result<(), IngestError>> {
+    let mut by_company: BTreeMap<Uuid, Vec<usize>> = BTreeMap::new();
+    for (i, pending) in batch.iter().enumerate() {
         by_company
             .entry(pending.event.company_id)
             .or_default()
-            .push(&pending.event);
+            .push(i);
     }
-    let writes = by_company.into_iter().map(async |(company_id, events)| {
-        let count = events.len();
-        let result = write_company(db, company_id, events).await.map_err(|e| {
-            tracing::error!(error = %e, %company_id, events = count, "storing analytics events failed");
-            Arc::new(e)
-        });
-        (company_id, result)
+    let writes = by_company.into_iter().map(async |(company_id, indexes)| {
+        let events: Vec<&CardEvent> = indexes.iter().map(|&i| &batch[i].event).collect();
+        let results = write_isolating(db, company_id, &events).await;
+        indexes.into_iter().zip(results)
     });
-    join_all(writes).await.into_iter().collect()
+    let mut results = vec![Ok(()); batch.len()];
+    for (i, result) in join_all(writes).await.into_iter().flatten() {
+        results[i] = result;
+    }
+    results
 }
 
-async fn write_company(db: &Db, company_id: Uuid, events: Vec<&CardEvent>) -> Result<(), DbError> {
-    let columns = Columns::of(&events);
+/// Stores one company's events; when PostgreSQL refuses them for their data, stores each half
+/// apart, down to single events, so only an event at fault fails. With k refused events among
+/// n that costs about 2·k·log2(n/k) more transactions (2·n − 1 at worst, when every event is
+/// refused, as when the company was just deleted), and nothing more when all goes well.
+async fn write_isolating(
+    db: &Db,
+    company_id: Uuid,
+    events: &[&CardEvent],
+) -> Vec<Result<(), IngestError>> {
+    let mut results = vec![Ok(()); events.len()];
+    // Parts still to store, as ranges of `events`; the whole first.
+    let mut pending: Vec<Range<usize>> = Vec::new();
+    pending.push(0..events.len());
+    while let Some(part) = pending.pop() {
+        let error = match write_company(db, company_id, &events[part.clone()]).await {
+            Ok(()) => continue,
+            Err(e) if part.len() > 1 && refused_for_data(&e) => {
+                tracing::debug!(error = %e, %company_id, events = part.len(),
+                                "analytics events refused; storing them apart");
+                let middle = part.start + part.len() / 2;
+                pending.push(middle..part.end);
+                pending.push(part.start..middle);
+                continue;
+            }
+            Err(e) if refused_for_data(&e) => {
+                let event = events[part.start];
+                tracing::warn!(error = %e, %company_id, event_id = %event.id,
+                               action = event.action.as_str(), "analytics event refused");
+                IngestError::Refused(Arc::new(e))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, %company_id, events = part.len(),
+                                "storing analytics events failed");
+                IngestError::Database(Arc::new(e))
+            }
+        };
+        results[part].fill(Err(error));
+    }
+    results
+}
+
+/// Whether PostgreSQL refused the statement for what it was given (a data exception, a
+/// constraint, a value past a limit): something one event may carry. Anything else (an outage,
+/// a bug in the statement) would fail each event alike, so it is not worth isolating.
+fn refused_for_data(e: &DbError) -> bool {
+    e.as_db_error()
+        .is_some_and(|db| matches!(&db.code().code()[..2], "22" | "23" | "54"))
+}
+
+/// Whether storing failed because the database is out of reach or going away (not our bug, not
+/// the event's fault): the client should retry later.
+pub fn is_outage(e: &DbError) -> bool {
+    match e {
+        DbError::Unavailable(_) => true,
+        DbError::Postgres(pg) => match pg.as_db_error() {
+            // No answer from the server at all: a closed connection, a socket error.
+            None => true,
+            // Connection exceptions, insufficient resources, shutdowns, cancelled statements,
+            // and conflicts that outlived their retries.
+            Some(db) => matches!(&db.code().code()[..2], "08" | "40" | "53" | "57" | "58"),
+        },
+        DbError::PreparedLate | DbError::Misuse(_) => false,
+    }
+}
+
+async fn write_company(db: &Db, company_id: Uuid, events: &[&CardEvent]) -> Result<(), DbError> {
+    let columns = Columns::of(events);
     let mut attempt = 0;
     loop {
         attempt += 1;

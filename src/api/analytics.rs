@@ -12,9 +12,7 @@ use std::io;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use bytes::Bytes;
-use chrono::{
-    DateTime, Datelike, LocalResult, NaiveDate, NaiveTime, SecondsFormat, TimeDelta, TimeZone, Utc,
-};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, SecondsFormat, TimeDelta, Utc};
 use chrono_tz::Tz;
 use futures::{Stream, StreamExt, stream};
 use poem::{Body, web::Data};
@@ -30,6 +28,7 @@ use super::{
     ApiTags, AppState,
     employees::employee_tenant,
     page,
+    time_bound::{self, TimeBound, day_start},
     tracking::{DeviceKind, TrackAction},
 };
 use crate::{
@@ -676,22 +675,6 @@ impl BucketPlan {
     }
 }
 
-/// The first instant of a local day: midnight, or when midnight does not exist (a DST change at
-/// midnight, as in America/Santiago), the first local time after it that does.
-fn day_start(tz: Tz, day: NaiveDate) -> DateTime<Utc> {
-    let mut local = day.and_time(NaiveTime::MIN);
-    // Gaps are an hour or less in practice; a skipped day (Pacific/Apia, 2011-12-30) ends the
-    // search at the next midnight after 24 hours of steps.
-    for _ in 0..=(24 * 4) {
-        match tz.from_local_datetime(&local) {
-            LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => return t.with_timezone(&Utc),
-            LocalResult::None => local += TimeDelta::minutes(15),
-        }
-    }
-    // Unreachable with real zones; UTC midnight keeps the bounds sorted enough to be useful.
-    day.and_time(NaiveTime::MIN).and_utc()
-}
-
 /// The range of a time series: defaults to the 30 local days (or 720 hours) ending with the one
 /// containing `to` (default now); at most 400 days of days or 31 days of hours, plus the hour a
 /// DST change may add.
@@ -910,6 +893,8 @@ impl EventRow {
 /// Appends one CSV field (RFC 4180): quoted when it holds a comma, quote or line break, quotes
 /// doubled. A value a spreadsheet would run as a formula (leading `=`, `+`, `-`, `@`, and tab or
 /// carriage return, per OWASP) gets a leading `'`: `link` and `region` come from visitors.
+/// Control characters and bidirectional overrides, which tracking refuses but older rows may
+/// hold, become U+FFFD: an export never carries a terminal escape or a reversed text.
 fn csv_field(out: &mut String, value: &str) {
     let formula = value.starts_with(['=', '+', '-', '@', '\t', '\r']);
     let quoted = value.contains([',', '"', '\n', '\r']);
@@ -923,7 +908,13 @@ fn csv_field(out: &mut String, value: &str) {
         if c == '"' {
             out.push('"');
         }
-        out.push(c);
+        let hidden = (c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+            || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+        out.push(if hidden {
+            char::REPLACEMENT_CHARACTER
+        } else {
+            c
+        });
     }
     if quoted {
         out.push('"');
@@ -1127,10 +1118,10 @@ impl AnalyticsApi {
         state: Data<&AppState>,
         auth: BearerAuth,
         company_id: Path<Uuid>,
-        /// RFC 3339; default: the start of retention.
-        from: Query<Option<DateTime<Utc>>>,
-        /// RFC 3339, exclusive; default: now.
-        to: Query<Option<DateTime<Utc>>>,
+        /// RFC 3339, or a date (from its midnight, UTC); default: the start of retention.
+        from: Query<Option<TimeBound>>,
+        /// RFC 3339, exclusive, or a date (included whole, UTC); default: now.
+        to: Query<Option<TimeBound>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Events per page, 1 to 100 (default 50).
@@ -1139,7 +1130,8 @@ impl AnalyticsApi {
         let caller = auth.0;
         let tenant = caller.tenant_for(company_id.0, "Company not found")?;
         caller.require_admin()?;
-        let window = EventWindow::parse(from.0, to.0, cursor.0.as_deref(), limit.0, Utc::now())?;
+        let (from, to) = time_bound::range(from.0.as_ref(), to.0.as_ref(), Tz::UTC)?;
+        let window = EventWindow::parse(from, to, cursor.0.as_deref(), limit.0, Utc::now())?;
         let company_id = company_id.0;
         let (exists, rows, summary) = state
             .db
@@ -1178,10 +1170,10 @@ impl AnalyticsApi {
         state: Data<&AppState>,
         auth: BearerAuth,
         employee_id: Path<Uuid>,
-        /// RFC 3339; default: the start of retention.
-        from: Query<Option<DateTime<Utc>>>,
-        /// RFC 3339, exclusive; default: now.
-        to: Query<Option<DateTime<Utc>>>,
+        /// RFC 3339, or a date (from its midnight, UTC); default: the start of retention.
+        from: Query<Option<TimeBound>>,
+        /// RFC 3339, exclusive, or a date (included whole, UTC); default: now.
+        to: Query<Option<TimeBound>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Events per page, 1 to 100 (default 50).
@@ -1189,7 +1181,8 @@ impl AnalyticsApi {
     ) -> Result<Json<EventPage>, ApiError> {
         let caller = auth.0;
         let tenant = employee_tenant(&state, &caller, employee_id.0).await?;
-        let window = EventWindow::parse(from.0, to.0, cursor.0.as_deref(), limit.0, Utc::now())?;
+        let (from, to) = time_bound::range(from.0.as_ref(), to.0.as_ref(), Tz::UTC)?;
+        let window = EventWindow::parse(from, to, cursor.0.as_deref(), limit.0, Utc::now())?;
         let (company_id, employee_id, user_id) =
             (tenant.company_id, employee_id.0, caller.user_id());
         let (access, rows, summary) = state
@@ -1232,10 +1225,11 @@ impl AnalyticsApi {
         state: Data<&AppState>,
         auth: BearerAuth,
         company_id: Path<Uuid>,
-        /// RFC 3339; default: 30 days (or 720 hours) before `to`.
-        from: Query<Option<DateTime<Utc>>>,
-        /// RFC 3339, exclusive; default: now.
-        to: Query<Option<DateTime<Utc>>>,
+        /// RFC 3339, or a date (from its start in `tz`); default: 30 days (or 720 hours)
+        /// before `to`.
+        from: Query<Option<TimeBound>>,
+        /// RFC 3339, exclusive, or a date (included whole, in `tz`); default: now.
+        to: Query<Option<TimeBound>>,
         /// IANA time zone, e.g. `America/New_York` (default `UTC`).
         tz: Query<Option<String>>,
         /// `day` (default; at most 400 days) or `hour` (at most 31 days).
@@ -1246,7 +1240,8 @@ impl AnalyticsApi {
         caller.require_admin()?;
         let tz = parse_tz(tz.0.as_deref())?;
         let interval = interval.0.unwrap_or(Interval::Day);
-        let (from, to) = series_range(tz, interval, from.0, to.0, Utc::now())?;
+        let (from, to) = time_bound::range(from.0.as_ref(), to.0.as_ref(), tz)?;
+        let (from, to) = series_range(tz, interval, from, to, Utc::now())?;
         let plan = BucketPlan::new(tz, interval, from, to);
         let company_id = company_id.0;
         let (start, end) = (plan.start(), plan.end());
@@ -1284,10 +1279,11 @@ impl AnalyticsApi {
         state: Data<&AppState>,
         auth: BearerAuth,
         employee_id: Path<Uuid>,
-        /// RFC 3339; default: 30 days (or 720 hours) before `to`.
-        from: Query<Option<DateTime<Utc>>>,
-        /// RFC 3339, exclusive; default: now.
-        to: Query<Option<DateTime<Utc>>>,
+        /// RFC 3339, or a date (from its start in `tz`); default: 30 days (or 720 hours)
+        /// before `to`.
+        from: Query<Option<TimeBound>>,
+        /// RFC 3339, exclusive, or a date (included whole, in `tz`); default: now.
+        to: Query<Option<TimeBound>>,
         /// IANA time zone, e.g. `America/New_York` (default `UTC`).
         tz: Query<Option<String>>,
         /// `day` (default; at most 400 days) or `hour` (at most 31 days).
@@ -1297,7 +1293,8 @@ impl AnalyticsApi {
         let tenant = employee_tenant(&state, &caller, employee_id.0).await?;
         let tz = parse_tz(tz.0.as_deref())?;
         let interval = interval.0.unwrap_or(Interval::Day);
-        let (from, to) = series_range(tz, interval, from.0, to.0, Utc::now())?;
+        let (from, to) = time_bound::range(from.0.as_ref(), to.0.as_ref(), tz)?;
+        let (from, to) = series_range(tz, interval, from, to, Utc::now())?;
         let plan = BucketPlan::new(tz, interval, from, to);
         let (company_id, employee_id, user_id) =
             (tenant.company_id, employee_id.0, caller.user_id());
@@ -1335,15 +1332,16 @@ impl AnalyticsApi {
         company_id: Path<Uuid>,
         /// `device` or `region`.
         by: Query<BreakdownBy>,
-        /// RFC 3339; default: 30 days before `to`.
-        from: Query<Option<DateTime<Utc>>>,
-        /// RFC 3339, exclusive; default: now.
-        to: Query<Option<DateTime<Utc>>>,
+        /// RFC 3339, or a date (from its midnight, UTC); default: 30 days before `to`.
+        from: Query<Option<TimeBound>>,
+        /// RFC 3339, exclusive, or a date (included whole, UTC); default: now.
+        to: Query<Option<TimeBound>>,
     ) -> Result<Json<Breakdown>, ApiError> {
         let caller = auth.0;
         let tenant = caller.tenant_for(company_id.0, "Company not found")?;
         caller.require_admin()?;
-        let tiers = HourRange::parse(from.0, to.0, Utc::now())?.tiers();
+        let (from, to) = time_bound::range(from.0.as_ref(), to.0.as_ref(), Tz::UTC)?;
+        let tiers = HourRange::parse(from, to, Utc::now())?.tiers();
         let (head, days, tail) = tiers.params();
         let sql = match by.0 {
             BreakdownBy::Device => BREAKDOWN_BY_DEVICE,
@@ -1390,17 +1388,18 @@ impl AnalyticsApi {
         state: Data<&AppState>,
         auth: BearerAuth,
         company_id: Path<Uuid>,
-        /// RFC 3339; default: 30 days before `to`.
-        from: Query<Option<DateTime<Utc>>>,
-        /// RFC 3339, exclusive; default: now.
-        to: Query<Option<DateTime<Utc>>>,
+        /// RFC 3339, or a date (from its midnight, UTC); default: 30 days before `to`.
+        from: Query<Option<TimeBound>>,
+        /// RFC 3339, exclusive, or a date (included whole, UTC); default: now.
+        to: Query<Option<TimeBound>>,
         /// How many employees, 1 to 100 (default 10).
         limit: Query<Option<u32>>,
     ) -> Result<Json<Leaderboard>, ApiError> {
         let caller = auth.0;
         let tenant = caller.tenant_for(company_id.0, "Company not found")?;
         caller.require_admin()?;
-        let tiers = HourRange::parse(from.0, to.0, Utc::now())?.tiers();
+        let (from, to) = time_bound::range(from.0.as_ref(), to.0.as_ref(), Tz::UTC)?;
+        let tiers = HourRange::parse(from, to, Utc::now())?.tiers();
         let (head, days, tail) = tiers.params();
         let (_, limit) = page(None, Some(limit.0.unwrap_or(DEFAULT_LEADERBOARD_SIZE)))?;
         let company_id = company_id.0;
@@ -1458,16 +1457,18 @@ impl AnalyticsApi {
         state: Data<&AppState>,
         auth: BearerAuth,
         company_id: Path<Uuid>,
-        /// RFC 3339; default: the start of retention.
-        from: Query<Option<DateTime<Utc>>>,
-        /// RFC 3339, exclusive; default: now (when the export starts).
-        to: Query<Option<DateTime<Utc>>>,
+        /// RFC 3339, or a date (from its midnight, UTC); default: the start of retention.
+        from: Query<Option<TimeBound>>,
+        /// RFC 3339, exclusive, or a date (included whole, UTC); default: now (when the
+        /// export starts).
+        to: Query<Option<TimeBound>>,
     ) -> Result<CsvExport, ApiError> {
         let caller = auth.0;
         let tenant = caller.tenant_for(company_id.0, "Company not found")?;
         caller.require_admin()?;
-        check_order(from.0, to.0)?;
-        let (company_id, from, to) = (company_id.0, from.0, to.0.unwrap_or_else(Utc::now));
+        let (from, to) = time_bound::range(from.0.as_ref(), to.0.as_ref(), Tz::UTC)?;
+        check_order(from, to)?;
+        let (company_id, to) = (company_id.0, to.unwrap_or_else(Utc::now));
         let after: (Option<DateTime<Utc>>, Uuid) = (None, Uuid::nil());
         // Authorization, the company's slug and the first page in one read, before any byte.
         let (slug, rows) = state
@@ -1568,6 +1569,15 @@ mod tests {
         assert_eq!(csv("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv("two\nlines"), "\"two\nlines\"");
         assert_eq!(csv("cr\rhere"), "\"cr\rhere\"");
+    }
+
+    #[test]
+    fn csv_fields_never_carry_escapes_or_reversed_text() {
+        assert_eq!(csv("\u{1}\u{1b}[31mred"), "\u{FFFD}\u{FFFD}[31mred");
+        assert_eq!(csv("x\u{0}\u{7f}\u{85}"), "x\u{FFFD}\u{FFFD}\u{FFFD}");
+        assert_eq!(csv("evil\u{202E}fdp.exe"), "evil\u{FFFD}fdp.exe");
+        assert_eq!(csv("\u{2066}a\u{2069}"), "\u{FFFD}a\u{FFFD}");
+        assert_eq!(csv("Île-de-France"), "Île-de-France");
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod employees;
 pub mod health;
 pub mod media;
 pub mod subscriptions;
+pub mod time_bound;
 pub mod tracking;
 pub mod users;
 pub mod validate;

@@ -1,13 +1,18 @@
 //! `POST /api/analytics/track`: what a visitor did on a card, reported by the card page's
 //! beacons. Public, rate limited per client address, answered once the event is stored.
 
-use poem::{Request, web::Data};
+use poem::{Request, http::StatusCode, web::Data};
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi, param::Query, payload::Json};
 use uuid::Uuid;
 
 use super::{ApiTags, AppState, cards};
 use crate::{
-    analytics::{Action, agent::Device, collector::Card, ingest::IngestError},
+    analytics::{
+        Action,
+        agent::Device,
+        collector::Card,
+        ingest::{self, IngestError},
+    },
     error::{ApiError, ErrorBody},
 };
 
@@ -66,10 +71,12 @@ pub struct TrackRequest {
     pub action: TrackAction,
     /// Derived from the User-Agent when absent.
     pub device: Option<DeviceKind>,
-    /// A country or region code; a trusted CDN header (`REGION_HEADER`) takes precedence.
+    /// A country or region code; a trusted CDN header (`REGION_HEADER`) takes precedence. One
+    /// line of visible text, as `link`.
     #[oai(validator(max_length = 64))]
     pub region: Option<String>,
-    /// The link's name (e.g. `linkedin`); required for `link_click`, ignored otherwise.
+    /// The link's name (e.g. `linkedin`); required for `link_click`, ignored otherwise. One line
+    /// of visible text: control characters and bidirectional overrides are refused (422).
     #[oai(validator(min_length = 1, max_length = 100))]
     pub link: Option<String>,
 }
@@ -132,6 +139,9 @@ impl TrackingApi {
             ));
         }
         let body = body.0;
+        // Before trimming: a trailing line break is refused too, not quietly dropped.
+        visible_line("link", body.link.as_deref())?;
+        visible_line("region", body.region.as_deref())?;
         let action = Action::from(body.action);
         let link = body
             .link
@@ -166,10 +176,7 @@ impl TrackingApi {
             .sink
             .record(event)
             .await
-            .map_err(|e| match e {
-                IngestError::Closed => ApiError::unavailable("The service is shutting down"),
-                IngestError::Database(e) => ApiError::internal(e),
-            })?;
+            .map_err(|e| not_stored(&e))?;
         Ok(TrackResponse::Ok(Json(Tracked {
             status: if tracked {
                 TrackStatus::Tracked
@@ -178,5 +185,50 @@ impl TrackingApi {
             },
             event_id: tracked.then_some(id),
         })))
+    }
+}
+
+/// Refuses a visitor's text that is not one line of visible text: control characters (a NUL
+/// PostgreSQL cannot store, terminal escapes, line breaks) and the bidirectional overrides and
+/// isolates that make a value read as another in a dashboard or a spreadsheet. The lengths are
+/// checked by the schema.
+fn visible_line(field: &str, value: Option<&str>) -> Result<(), ApiError> {
+    let refused = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+            || matches!(c, '\u{2028}' | '\u{2029}')
+    };
+    match value {
+        Some(value) if value.chars().any(refused) => Err(ApiError::invalid(format!(
+            "`{field}` must be one line of visible text: no control characters or \
+             bidirectional overrides"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Why an event was not stored, for its client: refused alone (the writer isolates a bad event
+/// from the rest of its batch) is the request's fault; an outage is a 503, to retry.
+fn not_stored(error: &IngestError) -> ApiError {
+    use tokio_postgres::error::SqlState;
+    match error {
+        IngestError::Closed => ApiError::unavailable("The service is shutting down"),
+        IngestError::Refused(e) => {
+            if e.as_db_error()
+                .is_some_and(|db| *db.code() == SqlState::FOREIGN_KEY_VIOLATION)
+            {
+                // The company was deleted while the event waited.
+                ApiError::not_found("Card not found")
+            } else {
+                // Logged by the writer, with the event.
+                ApiError::unprocessable("event_refused", "This event cannot be stored")
+            }
+        }
+        IngestError::Database(e) if ingest::is_outage(e) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            "The database is unavailable, try again shortly",
+        ),
+        IngestError::Database(e) => ApiError::internal(e),
     }
 }
