@@ -97,7 +97,7 @@ impl ApiError {
         if let Some(e) = err.downcast_ref::<ParseParamError>() {
             return Self::unprocessable(
                 "invalid_parameter",
-                format!("Invalid `{}`: {}", e.name, e.reason),
+                format!("Invalid `{}`: {}", e.name, plain_reason(&e.reason)),
             );
         }
         if let Some(e) = err.downcast_ref::<ParsePathError>() {
@@ -107,6 +107,12 @@ impl ApiError {
                 format!("Invalid path parameter: {}", e.reason)
             };
             return Self::unprocessable("invalid_parameter", detail);
+        }
+        // A form that cannot be read is a bad upload, like a file that is not an image.
+        if let Some(e) = err.downcast_ref::<poem::error::ParseMultipartError>()
+            && err.status() == StatusCode::BAD_REQUEST
+        {
+            return Self::unprocessable("invalid_upload", format!("Could not read the form: {e}"));
         }
         if err.is::<AuthorizationError>() {
             return Self::unauthorized("Missing or malformed bearer token");
@@ -119,6 +125,33 @@ impl ApiError {
             );
         }
         from_status(err.status(), &err.to_string())
+    }
+}
+
+/// A parameter validator's failure (`verification failed. maximum(100, exclusive: false)`) in
+/// words; any other reason unchanged.
+fn plain_reason(reason: &str) -> String {
+    let Some(rule) = reason.strip_prefix("verification failed. ") else {
+        return reason.to_owned();
+    };
+    let argument = |name: &str| {
+        rule.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix('('))
+            .and_then(|rest| rest.strip_suffix(')'))
+            .map(|args| args.split(", exclusive").next().unwrap_or(args).to_owned())
+    };
+    if let Some(n) = argument("minimum") {
+        format!("must be at least {n}")
+    } else if let Some(n) = argument("maximum") {
+        format!("must be at most {n}")
+    } else if let Some(n) = argument("minLength") {
+        format!("must be at least {n} characters")
+    } else if let Some(n) = argument("maxLength") {
+        format!("must be at most {n} characters")
+    } else if let Some(pattern) = argument("pattern") {
+        format!("must match {pattern}")
+    } else {
+        reason.to_owned()
     }
 }
 

@@ -92,8 +92,21 @@ pub async fn create_database_if_missing(admin_url: &str, name: &str) -> anyhow::
 /// Every route of the service, with its middleware.
 pub fn routes(state: AppState, cors_origins: &[String]) -> BoxEndpoint<'static> {
     let api = api::service();
-    let docs = api.swagger_ui();
-    let spec = api.spec_endpoint();
+    let allowed = std::sync::Arc::new(api::spec::AllowedMethods::of(&api::spec_value()));
+    // Swagger UI and `/openapi.json` show the completed spec, not poem-openapi's own.
+    let spec = api::spec_json();
+    let docs_html = api.swagger_ui_html().replace(&api.spec(), &spec);
+    let docs = Route::new().at(
+        "/",
+        get(poem::endpoint::make_sync(move |_| {
+            poem::web::Html(docs_html.clone())
+        })),
+    );
+    let spec = poem::endpoint::make_sync(move |_| {
+        Response::builder()
+            .content_type("application/json")
+            .body(spec.clone())
+    });
     let jwt = state.jwt.clone();
     let app = Route::new()
         .nest("/api", api)
@@ -105,6 +118,7 @@ pub fn routes(state: AppState, cors_origins: &[String]) -> BoxEndpoint<'static> 
         .nest("/docs", docs)
         .at("/openapi.json", spec)
         .around(limit_body)
+        .around(move |next, req| allow_header(next, req, allowed.clone()))
         .data(state)
         .data(jwt)
         .catch_all_error(error::render);
@@ -169,6 +183,34 @@ async fn limit_body<E: Endpoint>(
         None => {}
     }
     Ok(next.call(req).await?.into_response())
+}
+
+/// A 405 of the API says which methods the path takes.
+async fn allow_header<E: Endpoint>(
+    next: std::sync::Arc<E>,
+    req: Request,
+    allowed: std::sync::Arc<api::spec::AllowedMethods>,
+) -> poem::Result<Response> {
+    let methods = req
+        .uri()
+        .path()
+        .strip_prefix("/api")
+        .and_then(|path| allowed.for_path(path))
+        .map(str::to_owned);
+    let not_allowed = poem::http::StatusCode::METHOD_NOT_ALLOWED;
+    let mut response = match next.call(req).await {
+        Ok(response) => response.into_response(),
+        Err(err) if err.status() == not_allowed => error::render(err).await,
+        Err(err) => return Err(err),
+    };
+    if response.status() == not_allowed
+        && let Some(value) = methods.and_then(|m| m.parse().ok())
+    {
+        response
+            .headers_mut()
+            .insert(poem::http::header::ALLOW, value);
+    }
+    Ok(response)
 }
 
 /// A built application, bound to its port, not yet serving.

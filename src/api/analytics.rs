@@ -52,8 +52,11 @@ pub struct AnalyticsEvent {
     pub employee_id: Uuid,
     pub action: TrackAction,
     /// The link's name, for `link_click`.
+    #[oai(nullable)]
     pub link: Option<String>,
+    #[oai(nullable)]
     pub device: Option<DeviceKind>,
+    #[oai(nullable)]
     pub region: Option<String>,
 }
 
@@ -92,6 +95,7 @@ pub struct EventPage {
     /// Counts over `[from, to)`, whole hours (from the hourly rollups).
     pub summary: ActionCounts,
     /// Pass as `cursor` for the next (older) page; `null` on the last page.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
@@ -169,6 +173,7 @@ pub struct Breakdown {
 pub struct LeaderboardEntry {
     pub employee_id: Uuid,
     /// `null` when the employee has been deleted since.
+    #[oai(nullable)]
     pub full_name: Option<String>,
     /// `view` + `scan_qr`.
     pub views: i64,
@@ -1134,6 +1139,7 @@ impl AnalyticsApi {
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Events per page, 1 to 100 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u32>>,
     ) -> Result<Json<EventPage>, ApiError> {
         let caller = auth.0;
@@ -1185,6 +1191,7 @@ impl AnalyticsApi {
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Events per page, 1 to 100 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u32>>,
     ) -> Result<Json<EventPage>, ApiError> {
         let caller = auth.0;
@@ -1395,6 +1402,7 @@ impl AnalyticsApi {
         /// RFC 3339, exclusive; default: now.
         to: Query<Option<DateTime<Utc>>>,
         /// How many employees, 1 to 100 (default 10).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u32>>,
     ) -> Result<Json<Leaderboard>, ApiError> {
         let caller = auth.0;
