@@ -88,8 +88,8 @@ impl ApiError {
     /// credentials, wrong content type…) into our error shape.
     pub fn from_request_error(err: poem::Error) -> Self {
         use poem_openapi::error::{
-            AuthorizationError, ContentTypeError, ParseParamError, ParsePathError,
-            ParseRequestPayloadError,
+            AuthorizationError, ContentTypeError, ParseMultipartError, ParseParamError,
+            ParsePathError, ParseRequestPayloadError,
         };
         if err.is::<ParseRequestPayloadError>() {
             return Self::invalid(format!("Invalid request body: {}", payload_reason(&err)));
@@ -108,11 +108,15 @@ impl ApiError {
             };
             return Self::unprocessable("invalid_parameter", detail);
         }
-        // A form that cannot be read is a bad upload, like a file that is not an image.
+        // A form that cannot be read (or lacks its file) is a bad upload, like a file that is
+        // not an image.
         if let Some(e) = err.downcast_ref::<poem::error::ParseMultipartError>()
             && err.status() == StatusCode::BAD_REQUEST
         {
             return Self::unprocessable("invalid_upload", format!("Could not read the form: {e}"));
+        }
+        if let Some(e) = err.downcast_ref::<ParseMultipartError>() {
+            return Self::unprocessable("invalid_upload", format!("Invalid form: {}", e.reason));
         }
         if err.is::<AuthorizationError>() {
             return Self::unauthorized("Missing or malformed bearer token");

@@ -118,7 +118,7 @@ pub fn routes(state: AppState, cors_origins: &[String]) -> BoxEndpoint<'static> 
         .nest("/docs", docs)
         .at("/openapi.json", spec)
         .around(limit_body)
-        .around(move |next, req| allow_header(next, req, allowed.clone()))
+        .around(move |next, req| contract_headers(next, req, allowed.clone()))
         .data(state)
         .data(jwt)
         .catch_all_error(error::render);
@@ -185,30 +185,40 @@ async fn limit_body<E: Endpoint>(
     Ok(next.call(req).await?.into_response())
 }
 
-/// A 405 of the API says which methods the path takes.
-async fn allow_header<E: Endpoint>(
+/// How long a refusal asks to wait when the part that refused did not say (a database outage).
+const DEFAULT_RETRY_AFTER_SECS: u64 = 2;
+
+/// Headers the spec promises on refusals: a 405 of the API says which methods the path takes
+/// (`Allow`), and every 429 and 503 says when to come back (`Retry-After`).
+async fn contract_headers<E: Endpoint>(
     next: std::sync::Arc<E>,
     req: Request,
     allowed: std::sync::Arc<api::spec::AllowedMethods>,
 ) -> poem::Result<Response> {
+    use poem::http::{HeaderValue, StatusCode, header};
     let methods = req
         .uri()
         .path()
         .strip_prefix("/api")
         .and_then(|path| allowed.for_path(path))
         .map(str::to_owned);
-    let not_allowed = poem::http::StatusCode::METHOD_NOT_ALLOWED;
     let mut response = match next.call(req).await {
         Ok(response) => response.into_response(),
-        Err(err) if err.status() == not_allowed => error::render(err).await,
-        Err(err) => return Err(err),
+        Err(err) => error::render(err).await,
     };
-    if response.status() == not_allowed
+    let status = response.status();
+    if status == StatusCode::METHOD_NOT_ALLOWED
         && let Some(value) = methods.and_then(|m| m.parse().ok())
     {
-        response
-            .headers_mut()
-            .insert(poem::http::header::ALLOW, value);
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    if (status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE)
+        && !response.headers().contains_key(header::RETRY_AFTER)
+    {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(DEFAULT_RETRY_AFTER_SECS),
+        );
     }
     Ok(response)
 }
