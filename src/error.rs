@@ -88,8 +88,8 @@ impl ApiError {
     /// credentials, wrong content type…) into our error shape.
     pub fn from_request_error(err: poem::Error) -> Self {
         use poem_openapi::error::{
-            AuthorizationError, ContentTypeError, ParseMultipartError, ParseParamError,
-            ParsePathError, ParseRequestPayloadError,
+            AuthorizationError, ContentTypeError, ParseParamError, ParsePathError,
+            ParseRequestPayloadError,
         };
         if err.is::<ParseRequestPayloadError>() {
             return Self::invalid(format!("Invalid request body: {}", payload_reason(&err)));
@@ -107,16 +107,6 @@ impl ApiError {
                 format!("Invalid path parameter: {}", e.reason)
             };
             return Self::unprocessable("invalid_parameter", detail);
-        }
-        // A form that cannot be read (or lacks its file) is a bad upload, like a file that is
-        // not an image.
-        if let Some(e) = err.downcast_ref::<poem::error::ParseMultipartError>()
-            && err.status() == StatusCode::BAD_REQUEST
-        {
-            return Self::unprocessable("invalid_upload", format!("Could not read the form: {e}"));
-        }
-        if let Some(e) = err.downcast_ref::<ParseMultipartError>() {
-            return Self::unprocessable("invalid_upload", format!("Invalid form: {}", e.reason));
         }
         if err.is::<AuthorizationError>() {
             return Self::unauthorized("Missing or malformed bearer token");
@@ -276,3 +266,24 @@ impl std::fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_reason;
+
+    #[test]
+    fn validator_failures_read_as_words() {
+        let reason = |rule: &str| plain_reason(&format!("verification failed. {rule}"));
+        assert_eq!(reason("minimum(1, exclusive: false)"), "must be at least 1");
+        assert_eq!(
+            reason("maximum(100, exclusive: false)"),
+            "must be at most 100"
+        );
+        assert_eq!(reason("maxLength(7)"), "must be at most 7 characters");
+        assert_eq!(reason("pattern(\"^a$\")"), "must match \"^a$\"");
+        assert_eq!(
+            plain_reason("failed to parse \"uint32\""),
+            "failed to parse \"uint32\""
+        );
+    }
+}

@@ -85,10 +85,13 @@ async fn a_method_a_path_does_not_take_is_405_with_allow() {
 }
 
 #[tokio::test]
-async fn a_form_that_cannot_be_read_is_an_invalid_upload() {
+async fn a_form_that_cannot_be_read_is_a_documented_400() {
     let app = spawn_app().await;
     let admin = app.signup("Forms Co").await;
     let logo = format!("{}/api/company/{}/logo", app.address, admin.company_id);
+    let spec = callingcard::api::spec_value();
+    let responses = &spec["paths"]["/company/{company_id}/logo"]["put"]["responses"];
+    assert!(responses["400"].is_object(), "{responses}");
     for body in ["--b--\r\n", "--b\r\n867694419--b--\r\n"] {
         let resp = app
             .client
@@ -101,7 +104,7 @@ async fn a_form_that_cannot_be_read_is_an_invalid_upload() {
             .unwrap();
         common::TestApp::read(resp)
             .await
-            .assert_error(422, "invalid_upload");
+            .assert_error(400, "bad_request");
     }
 }
 

@@ -20,6 +20,7 @@ use serde_json::{Map, Value, json};
 /// `database_unavailable`) and by bounded pools that are full (password hashing, image decoding,
 /// public cache misses); 429 by per-client and per-account limits (login, sign-up, password
 /// changes, public card lookups, tracking).
+#[rustfmt::skip]
 pub const ERRORS: &[(&str, &str, &[u16])] = &[
     ("post", "/auth/signup", &[409, 429, 503]),
     ("post", "/auth/login", &[401, 403, 429, 503]),
@@ -29,100 +30,32 @@ pub const ERRORS: &[(&str, &str, &[u16])] = &[
     ("get", "/company", &[422, 503]),
     ("get", "/company/{company_id}", &[404, 422, 503]),
     ("put", "/company/{company_id}", &[403, 404, 503]),
-    (
-        "post",
-        "/company/{company_id}/employees",
-        &[402, 403, 404, 409, 503],
-    ),
+    ("post", "/company/{company_id}/employees", &[402, 403, 404, 409, 503]),
     ("get", "/company/{company_id}/employees", &[404, 422, 503]),
     ("get", "/employees/{employee_id}", &[404, 422, 503]),
     ("put", "/employees/{employee_id}", &[403, 404, 503]),
     ("delete", "/employees/{employee_id}", &[403, 404, 422, 503]),
-    (
-        "put",
-        "/employees/{employee_id}/photo",
-        &[403, 404, 413, 415, 422, 503],
-    ),
-    (
-        "delete",
-        "/employees/{employee_id}/photo",
-        &[403, 404, 422, 503],
-    ),
-    (
-        "put",
-        "/company/{company_id}/logo",
-        &[403, 404, 413, 415, 422, 503],
-    ),
-    (
-        "delete",
-        "/company/{company_id}/logo",
-        &[403, 404, 422, 503],
-    ),
-    (
-        "get",
-        "/card/{company_slug}/{employee_slug}",
-        &[404, 429, 503],
-    ),
-    (
-        "get",
-        "/card/{company_slug}/{employee_slug}/qr.png",
-        &[404, 422, 429, 503],
-    ),
-    (
-        "get",
-        "/card/{company_slug}/{employee_slug}/qr.svg",
-        &[404, 422, 429, 503],
-    ),
-    (
-        "get",
-        "/card/{company_slug}/{employee_slug}/vcard",
-        &[404, 422, 429, 503],
-    ),
+    ("put", "/employees/{employee_id}/photo", &[400, 403, 404, 413, 415, 422, 503]),
+    ("delete", "/employees/{employee_id}/photo", &[403, 404, 422, 503]),
+    ("put", "/company/{company_id}/logo", &[400, 403, 404, 413, 415, 422, 503]),
+    ("delete", "/company/{company_id}/logo", &[403, 404, 422, 503]),
+    ("get", "/card/{company_slug}/{employee_slug}", &[404, 429, 503]),
+    ("get", "/card/{company_slug}/{employee_slug}/qr.png", &[404, 422, 429, 503]),
+    ("get", "/card/{company_slug}/{employee_slug}/qr.svg", &[404, 422, 429, 503]),
+    ("get", "/card/{company_slug}/{employee_slug}/vcard", &[404, 422, 429, 503]),
     ("post", "/analytics/track", &[404, 429, 503]),
-    (
-        "get",
-        "/analytics/company/{company_id}",
-        &[403, 404, 422, 503],
-    ),
-    (
-        "get",
-        "/analytics/employee/{employee_id}",
-        &[403, 404, 422, 503],
-    ),
-    (
-        "get",
-        "/analytics/company/{company_id}/timeseries",
-        &[403, 404, 422, 503],
-    ),
-    (
-        "get",
-        "/analytics/employee/{employee_id}/timeseries",
-        &[403, 404, 422, 503],
-    ),
-    (
-        "get",
-        "/analytics/company/{company_id}/breakdown",
-        &[403, 404, 422, 503],
-    ),
-    (
-        "get",
-        "/analytics/company/{company_id}/leaderboard",
-        &[403, 404, 422, 503],
-    ),
-    (
-        "get",
-        "/analytics/company/{company_id}/export.csv",
-        &[403, 404, 422, 503],
-    ),
+    ("get", "/analytics/company/{company_id}", &[403, 404, 422, 503]),
+    ("get", "/analytics/employee/{employee_id}", &[403, 404, 422, 503]),
+    ("get", "/analytics/company/{company_id}/timeseries", &[403, 404, 422, 503]),
+    ("get", "/analytics/employee/{employee_id}/timeseries", &[403, 404, 422, 503]),
+    ("get", "/analytics/company/{company_id}/breakdown", &[403, 404, 422, 503]),
+    ("get", "/analytics/company/{company_id}/leaderboard", &[403, 404, 422, 503]),
+    ("get", "/analytics/company/{company_id}/export.csv", &[403, 404, 422, 503]),
     ("post", "/company/{company_id}/users", &[403, 404, 409, 503]),
     ("get", "/company/{company_id}/users", &[403, 404, 422, 503]),
     ("get", "/subscriptions/plans", &[503]),
     ("get", "/subscriptions/current", &[404, 503]),
-    (
-        "put",
-        "/company/{company_id}/subscription",
-        &[403, 404, 503],
-    ),
+    ("put", "/company/{company_id}/subscription", &[403, 404, 503]),
     // Touches nothing but the process.
     ("get", "/health/live", &[]),
     // Its 503 is its own answer (`degraded`), already in the spec.
@@ -132,6 +65,7 @@ pub const ERRORS: &[(&str, &str, &[u16])] = &[
 /// What a status means, for any operation; `code` says which case it is.
 fn description(status: u16) -> &'static str {
     match status {
+        400 => "The form cannot be read, or has no `file` field (`bad_request`).",
         401 => {
             "Not authenticated: the bearer token is missing, invalid or expired, or (login) the \
                 email or password is wrong."
