@@ -127,7 +127,7 @@ impl ApiError {
         if let Some(e) = err.downcast_ref::<ParseParamError>() {
             return Self::unprocessable(
                 "invalid_parameter",
-                format!("Invalid `{}`: {}", e.name, e.reason),
+                format!("Invalid `{}`: {}", e.name, plain_reason(&e.reason)),
             );
         }
         if let Some(e) = err.downcast_ref::<ParsePathError>() {
@@ -149,6 +149,33 @@ impl ApiError {
             );
         }
         from_status(err.status(), &err.to_string())
+    }
+}
+
+/// A parameter validator's failure (`verification failed. maximum(100, exclusive: false)`) in
+/// words; any other reason unchanged.
+fn plain_reason(reason: &str) -> String {
+    let Some(rule) = reason.strip_prefix("verification failed. ") else {
+        return reason.to_owned();
+    };
+    let argument = |name: &str| {
+        rule.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix('('))
+            .and_then(|rest| rest.strip_suffix(')'))
+            .map(|args| args.split(", exclusive").next().unwrap_or(args).to_owned())
+    };
+    if let Some(n) = argument("minimum") {
+        format!("must be at least {n}")
+    } else if let Some(n) = argument("maximum") {
+        format!("must be at most {n}")
+    } else if let Some(n) = argument("minLength") {
+        format!("must be at least {n} characters")
+    } else if let Some(n) = argument("maxLength") {
+        format!("must be at most {n} characters")
+    } else if let Some(pattern) = argument("pattern") {
+        format!("must match {pattern}")
+    } else {
+        reason.to_owned()
     }
 }
 
@@ -269,3 +296,24 @@ impl std::fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_reason;
+
+    #[test]
+    fn validator_failures_read_as_words() {
+        let reason = |rule: &str| plain_reason(&format!("verification failed. {rule}"));
+        assert_eq!(reason("minimum(1, exclusive: false)"), "must be at least 1");
+        assert_eq!(
+            reason("maximum(100, exclusive: false)"),
+            "must be at most 100"
+        );
+        assert_eq!(reason("maxLength(7)"), "must be at most 7 characters");
+        assert_eq!(reason("pattern(\"^a$\")"), "must match \"^a$\"");
+        assert_eq!(
+            plain_reason("failed to parse \"uint32\""),
+            "failed to parse \"uint32\""
+        );
+    }
+}

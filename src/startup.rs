@@ -96,8 +96,21 @@ pub async fn create_database_if_missing(admin_url: &str, name: &str) -> anyhow::
 /// Every route of the service, with its middleware.
 pub fn routes(state: AppState, cors_origins: &[String]) -> BoxEndpoint<'static> {
     let api = api::service();
-    let docs = api.swagger_ui();
-    let spec = api.spec_endpoint();
+    let allowed = std::sync::Arc::new(api::spec::AllowedMethods::of(&api::spec_value()));
+    // Swagger UI and `/openapi.json` show the completed spec, not poem-openapi's own.
+    let spec = api::spec_json();
+    let docs_html = api.swagger_ui_html().replace(&api.spec(), &spec);
+    let docs = Route::new().at(
+        "/",
+        get(poem::endpoint::make_sync(move |_| {
+            poem::web::Html(docs_html.clone())
+        })),
+    );
+    let spec = poem::endpoint::make_sync(move |_| {
+        Response::builder()
+            .content_type("application/json")
+            .body(spec.clone())
+    });
     let jwt = state.jwt.clone();
     let app = Route::new()
         .nest("/api", api)
@@ -109,6 +122,7 @@ pub fn routes(state: AppState, cors_origins: &[String]) -> BoxEndpoint<'static> 
         .nest("/docs", docs)
         .at("/openapi.json", spec)
         .around(limit_body)
+        .around(move |next, req| contract_headers(next, req, allowed.clone()))
         .data(state)
         .data(jwt)
         .catch_all_error(error::render);
@@ -173,6 +187,44 @@ async fn limit_body<E: Endpoint>(
         None => {}
     }
     Ok(next.call(req).await?.into_response())
+}
+
+/// How long a refusal asks to wait when the part that refused did not say (a database outage).
+const DEFAULT_RETRY_AFTER_SECS: u64 = 2;
+
+/// Headers the spec promises on refusals: a 405 of the API says which methods the path takes
+/// (`Allow`), and every 429 and 503 says when to come back (`Retry-After`).
+async fn contract_headers<E: Endpoint>(
+    next: std::sync::Arc<E>,
+    req: Request,
+    allowed: std::sync::Arc<api::spec::AllowedMethods>,
+) -> poem::Result<Response> {
+    use poem::http::{HeaderValue, StatusCode, header};
+    let methods = req
+        .uri()
+        .path()
+        .strip_prefix("/api")
+        .and_then(|path| allowed.for_path(path))
+        .map(str::to_owned);
+    let mut response = match next.call(req).await {
+        Ok(response) => response.into_response(),
+        Err(err) => error::render(err).await,
+    };
+    let status = response.status();
+    if status == StatusCode::METHOD_NOT_ALLOWED
+        && let Some(value) = methods.and_then(|m| m.parse().ok())
+    {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    if (status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE)
+        && !response.headers().contains_key(header::RETRY_AFTER)
+    {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(DEFAULT_RETRY_AFTER_SECS),
+        );
+    }
+    Ok(response)
 }
 
 /// A built application, bound to its port, not yet serving.

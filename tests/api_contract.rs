@@ -64,6 +64,48 @@ async fn docs_and_spec_are_served() {
     let spec = app.get("/openapi.json", None).await;
     spec.assert_status(200);
     assert_eq!(spec.body["info"]["title"], "CallingCard");
+    // The completed spec (every operation listing its statuses), as committed.
+    assert_eq!(spec.body, callingcard::api::spec_value());
+}
+
+#[tokio::test]
+async fn a_method_a_path_does_not_take_is_405_with_allow() {
+    let app = spawn_app().await;
+    let resp = app
+        .request(reqwest::Method::PATCH, "/api/company", None, None)
+        .await;
+    resp.assert_error(405, "method_not_allowed");
+    assert_eq!(resp.headers["allow"], "GET, POST");
+    let employee = format!("/api/employees/{}", uuid::Uuid::new_v4());
+    let resp = app
+        .request(reqwest::Method::POST, &employee, None, None)
+        .await;
+    resp.assert_error(405, "method_not_allowed");
+    assert_eq!(resp.headers["allow"], "DELETE, GET, PUT");
+}
+
+#[tokio::test]
+async fn a_form_that_cannot_be_read_is_a_documented_400() {
+    let app = spawn_app().await;
+    let admin = app.signup("Forms Co").await;
+    let logo = format!("{}/api/company/{}/logo", app.address, admin.company_id);
+    let spec = callingcard::api::spec_value();
+    let responses = &spec["paths"]["/company/{company_id}/logo"]["put"]["responses"];
+    assert!(responses["400"].is_object(), "{responses}");
+    for body in ["--b--\r\n", "--b\r\n867694419--b--\r\n"] {
+        let resp = app
+            .client
+            .put(&logo)
+            .bearer_auth(&admin.token)
+            .header("content-type", "multipart/form-data; boundary=b")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        common::TestApp::read(resp)
+            .await
+            .assert_error(400, "bad_request");
+    }
 }
 
 #[tokio::test]
@@ -90,9 +132,14 @@ async fn health_reports_the_database_and_503_when_it_is_gone() {
         json!({"status": "degraded", "database": "unreachable"})
     );
     // Any other endpoint answers a clear 503, not a 500.
-    app.get("/api/subscriptions/plans", None)
-        .await
-        .assert_error(503, "service_unavailable");
+    let plans = app.get("/api/subscriptions/plans", None).await;
+    plans.assert_error(503, "service_unavailable");
+    // As the spec says of every 503: when to come back.
+    assert!(
+        plans.headers.contains_key("retry-after"),
+        "{:?}",
+        plans.headers
+    );
 
     owner
         .batch_execute(&format!(

@@ -51,8 +51,11 @@ pub struct AnalyticsEvent {
     pub employee_id: Uuid,
     pub action: TrackAction,
     /// The link's name, for `link_click`.
+    #[oai(nullable)]
     pub link: Option<String>,
+    #[oai(nullable)]
     pub device: Option<DeviceKind>,
+    #[oai(nullable)]
     pub region: Option<String>,
 }
 
@@ -91,6 +94,7 @@ pub struct EventPage {
     /// Counts over `[from, to)`, whole hours (from the hourly rollups).
     pub summary: ActionCounts,
     /// Pass as `cursor` for the next (older) page; `null` on the last page.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
@@ -168,6 +172,7 @@ pub struct Breakdown {
 pub struct LeaderboardEntry {
     pub employee_id: Uuid,
     /// `null` when the employee has been deleted since.
+    #[oai(nullable)]
     pub full_name: Option<String>,
     /// `view` + `scan_qr`.
     pub views: i64,
@@ -1125,6 +1130,7 @@ impl AnalyticsApi {
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Events per page, 1 to 100 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u32>>,
     ) -> Result<Json<EventPage>, ApiError> {
         let caller = auth.0;
@@ -1177,6 +1183,7 @@ impl AnalyticsApi {
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
         /// Events per page, 1 to 100 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u32>>,
     ) -> Result<Json<EventPage>, ApiError> {
         let caller = auth.0;
@@ -1393,6 +1400,7 @@ impl AnalyticsApi {
         /// RFC 3339, exclusive, or a date (included whole, UTC); default: now.
         to: Query<Option<TimeBound>>,
         /// How many employees, 1 to 100 (default 10).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u32>>,
     ) -> Result<Json<Leaderboard>, ApiError> {
         let caller = auth.0;

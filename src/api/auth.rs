@@ -26,10 +26,10 @@ pub struct SignupRequest {
     #[oai(validator(max_length = 200))]
     pub full_name: String,
     /// Defaults to the person's name.
-    #[oai(validator(max_length = 200))]
+    #[oai(nullable, validator(max_length = 200))]
     pub company_name: Option<String>,
     /// Ignored: whoever signs up becomes the new company's admin. Accepted for older clients.
-    #[oai(deprecated)]
+    #[oai(nullable, deprecated)]
     pub role: Option<String>,
 }
 

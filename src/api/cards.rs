@@ -21,9 +21,9 @@ use poem::{
     web::{Data, Path as RoutePath},
 };
 use poem_openapi::{
-    ApiResponse, Object, OpenApi,
+    ApiResponse, Enum, Object, OpenApi,
     param::{Header, Path, Query},
-    payload::{Binary, Payload},
+    payload::{Binary, Json, Payload},
     registry::{MetaSchemaRef, Registry},
     types::{ToJSON, Type},
 };
@@ -45,7 +45,7 @@ use crate::{
         Db, Tenant,
         notifications::{ListenEvent, Listener},
     },
-    error::ApiError,
+    error::{ApiError, ErrorBody},
 };
 
 /// Revalidate every time (a 304 is cheap): a card must show a change at once.
@@ -83,12 +83,18 @@ pub struct PublicCard {
     pub company_id: Uuid,
     pub company_slug: String,
     pub employee_slug: String,
+    #[oai(nullable)]
     pub job_title: Option<String>,
+    #[oai(nullable)]
     pub email: Option<String>,
+    #[oai(nullable)]
     pub phone: Option<String>,
+    #[oai(nullable)]
     pub whatsapp: Option<String>,
+    #[oai(nullable)]
     pub bio: Option<String>,
     /// The uploaded photo, or else the photo URL set on the employee.
+    #[oai(nullable)]
     pub photo_url: Option<String>,
     /// `{name: url}`.
     pub social_links: BTreeMap<String, String>,
@@ -99,7 +105,9 @@ pub struct PublicCard {
     /// The card page.
     pub card_url: String,
     /// The uploaded logo, or else the logo URL set on the company.
+    #[oai(nullable)]
     pub company_logo: Option<String>,
+    #[oai(nullable)]
     pub company_brand_color: Option<String>,
 }
 
@@ -539,6 +547,7 @@ pub enum CardJson {
 }
 
 #[derive(ApiResponse)]
+#[oai(bad_request_handler = "qr_png_bad_request")]
 pub enum QrPng {
     /// The QR code as PNG.
     #[oai(status = 200, content_type = "image/png")]
@@ -552,9 +561,13 @@ pub enum QrPng {
         #[oai(header = "ETag")] String,
         #[oai(header = "Cache-Control")] String,
     ),
+    /// An option is invalid (`invalid_qr_options`).
+    #[oai(status = 422)]
+    InvalidOptions(Json<ErrorBody>),
 }
 
 #[derive(ApiResponse)]
+#[oai(bad_request_handler = "qr_svg_bad_request")]
 pub enum QrSvg {
     /// The QR code as SVG.
     #[oai(status = 200, content_type = "image/svg+xml")]
@@ -568,6 +581,9 @@ pub enum QrSvg {
         #[oai(header = "ETag")] String,
         #[oai(header = "Cache-Control")] String,
     ),
+    /// An option is invalid (`invalid_qr_options`).
+    #[oai(status = 422)]
+    InvalidOptions(Json<ErrorBody>),
 }
 
 #[derive(ApiResponse)]
@@ -624,21 +640,67 @@ async fn qr_image(
     Ok(image)
 }
 
+/// Error correction level of a QR code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum QrEcc {
+    /// About 7 % of the code may be damaged.
+    L,
+    /// About 15 %.
+    M,
+    /// About 25 %.
+    Q,
+    /// About 30 %.
+    H,
+}
+
+/// The options of a QR code request. Each one alone is checked by its parameter's schema; what
+/// only the whole can tell (the colors' contrast) is checked here.
 fn qr_options(
-    size: Option<String>,
-    ecc: Option<String>,
+    size: Option<u32>,
+    ecc: Option<QrEcc>,
     fg: Option<String>,
     bg: Option<String>,
-    margin: Option<String>,
+    margin: Option<u32>,
 ) -> Result<qr::QrOptions, ApiError> {
+    let ecc = ecc.map(|ecc| format!("{ecc:?}"));
     qr::QrOptions::parse(
-        size.as_deref(),
+        size.map(|size| size.to_string()).as_deref(),
         ecc.as_deref(),
         fg.as_deref(),
         bg.as_deref(),
-        margin.as_deref(),
+        margin.map(|margin| margin.to_string()).as_deref(),
     )
     .map_err(|detail| ApiError::unprocessable("invalid_qr_options", detail))
+}
+
+/// A QR option its schema refuses answers like one [`qr_options`] refuses.
+fn invalid_qr_option(err: poem::Error) -> Json<ErrorBody> {
+    let ApiError::Default(_, Json(mut body)) = ApiError::from_request_error(err);
+    body.code = "invalid_qr_options".to_owned();
+    Json(body)
+}
+
+fn qr_png_bad_request(err: poem::Error) -> QrPng {
+    QrPng::InvalidOptions(invalid_qr_option(err))
+}
+
+fn qr_svg_bad_request(err: poem::Error) -> QrSvg {
+    QrSvg::InvalidOptions(invalid_qr_option(err))
+}
+
+/// `version` of a vCard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum VCardVersion {
+    #[oai(rename = "3.0")]
+    V3,
+    #[oai(rename = "4.0")]
+    V4,
+    /// The same as `3.0`.
+    #[oai(rename = "3")]
+    V3Short,
+    /// The same as `4.0`.
+    #[oai(rename = "4")]
+    V4Short,
 }
 
 /// The vCard of a card (`0`: 3.0, `1`: 4.0), with the photo embedded, made once per card.
@@ -745,16 +807,20 @@ impl CardsApi {
         company_slug: Path<String>,
         employee_slug: Path<String>,
         /// Width and height in pixels, 64 to 2048 (default 512).
-        size: Query<Option<String>>,
+        #[oai(validator(minimum(value = "64"), maximum(value = "2048")))]
+        size: Query<Option<u32>>,
         /// Error correction: L, M (default), Q or H.
-        ecc: Query<Option<String>>,
-        /// Dark color, `rrggbb` or `#rrggbb` (default black). Must be darker than `bg`, with a
-        /// contrast ratio of at least 3:1.
+        ecc: Query<Option<QrEcc>>,
+        /// Dark color, `rgb`, `rrggbb`, `#rgb` or `#rrggbb` (default black). Must be darker
+        /// than `bg`, with a contrast ratio of at least 3:1.
+        #[oai(validator(pattern = r"^#?([0-9A-Fa-f]{3}|[0-9A-Fa-f]{6})$"))]
         fg: Query<Option<String>>,
         /// Light color (default white).
+        #[oai(validator(pattern = r"^#?([0-9A-Fa-f]{3}|[0-9A-Fa-f]{6})$"))]
         bg: Query<Option<String>>,
         /// Quiet zone in modules, 4 to 16 (default 4).
-        margin: Query<Option<String>>,
+        #[oai(validator(minimum(value = "4"), maximum(value = "16")))]
+        margin: Query<Option<u32>>,
         req: &Request,
         #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
     ) -> Result<QrPng, ApiError> {
@@ -783,15 +849,19 @@ impl CardsApi {
         company_slug: Path<String>,
         employee_slug: Path<String>,
         /// Width and height in pixels, 64 to 2048 (default 512).
-        size: Query<Option<String>>,
+        #[oai(validator(minimum(value = "64"), maximum(value = "2048")))]
+        size: Query<Option<u32>>,
         /// Error correction: L, M (default), Q or H.
-        ecc: Query<Option<String>>,
-        /// Dark color, `rrggbb` or `#rrggbb` (default black).
+        ecc: Query<Option<QrEcc>>,
+        /// Dark color, `rgb`, `rrggbb`, `#rgb` or `#rrggbb` (default black).
+        #[oai(validator(pattern = r"^#?([0-9A-Fa-f]{3}|[0-9A-Fa-f]{6})$"))]
         fg: Query<Option<String>>,
         /// Light color (default white).
+        #[oai(validator(pattern = r"^#?([0-9A-Fa-f]{3}|[0-9A-Fa-f]{6})$"))]
         bg: Query<Option<String>>,
         /// Quiet zone in modules, 4 to 16 (default 4).
-        margin: Query<Option<String>>,
+        #[oai(validator(minimum(value = "4"), maximum(value = "16")))]
+        margin: Query<Option<u32>>,
         req: &Request,
         #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
     ) -> Result<QrSvg, ApiError> {
@@ -820,20 +890,11 @@ impl CardsApi {
         company_slug: Path<String>,
         employee_slug: Path<String>,
         /// `3.0` (default) or `4.0`.
-        version: Query<Option<String>>,
+        version: Query<Option<VCardVersion>>,
         req: &Request,
         #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
     ) -> Result<VCardFile, ApiError> {
-        let v4 = match version.as_deref() {
-            None | Some("3.0") | Some("3") => false,
-            Some("4.0") | Some("4") => true,
-            Some(_) => {
-                return Err(ApiError::unprocessable(
-                    "invalid_parameter",
-                    "`version` must be 3.0 or 4.0",
-                ));
-            }
-        };
+        let v4 = matches!(version.0, Some(VCardVersion::V4 | VCardVersion::V4Short));
         let payer = MissPayer::client(req);
         let card = load_card(&state, &company_slug, &employee_slug, &payer).await?;
         let file = vcard_of(&state, &payer, &card, v4).await?;

@@ -19,10 +19,13 @@ use crate::{
 pub struct Company {
     pub id: Uuid,
     pub name: String,
+    #[oai(nullable)]
     pub domain: Option<String>,
     /// The uploaded logo (`PUT /company/{id}/logo`), or else the URL set here.
+    #[oai(nullable)]
     pub logo_url: Option<String>,
     /// `#RGB` or `#RRGGBB`.
+    #[oai(nullable)]
     pub brand_color: Option<String>,
     /// First segment of every public card URL. Chosen at creation and never changed, so printed
     /// QR codes keep working.
@@ -56,13 +59,14 @@ impl Company {
 pub struct CreateCompany {
     #[oai(validator(max_length = 200))]
     pub name: String,
-    #[oai(validator(max_length = 253))]
+    #[oai(nullable, validator(max_length = 253))]
     pub domain: Option<String>,
-    #[oai(validator(max_length = 2048))]
+    #[oai(nullable, validator(max_length = 2048))]
     pub logo_url: Option<String>,
-    #[oai(validator(max_length = 7))]
+    #[oai(nullable, validator(max_length = 7))]
     pub brand_color: Option<String>,
     /// Defaults to `free`.
+    #[oai(nullable)]
     pub plan: Option<Plan>,
 }
 
@@ -70,13 +74,13 @@ pub struct CreateCompany {
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct UpdateCompany {
-    #[oai(validator(max_length = 200))]
+    #[oai(nullable, validator(max_length = 200))]
     pub name: Option<String>,
-    #[oai(validator(max_length = 253))]
+    #[oai(nullable, validator(max_length = 253))]
     pub domain: MaybeUndefined<String>,
-    #[oai(validator(max_length = 2048))]
+    #[oai(nullable, validator(max_length = 2048))]
     pub logo_url: MaybeUndefined<String>,
-    #[oai(validator(max_length = 7))]
+    #[oai(nullable, validator(max_length = 7))]
     pub brand_color: MaybeUndefined<String>,
 }
 
@@ -230,8 +234,10 @@ impl CompaniesApi {
         state: Data<&AppState>,
         auth: BearerAuth,
         /// How many to skip.
+        #[oai(validator(minimum(value = "0"), maximum(value = "4294967295")))]
         skip: Query<Option<u32>>,
         /// How many to return, 1 to 100 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u32>>,
     ) -> Result<Paged<Company>, ApiError> {
         let (offset, limit) = page(skip.0, limit.0)?;

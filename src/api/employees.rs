@@ -26,12 +26,18 @@ pub struct Employee {
     pub id: Uuid,
     pub company_id: Uuid,
     pub full_name: String,
+    #[oai(nullable)]
     pub job_title: Option<String>,
+    #[oai(nullable)]
     pub email: Option<String>,
+    #[oai(nullable)]
     pub phone: Option<String>,
+    #[oai(nullable)]
     pub whatsapp: Option<String>,
     /// The uploaded photo (`PUT /employees/{id}/photo`), or else the URL set here.
+    #[oai(nullable)]
     pub photo_url: Option<String>,
+    #[oai(nullable)]
     pub bio: Option<String>,
     /// `{name: url}`, e.g. `{"linkedin": "https://www.linkedin.com/in/jane"}`.
     pub social_links: BTreeMap<String, String>,
@@ -84,19 +90,20 @@ impl Employee {
 pub struct CreateEmployee {
     #[oai(validator(max_length = 200))]
     pub full_name: String,
-    #[oai(validator(max_length = 200))]
+    #[oai(nullable, validator(max_length = 200))]
     pub job_title: Option<String>,
-    #[oai(validator(max_length = 254))]
+    #[oai(nullable, validator(max_length = 254))]
     pub email: Option<String>,
-    #[oai(validator(max_length = 40))]
+    #[oai(nullable, validator(max_length = 40))]
     pub phone: Option<String>,
-    #[oai(validator(max_length = 40))]
+    #[oai(nullable, validator(max_length = 40))]
     pub whatsapp: Option<String>,
-    #[oai(validator(max_length = 2048))]
+    #[oai(nullable, validator(max_length = 2048))]
     pub photo_url: Option<String>,
-    #[oai(validator(max_length = 2000))]
+    #[oai(nullable, validator(max_length = 2000))]
     pub bio: Option<String>,
     /// `{name: url}` with http(s) URLs, at most 20.
+    #[oai(nullable)]
     pub social_links: Option<BTreeMap<String, String>>,
 }
 
@@ -104,21 +111,22 @@ pub struct CreateEmployee {
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct UpdateEmployee {
-    #[oai(validator(max_length = 200))]
+    #[oai(nullable, validator(max_length = 200))]
     pub full_name: Option<String>,
-    #[oai(validator(max_length = 200))]
+    #[oai(nullable, validator(max_length = 200))]
     pub job_title: MaybeUndefined<String>,
-    #[oai(validator(max_length = 254))]
+    #[oai(nullable, validator(max_length = 254))]
     pub email: MaybeUndefined<String>,
-    #[oai(validator(max_length = 40))]
+    #[oai(nullable, validator(max_length = 40))]
     pub phone: MaybeUndefined<String>,
-    #[oai(validator(max_length = 40))]
+    #[oai(nullable, validator(max_length = 40))]
     pub whatsapp: MaybeUndefined<String>,
-    #[oai(validator(max_length = 2048))]
+    #[oai(nullable, validator(max_length = 2048))]
     pub photo_url: MaybeUndefined<String>,
-    #[oai(validator(max_length = 2000))]
+    #[oai(nullable, validator(max_length = 2000))]
     pub bio: MaybeUndefined<String>,
     /// Replaces all links; `null` or `{}` removes them.
+    #[oai(nullable)]
     pub social_links: MaybeUndefined<BTreeMap<String, String>>,
 }
 
@@ -329,8 +337,10 @@ impl EmployeesApi {
         auth: BearerAuth,
         company_id: Path<Uuid>,
         /// How many to skip.
+        #[oai(validator(minimum(value = "0"), maximum(value = "4294967295")))]
         skip: Query<Option<u32>>,
         /// How many to return, 1 to 100 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u32>>,
     ) -> Result<Paged<Employee>, ApiError> {
         let tenant = auth.0.tenant_for(company_id.0, "Company not found")?;

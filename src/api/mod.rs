@@ -7,6 +7,7 @@ pub mod companies;
 pub mod employees;
 pub mod health;
 pub mod media;
+pub mod spec;
 pub mod subscriptions;
 pub mod time_bound;
 pub mod tracking;
@@ -92,9 +93,14 @@ pub fn service() -> OpenApiService<Apis, ()> {
     .server("/api")
 }
 
-/// The spec as committed in `openapi/openapi.json`.
+/// The spec as served and as committed in `openapi/openapi.json`: poem-openapi's, completed
+/// by [`spec::complete`].
 pub fn spec_json() -> String {
-    service().spec()
+    serde_json::to_string_pretty(&spec_value()).expect("a JSON value serializes")
+}
+
+pub fn spec_value() -> serde_json::Value {
+    spec::complete(&service().spec())
 }
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;

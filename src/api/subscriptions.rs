@@ -46,6 +46,7 @@ pub struct PlanInfo {
     pub plan: Plan,
     pub title: String,
     /// How many employees the plan allows; `null` means no limit.
+    #[oai(nullable)]
     pub employee_limit: Option<i32>,
 }
 
@@ -55,8 +56,10 @@ pub struct Subscription {
     pub plan: Plan,
     pub active: bool,
     pub started_at: DateTime<Utc>,
+    #[oai(nullable)]
     pub ended_at: Option<DateTime<Utc>>,
     /// How many employees the plan allows; `null` means no limit.
+    #[oai(nullable)]
     pub employee_limit: Option<i32>,
     /// How many employees the company has now.
     pub employee_count: i64,

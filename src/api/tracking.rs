@@ -70,14 +70,15 @@ impl From<DeviceKind> for Device {
 pub struct TrackRequest {
     pub action: TrackAction,
     /// Derived from the User-Agent when absent.
+    #[oai(nullable)]
     pub device: Option<DeviceKind>,
     /// A country or region code; a trusted CDN header (`REGION_HEADER`) takes precedence. One
     /// line of visible text, as `link`.
-    #[oai(validator(max_length = 64))]
+    #[oai(nullable, validator(max_length = 64))]
     pub region: Option<String>,
     /// The link's name (e.g. `linkedin`); required for `link_click`, ignored otherwise. One line
     /// of visible text: control characters and bidirectional overrides are refused (422).
-    #[oai(validator(min_length = 1, max_length = 100))]
+    #[oai(nullable, validator(min_length = 1, max_length = 100))]
     pub link: Option<String>,
 }
 
@@ -93,7 +94,8 @@ pub enum TrackStatus {
 #[derive(Debug, Object)]
 pub struct Tracked {
     pub status: TrackStatus,
-    /// The stored event; absent when ignored.
+    /// The stored event; `null` when ignored.
+    #[oai(nullable)]
     pub event_id: Option<Uuid>,
 }
 

@@ -21,6 +21,7 @@ pub struct User {
     pub role: Role,
     pub is_active: bool,
     /// The employee record this login may edit, if any.
+    #[oai(nullable)]
     pub employee_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
 }
@@ -61,6 +62,7 @@ pub struct CreateUser {
     pub full_name: String,
     pub role: TeamRole,
     /// Link the login to this employee: an `employee` may then edit that record.
+    #[oai(nullable)]
     pub employee_id: Option<Uuid>,
 }
 
@@ -137,8 +139,10 @@ impl UsersApi {
         auth: BearerAuth,
         company_id: Path<Uuid>,
         /// How many to skip.
+        #[oai(validator(minimum(value = "0"), maximum(value = "4294967295")))]
         skip: Query<Option<u32>>,
         /// How many to return, 1 to 100 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u32>>,
     ) -> Result<Paged<User>, ApiError> {
         let caller = auth.0;
