@@ -26,6 +26,9 @@ use crate::{
 
 /// How often partitions are made ahead and retention is applied.
 const ANALYTICS_MAINTENANCE: Duration = Duration::from_secs(3600);
+/// Maintenance is no request: it may take longer than `DATABASE_TIMEOUT` (each statement still
+/// ends at the server's `statement_timeout`).
+const ANALYTICS_MAINTENANCE_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Largest request body accepted anywhere (the JSON API needs far less).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -104,6 +107,8 @@ pub fn routes(state: AppState, cors_origins: &[String]) -> BoxEndpoint<'static> 
         .at("/media/:kind/:company_id/:file", get(api::media::serve))
         .nest("/docs", docs)
         .at("/openapi.json", spec)
+        // Inside `limit_body`, which bounds the bodies it reads.
+        .around(api::nul::refuse_nul)
         .around(limit_body)
         .data(state)
         .data(jwt)
@@ -195,7 +200,8 @@ impl Application {
             &database.owner,
             app_password.as_deref(),
             config.database_pool_size,
-        )?;
+        )?
+        .with_deadline(config.database_timeout);
         let cards = std::sync::Arc::new(api::cards::PublicCards::default());
         cards.listen(&db);
         let (sink, event_writer) = EventSink::start(db.clone());
@@ -207,8 +213,10 @@ impl Application {
             config.client_ip_header.clone(),
             config.region_header.clone(),
         ));
-        let maintenance =
-            tokio::spawn(analytics::maintain_every(db.clone(), ANALYTICS_MAINTENANCE));
+        let maintenance = tokio::spawn(analytics::maintain_every(
+            db.clone().with_deadline(ANALYTICS_MAINTENANCE_DEADLINE),
+            ANALYTICS_MAINTENANCE,
+        ));
         let state = AppState {
             db: db.clone(),
             jwt: JwtKeys::new(config.jwt_secret.expose(), config.jwt_ttl),

@@ -15,6 +15,18 @@ pub struct HealthStatus {
     pub database: String,
 }
 
+/// The health report during an outage, in the error shape every endpoint answers then.
+#[derive(Debug, Object)]
+pub struct HealthDegraded {
+    /// `degraded`.
+    pub status: String,
+    /// `unreachable`.
+    pub database: String,
+    pub detail: String,
+    /// `database_unavailable`, as from every other endpoint during the outage.
+    pub code: String,
+}
+
 #[derive(ApiResponse)]
 pub enum HealthResponse {
     /// Ready to serve.
@@ -22,7 +34,7 @@ pub enum HealthResponse {
     Ok(Json<HealthStatus>),
     /// The database cannot be reached.
     #[oai(status = 503)]
-    Unavailable(Json<HealthStatus>),
+    Unavailable(Json<HealthDegraded>),
 }
 
 #[derive(Debug, Object)]
@@ -55,9 +67,11 @@ impl HealthApi {
                 database: "ok".into(),
             }))
         } else {
-            HealthResponse::Unavailable(Json(HealthStatus {
+            HealthResponse::Unavailable(Json(HealthDegraded {
                 status: "degraded".into(),
                 database: "unreachable".into(),
+                detail: "The database is unavailable, try again shortly".into(),
+                code: crate::error::DATABASE_UNAVAILABLE.into(),
             }))
         }
     }

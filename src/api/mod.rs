@@ -6,11 +6,15 @@ pub mod cards;
 pub mod companies;
 pub mod employees;
 pub mod health;
+pub mod json_string;
 pub mod media;
+pub mod nul;
 pub mod subscriptions;
 pub mod tracking;
 pub mod users;
 pub mod validate;
+
+pub use json_string::JsonString;
 
 use std::sync::Arc;
 
