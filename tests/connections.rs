@@ -764,3 +764,60 @@ async fn failed_requests_leave_the_pool_clean_for_the_next_tenant() {
         "(A's employees, A's cards, A's logins, B's untouched employee)"
     );
 }
+
+#[tokio::test]
+async fn operation_past_its_deadline_answers_timeout_and_discards_its_connection() {
+    let mut f = fixture().await;
+    f.db = f.db.with_deadline(Duration::from_millis(200));
+    let pid = assert_next_read_clean(&f.db, "before").await;
+    let sleep = "SELECT pg_sleep($1::float8)";
+    // Prepared first, so the slow read below is one pipeline that simply does not answer in time.
+    f.db.read(&f.tenant_a(), async |tx| {
+        let (marked, slept) = tokio::join!(
+            tx.query_one(MARK_TRANSACTION, []),
+            tx.query_one(sleep, [&0.0f64])
+        );
+        marked?;
+        slept
+    })
+    .await
+    .unwrap();
+    let result =
+        f.db.read(&f.tenant_a(), async |tx| {
+            let (marked, slept) = tokio::join!(
+                tx.query_one(MARK_TRANSACTION, []),
+                tx.query_one(sleep, [&2.0f64])
+            );
+            marked?;
+            slept
+        })
+        .await;
+    assert!(matches!(result, Err(DbError::Timeout(_))), "{result:?}");
+    let err = ApiError::from(result.unwrap_err());
+    assert_eq!(
+        (err.status().as_u16(), err.code()),
+        (503, "database_unavailable")
+    );
+    let next = assert_next_read_clean(&f.db, "after a read past its deadline").await;
+    assert_ne!(next, pid, "a timed-out connection went back to the pool");
+    f.wait_until_gone(pid, "the timed-out read's connection")
+        .await;
+
+    // A write too: nothing of it is committed, and its connection is not reused.
+    let result =
+        f.db.write(&f.tenant_a(), async |tx| {
+            tx.execute(INSERT_EMPLOYEE, [&f.a, &"Past The Deadline"])
+                .await?;
+            tx.query_one("SELECT pg_sleep(2)", []).await?;
+            Ok::<_, DbError>(())
+        })
+        .await;
+    assert!(matches!(result, Err(DbError::Timeout(_))), "{result:?}");
+    let after = assert_next_read_clean(&f.db, "after a write past its deadline").await;
+    assert_ne!(after, next, "a timed-out connection went back to the pool");
+    f.wait_until_gone(next, "the timed-out write's connection")
+        .await;
+    assert_eq!(f.employees_named(f.a, "Past The Deadline").await, 0);
+    f.assert_b_reads_its_own("after operations past their deadline")
+        .await;
+}
