@@ -169,6 +169,29 @@ pub async fn render(err: poem::Error) -> Response {
     ApiError::from_request_error(err).into_response()
 }
 
+/// What a 503 that does not say otherwise tells clients to wait, in seconds.
+pub const RETRY_AFTER_SECS: u32 = 2;
+
+/// Adds `Retry-After` to every 503 without one (a database outage, a pool with no connection to
+/// spare), so that clients back off rather than retry at once.
+pub async fn retry_after_on_503<E: poem::Endpoint>(
+    next: std::sync::Arc<E>,
+    req: poem::Request,
+) -> poem::Result<Response> {
+    use poem::IntoResponse;
+    let mut resp = match next.call(req).await {
+        Ok(resp) => resp.into_response(),
+        Err(err) => render(err).await,
+    };
+    if resp.status() == StatusCode::SERVICE_UNAVAILABLE
+        && !resp.headers().contains_key(poem::http::header::RETRY_AFTER)
+    {
+        resp.headers_mut()
+            .insert(poem::http::header::RETRY_AFTER, RETRY_AFTER_SECS.into());
+    }
+    Ok(resp)
+}
+
 impl From<anyhow::Error> for ApiError {
     fn from(err: anyhow::Error) -> Self {
         Self::internal(format!("{err:#}"))

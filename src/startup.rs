@@ -112,7 +112,8 @@ pub fn routes(state: AppState, cors_origins: &[String]) -> BoxEndpoint<'static> 
         .around(limit_body)
         .data(state)
         .data(jwt)
-        .catch_all_error(error::render);
+        .catch_all_error(error::render)
+        .around(error::retry_after_on_503);
     let app = if cors_origins.is_empty() {
         app.boxed()
     } else {

@@ -130,6 +130,10 @@ async fn a_frozen_database_answers_503_within_the_deadline_and_the_service_recov
         for (what, resp) in typical_requests(&app, &admin).await {
             assert_eq!(resp.status.as_u16(), 503, "{what} {round}: {}", resp.body);
             assert_eq!(resp.body["code"], "database_unavailable", "{what} {round}");
+            assert!(
+                resp.headers.contains_key("retry-after"),
+                "{what} {round}: no Retry-After"
+            );
         }
     }
     let health = answered(app.get("/api/health", None)).await;
