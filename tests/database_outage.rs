@@ -1,15 +1,24 @@
 //! When PostgreSQL misbehaves, every request answers a 503 `database_unavailable` (never a 500,
 //! never a hang) and the service recovers by itself: a frozen server (SIGSTOP), backends
-//! terminated mid-request, a server shutting down under requests.
+//! terminated mid-request, a server shutting down under requests, an operation past its deadline.
+//! A connection that timed out or was lost is closed, never pooled again.
 
 mod common;
 
 use std::time::Duration;
 
-use callingcard::{db::embedded::LocalCluster, startup::create_database_if_missing};
-use common::{Response, TestApp, connect, spawn_app_at, spawn_app_with, superuser_url};
+use callingcard::{
+    auth::Role,
+    db::{Db, DbError, Tenant, embedded::LocalCluster},
+    error::ApiError,
+    startup::create_database_if_missing,
+};
+use common::{
+    Response, TestApp, connect, fresh_database, spawn_app_at, spawn_app_with, superuser_url,
+};
 use serde_json::json;
 use tokio_postgres::Client;
+use uuid::Uuid;
 
 /// Far beyond any deadline of the service: only a hung request takes this long.
 const HUNG: Duration = Duration::from_secs(90);
@@ -271,4 +280,87 @@ async fn requests_whose_backend_is_terminated_answer_503_and_the_next_ones_work(
     app.put(&path, Some(&admin.token), json!({"job_title": "Kept"}))
         .await
         .assert_status(200);
+}
+
+/// The backend serving the pool's next read.
+async fn next_backend(db: &Db) -> i32 {
+    db.read_public(async |tx| tx.query_one("SELECT pg_backend_pid()", []).await)
+        .await
+        .expect("the next read works")
+        .get(0)
+}
+
+#[tokio::test]
+async fn an_operation_past_its_deadline_answers_503_and_its_connection_is_discarded() {
+    let dbname = fresh_database().await;
+    let owner = connect(&superuser_url(&dbname)).await;
+    let company = Uuid::new_v4();
+    owner
+        .execute(
+            "INSERT INTO companies (id, name, slug) VALUES ($1, 'Slow', 'slow')",
+            &[&company],
+        )
+        .await
+        .unwrap();
+    // One connection, so that a reused one would serve the next read.
+    let db = Db::connect_as_app(&superuser_url(&dbname).parse().unwrap(), None, 1)
+        .unwrap()
+        .with_deadline(Duration::from_millis(200));
+    let tenant = Tenant::new(company, Role::Admin);
+    let sleep = "SELECT pg_sleep($1::float8)";
+    // Prepared first, so that the slow read is one pipeline that does not answer in time.
+    db.read(&tenant, async |tx| tx.query_one(sleep, [&0.0f64]).await)
+        .await
+        .unwrap();
+    let first = next_backend(&db).await;
+    let result = db
+        .read(&tenant, async |tx| tx.query_one(sleep, [&2.0f64]).await)
+        .await;
+    assert!(matches!(result, Err(DbError::Timeout(_))), "{result:?}");
+    let err = ApiError::from(result.unwrap_err());
+    assert_eq!(
+        (err.status().as_u16(), err.code()),
+        (503, "database_unavailable")
+    );
+    let second = next_backend(&db).await;
+    assert_ne!(
+        second, first,
+        "a timed-out connection went back to the pool"
+    );
+
+    // A write too: its connection is not reused and nothing of it is committed.
+    let result = db
+        .write(&tenant, async |tx| {
+            tx.execute(
+                "UPDATE companies SET name = 'Renamed' WHERE id = $1",
+                [&company],
+            )
+            .await?;
+            tx.query_one("SELECT pg_sleep(2)", []).await?;
+            Ok::<_, DbError>(())
+        })
+        .await;
+    assert!(matches!(result, Err(DbError::Timeout(_))), "{result:?}");
+    assert_ne!(
+        next_backend(&db).await,
+        second,
+        "a timed-out connection went back to the pool"
+    );
+    let backends_gone = async || {
+        let alive: Vec<i32> = owner
+            .query("SELECT pid FROM pg_stat_activity", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        !alive.contains(&first) && !alive.contains(&second)
+    };
+    wait_for("the timed-out connections are closed", backends_gone).await;
+    let name: String = owner
+        .query_one("SELECT name FROM companies WHERE id = $1", &[&company])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(name, "Slow");
 }
