@@ -1,8 +1,8 @@
 //! Configuration from environment variables, with development defaults.
 //!
 //! `DATABASE_TIMEOUT` (default 5s; e.g. `3`, `2500ms`, `10s`) bounds every database operation of
-//! a request, waiting for a pooled connection included; past it the request answers 503
-//! `database_unavailable` and the connection is closed.
+//! a request, waiting for a pooled connection included (the pool itself waits at most 5 s for one);
+//! past it the request answers 503 `database_unavailable` and the connection is closed.
 
 use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
