@@ -1,8 +1,12 @@
 //! Configuration from environment variables, with development defaults.
+//!
+//! `DATABASE_TIMEOUT` (default 5s; e.g. `3`, `2500ms`, `10s`) bounds every database operation of
+//! a request, waiting for a pooled connection included (the pool itself waits at most 5 s for one);
+//! past it the request answers 503 `database_unavailable` and the connection is closed.
 
 use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
-use anyhow::{Context, bail};
+use anyhow::{Context, bail, ensure};
 use rand::RngCore;
 
 /// A value that must never reach a log line or a Debug print.
@@ -40,6 +44,8 @@ pub struct Config {
     /// Password of `callingcard_app`, set on the role at start-up when given.
     pub database_app_password: Option<Secret>,
     pub database_pool_size: usize,
+    /// `DATABASE_TIMEOUT`: how long one database operation may take in all.
+    pub database_timeout: Duration,
     pub bind_addr: SocketAddr,
     pub jwt_secret: Secret,
     pub jwt_ttl: Duration,
@@ -178,11 +184,16 @@ impl Config {
             memory_bytes: number(&lookup, "IMAGE_DECODE_MEMORY_MB", 320, 1..=1 << 20)? << 20,
             max_decodes: number(&lookup, "IMAGE_DECODES", cores, 1..=1024)?,
         };
+        let database_timeout = match lookup("DATABASE_TIMEOUT") {
+            Some(raw) => parse_duration(&raw).context("DATABASE_TIMEOUT, e.g. 5, 2500ms or 10s")?,
+            None => crate::db::DEFAULT_DEADLINE,
+        };
         Ok(Self {
             environment,
             database_url: lookup("DATABASE_URL").map(Secret::new),
             database_app_password: lookup("DATABASE_APP_PASSWORD").map(Secret::new),
             database_pool_size,
+            database_timeout,
             bind_addr,
             jwt_secret,
             jwt_ttl,
@@ -224,7 +235,7 @@ fn development_jwt_secret(data_dir: &std::path::Path) -> anyhow::Result<Secret> 
     Ok(Secret::new(secret))
 }
 
-/// `3600`, `3600s`, `90m`, `12h`, `7d`.
+/// `3600`, `3600s`, `90m`, `12h`, `7d`, `250ms`.
 pub fn parse_duration(raw: &str) -> anyhow::Result<Duration> {
     let raw = raw.trim();
     let (digits, unit) = match raw.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
@@ -232,6 +243,10 @@ pub fn parse_duration(raw: &str) -> anyhow::Result<Duration> {
         None => (raw, "s"),
     };
     let n: u64 = digits.parse().context("not a number")?;
+    if unit == "ms" {
+        ensure!(n > 0, "must be positive");
+        return Ok(Duration::from_millis(n));
+    }
     let secs = match unit {
         "s" => n,
         "m" => n * 60,
@@ -262,6 +277,8 @@ mod tests {
         assert_eq!(parse_duration("3600").unwrap(), Duration::from_secs(3600));
         assert_eq!(parse_duration("90m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(604_800));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("0ms").is_err());
         assert!(parse_duration("7w").is_err());
         assert!(parse_duration("0").is_err());
         assert!(parse_duration("").is_err());
@@ -307,6 +324,7 @@ mod tests {
         assert_eq!(c.jwt_ttl, Duration::from_secs(43_200));
         assert_eq!(c.public_limits.miss_burst, 100);
         assert_eq!(c.image_decode.memory_bytes, 320 << 20);
+        assert_eq!(c.database_timeout, crate::db::DEFAULT_DEADLINE);
         assert!(
             config(&[
                 ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),

@@ -6,6 +6,9 @@ use poem_openapi::{ApiResponse, Object, payload::Json};
 
 use crate::db::DbError;
 
+/// The `code` of every answer during a database outage, `/api/health` included.
+pub const DATABASE_UNAVAILABLE: &str = "database_unavailable";
+
 #[derive(Debug, Clone, Object)]
 pub struct ErrorBody {
     /// What went wrong, for a person.
@@ -101,6 +104,16 @@ impl ApiError {
             StatusCode::SERVICE_UNAVAILABLE,
             "service_unavailable",
             detail,
+        )
+    }
+
+    /// PostgreSQL is out of reach (down, frozen, shutting down, or every connection busy past the
+    /// deadline): the same 503 for every way an outage shows.
+    pub fn database_unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            DATABASE_UNAVAILABLE,
+            "The database is unavailable, try again shortly",
         )
     }
 
@@ -213,6 +226,29 @@ pub async fn render(err: poem::Error) -> Response {
     ApiError::from_request_error(err).into_response()
 }
 
+/// What a 503 that does not say otherwise tells clients to wait, in seconds.
+pub const RETRY_AFTER_SECS: u32 = 2;
+
+/// Adds `Retry-After` to every 503 without one (a database outage, a pool with no connection to
+/// spare), so that clients back off rather than retry at once.
+pub async fn retry_after_on_503<E: poem::Endpoint>(
+    next: std::sync::Arc<E>,
+    req: poem::Request,
+) -> poem::Result<Response> {
+    use poem::IntoResponse;
+    let mut resp = match next.call(req).await {
+        Ok(resp) => resp.into_response(),
+        Err(err) => render(err).await,
+    };
+    if resp.status() == StatusCode::SERVICE_UNAVAILABLE
+        && !resp.headers().contains_key(poem::http::header::RETRY_AFTER)
+    {
+        resp.headers_mut()
+            .insert(poem::http::header::RETRY_AFTER, RETRY_AFTER_SECS.into());
+    }
+    Ok(resp)
+}
+
 impl From<anyhow::Error> for ApiError {
     fn from(err: anyhow::Error) -> Self {
         Self::internal(format!("{err:#}"))
@@ -222,12 +258,12 @@ impl From<anyhow::Error> for ApiError {
 impl From<DbError> for ApiError {
     fn from(err: DbError) -> Self {
         use tokio_postgres::error::SqlState;
+        if err.is_outage() {
+            tracing::warn!(error = %err, "database unavailable");
+            return Self::database_unavailable();
+        }
         let Some(db) = err.as_db_error() else {
             return match err {
-                DbError::Unavailable(e) => {
-                    tracing::warn!(error = %e, "database unavailable");
-                    Self::unavailable("The database is unavailable, try again shortly")
-                }
                 // Discarded by the pipeline, which runs the read again: nothing to log.
                 DbError::PreparedLate => Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -271,6 +307,10 @@ impl From<DbError> for ApiError {
                 format!("Invalid value ({field})")
             };
             return Self::invalid(detail);
+        }
+        // NUL is refused at the door (`api::nul`); this is the net behind it.
+        if *code == SqlState::CHARACTER_NOT_IN_REPERTOIRE {
+            return Self::invalid("Text must not contain NUL characters");
         }
         // Writing a row of another tenant: answer as if it did not exist.
         if *code == SqlState::INSUFFICIENT_PRIVILEGE && db.message().contains("row-level security")

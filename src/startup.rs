@@ -27,6 +27,9 @@ use crate::{
 
 /// How often partitions are made ahead and retention is applied.
 const ANALYTICS_MAINTENANCE: Duration = Duration::from_secs(3600);
+/// Maintenance is no request: it may take longer than `DATABASE_TIMEOUT` (each statement still
+/// ends at the server's `statement_timeout`).
+const ANALYTICS_MAINTENANCE_DEADLINE: Duration = Duration::from_secs(60);
 
 /// How long an upload waits for room to be decoded before it is told to come back.
 const IMAGE_DECODE_WAIT: Duration = Duration::from_secs(2);
@@ -121,11 +124,14 @@ pub fn routes(state: AppState, cors_origins: &[String]) -> BoxEndpoint<'static> 
         .at("/media/:kind/:company_id/:file", get(api::media::serve))
         .nest("/docs", docs)
         .at("/openapi.json", spec)
+        // Inside `limit_body`, which bounds the bodies it reads.
+        .around(api::nul::refuse_nul)
         .around(limit_body)
         .around(move |next, req| contract_headers(next, req, allowed.clone()))
         .data(state)
         .data(jwt)
-        .catch_all_error(error::render);
+        .catch_all_error(error::render)
+        .around(error::retry_after_on_503);
     let app = if cors_origins.is_empty() {
         app.boxed()
     } else {
@@ -253,7 +259,8 @@ impl Application {
             &database.owner,
             app_password.as_deref(),
             config.database_pool_size,
-        )?;
+        )?
+        .with_deadline(config.database_timeout);
         let cards = Arc::new(api::cards::PublicCards::new(&config.public_limits));
         cards.listen(&db);
         let (sink, event_writer) = EventSink::start(db.clone());
@@ -265,8 +272,10 @@ impl Application {
             config.client_ip_header.clone(),
             config.region_header.clone(),
         ));
-        let maintenance =
-            tokio::spawn(analytics::maintain_every(db.clone(), ANALYTICS_MAINTENANCE));
+        let maintenance = tokio::spawn(analytics::maintain_every(
+            db.clone().with_deadline(ANALYTICS_MAINTENANCE_DEADLINE),
+            ANALYTICS_MAINTENANCE,
+        ));
         let image_decodes = Arc::new(image_decode_budget(&config.image_decode));
         let state = AppState {
             db: db.clone(),

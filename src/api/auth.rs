@@ -5,7 +5,7 @@ use poem_openapi::{Object, OpenApi, payload::Json};
 use uuid::Uuid;
 
 use super::{
-    ApiTags, AppState, Created, NoContent,
+    ApiTags, AppState, Created, JsonString, NoContent,
     companies::{company_slug_base, no_free_slug, slug_candidates},
     users::User,
     validate,
@@ -20,35 +20,35 @@ use crate::{
 #[oai(deny_unknown_fields)]
 pub struct SignupRequest {
     #[oai(validator(max_length = 254))]
-    pub email: String,
+    pub email: JsonString,
     #[oai(validator(max_length = 256))]
-    pub password: String,
+    pub password: JsonString,
     #[oai(validator(max_length = 200))]
-    pub full_name: String,
+    pub full_name: JsonString,
     /// Defaults to the person's name.
     #[oai(nullable, validator(max_length = 200))]
-    pub company_name: Option<String>,
+    pub company_name: Option<JsonString>,
     /// Ignored: whoever signs up becomes the new company's admin. Accepted for older clients.
     #[oai(nullable, deprecated)]
-    pub role: Option<String>,
+    pub role: Option<JsonString>,
 }
 
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct LoginRequest {
     #[oai(validator(max_length = 254))]
-    pub email: String,
+    pub email: JsonString,
     #[oai(validator(max_length = 256))]
-    pub password: String,
+    pub password: JsonString,
 }
 
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
     #[oai(validator(max_length = 256))]
-    pub current_password: String,
+    pub current_password: JsonString,
     #[oai(validator(max_length = 256))]
-    pub new_password: String,
+    pub new_password: JsonString,
 }
 
 #[derive(Debug, Object)]
@@ -125,7 +125,7 @@ impl AuthApi {
         let full_name = validate::required_text("full_name", &b.full_name, 200)?;
         let company_name = validate::optional_text("company_name", b.company_name, 200)?
             .unwrap_or_else(|| full_name.clone());
-        let hash = password::hash(b.password).await?;
+        let hash = password::hash(b.password.into_inner()).await?;
         let company_id = Uuid::new_v4();
         let user_id = Uuid::new_v4();
         // The new company is its own tenant from the first statement on.
@@ -188,7 +188,7 @@ impl AuthApi {
             .map(|r| r.try_get::<_, String>("password_hash"))
             .transpose()
             .map_err(ApiError::internal)?;
-        if !password::verify(b.password, stored).await? {
+        if !password::verify(b.password.into_inner(), stored).await? {
             return Err(ApiError::new(
                 poem::http::StatusCode::UNAUTHORIZED,
                 "invalid_credentials",
@@ -254,14 +254,14 @@ impl AuthApi {
         if stored.is_none() {
             return Err(ApiError::unauthorized("This account no longer exists"));
         }
-        if !password::verify(b.current_password, stored).await? {
+        if !password::verify(b.current_password.into_inner(), stored).await? {
             return Err(ApiError::new(
                 poem::http::StatusCode::FORBIDDEN,
                 "wrong_password",
                 "The current password is incorrect",
             ));
         }
-        let hash = password::hash(b.new_password).await?;
+        let hash = password::hash(b.new_password.into_inner()).await?;
         state
             .db
             .write(&tenant, async |tx| {

@@ -8,7 +8,9 @@ use poem_openapi::{
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{ApiTags, AppState, Created, Paged, cards, page, subscriptions::Plan, validate};
+use super::{
+    ApiTags, AppState, Created, JsonString, Paged, cards, page, subscriptions::Plan, validate,
+};
 use crate::{
     auth::{BearerAuth, Role},
     db::Tenant,
@@ -58,13 +60,13 @@ impl Company {
 #[oai(deny_unknown_fields)]
 pub struct CreateCompany {
     #[oai(validator(max_length = 200))]
-    pub name: String,
+    pub name: JsonString,
     #[oai(nullable, validator(max_length = 253))]
-    pub domain: Option<String>,
+    pub domain: Option<JsonString>,
     #[oai(nullable, validator(max_length = 2048))]
-    pub logo_url: Option<String>,
+    pub logo_url: Option<JsonString>,
     #[oai(nullable, validator(max_length = 7))]
-    pub brand_color: Option<String>,
+    pub brand_color: Option<JsonString>,
     /// Defaults to `free`.
     #[oai(nullable)]
     pub plan: Option<Plan>,
@@ -75,13 +77,13 @@ pub struct CreateCompany {
 #[oai(deny_unknown_fields)]
 pub struct UpdateCompany {
     #[oai(nullable, validator(max_length = 200))]
-    pub name: Option<String>,
+    pub name: Option<JsonString>,
     #[oai(nullable, validator(max_length = 253))]
-    pub domain: MaybeUndefined<String>,
+    pub domain: MaybeUndefined<JsonString>,
     #[oai(nullable, validator(max_length = 2048))]
-    pub logo_url: MaybeUndefined<String>,
+    pub logo_url: MaybeUndefined<JsonString>,
     #[oai(nullable, validator(max_length = 7))]
-    pub brand_color: MaybeUndefined<String>,
+    pub brand_color: MaybeUndefined<JsonString>,
 }
 
 /// Tells an empty list from a missing company. (Row-level security already hides other tenants'

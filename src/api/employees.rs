@@ -12,7 +12,8 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::{
-    ApiTags, AppState, Created, NoContent, Paged, cards, companies::company_page, page, validate,
+    ApiTags, AppState, Created, JsonString, NoContent, Paged, cards, companies::company_page, page,
+    validate,
 };
 use crate::{
     auth::{BearerAuth, Caller, Role},
@@ -89,22 +90,22 @@ impl Employee {
 #[oai(deny_unknown_fields)]
 pub struct CreateEmployee {
     #[oai(validator(max_length = 200))]
-    pub full_name: String,
+    pub full_name: JsonString,
     #[oai(nullable, validator(max_length = 200))]
-    pub job_title: Option<String>,
+    pub job_title: Option<JsonString>,
     #[oai(nullable, validator(max_length = 254))]
-    pub email: Option<String>,
+    pub email: Option<JsonString>,
     #[oai(nullable, validator(max_length = 40))]
-    pub phone: Option<String>,
+    pub phone: Option<JsonString>,
     #[oai(nullable, validator(max_length = 40))]
-    pub whatsapp: Option<String>,
+    pub whatsapp: Option<JsonString>,
     #[oai(nullable, validator(max_length = 2048))]
-    pub photo_url: Option<String>,
+    pub photo_url: Option<JsonString>,
     #[oai(nullable, validator(max_length = 2000))]
-    pub bio: Option<String>,
+    pub bio: Option<JsonString>,
     /// `{name: url}` with http(s) URLs, at most 20.
     #[oai(nullable)]
-    pub social_links: Option<BTreeMap<String, String>>,
+    pub social_links: Option<BTreeMap<String, JsonString>>,
 }
 
 /// Only the fields present change; `null` clears an optional field.
@@ -112,22 +113,22 @@ pub struct CreateEmployee {
 #[oai(deny_unknown_fields)]
 pub struct UpdateEmployee {
     #[oai(nullable, validator(max_length = 200))]
-    pub full_name: Option<String>,
+    pub full_name: Option<JsonString>,
     #[oai(nullable, validator(max_length = 200))]
-    pub job_title: MaybeUndefined<String>,
+    pub job_title: MaybeUndefined<JsonString>,
     #[oai(nullable, validator(max_length = 254))]
-    pub email: MaybeUndefined<String>,
+    pub email: MaybeUndefined<JsonString>,
     #[oai(nullable, validator(max_length = 40))]
-    pub phone: MaybeUndefined<String>,
+    pub phone: MaybeUndefined<JsonString>,
     #[oai(nullable, validator(max_length = 40))]
-    pub whatsapp: MaybeUndefined<String>,
+    pub whatsapp: MaybeUndefined<JsonString>,
     #[oai(nullable, validator(max_length = 2048))]
-    pub photo_url: MaybeUndefined<String>,
+    pub photo_url: MaybeUndefined<JsonString>,
     #[oai(nullable, validator(max_length = 2000))]
-    pub bio: MaybeUndefined<String>,
+    pub bio: MaybeUndefined<JsonString>,
     /// Replaces all links; `null` or `{}` removes them.
     #[oai(nullable)]
-    pub social_links: MaybeUndefined<BTreeMap<String, String>>,
+    pub social_links: MaybeUndefined<BTreeMap<String, JsonString>>,
 }
 
 pub(super) const GET_EMPLOYEE: &str = "SELECT e.id, e.company_id, e.full_name, e.job_title, e.email, e.phone, e.whatsapp,
@@ -276,7 +277,7 @@ impl EmployeesApi {
         let phone = validate::optional_phone("phone", b.phone)?;
         let whatsapp = validate::optional_phone("whatsapp", b.whatsapp)?;
         let photo_url = validate::optional_http_url("photo_url", b.photo_url)?;
-        let bio = validate::optional_text("bio", b.bio, 2000)?;
+        let bio = validate::optional_multiline_text("bio", b.bio, 2000)?;
         let links = links_json(&validate::social_links(b.social_links.unwrap_or_default())?)?;
         let id = Uuid::new_v4();
         let public_slug = format!(
@@ -410,7 +411,9 @@ impl EmployeesApi {
         let photo_url = validate::maybe(b.photo_url, |v| {
             validate::optional_http_url("photo_url", Some(v))
         })?;
-        let bio = validate::maybe(b.bio, |v| validate::optional_text("bio", Some(v), 2000))?;
+        let bio = validate::maybe(b.bio, |v| {
+            validate::optional_multiline_text("bio", Some(v), 2000)
+        })?;
         let social_links = match b.social_links {
             MaybeUndefined::Undefined => None,
             MaybeUndefined::Null => Some(BTreeMap::new()),

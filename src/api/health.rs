@@ -15,6 +15,18 @@ pub struct HealthStatus {
     pub database: String,
 }
 
+/// The health report during an outage, in the error shape every endpoint answers then.
+#[derive(Debug, Object)]
+pub struct HealthDegraded {
+    /// `degraded`.
+    pub status: String,
+    /// `unreachable`.
+    pub database: String,
+    pub detail: String,
+    /// `database_unavailable`, as from every other endpoint during the outage.
+    pub code: String,
+}
+
 #[derive(ApiResponse)]
 pub enum HealthResponse {
     /// Ready to serve.
@@ -22,7 +34,7 @@ pub enum HealthResponse {
     Ok(Json<HealthStatus>),
     /// The database cannot be reached.
     #[oai(status = 503)]
-    Unavailable(Json<HealthStatus>),
+    Unavailable(Json<HealthDegraded>),
 }
 
 #[derive(Debug, Object)]
@@ -49,15 +61,19 @@ impl HealthApi {
     /// Service health
     #[oai(path = "/health", method = "get")]
     async fn health(&self, state: Data<&AppState>) -> HealthResponse {
-        if state.db.ping(Duration::from_secs(2)).await {
+        // Never slower than the deadline every other request gets.
+        let timeout = Duration::from_secs(2).min(state.db.deadline());
+        if state.db.ping(timeout).await {
             HealthResponse::Ok(Json(HealthStatus {
                 status: "ok".into(),
                 database: "ok".into(),
             }))
         } else {
-            HealthResponse::Unavailable(Json(HealthStatus {
+            HealthResponse::Unavailable(Json(HealthDegraded {
                 status: "degraded".into(),
                 database: "unreachable".into(),
+                detail: "The database is unavailable, try again shortly".into(),
+                code: crate::error::DATABASE_UNAVAILABLE.into(),
             }))
         }
     }

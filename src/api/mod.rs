@@ -6,13 +6,17 @@ pub mod cards;
 pub mod companies;
 pub mod employees;
 pub mod health;
+pub mod json_string;
 pub mod media;
+pub mod nul;
 pub mod spec;
 pub mod subscriptions;
 pub mod time_bound;
 pub mod tracking;
 pub mod users;
 pub mod validate;
+
+pub use json_string::JsonString;
 
 use std::sync::Arc;
 

@@ -6,7 +6,9 @@ use poem_openapi::{Object, OpenApi, param::Path, param::Query, payload::Json};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{ApiTags, AppState, Created, Paged, companies::company_page, page, validate};
+use super::{
+    ApiTags, AppState, Created, JsonString, Paged, companies::company_page, page, validate,
+};
 use crate::{
     auth::{BearerAuth, Role, password},
     error::ApiError,
@@ -55,11 +57,11 @@ pub enum TeamRole {
 #[oai(deny_unknown_fields)]
 pub struct CreateUser {
     #[oai(validator(max_length = 254))]
-    pub email: String,
+    pub email: JsonString,
     #[oai(validator(max_length = 256))]
-    pub password: String,
+    pub password: JsonString,
     #[oai(validator(max_length = 200))]
-    pub full_name: String,
+    pub full_name: JsonString,
     pub role: TeamRole,
     /// Link the login to this employee: an `employee` may then edit that record.
     #[oai(nullable)]
@@ -104,7 +106,7 @@ impl UsersApi {
             TeamRole::Admin => Role::Admin,
             TeamRole::Employee => Role::Employee,
         };
-        let hash = password::hash(body.password).await?;
+        let hash = password::hash(body.password.into_inner()).await?;
         let id = Uuid::new_v4();
         let user = state
             .db

@@ -7,8 +7,61 @@ use poem_openapi::types::MaybeUndefined;
 
 use crate::error::ApiError;
 
-/// Trims `value`; refuses it when empty or longer than `max` characters.
+/// Whether a text field may hold line breaks: a name or an email is one line, a bio several.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lines {
+    Single,
+    Multi,
+}
+
+/// Embeddings, overrides and isolates that can reorder what a card or vCard shows (a name that
+/// reads differently from what it is).
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Refuses NUL, control characters (line breaks and tabs only where `lines` allows them, never
+/// U+2028/U+2029 in a single line) and bidirectional controls.
+pub fn plain_text(field: &str, value: &str, lines: Lines) -> Result<(), ApiError> {
+    if value.contains('\0') {
+        return Err(ApiError::invalid(format!(
+            "`{field}` must not contain NUL characters"
+        )));
+    }
+    let allowed = |c: char| lines == Lines::Multi && matches!(c, '\n' | '\r' | '\t');
+    if value
+        .chars()
+        .any(|c| (c.is_control() || c == '\u{2028}' || c == '\u{2029}') && !allowed(c))
+    {
+        let what = match lines {
+            Lines::Single => "control characters or line breaks",
+            Lines::Multi => "control characters other than line breaks and tabs",
+        };
+        return Err(ApiError::invalid(format!(
+            "`{field}` must not contain {what}"
+        )));
+    }
+    if value.chars().any(is_bidi_control) {
+        return Err(ApiError::invalid(format!(
+            "`{field}` must not contain bidirectional override characters \
+             (U+202A to U+202E, U+2066 to U+2069)"
+        )));
+    }
+    Ok(())
+}
+
+/// Trims `value`; refuses it when empty, longer than `max` characters, or not plain text of one
+/// line (see [`plain_text`]).
 pub fn required_text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
+    text(field, value, max, Lines::Single)
+}
+
+/// Like [`required_text`], for text of several lines.
+pub fn required_multiline_text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
+    text(field, value, max, Lines::Multi)
+}
+
+fn text(field: &str, value: &str, max: usize, lines: Lines) -> Result<String, ApiError> {
     let value = value.trim();
     if value.is_empty() {
         return Err(ApiError::invalid(format!("`{field}` must not be empty")));
@@ -18,26 +71,31 @@ pub fn required_text(field: &str, value: &str, max: usize) -> Result<String, Api
             "`{field}` must be at most {max} characters"
         )));
     }
-    if value
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
-    {
-        return Err(ApiError::invalid(format!(
-            "`{field}` must not contain control characters"
-        )));
-    }
+    plain_text(field, value, lines)?;
     Ok(value.to_owned())
 }
 
 /// Like [`required_text`], but an empty value means "none".
 pub fn optional_text(
     field: &str,
-    value: Option<String>,
+    value: Option<impl AsRef<str>>,
     max: usize,
 ) -> Result<Option<String>, ApiError> {
-    match value.as_deref().map(str::trim) {
+    match value.as_ref().map(|v| v.as_ref().trim()) {
         None | Some("") => Ok(None),
         Some(v) => required_text(field, v, max).map(Some),
+    }
+}
+
+/// Like [`required_multiline_text`], but an empty value means "none".
+pub fn optional_multiline_text(
+    field: &str,
+    value: Option<impl AsRef<str>>,
+    max: usize,
+) -> Result<Option<String>, ApiError> {
+    match value.as_ref().map(|v| v.as_ref().trim()) {
+        None | Some("") => Ok(None),
+        Some(v) => required_multiline_text(field, v, max).map(Some),
     }
 }
 
@@ -64,15 +122,21 @@ pub fn email(field: &str, value: &str) -> Result<String, ApiError> {
     Ok(value)
 }
 
-pub fn optional_email(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
-    match value.as_deref().map(str::trim) {
+pub fn optional_email(
+    field: &str,
+    value: Option<impl AsRef<str>>,
+) -> Result<Option<String>, ApiError> {
+    match value.as_ref().map(|v| v.as_ref().trim()) {
         None | Some("") => Ok(None),
         Some(v) => email(field, v).map(Some),
     }
 }
 
 /// A phone number as people type it: digits, spaces, `+ - . ( )`.
-pub fn optional_phone(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+pub fn optional_phone(
+    field: &str,
+    value: Option<impl AsRef<str>>,
+) -> Result<Option<String>, ApiError> {
     let Some(value) = optional_text(field, value, 40)? else {
         return Ok(None);
     };
@@ -105,16 +169,25 @@ pub fn http_url(field: &str, value: &str) -> Result<String, ApiError> {
     }
 }
 
-pub fn optional_http_url(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
-    match value.as_deref().map(str::trim) {
+pub fn optional_http_url(
+    field: &str,
+    value: Option<impl AsRef<str>>,
+) -> Result<Option<String>, ApiError> {
+    match value.as_ref().map(|v| v.as_ref().trim()) {
         None | Some("") => Ok(None),
         Some(v) => http_url(field, v).map(Some),
     }
 }
 
 /// `#RGB` or `#RRGGBB`, kept as given but lower-cased.
-pub fn optional_color(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
-    let Some(value) = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) else {
+pub fn optional_color(
+    field: &str,
+    value: Option<impl AsRef<str>>,
+) -> Result<Option<String>, ApiError> {
+    let Some(value) = value
+        .map(|v| v.as_ref().trim().to_owned())
+        .filter(|v| !v.is_empty())
+    else {
         return Ok(None);
     };
     let hex = value.strip_prefix('#').unwrap_or_default();
@@ -128,7 +201,10 @@ pub fn optional_color(field: &str, value: Option<String>) -> Result<Option<Strin
 }
 
 /// A DNS name such as `example.com`.
-pub fn optional_domain(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+pub fn optional_domain(
+    field: &str,
+    value: Option<impl AsRef<str>>,
+) -> Result<Option<String>, ApiError> {
     let Some(value) = optional_text(field, value, 253)? else {
         return Ok(None);
     };
@@ -152,7 +228,9 @@ pub fn optional_domain(field: &str, value: Option<String>) -> Result<Option<Stri
 pub const MAX_SOCIAL_LINKS: usize = 20;
 
 /// `{name: url}`: at most 20 links, short names, http(s) URLs only.
-pub fn social_links(links: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ApiError> {
+pub fn social_links(
+    links: BTreeMap<String, impl AsRef<str>>,
+) -> Result<BTreeMap<String, String>, ApiError> {
     if links.len() > MAX_SOCIAL_LINKS {
         return Err(ApiError::invalid(format!(
             "`social_links` holds at most {MAX_SOCIAL_LINKS} links"
@@ -162,7 +240,7 @@ pub fn social_links(links: BTreeMap<String, String>) -> Result<BTreeMap<String, 
         .into_iter()
         .map(|(name, url)| {
             let name = required_text("social_links name", &name, 50)?;
-            let url = http_url(&format!("social_links.{name}"), &url)?;
+            let url = http_url(&format!("social_links.{name}"), url.as_ref())?;
             Ok((name, url))
         })
         .collect()
@@ -205,9 +283,9 @@ pub fn random_suffix() -> String {
 }
 
 /// Validates the value of a present field; `null` and absence pass through.
-pub fn maybe<T>(
-    field: MaybeUndefined<String>,
-    check: impl FnOnce(String) -> Result<Option<T>, ApiError>,
+pub fn maybe<S, T>(
+    field: MaybeUndefined<S>,
+    check: impl FnOnce(S) -> Result<Option<T>, ApiError>,
 ) -> Result<MaybeUndefined<T>, ApiError> {
     Ok(match field {
         MaybeUndefined::Undefined => MaybeUndefined::Undefined,
@@ -226,18 +304,16 @@ mod tests {
     #[test]
     fn colors() {
         assert_eq!(
-            optional_color("c", Some("#ABC".into())).unwrap().as_deref(),
+            optional_color("c", Some("#ABC")).unwrap().as_deref(),
             Some("#abc")
         );
         assert_eq!(
-            optional_color("c", Some("#a1b2c3".into()))
-                .unwrap()
-                .as_deref(),
+            optional_color("c", Some("#a1b2c3")).unwrap().as_deref(),
             Some("#a1b2c3")
         );
-        assert_eq!(optional_color("c", None).unwrap(), None);
+        assert_eq!(optional_color("c", None::<&str>).unwrap(), None);
         for bad in ["abc", "#abcd", "#ggg", "red", "#12345", "#1234567"] {
-            assert!(optional_color("c", Some(bad.into())).is_err(), "{bad}");
+            assert!(optional_color("c", Some(bad)).is_err(), "{bad}");
         }
     }
 
@@ -267,15 +343,15 @@ mod tests {
         ] {
             assert!(email("e", bad).is_err(), "{bad}");
         }
-        assert!(optional_phone("p", Some("+1 (555) 010-0000".into())).is_ok());
-        assert!(optional_phone("p", Some("call me".into())).is_err());
+        assert!(optional_phone("p", Some("+1 (555) 010-0000")).is_ok());
+        assert!(optional_phone("p", Some("call me")).is_err());
         assert!(
-            optional_domain("d", Some("Example.COM".into()))
+            optional_domain("d", Some("Example.COM"))
                 .unwrap()
                 .as_deref()
                 == Some("example.com")
         );
-        assert!(optional_domain("d", Some("-bad-.com".into())).is_err());
+        assert!(optional_domain("d", Some("-bad-.com")).is_err());
     }
 
     #[test]
@@ -293,6 +369,6 @@ mod tests {
         assert!(required_text("n", "   ", 10).is_err());
         assert!(required_text("n", "abcdefghijk", 10).is_err());
         assert!(required_text("n", "a\u{0}b", 10).is_err());
-        assert_eq!(optional_text("n", Some(" ".into()), 10).unwrap(), None);
+        assert_eq!(optional_text("n", Some(" "), 10).unwrap(), None);
     }
 }

@@ -250,6 +250,12 @@ impl LocalCluster {
         self.port
     }
 
+    /// The server's processes (the postmaster and its children), e.g. for a test that freezes
+    /// the server with SIGSTOP.
+    pub fn processes(&self) -> Vec<libc::pid_t> {
+        processes_in(&self.pgdata())
+    }
+
     /// Fast shutdown (SIGINT to the postmaster), waits until it has exited.
     pub async fn stop(self) -> Result<()> {
         let LocalCluster {

@@ -59,6 +59,10 @@ pub enum DbError {
     /// A bug in a transaction body, e.g. a read that awaited one query before sending the next.
     #[error("transaction misuse: {0}")]
     Misuse(&'static str),
+    /// The operation did not finish within the deadline (see [`Db::with_deadline`]); its
+    /// connection was closed, not pooled.
+    #[error("the database did not answer within {0:?}")]
+    Timeout(Duration),
 }
 
 impl DbError {
@@ -68,6 +72,32 @@ impl DbError {
             DbError::Postgres(e) => e.as_db_error(),
             _ => None,
         }
+    }
+
+    /// The database is out of reach rather than refusing this statement: no connection to be
+    /// had, no answer in time, or the connection lost (PostgreSQL shutting down or restarting:
+    /// SQLSTATE class 57 but a cancelled statement; class 08, connection exceptions).
+    pub fn is_outage(&self) -> bool {
+        match self {
+            DbError::Unavailable(_) | DbError::Timeout(_) => true,
+            DbError::Postgres(e) => is_connection_lost(e),
+            DbError::PreparedLate | DbError::Misuse(_) => false,
+        }
+    }
+}
+
+fn is_connection_lost(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    if e.is_closed() {
+        return true;
+    }
+    match e.as_db_error() {
+        Some(db) => {
+            let class = &db.code().code()[..2];
+            class == "08" || (class == "57" && *db.code() != SqlState::QUERY_CANCELED)
+        }
+        // A socket error on a live connection (a reset, a broken pipe).
+        None => std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()),
     }
 }
 
@@ -130,12 +160,18 @@ impl Tenant {
     }
 }
 
+/// How long a database operation may take by default, waiting for a connection included.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(5);
+
 /// The connection pool of the service role.
 #[derive(Clone)]
 pub struct Db {
     pool: Pool,
     /// How the pool connects, for the connections that live outside it (LISTEN).
     config: tokio_postgres::Config,
+    /// How long one read or write may take in all, from asking the pool for a connection to
+    /// COMMIT: a frozen or unreachable server must cost a request a few seconds, not its life.
+    deadline: Duration,
 }
 
 impl Db {
@@ -170,7 +206,36 @@ impl Db {
                 recycle: Some(Duration::from_secs(5)),
             })
             .build()?;
-        Ok(Self { pool, config })
+        Ok(Self {
+            pool,
+            config,
+            deadline: DEFAULT_DEADLINE,
+        })
+    }
+
+    /// The same pool, its operations bounded by `deadline` instead. One that runs out answers
+    /// [`DbError::Timeout`], and its connection is closed, never reused: whatever it had sent
+    /// may still be running. (A COMMIT sent but unanswered may still have committed, as with
+    /// any connection lost at that moment.)
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    /// `op` within the deadline; dropped when it runs out, which discards its connection (see
+    /// [`Checkout`]).
+    async fn within_deadline<T, E: From<DbError>>(
+        &self,
+        op: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        match tokio::time::timeout(self.deadline, op).await {
+            Ok(result) => result,
+            Err(_) => Err(DbError::Timeout(self.deadline).into()),
+        }
     }
 
     pub fn pool_status(&self) -> deadpool_postgres::Status {
@@ -199,7 +264,8 @@ impl Db {
         F: AsyncFnOnce(TenantTx) -> Result<T, E> + Clone,
         E: From<DbError>,
     {
-        self.pipelined(Some(tenant), body).await
+        self.within_deadline(self.pipelined(Some(tenant), body))
+            .await
     }
 
     /// Like [`Db::read`], with no tenant at all: nothing under row-level security is visible,
@@ -209,7 +275,7 @@ impl Db {
         F: AsyncFnOnce(TenantTx) -> Result<T, E> + Clone,
         E: From<DbError>,
     {
-        self.pipelined(None, body).await
+        self.within_deadline(self.pipelined(None, body)).await
     }
 
     async fn pipelined<T, E, F>(&self, tenant: Option<&Tenant>, body: F) -> Result<T, E>
@@ -273,6 +339,14 @@ impl Db {
     /// COMMIT is sent only when `body` succeeded, ROLLBACK otherwise. The first statement shares a
     /// round trip with BEGIN and the tenant settings.
     pub async fn write<T, E, F>(&self, tenant: &Tenant, body: F) -> Result<T, E>
+    where
+        F: AsyncFnOnce(TenantTx) -> Result<T, E>,
+        E: From<DbError>,
+    {
+        self.within_deadline(self.transaction(tenant, body)).await
+    }
+
+    async fn transaction<T, E, F>(&self, tenant: &Tenant, body: F) -> Result<T, E>
     where
         F: AsyncFnOnce(TenantTx) -> Result<T, E>,
         E: From<DbError>,
@@ -358,6 +432,8 @@ struct TxState {
     finished: AtomicBool,
     /// The server refused a statement: the transaction is aborted.
     server_error: AtomicBool,
+    /// A statement found the connection lost (see [`DbError::is_outage`]): never pool it.
+    connection_lost: AtomicBool,
 }
 
 /// One transaction of one tenant: the only way a handler reaches the database. Cheap to clone;
@@ -379,6 +455,7 @@ impl TenantTx {
                 missed_prepare: AtomicBool::new(false),
                 finished: AtomicBool::new(false),
                 server_error: AtomicBool::new(false),
+                connection_lost: AtomicBool::new(false),
             }),
         }
     }
@@ -401,13 +478,18 @@ impl TenantTx {
     /// The transaction ended with the connection idle: it may go back to the pool.
     fn finish_cleanly(&self) {
         self.inner.finished.store(true, Ordering::Release);
-        self.inner.checkout.clean.store(true, Ordering::Release);
+        if !self.inner.connection_lost.load(Ordering::Acquire) {
+            self.inner.checkout.clean.store(true, Ordering::Release);
+        }
     }
 
     /// Remembers that the server refused a statement (client-side errors leave it running).
     fn noted(&self, e: tokio_postgres::Error) -> DbError {
         if e.as_db_error().is_some() {
             self.inner.server_error.store(true, Ordering::Release);
+        }
+        if is_connection_lost(&e) {
+            self.inner.connection_lost.store(true, Ordering::Release);
         }
         DbError::from(e)
     }

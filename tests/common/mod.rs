@@ -175,6 +175,13 @@ pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
 pub async fn spawn_app_on(dbname: &str, vars: &[(&str, &str)]) -> TestApp {
     let dbname = dbname.to_owned();
     let url = superuser_url(&dbname);
+    spawn_app_at(&url, &dbname, vars).await
+}
+
+/// Spawns the app on the database at `url` (the owner's URL of `dbname`), e.g. on a cluster of
+/// the test's own.
+pub async fn spawn_app_at(url: &str, dbname: &str, vars: &[(&str, &str)]) -> TestApp {
+    let (url, dbname) = (url.to_owned(), dbname.to_owned());
     let mut env: Vec<(String, String)> = vec![
         ("DATABASE_URL".into(), url.clone()),
         ("BIND_ADDR".into(), "127.0.0.1:0".into()),
