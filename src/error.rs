@@ -18,7 +18,13 @@ pub struct ErrorBody {
 #[oai(bad_request_handler = "ApiError::from_request_error")]
 pub enum ApiError {
     /// Any error. The status tells its class; `code` tells which.
-    Default(StatusCode, Json<ErrorBody>),
+    Default(
+        StatusCode,
+        Json<ErrorBody>,
+        /// With 429 and 503: seconds to wait before trying again.
+        #[oai(header = "Retry-After")]
+        Option<u64>,
+    ),
 }
 
 impl ApiError {
@@ -29,16 +35,28 @@ impl ApiError {
                 detail: detail.into(),
                 code: code.to_owned(),
             }),
+            None,
         )
     }
 
+    /// The same error, telling the client to try again in `seconds` (at least 1).
+    pub fn retry_after(self, seconds: u64) -> Self {
+        let ApiError::Default(status, body, _) = self;
+        ApiError::Default(status, body, Some(seconds.max(1)))
+    }
+
+    /// 429: this client or account tried too often; `seconds` until it may try again.
+    pub fn too_many(code: &str, detail: &str, seconds: u64) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, code, detail).retry_after(seconds)
+    }
+
     pub fn status(&self) -> StatusCode {
-        let ApiError::Default(status, _) = self;
+        let ApiError::Default(status, _, _) = self;
         *status
     }
 
     pub fn code(&self) -> &str {
-        let ApiError::Default(_, body) = self;
+        let ApiError::Default(_, body, _) = self;
         &body.code
     }
 
@@ -233,7 +251,7 @@ impl From<DbError> for ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ApiError::Default(status, body) = self;
+        let ApiError::Default(status, body, _) = self;
         write!(f, "{} {}: {}", status.as_u16(), body.code, body.detail)
     }
 }

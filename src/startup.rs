@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use crate::{
     analytics::{self, collector::Collector, ingest::EventSink},
     api::{self, AppState},
-    auth::JwtKeys,
+    auth::{JwtKeys, password::HashingPool, throttle::LoginThrottle},
     config::{Config, Environment},
     db::{Db, embedded::LocalCluster, migrations},
     error,
@@ -26,6 +26,9 @@ use crate::{
 
 /// How often partitions are made ahead and retention is applied.
 const ANALYTICS_MAINTENANCE: Duration = Duration::from_secs(3600);
+
+/// How often failed logins that left their hour, and expired trust, are forgotten.
+const LOGIN_THROTTLE_SWEEP: Duration = Duration::from_secs(600);
 
 /// Largest request body accepted anywhere (the JSON API needs far less).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -181,6 +184,7 @@ pub struct Application {
     /// Stores tracked events; finishes once the server (and so every queue sender) is gone.
     event_writer: JoinHandle<()>,
     maintenance: JoinHandle<()>,
+    throttle_sweep: JoinHandle<()>,
 }
 
 impl Application {
@@ -209,12 +213,30 @@ impl Application {
         ));
         let maintenance =
             tokio::spawn(analytics::maintain_every(db.clone(), ANALYTICS_MAINTENANCE));
+        let limits = &config.auth;
+        let passwords = std::sync::Arc::new(HashingPool::new(
+            limits.hash_threads,
+            limits.hash_queue,
+            limits.hash_max_wait,
+        )?);
+        // Client addresses are keyed like visitor ids: one secret, the same on every instance.
+        let throttle = std::sync::Arc::new(LoginThrottle::new(
+            limits,
+            format!("login-throttle:{}", config.jwt_secret.expose()).as_bytes(),
+        ));
+        let throttle_sweep = tokio::spawn(
+            throttle
+                .clone()
+                .forget_every(db.clone(), LOGIN_THROTTLE_SWEEP),
+        );
         let state = AppState {
             db: db.clone(),
             jwt: JwtKeys::new(config.jwt_secret.expose(), config.jwt_ttl),
             public_base_url: config.public_base_url.clone(),
             cards,
             analytics,
+            passwords,
+            throttle,
         };
         let listener = tokio::net::TcpListener::bind(config.bind_addr)
             .await
@@ -234,6 +256,7 @@ impl Application {
             db,
             event_writer,
             maintenance,
+            throttle_sweep,
         })
     }
 
@@ -252,6 +275,7 @@ impl Application {
             .run_with_graceful_shutdown(self.endpoint, shutdown, Some(Duration::from_secs(30)))
             .await?;
         self.maintenance.abort();
+        self.throttle_sweep.abort();
         // Every acknowledged event is committed already; this stores the page views still queued.
         if tokio::time::timeout(Duration::from_secs(10), self.event_writer)
             .await
