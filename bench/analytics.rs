@@ -370,7 +370,7 @@ impl Company {
         let signup: Value = http
             .post(format!("{base}/api/auth/signup"))
             .json(&json!({
-                "email": format!("admin-{tag}@bench.example"), "password": "bench-password",
+                "email": format!("admin-{tag}@bench.example"), "password": "quiet-otter-harbor-1911",
                 "full_name": "Bench Admin", "company_name": name
             }))
             .send()

@@ -135,7 +135,7 @@ impl Fixture {
     async fn create(client: &reqwest::Client, base: &str) -> anyhow::Result<Self> {
         let signup: Value = client
             .post(format!("{base}/api/auth/signup"))
-            .json(&json!({"email": "bench@example.com", "password": "bench-password", "full_name": "Bench Admin", "company_name": "Bench Co"}))
+            .json(&json!({"email": "bench@example.com", "password": "quiet-otter-harbor-1911", "full_name": "Bench Admin", "company_name": "Bench Co"}))
             .send()
             .await?
             .json()

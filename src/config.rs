@@ -63,6 +63,8 @@ pub struct Config {
     pub public_limits: PublicLimits,
     /// Bounds on decoding uploaded images.
     pub image_decode: ImageDecodeLimits,
+    /// Bounds on password hashing and on guessing passwords.
+    pub auth: AuthLimits,
 }
 
 /// What a visitor's requests may cost: cache hits are free, misses (a database lookup, a QR
@@ -88,6 +90,66 @@ pub struct ImageDecodeLimits {
     pub memory_bytes: u64,
     /// `IMAGE_DECODES`: decodes at once (default: the number of cores).
     pub max_decodes: usize,
+}
+
+/// How much password work the service accepts, in total and per client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthLimits {
+    /// Threads hashing passwords (`PASSWORD_HASH_THREADS`, default: the number of cores).
+    pub hash_threads: usize,
+    /// Password checks waiting for a thread beyond those running (`PASSWORD_HASH_QUEUE`).
+    pub hash_queue: usize,
+    /// The longest a password check may wait for a thread (`PASSWORD_HASH_MAX_WAIT`).
+    pub hash_max_wait: Duration,
+    /// Failed logins per account an hour, counted by every instance together
+    /// (`AUTH_ACCOUNT_FAILURES_PER_HOUR`, default 100: OWASP ASVS 4 §2.2.1).
+    pub account_failures_per_hour: u32,
+    /// Failed logins and wrong current passwords per client address a minute
+    /// (`AUTH_ADDRESS_FAILURES_PER_MINUTE`, default 5).
+    pub address_failures_per_minute: u32,
+    /// Sign-ups per client address an hour (`AUTH_ADDRESS_SIGNUPS_PER_HOUR`, default 10).
+    pub address_signups_per_hour: u32,
+    /// How long an address that logged in to an account stays trusted by it: such an address
+    /// still gets in while strangers have used up the account's failures
+    /// (`AUTH_TRUSTED_ADDRESS_TTL`, default 30 days).
+    pub trusted_address_ttl: Duration,
+}
+
+impl AuthLimits {
+    fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let hash_threads = number(lookup, "PASSWORD_HASH_THREADS", cores.min(64), 1..=64)?;
+        Ok(Self {
+            hash_threads,
+            hash_queue: number(lookup, "PASSWORD_HASH_QUEUE", 8 * hash_threads, 0..=4096)?,
+            hash_max_wait: match lookup("PASSWORD_HASH_MAX_WAIT") {
+                Some(raw) => parse_duration(&raw).context("PASSWORD_HASH_MAX_WAIT, e.g. 2s")?,
+                None => Duration::from_secs(2),
+            },
+            account_failures_per_hour: number(
+                lookup,
+                "AUTH_ACCOUNT_FAILURES_PER_HOUR",
+                100,
+                1..=100_000,
+            )?,
+            address_failures_per_minute: number(
+                lookup,
+                "AUTH_ADDRESS_FAILURES_PER_MINUTE",
+                5,
+                1..=100_000,
+            )?,
+            address_signups_per_hour: number(
+                lookup,
+                "AUTH_ADDRESS_SIGNUPS_PER_HOUR",
+                10,
+                1..=100_000,
+            )?,
+            trusted_address_ttl: match lookup("AUTH_TRUSTED_ADDRESS_TTL") {
+                Some(raw) => parse_duration(&raw).context("AUTH_TRUSTED_ADDRESS_TTL, e.g. 30d")?,
+                None => Duration::from_secs(30 * 86_400),
+            },
+        })
+    }
 }
 
 /// `key` parsed as a number within `range`, or `default` when unset.
@@ -204,6 +266,7 @@ impl Config {
             region_header: lookup("REGION_HEADER").map(|h| h.trim().to_owned()),
             public_limits,
             image_decode,
+            auth: AuthLimits::from_lookup(&lookup)?,
         })
     }
 }
@@ -301,6 +364,59 @@ mod tests {
         assert_eq!(first.jwt_secret.expose().len(), 64);
         assert!(!format!("{first:?}").contains(first.jwt_secret.expose()));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn auth_limits_default_to_the_anchors_and_can_be_set() {
+        let secret = ("JWT_SECRET", "0123456789abcdef0123456789abcdef");
+        let defaults = config(&[secret]).unwrap().auth;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(
+            defaults,
+            AuthLimits {
+                hash_threads: cores,
+                hash_queue: 8 * cores,
+                hash_max_wait: Duration::from_secs(2),
+                account_failures_per_hour: 100,
+                address_failures_per_minute: 5,
+                address_signups_per_hour: 10,
+                trusted_address_ttl: Duration::from_secs(30 * 86_400),
+            }
+        );
+        let set = config(&[
+            secret,
+            ("PASSWORD_HASH_THREADS", "1"),
+            ("PASSWORD_HASH_QUEUE", "0"),
+            ("PASSWORD_HASH_MAX_WAIT", "5"),
+            ("AUTH_ACCOUNT_FAILURES_PER_HOUR", "3"),
+            ("AUTH_ADDRESS_FAILURES_PER_MINUTE", "2"),
+            ("AUTH_ADDRESS_SIGNUPS_PER_HOUR", "1"),
+            ("AUTH_TRUSTED_ADDRESS_TTL", "7d"),
+        ])
+        .unwrap()
+        .auth;
+        assert_eq!(
+            set,
+            AuthLimits {
+                hash_threads: 1,
+                hash_queue: 0,
+                hash_max_wait: Duration::from_secs(5),
+                account_failures_per_hour: 3,
+                address_failures_per_minute: 2,
+                address_signups_per_hour: 1,
+                trusted_address_ttl: Duration::from_secs(7 * 86_400),
+            }
+        );
+        for (key, bad) in [
+            ("PASSWORD_HASH_THREADS", "0"),
+            ("PASSWORD_HASH_QUEUE", "-1"),
+            ("AUTH_ACCOUNT_FAILURES_PER_HOUR", "0"),
+            ("AUTH_ADDRESS_FAILURES_PER_MINUTE", "many"),
+            ("AUTH_TRUSTED_ADDRESS_TTL", "0"),
+        ] {
+            let err = config(&[secret, (key, bad)]).unwrap_err();
+            assert!(format!("{err:#}").contains(key), "{key}={bad}: {err:#}");
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use crate::{
     analytics::{self, collector::Collector, ingest::EventSink},
     api::{self, AppState},
-    auth::JwtKeys,
+    auth::{JwtKeys, password::HashingPool, throttle::LoginThrottle},
     card::budget::WorkBudget,
     config::{Config, Environment, ImageDecodeLimits},
     db::{Db, embedded::LocalCluster, migrations},
@@ -33,6 +33,9 @@ const ANALYTICS_MAINTENANCE_DEADLINE: Duration = Duration::from_secs(60);
 
 /// How long an upload waits for room to be decoded before it is told to come back.
 const IMAGE_DECODE_WAIT: Duration = Duration::from_secs(2);
+
+/// How often failed logins that left their hour, and expired trust, are forgotten.
+const LOGIN_THROTTLE_SWEEP: Duration = Duration::from_secs(600);
 
 /// Largest request body accepted anywhere (the JSON API needs far less).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -245,6 +248,7 @@ pub struct Application {
     maintenance: JoinHandle<()>,
     cards: Arc<api::cards::PublicCards>,
     image_decodes: Arc<WorkBudget>,
+    throttle_sweep: JoinHandle<()>,
 }
 
 impl Application {
@@ -277,6 +281,22 @@ impl Application {
             ANALYTICS_MAINTENANCE,
         ));
         let image_decodes = Arc::new(image_decode_budget(&config.image_decode));
+        let limits = &config.auth;
+        let passwords = std::sync::Arc::new(HashingPool::new(
+            limits.hash_threads,
+            limits.hash_queue,
+            limits.hash_max_wait,
+        )?);
+        // Client addresses are keyed like visitor ids: one secret, the same on every instance.
+        let throttle = std::sync::Arc::new(LoginThrottle::new(
+            limits,
+            format!("login-throttle:{}", config.jwt_secret.expose()).as_bytes(),
+        ));
+        let throttle_sweep = tokio::spawn(
+            throttle
+                .clone()
+                .forget_every(db.clone(), LOGIN_THROTTLE_SWEEP),
+        );
         let state = AppState {
             db: db.clone(),
             jwt: JwtKeys::new(config.jwt_secret.expose(), config.jwt_ttl),
@@ -284,6 +304,8 @@ impl Application {
             cards: cards.clone(),
             analytics,
             image_decodes: image_decodes.clone(),
+            passwords,
+            throttle,
         };
         let listener = tokio::net::TcpListener::bind(config.bind_addr)
             .await
@@ -305,6 +327,7 @@ impl Application {
             maintenance,
             cards,
             image_decodes,
+            throttle_sweep,
         })
     }
 
@@ -334,6 +357,7 @@ impl Application {
             .await?;
         self.maintenance.abort();
         self.cards.stop_listening();
+        self.throttle_sweep.abort();
         // Every acknowledged event is committed already; this stores the page views still queued.
         if tokio::time::timeout(Duration::from_secs(10), self.event_writer)
             .await

@@ -12,7 +12,7 @@ async fn signup_creates_company_admin_and_free_plan() {
         .post(
             "/api/auth/signup",
             None,
-            json!({"email": "Founder@Acme.com", "password": "long-enough", "full_name": "Fay Founder",
+            json!({"email": "Founder@Acme.com", "password": "sturdy-pelican-ferns-31", "full_name": "Fay Founder",
                    "company_name": "Acme Rockets", "role": "superadmin"}),
         )
         .await;
@@ -48,7 +48,7 @@ async fn signup_creates_company_admin_and_free_plan() {
         .post(
             "/api/auth/login",
             None,
-            json!({"email": "FOUNDER@acme.com", "password": "long-enough"}),
+            json!({"email": "FOUNDER@acme.com", "password": "sturdy-pelican-ferns-31"}),
         )
         .await;
     login.assert_status(200);
@@ -58,11 +58,11 @@ async fn signup_creates_company_admin_and_free_plan() {
 #[tokio::test]
 async fn duplicate_email_is_a_conflict_and_creates_nothing() {
     let app = spawn_app().await;
-    let body = json!({"email": "dup@example.com", "password": "long-enough", "full_name": "A", "company_name": "Dup Co"});
+    let body = json!({"email": "dup@example.com", "password": "sturdy-pelican-ferns-31", "full_name": "A", "company_name": "Dup Co"});
     app.post("/api/auth/signup", None, body.clone())
         .await
         .assert_status(201);
-    app.post("/api/auth/signup", None, json!({"email": "DUP@example.com", "password": "long-enough", "full_name": "B", "company_name": "Other Co"}))
+    app.post("/api/auth/signup", None, json!({"email": "DUP@example.com", "password": "sturdy-pelican-ferns-31", "full_name": "B", "company_name": "Other Co"}))
         .await
         .assert_error(409, "email_taken");
     // The failed sign-up left no company behind.
@@ -103,7 +103,7 @@ async fn signup_refuses_bad_input() {
     let app = spawn_app().await;
     for (body, code) in [
         (
-            json!({"email": "not-an-email", "password": "long-enough", "full_name": "A"}),
+            json!({"email": "not-an-email", "password": "sturdy-pelican-ferns-31", "full_name": "A"}),
             "validation_error",
         ),
         (
@@ -111,23 +111,23 @@ async fn signup_refuses_bad_input() {
             "validation_error",
         ),
         (
-            json!({"email": "a@example.com", "password": "long-enough", "full_name": "   "}),
+            json!({"email": "a@example.com", "password": "sturdy-pelican-ferns-31", "full_name": "   "}),
             "validation_error",
         ),
         (
-            json!({"email": "a@example.com", "password": "long-enough", "full_name": "x".repeat(201)}),
+            json!({"email": "a@example.com", "password": "sturdy-pelican-ferns-31", "full_name": "x".repeat(201)}),
             "validation_error",
         ),
         (
-            json!({"email": "a@example.com", "password": "long-enough"}),
+            json!({"email": "a@example.com", "password": "sturdy-pelican-ferns-31"}),
             "validation_error",
         ),
         (
-            json!({"email": "a@example.com", "password": "long-enough", "full_name": "A", "extra": true}),
+            json!({"email": "a@example.com", "password": "sturdy-pelican-ferns-31", "full_name": "A", "extra": true}),
             "validation_error",
         ),
         (
-            json!({"email": 12, "password": "long-enough", "full_name": "A"}),
+            json!({"email": 12, "password": "sturdy-pelican-ferns-31", "full_name": "A"}),
             "validation_error",
         ),
     ] {
@@ -162,7 +162,7 @@ async fn signup_refuses_bad_input() {
 #[tokio::test]
 async fn company_name_defaults_to_the_person_and_slugs_stay_unique() {
     let app = spawn_app().await;
-    let first = app.post("/api/auth/signup", None, json!({"email": "x1@example.com", "password": "long-enough", "full_name": "Zoë Ångström"})).await;
+    let first = app.post("/api/auth/signup", None, json!({"email": "x1@example.com", "password": "sturdy-pelican-ferns-31", "full_name": "Zoë Ångström"})).await;
     first.assert_status(201);
     let token = first.body["access_token"].as_str().unwrap();
     let company = app
@@ -177,7 +177,7 @@ async fn company_name_defaults_to_the_person_and_slugs_stay_unique() {
     assert_eq!(company.body["name"], "Zoë Ångström");
     assert_eq!(company.body["slug"], "zoe-angstrom");
 
-    let second = app.post("/api/auth/signup", None, json!({"email": "x2@example.com", "password": "long-enough", "full_name": "Zoe Angstrom"})).await;
+    let second = app.post("/api/auth/signup", None, json!({"email": "x2@example.com", "password": "sturdy-pelican-ferns-31", "full_name": "Zoe Angstrom"})).await;
     second.assert_status(201);
     let token = second.body["access_token"].as_str().unwrap();
     let company = app
@@ -205,7 +205,7 @@ async fn concurrent_signups_of_one_name_get_distinct_slugs() {
             app.post(
                 "/api/auth/signup",
                 None,
-                json!({"email": format!("race{i}@example.com"), "password": "long-enough", "full_name": "R", "company_name": "Race Co"}),
+                json!({"email": format!("race{i}@example.com"), "password": "sturdy-pelican-ferns-31", "full_name": "R", "company_name": "Race Co"}),
             )
             .await
         }
@@ -235,32 +235,32 @@ async fn change_password() {
     app.post(
         path,
         Some(&admin.token),
-        json!({"current_password": "wrong-one", "new_password": "brand-new-pass"}),
+        json!({"current_password": "wrong-one", "new_password": "copper-tundra-violin-26"}),
     )
     .await
     .assert_error(403, "wrong_password");
     app.post(
         path,
         Some(&admin.token),
-        json!({"current_password": "s3cret-password", "new_password": "short"}),
+        json!({"current_password": common::ADMIN_PASSWORD, "new_password": "short"}),
     )
     .await
     .assert_error(422, "validation_error");
     app.post(
         path,
         Some(&admin.token),
-        json!({"current_password": "s3cret-password", "new_password": "brand-new-pass"}),
+        json!({"current_password": common::ADMIN_PASSWORD, "new_password": "copper-tundra-violin-26"}),
     )
     .await
     .assert_status(204);
     app.post(
         "/api/auth/login",
         None,
-        json!({"email": admin.email, "password": "s3cret-password"}),
+        json!({"email": admin.email, "password": common::ADMIN_PASSWORD}),
     )
     .await
     .assert_error(401, "invalid_credentials");
-    app.login(&admin.email, "brand-new-pass").await;
+    app.login(&admin.email, "copper-tundra-violin-26").await;
     app.post(
         path,
         None,
@@ -348,8 +348,134 @@ async fn disabled_accounts_cannot_log_in() {
     app.post(
         "/api/auth/login",
         None,
-        json!({"email": admin.email, "password": "s3cret-password"}),
+        json!({"email": admin.email, "password": common::ADMIN_PASSWORD}),
     )
     .await
     .assert_error(403, "account_disabled");
+}
+
+// ---- Password policy ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn weak_and_account_derived_passwords_are_refused_wherever_a_password_is_set() {
+    let app = spawn_app().await;
+    let email = "grace.hopper@compilers.example";
+    let signup = |password: &str| {
+        json!({"email": email, "password": password, "full_name": "Grace Hopper",
+               "company_name": "Cobol Works"})
+    };
+    for (password, names) in [
+        ("12345678", "`password`"),
+        ("password", "`password`"),
+        ("        ", "`password`"),
+        (email, "`email`"),
+        ("GRACE.HOPPER@compilers.example", "`email`"),
+        ("grace hopper", "`full_name`"),
+        ("Cobol Works", "`company_name`"),
+    ] {
+        let resp = app.post("/api/auth/signup", None, signup(password)).await;
+        resp.assert_error(422, "weak_password");
+        let detail = resp.body["detail"].as_str().unwrap();
+        assert!(detail.contains("`password`"), "{password:?}: {detail}");
+        assert!(detail.contains(names), "{password:?}: {detail}");
+    }
+    // Nothing was created by the refusals; a strong password goes through.
+    let created = app
+        .post(
+            "/api/auth/signup",
+            None,
+            signup("pumice-walrus-tangerine-8"),
+        )
+        .await;
+    created.assert_status(201);
+    let token = created.body["access_token"].as_str().unwrap().to_owned();
+    let company_id = created.body["company_id"].as_str().unwrap().to_owned();
+
+    // Changing a password: the same policy on the new one, naming `new_password`.
+    for weak in ["password", "grace.hopper", "iloveyou1"] {
+        let resp = app
+            .post(
+                "/api/auth/change-password",
+                Some(&token),
+                json!({"current_password": "pumice-walrus-tangerine-8", "new_password": weak}),
+            )
+            .await;
+        resp.assert_error(422, "weak_password");
+        assert!(
+            resp.body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("`new_password`")
+        );
+    }
+    app.login(email, "pumice-walrus-tangerine-8").await;
+
+    // An admin giving a teammate a login: the teammate's email and name, and the company's.
+    let teammate = |password: &str| {
+        json!({"email": "alan.turing@compilers.example", "password": password,
+               "full_name": "Alan Turing", "role": "employee"})
+    };
+    let path = format!("/api/company/{company_id}/users");
+    for (password, names) in [
+        ("alan.turing@compilers.example", "`email`"),
+        ("Alan Turing 1912", "`full_name`"),
+        ("cobolworks", "`company_name`"),
+        ("qwertyuiop", "`password`"),
+    ] {
+        let resp = app.post(&path, Some(&token), teammate(password)).await;
+        resp.assert_error(422, "weak_password");
+        assert!(
+            resp.body["detail"].as_str().unwrap().contains(names),
+            "{password}: {}",
+            resp.body
+        );
+    }
+    app.post(&path, Some(&token), teammate("enigma-lobster-fjord-44"))
+        .await
+        .assert_status(201);
+}
+
+// ---- Token claims -------------------------------------------------------------------------
+
+#[tokio::test]
+async fn tokens_not_valid_yet_or_issued_in_the_future_are_refused() {
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    let app = spawn_app().await;
+    let admin = app.signup("Clock Co").await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let year = 365 * 86_400;
+    let token = |claims: serde_json::Value| {
+        encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+        )
+        .unwrap()
+    };
+    let claims = |iat: u64, nbf: Option<u64>| {
+        let mut c = json!({"sub": admin.user_id, "company_id": admin.company_id, "role": "admin",
+                           "iat": iat, "exp": now + 2 * year});
+        if let Some(nbf) = nbf {
+            c["nbf"] = json!(nbf);
+        }
+        c
+    };
+    for valid in [claims(now, None), claims(now - 60, Some(now - 60))] {
+        app.get("/api/auth/me", Some(&token(valid)))
+            .await
+            .assert_status(200);
+    }
+    for invalid in [
+        claims(now, Some(now + year)),
+        claims(now, Some(now + 120)),
+        claims(now + year, None),
+        claims(now + 120, None),
+    ] {
+        app.get("/api/auth/me", Some(&token(invalid.clone())))
+            .await
+            .assert_error(401, "unauthorized");
+    }
 }

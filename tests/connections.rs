@@ -670,7 +670,7 @@ async fn failed_requests_leave_the_pool_clean_for_the_next_tenant() {
     let users_of_a = format!("/api/company/{}/users", a.company_id);
     let b_path = format!("/api/employees/{b_employee}");
     let login = |email: &str, employee_id: Option<Uuid>| {
-        json!({"email": email, "password": "long-enough-password", "full_name": "New Login",
+        json!({"email": email, "password": "sturdy-pelican-ferns-31", "full_name": "New Login",
                "role": "employee", "employee_id": employee_id})
     };
 

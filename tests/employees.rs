@@ -338,7 +338,7 @@ async fn users_are_created_by_admins_and_linked_within_the_company() {
     list.assert_status(200);
     assert_eq!(list.headers["x-total-count"], "2");
 
-    let body = |email: &str, role: &str, employee: Option<Uuid>| json!({"email": email, "password": "long-enough", "full_name": "U", "role": role, "employee_id": employee});
+    let body = |email: &str, role: &str, employee: Option<Uuid>| json!({"email": email, "password": "sturdy-pelican-ferns-31", "full_name": "U", "role": role, "employee_id": employee});
     app.post(
         &path,
         Some(&admin.token),

@@ -93,7 +93,7 @@ async fn serves_with_its_own_cluster_and_keeps_data_across_restarts() {
     let signup = client
         .post(format!("{base}/api/auth/signup"))
         .json(
-            &json!({"email": "keep@example.com", "password": "kept-password", "full_name": "Kept"}),
+            &json!({"email": "keep@example.com", "password": "sequoia-lantern-harbor-64", "full_name": "Kept"}),
         )
         .send()
         .await
@@ -129,7 +129,7 @@ async fn serves_with_its_own_cluster_and_keeps_data_across_restarts() {
     );
     let login = client
         .post(format!("{base}/api/auth/login"))
-        .json(&json!({"email": "keep@example.com", "password": "kept-password"}))
+        .json(&json!({"email": "keep@example.com", "password": "sequoia-lantern-harbor-64"}))
         .send()
         .await
         .unwrap();

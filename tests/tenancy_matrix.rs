@@ -282,7 +282,7 @@ const CURRENT_IMAGES: &str = "SELECT (SELECT photo_hash FROM employees WHERE id 
             (SELECT photo_hash FROM employees WHERE id = $2),
             (SELECT logo_hash FROM companies WHERE id = $3)";
 
-const SIGNUP_PASSWORD: &str = "s3cret-password";
+const SIGNUP_PASSWORD: &str = common::ADMIN_PASSWORD;
 /// The user agent of the tracking beacons: a person's browser (a bot's would only count as a
 /// preview, in the rollups).
 const BROWSER: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
@@ -543,7 +543,7 @@ impl World {
                 json!({"job_title": format!("Edited {}", &n[..8]), "bio": "Was here."})
             }
             Body::NewAdminLogin => {
-                json!({"email": format!("login-{n}@example.com"), "password": "teammate-password",
+                json!({"email": format!("login-{n}@example.com"), "password": common::TEAMMATE_PASSWORD,
                                           "full_name": "New Login", "role": "admin"})
             }
             Body::Enterprise => json!({"plan": "enterprise"}),

@@ -1153,9 +1153,21 @@ async fn service_role_has_no_way_around_the_wall() {
         ),
         ("card_company", "p_company_slug text", "uuid"),
         (
+            "login_failed",
+            "p_email text, p_address bytea, p_limit integer, p_trust_seconds integer",
+            "void",
+        ),
+        (
             "login_lookup",
             "p_email text",
             "TABLE(user_id uuid, company_id uuid, role text, is_active boolean, password_hash text)",
+        ),
+        ("login_succeeded", "p_email text, p_address bytea", "void"),
+        ("login_throttle_forget", "p_trust_seconds integer", "bigint"),
+        (
+            "login_throttle_wait",
+            "p_email text, p_address bytea, p_limit integer, p_trust_seconds integer",
+            "integer",
         ),
         ("superadmin_employee_company", "p_employee_id uuid", "uuid"),
     ]
@@ -1320,6 +1332,75 @@ async fn login_lookup_needs_no_tenant_and_answers_only_what_login_needs() {
             .unwrap();
         assert!(rows.is_empty(), "{unknown:?} matched {} logins", rows.len());
     }
+}
+
+#[tokio::test]
+async fn login_throttle_is_reached_through_its_functions_only() {
+    let w = world().await;
+    let app = w.app().await;
+    // The tables: nothing, not even with a tenant set.
+    for table in ["login_failures", "login_trusted_addresses"] {
+        for sql in [
+            format!("SELECT count(*) FROM {table}"),
+            format!("DELETE FROM {table}"),
+        ] {
+            expect_sqlstate(
+                app.batch_execute(&sql).await,
+                &SqlState::INSUFFICIENT_PRIVILEGE,
+                &sql,
+            );
+        }
+    }
+    // The functions need no tenant, and answer a number of seconds, nothing about anyone.
+    let (address, stranger) = (vec![1u8; 16], vec![2u8; 16]);
+    let wait = async |email: &str, address: &Vec<u8>| -> i32 {
+        app.query_one(
+            "SELECT login_throttle_wait($1, $2, 2, 3600)",
+            &[&email, address],
+        )
+        .await
+        .unwrap()
+        .get(0)
+    };
+    let email = w.a.admin_email.as_str();
+    assert_eq!(wait(email, &stranger).await, 0);
+    app.execute("SELECT login_succeeded($1, $2)", &[&email, &address])
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        app.execute("SELECT login_failed($1, $2, 2, 3600)", &[&email, &stranger])
+            .await
+            .unwrap();
+    }
+    // The email in any case is the same account.
+    let refused = wait(&email.to_uppercase(), &stranger).await;
+    assert!((3590..=3600).contains(&refused), "{refused}");
+    assert_eq!(wait(email, &address).await, 0, "the trusted address");
+    assert_eq!(
+        wait(&w.b.admin_email, &stranger).await,
+        0,
+        "another account"
+    );
+    // Stored: digests and keyed hashes, no email.
+    let stored: i64 = w
+        .owner
+        .query_one(
+            "SELECT count(*) FROM login_failures f
+             WHERE f.email_digest = sha256(convert_to(lower($1), 'UTF8'))
+               AND NOT EXISTS (SELECT 1 FROM login_failures g
+                               WHERE position(convert_to($1, 'UTF8') IN g.email_digest) > 0)",
+            &[&email],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 1);
+    let forgot: i64 = app
+        .query_one("SELECT login_throttle_forget(3600)", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(forgot, 0, "nothing is old yet");
 }
 
 #[tokio::test]

@@ -210,17 +210,11 @@ fn refused_for_data(e: &DbError) -> bool {
 /// Whether storing failed because the database is out of reach or going away (not our bug, not
 /// the event's fault): the client should retry later.
 pub fn is_outage(e: &DbError) -> bool {
-    match e {
-        DbError::Unavailable(_) => true,
-        DbError::Postgres(pg) => match pg.as_db_error() {
-            // No answer from the server at all: a closed connection, a socket error.
-            None => true,
-            // Connection exceptions, insufficient resources, shutdowns, cancelled statements,
-            // and conflicts that outlived their retries.
-            Some(db) => matches!(&db.code().code()[..2], "08" | "40" | "53" | "57" | "58"),
-        },
-        DbError::PreparedLate | DbError::Misuse(_) => false,
-    }
+    // Beyond a lost connection or a deadline: insufficient resources, system errors, and
+    // conflicts that outlived their retries.
+    e.is_outage()
+        || e.as_db_error()
+            .is_some_and(|db| matches!(&db.code().code()[..2], "40" | "53" | "58"))
 }
 
 async fn write_company(db: &Db, company_id: Uuid, events: &[&CardEvent]) -> Result<(), DbError> {

@@ -97,6 +97,23 @@ impl RateLimiter {
         }
     }
 
+    /// Like [`RateLimiter::check`], but takes no token and tracks no new key: for limits that
+    /// count only some outcomes (failed logins), checked before the work and taken after it.
+    pub fn peek(&self, key: &[u8], now: Instant) -> Result<(), Duration> {
+        let key = digest(key);
+        let buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(bucket) = buckets.get(&key) else {
+            return Ok(());
+        };
+        let tokens = self.refilled(bucket, now);
+        if tokens + EPSILON >= 1.0 {
+            Ok(())
+        } else {
+            let seconds = ((1.0 - tokens) / self.per_second - EPSILON).ceil();
+            Err(Duration::from_secs((seconds as u64).max(1)))
+        }
+    }
+
     /// The tokens a bucket holds at `now`.
     fn refilled(&self, bucket: &Bucket, now: Instant) -> f64 {
         let elapsed = now.saturating_duration_since(bucket.seen).as_secs_f64();
@@ -159,6 +176,22 @@ mod tests {
         }
         assert!(limiter.check(b"a", t0).is_err());
         assert!(limiter.check(b"a", t0).is_err());
+    }
+
+    #[test]
+    fn peeking_takes_nothing_and_sees_what_check_would() {
+        let limiter = RateLimiter::new(2, 1.0, 100);
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            assert_eq!(limiter.peek(b"a", t0), Ok(()));
+        }
+        assert_eq!(limiter.len(), 0, "peeking tracks no key");
+        limiter.check(b"a", t0).unwrap();
+        assert_eq!(limiter.peek(b"a", t0), Ok(()));
+        limiter.check(b"a", t0).unwrap();
+        assert_eq!(limiter.peek(b"a", t0), Err(Duration::from_secs(1)));
+        assert_eq!(limiter.peek(b"a", t0), limiter.check(b"a", t0));
+        assert_eq!(limiter.peek(b"a", t0 + ms(1000)), Ok(()));
     }
 
     #[test]

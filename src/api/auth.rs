@@ -1,6 +1,6 @@
 //! Sign-up, login and the caller's own account.
 
-use poem::web::Data;
+use poem::{Request, web::Data};
 use poem_openapi::{Object, OpenApi, payload::Json};
 use uuid::Uuid;
 
@@ -11,7 +11,7 @@ use super::{
     validate,
 };
 use crate::{
-    auth::{BearerAuth, Role, password},
+    auth::{BearerAuth, Role, policy::PasswordContext, throttle::LoginThrottle},
     db::Tenant,
     error::ApiError,
 };
@@ -85,7 +85,10 @@ const GET_ME: &str =
     "SELECT id, company_id, email, full_name, role, is_active, employee_id, created_at
      FROM users WHERE id = $1";
 
-const GET_PASSWORD_HASH: &str = "SELECT password_hash FROM users WHERE id = $1 AND is_active";
+/// What changing a password needs: the hash to check, and the words the new one must avoid.
+const GET_PASSWORD_HASH: &str = "SELECT u.password_hash, u.email, u.full_name, c.name
+     FROM users u JOIN companies c ON c.id = u.company_id
+     WHERE u.id = $1 AND u.is_active";
 
 const SET_PASSWORD_HASH: &str = "UPDATE users SET password_hash = $2 WHERE id = $1";
 
@@ -113,10 +116,14 @@ impl AuthApi {
     ///
     /// Creates the company (its slug made from the name, unique), its admin (the caller) and a
     /// `free` subscription, in one transaction, and logs the admin in.
+    ///
+    /// Limited per client address; a password too easy to guess, or built on the email or the
+    /// names, is refused (`weak_password`).
     #[oai(path = "/signup", method = "post")]
     async fn signup(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         body: Json<SignupRequest>,
     ) -> Result<Created<TokenResponse>, ApiError> {
         let b = body.0;
@@ -125,7 +132,16 @@ impl AuthApi {
         let full_name = validate::required_text("full_name", &b.full_name, 200)?;
         let company_name = validate::optional_text("company_name", b.company_name, 200)?
             .unwrap_or_else(|| full_name.clone());
-        let hash = password::hash(b.password.into_inner()).await?;
+        let client = state.throttle.client(state.analytics.client_ip(req));
+        state.throttle.take_signup(&client)?;
+        let context = PasswordContext::default()
+            .email("email", &email)
+            .name("full_name", &full_name)
+            .name("company_name", &company_name);
+        let hash = state
+            .passwords
+            .hash_new("password", b.password.into_inner(), context)
+            .await?;
         let company_id = Uuid::new_v4();
         let user_id = Uuid::new_v4();
         // The new company is its own tenant from the first statement on.
@@ -159,6 +175,8 @@ impl AuthApi {
         if !signed_up {
             return Err(no_free_slug());
         }
+        // Signing up proved the password as well as a login does: this address is trusted.
+        state.throttle.succeeded(&state.db, &email, &client).await?;
         Ok(Created::Created(Json(token(
             &state,
             user_id,
@@ -169,26 +187,39 @@ impl AuthApi {
 
     /// Log in
     ///
-    /// A wrong email and a wrong password answer alike, after the same work.
+    /// A wrong email and a wrong password answer alike, after the same work. Failed attempts are
+    /// limited per account (an address the account logged in from before keeps a budget of its
+    /// own) and per client address: past either, 429 with `Retry-After`.
     #[oai(path = "/login", method = "post")]
     async fn login(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         body: Json<LoginRequest>,
     ) -> Result<Json<TokenResponse>, ApiError> {
         let b = body.0;
         let email = b.email.trim().to_lowercase();
-        let row = state
+        let client = state.throttle.client(state.analytics.client_ip(req));
+        state.throttle.check_address(&client)?;
+        let throttle = &state.throttle;
+        let (row, wait) = state
             .db
-            .read_public(async |tx| tx.query_opt(LOGIN_LOOKUP, [&email]).await)
+            .read_public(async |tx| {
+                tokio::try_join!(
+                    tx.query_opt(LOGIN_LOOKUP, [&email]),
+                    throttle.account_wait(&tx, &email, &client),
+                )
+            })
             .await
             .map_err(ApiError::from)?;
+        LoginThrottle::account_refusal(wait)?;
         let stored = row
             .as_ref()
             .map(|r| r.try_get::<_, String>("password_hash"))
             .transpose()
             .map_err(ApiError::internal)?;
-        if !password::verify(b.password.into_inner(), stored).await? {
+        if !state.passwords.verify(b.password.into_inner(), stored).await? {
+            state.throttle.failed(&state.db, &email, &client).await?;
             return Err(ApiError::new(
                 poem::http::StatusCode::UNAUTHORIZED,
                 "invalid_credentials",
@@ -210,6 +241,7 @@ impl AuthApi {
             Role::parse(&role).ok_or_else(|| ApiError::internal(format!("unknown role {role}")))?;
         let user_id = row.try_get("user_id").map_err(get)?;
         let company_id = row.try_get("company_id").map_err(get)?;
+        state.throttle.succeeded(&state.db, &email, &client).await?;
         Ok(Json(token(&state, user_id, company_id, role)?))
     }
 
@@ -229,15 +261,21 @@ impl AuthApi {
     }
 
     /// Change the caller's password
+    ///
+    /// A wrong current password counts as a failed login on the account (`Retry-After` past the
+    /// limit); the new one is held to the same policy as at sign-up.
     #[oai(path = "/change-password", method = "post")]
     async fn change_password(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         auth: BearerAuth,
         body: Json<ChangePasswordRequest>,
     ) -> Result<NoContent, ApiError> {
         let b = body.0;
         validate::password("new_password", &b.new_password)?;
+        let client = state.throttle.client(state.analytics.client_ip(req));
+        state.throttle.check_address(&client)?;
         let user_id = auth.0.user_id();
         let tenant = auth.0.tenant();
         let row = state
@@ -247,21 +285,37 @@ impl AuthApi {
             })
             .await
             .map_err(ApiError::from)?;
-        let stored = row
-            .map(|r| r.try_get::<_, String>(0))
-            .transpose()
-            .map_err(ApiError::internal)?;
-        if stored.is_none() {
-            return Err(ApiError::unauthorized("This account no longer exists"));
-        }
-        if !password::verify(b.current_password.into_inner(), stored).await? {
+        let row = row.ok_or_else(|| ApiError::unauthorized("This account no longer exists"))?;
+        let get = |e| ApiError::internal(e);
+        let stored: String = row.try_get(0).map_err(get)?;
+        let email: String = row.try_get(1).map_err(get)?;
+        let context = PasswordContext::default()
+            .email("email", &email)
+            .name("full_name", &row.try_get::<_, String>(2).map_err(get)?)
+            .name("company_name", &row.try_get::<_, String>(3).map_err(get)?);
+        let throttle = &state.throttle;
+        let wait = state
+            .db
+            .read_public(async |tx| throttle.account_wait(&tx, &email, &client).await)
+            .await
+            .map_err(ApiError::from)?;
+        LoginThrottle::account_refusal(wait)?;
+        if !state
+            .passwords
+            .verify(b.current_password.into_inner(), Some(stored))
+            .await?
+        {
+            state.throttle.failed(&state.db, &email, &client).await?;
             return Err(ApiError::new(
                 poem::http::StatusCode::FORBIDDEN,
                 "wrong_password",
                 "The current password is incorrect",
             ));
         }
-        let hash = password::hash(b.new_password.into_inner()).await?;
+        let hash = state
+            .passwords
+            .hash_new("new_password", b.new_password.into_inner(), context)
+            .await?;
         state
             .db
             .write(&tenant, async |tx| {

@@ -675,7 +675,7 @@ fn qr_options(
 
 /// A QR option its schema refuses answers like one [`qr_options`] refuses.
 fn invalid_qr_option(err: poem::Error) -> Json<ErrorBody> {
-    let ApiError::Default(_, Json(mut body)) = ApiError::from_request_error(err);
+    let ApiError::Default(_, Json(mut body), _) = ApiError::from_request_error(err);
     body.code = "invalid_qr_options".to_owned();
     Json(body)
 }

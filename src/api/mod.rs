@@ -22,7 +22,11 @@ use std::sync::Arc;
 
 use poem_openapi::{OpenApiService, Tags};
 
-use crate::{auth::JwtKeys, db::Db, error::ApiError};
+use crate::{
+    auth::{JwtKeys, password::HashingPool, throttle::LoginThrottle},
+    db::Db,
+    error::ApiError,
+};
 
 /// What every handler may reach, shared through the request's data.
 #[derive(Clone)]
@@ -37,6 +41,10 @@ pub struct AppState {
     pub analytics: Arc<crate::analytics::collector::Collector>,
     /// Memory and slots for decoding uploaded images.
     pub image_decodes: Arc<crate::card::budget::WorkBudget>,
+    /// Hashes and checks passwords, a bounded number at a time.
+    pub passwords: Arc<HashingPool>,
+    /// Counts failed logins per account and per client address.
+    pub throttle: Arc<LoginThrottle>,
 }
 
 #[derive(Tags)]

@@ -10,7 +10,7 @@ use super::{
     ApiTags, AppState, Created, JsonString, Paged, companies::company_page, page, validate,
 };
 use crate::{
-    auth::{BearerAuth, Role, password},
+    auth::{BearerAuth, Role, password::HashingPool, policy::PasswordContext},
     error::ApiError,
 };
 
@@ -79,6 +79,8 @@ const LIST_USERS: &str =
 
 const COUNT_USERS: &str = "SELECT count(*) FROM users WHERE company_id = $1";
 
+const COMPANY_NAME: &str = "SELECT name FROM companies WHERE id = $1";
+
 pub struct UsersApi;
 
 #[OpenApi(tag = "ApiTags::Users")]
@@ -86,7 +88,7 @@ impl UsersApi {
     /// Give a teammate a login
     ///
     /// Admins only. The role is `admin` or `employee`; an `employee` login linked to an employee
-    /// record may edit that record.
+    /// record may edit that record. The password is held to the sign-up policy.
     #[oai(path = "/company/:company_id/users", method = "post")]
     async fn create_user(
         &self,
@@ -106,7 +108,26 @@ impl UsersApi {
             TeamRole::Admin => Role::Admin,
             TeamRole::Employee => Role::Employee,
         };
-        let hash = password::hash(body.password.into_inner()).await?;
+        let company = state
+            .db
+            .read(&tenant, async |tx| {
+                tx.query_opt(COMPANY_NAME, [&company_id.0]).await
+            })
+            .await?
+            .ok_or_else(|| ApiError::not_found("Company not found"))?;
+        let context = PasswordContext::default()
+            .email("email", &email)
+            .name("full_name", &full_name)
+            .name(
+                "company_name",
+                &company
+                    .try_get::<_, String>(0)
+                    .map_err(ApiError::internal)?,
+            );
+        let hash = state
+            .passwords
+            .hash_new("password", body.password.into_inner(), context)
+            .await?;
         let id = Uuid::new_v4();
         let user = state
             .db
@@ -166,11 +187,12 @@ impl UsersApi {
 
 /// The company that platform superadmins belong to.
 pub const PLATFORM_COMPANY_SLUG: &str = "platform";
+const PLATFORM_COMPANY_NAME: &str = "CallingCard Platform";
 
 const FIND_PLATFORM_COMPANY: &str = "SELECT id FROM companies WHERE slug = $1";
 
 const CREATE_PLATFORM_COMPANY: &str = "WITH company AS (
-         INSERT INTO companies (id, name, slug) VALUES ($1, 'CallingCard Platform', $2) RETURNING id
+         INSERT INTO companies (id, name, slug) VALUES ($1, $3, $2) RETURNING id
      )
      INSERT INTO subscriptions (company_id, plan) SELECT id, 'enterprise' FROM company";
 
@@ -186,7 +208,14 @@ pub async fn create_superadmin(
     let email = validate::email("email", email)?.to_lowercase();
     let full_name = validate::required_text("full_name", full_name, 200)?;
     validate::password("password", password_plain)?;
-    let hash = password::hash(password_plain.to_owned()).await?;
+    // A one-off command: a pool of one thread, gone when it is done.
+    let context = PasswordContext::default()
+        .email("email", &email)
+        .name("full_name", &full_name)
+        .name("company_name", PLATFORM_COMPANY_NAME);
+    let hash = HashingPool::new(1, 0, std::time::Duration::from_secs(60))?
+        .hash_new("password", password_plain.to_owned(), context)
+        .await?;
     // A superadmin may read every company, which is how we find the platform company.
     let probe = Tenant::new(Uuid::nil(), Role::Superadmin);
     let existing = db
@@ -207,7 +236,7 @@ pub async fn create_superadmin(
         if create_company {
             tx.execute(
                 CREATE_PLATFORM_COMPANY,
-                [&company_id, &PLATFORM_COMPANY_SLUG],
+                [&company_id, &PLATFORM_COMPANY_SLUG, &PLATFORM_COMPANY_NAME],
             )
             .await?;
         }

@@ -18,6 +18,9 @@ pub struct Claims {
     pub iat: u64,
 }
 
+/// Seconds of clock difference tolerated on `exp`, `nbf` and `iat`.
+const LEEWAY_SECS: u64 = 5;
+
 #[derive(Clone)]
 pub struct JwtKeys {
     encoding: EncodingKey,
@@ -30,7 +33,9 @@ impl JwtKeys {
     pub fn new(secret: &str, ttl: Duration) -> Self {
         // Only HS256 is accepted: a token naming `none` or any other algorithm is refused.
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECS;
+        // A token that names a start (`nbf`) is not valid before it.
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
         Self {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
@@ -60,11 +65,14 @@ impl JwtKeys {
         )?)
     }
 
-    /// The claims of a genuine, unexpired token; `None` for anything else.
+    /// The claims of a genuine, unexpired, already valid token; `None` for anything else.
     pub fn verify(&self, token: &str) -> Option<Claims> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .ok()
-            .map(|data| data.claims)
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .ok()?
+            .claims;
+        // jsonwebtoken leaves `iat` alone: a token "issued" in the future is not one we issued.
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
+        (claims.iat <= now + LEEWAY_SECS).then_some(claims)
     }
 }
 
@@ -117,6 +125,60 @@ mod tests {
             b64(&payload)
         );
         assert!(keys.verify(&unsigned).is_none());
+    }
+
+    fn signed(keys: &JwtKeys, claims: &serde_json::Value) -> String {
+        jsonwebtoken::encode(&Header::default(), claims, &keys.encoding).unwrap()
+    }
+
+    fn now() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    #[test]
+    fn refuses_tokens_not_valid_yet() {
+        let keys = JwtKeys::new(SECRET, Duration::from_secs(60));
+        let now = now();
+        let claims = |nbf: u64| {
+            serde_json::json!({"sub": Uuid::new_v4(), "company_id": Uuid::new_v4(),
+                               "role": "admin", "iat": now, "exp": now + 3600, "nbf": nbf})
+        };
+        assert!(keys.verify(&signed(&keys, &claims(now - 60))).is_some());
+        assert!(keys.verify(&signed(&keys, &claims(now))).is_some());
+        // Within the leeway, a clock a little ahead of ours is forgiven.
+        assert!(keys.verify(&signed(&keys, &claims(now + 2))).is_some());
+        assert!(keys.verify(&signed(&keys, &claims(now + 60))).is_none());
+        assert!(
+            keys.verify(&signed(&keys, &claims(now + 365 * 86_400)))
+                .is_none()
+        );
+        // A malformed nbf is no excuse.
+        let mut garbled = claims(now);
+        garbled["nbf"] = serde_json::json!("yesterday");
+        assert!(keys.verify(&signed(&keys, &garbled)).is_none());
+    }
+
+    #[test]
+    fn refuses_tokens_issued_in_the_future() {
+        let keys = JwtKeys::new(SECRET, Duration::from_secs(60));
+        let now = now();
+        let claims = |iat: u64| {
+            serde_json::json!({"sub": Uuid::new_v4(), "company_id": Uuid::new_v4(),
+                               "role": "admin", "iat": iat, "exp": iat + 3600})
+        };
+        assert!(keys.verify(&signed(&keys, &claims(now - 600))).is_some());
+        assert!(
+            keys.verify(&signed(&keys, &claims(now + LEEWAY_SECS - 1)))
+                .is_some()
+        );
+        assert!(keys.verify(&signed(&keys, &claims(now + 60))).is_none());
+        assert!(
+            keys.verify(&signed(&keys, &claims(now + 365 * 86_400)))
+                .is_none()
+        );
     }
 
     #[test]

@@ -1,8 +1,11 @@
-//! Who is calling: tokens, passwords, and the guard every protected endpoint takes.
+//! Who is calling: tokens, passwords (hashed on a bounded pool, held to a policy), the throttle
+//! on guessing them, and the guard every protected endpoint takes.
 
 pub mod guard;
 pub mod jwt;
 pub mod password;
+pub mod policy;
+pub mod throttle;
 
 use poem_openapi::Enum;
 use serde::{Deserialize, Serialize};

@@ -355,6 +355,24 @@ impl Db {
             // Visitors of public cards read; nothing they do writes through the tenant wall.
             return Err(DbError::Misuse("a visitor's transaction cannot write").into());
         }
+        self.write_as(Some(tenant), body).await
+    }
+
+    /// Like [`Db::write`], with no tenant at all: only the `SECURITY DEFINER` functions can
+    /// change anything (e.g. counting a failed login before any tenant is known).
+    pub async fn write_public<T, E, F>(&self, body: F) -> Result<T, E>
+    where
+        F: AsyncFnOnce(TenantTx) -> Result<T, E>,
+        E: From<DbError>,
+    {
+        self.write_as(None, body).await
+    }
+
+    async fn write_as<T, E, F>(&self, tenant: Option<&Tenant>, body: F) -> Result<T, E>
+    where
+        F: AsyncFnOnce(TenantTx) -> Result<T, E>,
+        E: From<DbError>,
+    {
         let tx = TenantTx::new(self.pool.get().await.map_err(DbError::from)?);
         let client = tx.client();
         let begin = client.prepare_cached(BEGIN).await.map_err(DbError::from)?;
@@ -362,13 +380,19 @@ impl Db {
             .prepare_cached(SET_TENANT)
             .await
             .map_err(DbError::from)?;
-        let company = tenant.company_id.to_string();
-        let role = tenant.role_setting();
-        let settings: Params<'_, 2> = [&company, &role];
+        let settings = tenant.map(|t| (t.company_id.to_string(), t.role_setting()));
 
         let (began, set, result) = tokio::join!(
             client.execute(&begin, &[]),
-            client.execute(&set_tenant, &settings),
+            async {
+                match &settings {
+                    Some((company, role)) => client
+                        .execute(&set_tenant, &[company, role])
+                        .await
+                        .map(drop),
+                    None => Ok(()),
+                }
+            },
             body(tx.clone()),
         );
         // A body that carried on after a failed statement must not look committed: PostgreSQL

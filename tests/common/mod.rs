@@ -17,6 +17,12 @@ use tokio_postgres::NoTls;
 use uuid::Uuid;
 
 pub const JWT_SECRET: &str = "integration-tests-secret-0123456789abcdef";
+/// The password of every admin `signup` creates; strong enough for the password policy.
+pub const ADMIN_PASSWORD: &str = "violet-anchor-drizzle-58";
+/// The password of every login `add_user` creates.
+pub const TEAMMATE_PASSWORD: &str = "marble-falcon-orbit-17";
+/// The password of every `superadmin`.
+pub const ROOT_PASSWORD: &str = "granite-wombat-lagoon-93";
 pub const PUBLIC_BASE_URL: &str = "https://cards.example.test";
 const TEMPLATE: &str = "callingcard_template";
 
@@ -171,7 +177,7 @@ pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
     spawn_app_on(&fresh_database().await, vars).await
 }
 
-/// Spawns another instance of the app on an existing database (e.g. `other.dbname`).
+/// Spawns another instance of the app on an existing database (e.g. another app's `dbname`).
 pub async fn spawn_app_on(dbname: &str, vars: &[(&str, &str)]) -> TestApp {
     let dbname = dbname.to_owned();
     let url = superuser_url(&dbname);
@@ -188,6 +194,9 @@ pub async fn spawn_app_at(url: &str, dbname: &str, vars: &[(&str, &str)]) -> Tes
         ("JWT_SECRET".into(), JWT_SECRET.into()),
         ("PUBLIC_BASE_URL".into(), PUBLIC_BASE_URL.into()),
         ("DATABASE_POOL_SIZE".into(), "8".into()),
+        // Tests share a busy machine: a password check may wait for a thread far longer than a
+        // production deadline allows without anything being wrong.
+        ("PASSWORD_HASH_MAX_WAIT".into(), "60s".into()),
     ];
     for (k, v) in vars {
         env.retain(|(key, _)| key != k);
@@ -278,7 +287,7 @@ impl TestApp {
             .post(
                 "/api/auth/signup",
                 None,
-                json!({"email": email, "password": "s3cret-password", "full_name": "Ada Admin", "company_name": company_name}),
+                json!({"email": email, "password": ADMIN_PASSWORD, "full_name": "Ada Admin", "company_name": company_name}),
             )
             .await;
         resp.assert_status(201);
@@ -300,10 +309,10 @@ impl TestApp {
     /// A platform superadmin, created the way the `create-superadmin` command does.
     pub async fn superadmin(&self) -> Session {
         let email = format!("root-{}@example.com", Uuid::new_v4().simple());
-        create_superadmin(&self.db, &email, "root-password-1", "Root")
+        create_superadmin(&self.db, &email, ROOT_PASSWORD, "Root")
             .await
             .expect("creating a superadmin");
-        self.login(&email, "root-password-1").await
+        self.login(&email, ROOT_PASSWORD).await
     }
 
     /// Adds an employee to `company` as `admin`; the employee's JSON.
@@ -331,11 +340,11 @@ impl TestApp {
             .post(
                 &format!("/api/company/{}/users", admin.company_id),
                 Some(&admin.token),
-                json!({"email": email, "password": "teammate-password", "full_name": "Teammate", "role": role, "employee_id": employee_id}),
+                json!({"email": email, "password": TEAMMATE_PASSWORD, "full_name": "Teammate", "role": role, "employee_id": employee_id}),
             )
             .await;
         resp.assert_status(201);
-        self.login(&email, "teammate-password").await
+        self.login(&email, TEAMMATE_PASSWORD).await
     }
 
     /// Moves `company_id` to `plan` (needs a superadmin).
