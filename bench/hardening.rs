@@ -460,12 +460,16 @@ async fn upload_round(
 
 /// A PNG of one flat colour: tiny on the wire, `width × height` pixels once decoded.
 fn flat_png(width: u32, height: u32) -> Vec<u8> {
+    use image::{
+        ImageEncoder,
+        codecs::png::{CompressionType, FilterType, PngEncoder},
+    };
     let image = image::RgbImage::from_pixel(width, height, image::Rgb([200, 120, 40]));
-    let mut out = std::io::Cursor::new(Vec::new());
-    image::DynamicImage::ImageRgb8(image)
-        .write_to(&mut out, image::ImageFormat::Png)
+    let mut out = Vec::new();
+    PngEncoder::new_with_quality(&mut out, CompressionType::Best, FilterType::Adaptive)
+        .write_image(&image, width, height, image::ExtendedColorType::Rgb8)
         .expect("encoding the PNG");
-    out.into_inner()
+    out
 }
 
 struct Fixture {
