@@ -218,7 +218,11 @@ impl AuthApi {
             .map(|r| r.try_get::<_, String>("password_hash"))
             .transpose()
             .map_err(ApiError::internal)?;
-        if !state.passwords.verify(b.password.into_inner(), stored).await? {
+        if !state
+            .passwords
+            .verify(b.password.into_inner(), stored)
+            .await?
+        {
             state.throttle.failed(&state.db, &email, &client).await?;
             return Err(ApiError::new(
                 poem::http::StatusCode::UNAUTHORIZED,
