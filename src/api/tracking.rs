@@ -5,7 +5,7 @@ use poem::{Request, http::StatusCode, web::Data};
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi, param::Query, payload::Json};
 use uuid::Uuid;
 
-use super::{ApiTags, AppState, cards};
+use super::{ApiTags, AppState, cards, json_string::JsonString};
 use crate::{
     analytics::{
         Action,
@@ -75,11 +75,11 @@ pub struct TrackRequest {
     /// A country or region code; a trusted CDN header (`REGION_HEADER`) takes precedence. One
     /// line of visible text, as `link`.
     #[oai(nullable, validator(max_length = 64))]
-    pub region: Option<String>,
+    pub region: Option<JsonString>,
     /// The link's name (e.g. `linkedin`); required for `link_click`, ignored otherwise. One line
     /// of visible text: control characters and bidirectional overrides are refused (422).
     #[oai(nullable, validator(min_length = 1, max_length = 100))]
-    pub link: Option<String>,
+    pub link: Option<JsonString>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -169,7 +169,7 @@ impl TrackingApi {
             action,
             link,
             body.device.map(Device::from),
-            body.region,
+            body.region.map(JsonString::into_inner),
         );
         let tracked = event.action != Action::Preview;
         let id = event.id;
