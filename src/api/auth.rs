@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     auth::{BearerAuth, Role, policy::PasswordContext, throttle::LoginThrottle},
-    db::Tenant,
+    db::{DbError, Tenant},
     error::ApiError,
 };
 
@@ -201,14 +201,19 @@ impl AuthApi {
         let email = b.email.trim().to_lowercase();
         let client = state.throttle.client(state.analytics.client_ip(req));
         state.throttle.check_address(&client)?;
+        // Refused for want of a hashing thread before any database work, so a storm of logins
+        // costs the database nothing beyond what the pool can check.
+        let reservation = state.passwords.reserve()?;
         let throttle = &state.throttle;
         let (row, wait) = state
             .db
             .read_public(async |tx| {
-                tokio::try_join!(
+                // join!, not try_join!: both queries run to their end inside the pipeline.
+                let (row, wait) = tokio::join!(
                     tx.query_opt(LOGIN_LOOKUP, [&email]),
                     throttle.account_wait(&tx, &email, &client),
-                )
+                );
+                Ok::<_, DbError>((row?, wait?))
             })
             .await
             .map_err(ApiError::from)?;
@@ -220,7 +225,7 @@ impl AuthApi {
             .map_err(ApiError::internal)?;
         if !state
             .passwords
-            .verify(b.password.into_inner(), stored)
+            .verify_reserved(reservation, b.password.into_inner(), stored)
             .await?
         {
             state.throttle.failed(&state.db, &email, &client).await?;

@@ -81,13 +81,30 @@ impl HashingPool {
         })
     }
 
+    /// A place in the pool, taken before any other work of a request that will need it: a
+    /// caller refused for want of one costs nothing more (no database round trip).
+    pub fn reserve(&self) -> Result<Reservation, Busy> {
+        self.slots
+            .clone()
+            .try_acquire_owned()
+            .map(Reservation)
+            .map_err(|_| Busy)
+    }
+
     /// Runs `work` on a hashing thread, or refuses at once when every thread and queue place is
     /// taken.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Workspace) -> T + Send + 'static,
     ) -> Result<T, Busy> {
-        let permit = self.slots.clone().try_acquire_owned().map_err(|_| Busy)?;
+        self.run_reserved(self.reserve()?, work).await
+    }
+
+    async fn run_reserved<T: Send + 'static>(
+        &self,
+        Reservation(permit): Reservation,
+        work: impl FnOnce(&mut Workspace) -> T + Send + 'static,
+    ) -> Result<T, Busy> {
         let (answer, answered) = oneshot::channel();
         let job = Job {
             queued_at: Instant::now(),
@@ -130,7 +147,18 @@ impl HashingPool {
         password: String,
         stored_hash: Option<String>,
     ) -> Result<bool, ApiError> {
-        self.run(move |workspace| {
+        self.verify_reserved(self.reserve()?, password, stored_hash)
+            .await
+    }
+
+    /// [`HashingPool::verify`] in a place reserved earlier.
+    pub async fn verify_reserved(
+        &self,
+        reservation: Reservation,
+        password: String,
+        stored_hash: Option<String>,
+    ) -> Result<bool, ApiError> {
+        self.run_reserved(reservation, move |workspace| {
             let known = stored_hash.is_some();
             let hash = stored_hash.as_deref().unwrap_or_else(|| dummy_hash());
             let matches = workspace
@@ -141,6 +169,10 @@ impl HashingPool {
         .await?
     }
 }
+
+/// A running or queued check's place in a [`HashingPool`], held from before the request's
+/// database work until its check is done.
+pub struct Reservation(tokio::sync::OwnedSemaphorePermit);
 
 fn hashing_thread(jobs: &Mutex<mpsc::Receiver<Job>>, max_wait: Duration) {
     lower_priority();
@@ -356,6 +388,32 @@ mod tests {
             }
             "done"
         }
+    }
+
+    #[tokio::test]
+    async fn a_reservation_holds_its_place_until_its_check_is_done() {
+        let stored = pool(1, 0)
+            .hash_new("password", "correct horse battery".into(), nobody())
+            .await
+            .unwrap();
+        let pool = pool(1, 0);
+        let reservation = pool.reserve().unwrap();
+        // The one place is taken before any hashing started: the next caller is refused.
+        assert!(matches!(pool.reserve(), Err(Busy)));
+        assert_eq!(
+            pool.verify("anything".into(), None)
+                .await
+                .unwrap_err()
+                .code(),
+            "busy"
+        );
+        assert!(
+            pool.verify_reserved(reservation, "correct horse battery".into(), Some(stored))
+                .await
+                .unwrap()
+        );
+        // Done: the place is free again.
+        drop(pool.reserve().unwrap());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
