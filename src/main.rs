@@ -45,6 +45,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    return_large_buffers_to_the_system();
     let cli = Cli::parse();
     if let Some(Command::Openapi) = cli.command {
         println!("{}", api::spec_json());
@@ -104,5 +105,17 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Openapi => unreachable!("handled before configuration is read"),
+    }
+}
+
+/// Image decodes and password checks allocate buffers of megabytes. glibc raises its mmap
+/// threshold each time such a buffer is freed, after which the next ones come from the heap and
+/// stay with the process after a burst (RSS held at several times idle). A fixed threshold keeps
+/// every large buffer mapped on its own and handed back when freed.
+fn return_large_buffers_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter, under the allocator's own lock.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }
