@@ -91,9 +91,11 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
+    let png = flat_png(6000, 6600);
     println!(
-        "\nReads beside a login storm: {readers} clients on one route for {seconds} s, alone and \
-         with 20 wrong-password login clients running\n"
+        "\nReads beside a storm: {readers} clients on one route for {seconds} s, alone, with 20 \
+         wrong-password login clients running, and with rounds of 32 parallel uploads of a \
+         6000x6600 px PNG running\n"
     );
     println!("| request | storm | requests/s | p50 ms | p99 ms | errors |");
     println!("|---|---|---|---|---|---|");
@@ -107,23 +109,34 @@ async fn main() -> anyhow::Result<()> {
             Some(&fixture.token),
         ),
     ] {
-        for storm in [false, true] {
-            let running = storm.then(|| {
-                let (client, base, email) =
-                    (client.clone(), service.base.clone(), fixture.email.clone());
-                tokio::spawn(async move {
-                    login_storm(
-                        &client,
-                        &base,
-                        &email,
-                        20,
-                        duration + Duration::from_secs(2),
-                    )
-                    .await
-                })
-            });
+        for beside in [Beside::Nothing, Beside::Logins, Beside::Uploads] {
+            let until = duration + Duration::from_secs(2);
+            let running = match beside {
+                Beside::Nothing => None,
+                Beside::Logins => {
+                    let (client, base, email) =
+                        (client.clone(), service.base.clone(), fixture.email.clone());
+                    Some(tokio::spawn(async move {
+                        login_storm(&client, &base, &email, 20, until).await;
+                    }))
+                }
+                Beside::Uploads => {
+                    let (client, base, fixture, png) = (
+                        client.clone(),
+                        service.base.clone(),
+                        fixture.clone(),
+                        png.clone(),
+                    );
+                    Some(tokio::spawn(async move {
+                        let deadline = Instant::now() + until;
+                        while Instant::now() < deadline {
+                            upload_round(&client, &base, &fixture, &png, 32).await;
+                        }
+                    }))
+                }
+            };
             if running.is_some() {
-                // Let the storm fill the hashing pool before measuring.
+                // Let the storm fill the hashing pool or the decode budget before measuring.
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
             let result = reads(
@@ -140,7 +153,7 @@ async fn main() -> anyhow::Result<()> {
             }
             println!(
                 "| {name} | {} | {:.0} | {:.1} | {:.1} | {} |",
-                if storm { "20 clients" } else { "none" },
+                beside.label(),
                 result.per_second(),
                 result.p50_ms(),
                 result.p99_ms(),
@@ -149,7 +162,6 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 
-    let png = flat_png(6000, 6600);
     println!(
         "\nParallel photo uploads: one {} KB PNG of 6000x6600 px to PUT /api/employees/{{id}}/photo, \
          N at once\n",
@@ -179,6 +191,24 @@ async fn main() -> anyhow::Result<()> {
     drop(service);
     cluster.stop().await?;
     Ok(())
+}
+
+/// What runs beside the measured reads.
+#[derive(Clone, Copy)]
+enum Beside {
+    Nothing,
+    Logins,
+    Uploads,
+}
+
+impl Beside {
+    fn label(self) -> &'static str {
+        match self {
+            Beside::Nothing => "none",
+            Beside::Logins => "20 login clients",
+            Beside::Uploads => "32 uploads at a time",
+        }
+    }
 }
 
 /// The release binary, serving on a loopback port; killed when dropped.
@@ -472,6 +502,7 @@ fn flat_png(width: u32, height: u32) -> Vec<u8> {
     out
 }
 
+#[derive(Clone)]
 struct Fixture {
     email: String,
     token: String,
