@@ -16,7 +16,11 @@ use tokio_postgres::NoTls;
 use tokio::task::JoinHandle;
 
 use crate::{
-    analytics::{self, collector::Collector, ingest::EventSink},
+    analytics::{
+        self,
+        collector::Collector,
+        ingest::{EventSink, IngestStats},
+    },
     api::{self, AppState},
     auth::{JwtKeys, password::HashingPool, throttle::LoginThrottle},
     card::budget::WorkBudget,
@@ -248,6 +252,7 @@ pub struct Application {
     maintenance: JoinHandle<()>,
     cards: Arc<api::cards::PublicCards>,
     image_decodes: Arc<WorkBudget>,
+    ingest_stats: Arc<IngestStats>,
     throttle_sweep: JoinHandle<()>,
 }
 
@@ -268,6 +273,7 @@ impl Application {
         let cards = Arc::new(api::cards::PublicCards::new(&config.public_limits));
         cards.listen(&db);
         let (sink, event_writer) = EventSink::start(db.clone());
+        let ingest_stats = sink.stats.clone();
         // Visitor ids are keyed by a secret derived from the token secret: one secret to manage,
         // and rotating it also unlinks visitor ids.
         let analytics = std::sync::Arc::new(Collector::new(
@@ -327,6 +333,7 @@ impl Application {
             maintenance,
             cards,
             image_decodes,
+            ingest_stats,
             throttle_sweep,
         })
     }
@@ -339,6 +346,11 @@ impl Application {
     /// The budget of image decodes (tests fill it to see uploads refused).
     pub fn image_decodes(&self) -> Arc<WorkBudget> {
         self.image_decodes.clone()
+    }
+
+    /// The analytics writer's counters (tests see when events were handed over).
+    pub fn ingest_stats(&self) -> Arc<IngestStats> {
+        self.ingest_stats.clone()
     }
 
     pub fn port(&self) -> u16 {

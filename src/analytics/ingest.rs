@@ -72,6 +72,8 @@ pub enum IngestError {
 /// Counters for logs and benchmarks.
 #[derive(Debug, Default)]
 pub struct IngestStats {
+    /// Events handed to the queue (stored or not yet): tests wait on it rather than sleeping.
+    pub queued: AtomicU64,
     pub events: AtomicU64,
     pub batches: AtomicU64,
     pub dropped: AtomicU64,
@@ -103,6 +105,7 @@ impl EventSink {
             })
             .await
             .map_err(|_| IngestError::Closed)?;
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
         committed.await.unwrap_or(Err(IngestError::Closed))
     }
 
@@ -110,9 +113,12 @@ impl EventSink {
     /// when the queue is full and the event was dropped.
     pub fn record_later(&self, event: CardEvent) -> bool {
         let queued = self.queue.try_send(Pending { event, done: None }).is_ok();
-        if !queued {
-            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        let counter = if queued {
+            &self.stats.queued
+        } else {
+            &self.stats.dropped
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         queued
     }
 }
