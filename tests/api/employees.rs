@@ -1,8 +1,6 @@
 //! Employees, their cards, the plan limit, and who may edit what.
 
-mod common;
-
-use common::{PUBLIC_BASE_URL, spawn_app, uuid_of};
+use crate::helpers::{self, PUBLIC_BASE_URL, spawn_app, uuid_of};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -40,7 +38,7 @@ async fn create_read_update_delete() {
     let id = uuid_of(e);
 
     // The card row was created in the same transaction.
-    let owner = common::connect(&common::superuser_url(&app.dbname)).await;
+    let owner = helpers::connect(&helpers::superuser_url(&app.dbname)).await;
     let card = owner
         .query_one(
             "SELECT url, qr_code, vcard_url FROM cards WHERE employee_id = $1",

@@ -1,15 +1,10 @@
 //! Smoke tests of the analytics dashboards and the CSV export: one per endpoint, checking the
 //! shape of the answer over a few events recorded through the tracking endpoint.
 
-mod common;
-
-use common::{Session, TestApp, spawn_app, uuid_of};
+use crate::helpers::{Card, IPHONE, LINK_PREVIEW, Session, TestApp, spawn_app, track_ok, uuid_of};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1_2 like Mac OS X) AppleWebKit/605.1.15 \
-                      (KHTML, like Gecko) Version/17.1.2 Mobile/15E148 Safari/604.1";
-const LINK_PREVIEW: &str = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)";
 const ACTIONS: [&str; 9] = [
     "view",
     "scan_qr",
@@ -30,28 +25,10 @@ struct World {
     company_slug: String,
 }
 
-async fn track(app: &TestApp, employee: &Value, user_agent: &str, body: Value) -> Value {
-    let resp = app
-        .client
-        .post(format!(
-            "{}/api/analytics/track?company_slug={}&employee_slug={}",
-            app.address,
-            employee["company_slug"].as_str().unwrap(),
-            employee["public_slug"].as_str().unwrap()
-        ))
-        .header(reqwest::header::USER_AGENT, user_agent)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let resp = TestApp::read(resp).await;
-    resp.assert_status(200);
-    resp.body
-}
-
 async fn world(app: &TestApp) -> World {
     let admin = app.signup("Smoke Analytics").await;
     let employee = app.add_employee(&admin, "Jane Card").await;
+    let card = Card::of(&employee);
     for body in [
         json!({"action": "view", "region": "DE"}),
         json!({"action": "view"}),
@@ -60,11 +37,11 @@ async fn world(app: &TestApp) -> World {
         json!({"action": "link_click", "link": "=linkedin"}),
     ] {
         assert_eq!(
-            track(app, &employee, IPHONE, body).await["status"],
+            track_ok(app, &card, IPHONE, body).await["status"],
             "tracked"
         );
     }
-    let ignored = track(app, &employee, LINK_PREVIEW, json!({"action": "view"})).await;
+    let ignored = track_ok(app, &card, LINK_PREVIEW, json!({"action": "view"})).await;
     assert_eq!(ignored["status"], "ignored");
     World {
         admin,

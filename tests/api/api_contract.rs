@@ -1,14 +1,12 @@
 //! The contract around the endpoints: the committed OpenAPI spec, the docs, health, and the
 //! error shape of everything the framework refuses before a handler runs.
 
-mod common;
-
-use common::spawn_app;
+use crate::helpers::{self, spawn_app};
 use serde_json::json;
 
 const SPEC_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json");
 
-/// Regenerate with `UPDATE_OPENAPI=1 cargo test --test api_contract` (or
+/// Regenerate with `UPDATE_OPENAPI=1 cargo test --test api -- api_contract::` (or
 /// `cargo run -- openapi > openapi/openapi.json`) and commit the result.
 #[test]
 fn committed_openapi_spec_matches_the_code() {
@@ -19,7 +17,7 @@ fn committed_openapi_spec_matches_the_code() {
     let committed = std::fs::read_to_string(SPEC_PATH).unwrap_or_default();
     assert!(
         committed == generated,
-        "openapi/openapi.json is out of date: run `UPDATE_OPENAPI=1 cargo test --test api_contract` and commit it"
+        "openapi/openapi.json is out of date: run `UPDATE_OPENAPI=1 cargo test --test api -- api_contract::` and commit it"
     );
 }
 
@@ -102,7 +100,7 @@ async fn a_form_that_cannot_be_read_is_a_documented_400() {
             .send()
             .await
             .unwrap();
-        common::TestApp::read(resp)
+        helpers::TestApp::read(resp)
             .await
             .assert_error(400, "bad_request");
     }
@@ -116,7 +114,7 @@ async fn health_reports_the_database_and_503_when_it_is_gone() {
     assert_eq!(ok.body, json!({"status": "ok", "database": "ok"}));
 
     // Cut the service off: no new connections, existing ones terminated.
-    let owner = common::connect(&common::superuser_url("postgres")).await;
+    let owner = helpers::connect(&helpers::superuser_url("postgres")).await;
     owner
         .batch_execute(&format!(
             "ALTER DATABASE {db} ALLOW_CONNECTIONS false;
@@ -184,14 +182,14 @@ async fn framework_refusals_use_the_error_shape() {
         .send()
         .await
         .unwrap();
-    common::TestApp::read(chunked)
+    helpers::TestApp::read(chunked)
         .await
         .assert_error(413, "payload_too_large");
 }
 
 #[tokio::test]
 async fn cors_allows_only_configured_origins() {
-    let app = common::spawn_app_with(&[("CORS_ORIGINS", "https://app.example.com")]).await;
+    let app = helpers::spawn_app_with(&[("CORS_ORIGINS", "https://app.example.com")]).await;
     let preflight = |origin: &'static str| {
         app.client
             .request(
@@ -241,7 +239,7 @@ async fn graceful_shutdown_lets_requests_in_flight_finish() {
     let admin = app.signup("Drain Co").await;
 
     // Hold the company's plan lock so that an employee creation waits inside its transaction.
-    let mut owner = common::connect(&common::superuser_url(&app.dbname)).await;
+    let mut owner = helpers::connect(&helpers::superuser_url(&app.dbname)).await;
     let blocker = owner.transaction().await.unwrap();
     blocker
         .execute(
@@ -265,33 +263,32 @@ async fn graceful_shutdown_lets_requests_in_flight_finish() {
                 .await
         })
     };
-    let monitor = common::connect(&common::superuser_url(&app.dbname)).await;
-    loop {
-        let waiting: i64 = monitor
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE usename = 'callingcard_app' AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if waiting > 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let monitor = helpers::connect(&helpers::superuser_url(&app.dbname)).await;
+    helpers::wait_for(
+        "the employee creation waits for the plan lock",
+        async || {
+            let waiting: i64 = monitor
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+                 AND usename = 'callingcard_app' AND wait_event_type = 'Lock'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            waiting > 0
+        },
+    )
+    .await;
 
     app.shutdown.take().unwrap().send(()).unwrap();
     // New connections are refused while the request in flight is still waiting.
-    loop {
-        if tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+    helpers::wait_for("the server refuses new connections", async || {
+        tokio::net::TcpStream::connect(("127.0.0.1", app.port))
             .await
             .is_err()
-        {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    })
+    .await;
     assert!(!in_flight.is_finished());
 
     blocker.commit().await.unwrap();

@@ -1,8 +1,6 @@
 //! Sign-up, login, tokens and passwords.
 
-mod common;
-
-use common::{JWT_SECRET, spawn_app};
+use crate::helpers::{self, JWT_SECRET, spawn_app};
 use serde_json::json;
 
 #[tokio::test]
@@ -66,7 +64,7 @@ async fn duplicate_email_is_a_conflict_and_creates_nothing() {
         .await
         .assert_error(409, "email_taken");
     // The failed sign-up left no company behind.
-    let owner = common::connect(&common::superuser_url(&app.dbname)).await;
+    let owner = helpers::connect(&helpers::superuser_url(&app.dbname)).await;
     let companies: i64 = owner
         .query_one("SELECT count(*) FROM companies", &[])
         .await
@@ -143,7 +141,7 @@ async fn signup_refuses_bad_input() {
         .send()
         .await
         .unwrap();
-    common::TestApp::read(raw)
+    helpers::TestApp::read(raw)
         .await
         .assert_error(422, "validation_error");
     let text = app
@@ -154,7 +152,7 @@ async fn signup_refuses_bad_input() {
         .send()
         .await
         .unwrap();
-    common::TestApp::read(text)
+    helpers::TestApp::read(text)
         .await
         .assert_error(415, "unsupported_media_type");
 }
@@ -214,7 +212,7 @@ async fn concurrent_signups_of_one_name_get_distinct_slugs() {
     for r in &results {
         r.assert_status(201);
     }
-    let owner = common::connect(&common::superuser_url(&app.dbname)).await;
+    let owner = helpers::connect(&helpers::superuser_url(&app.dbname)).await;
     let rows = owner
         .query("SELECT slug FROM companies", &[])
         .await
@@ -242,21 +240,21 @@ async fn change_password() {
     app.post(
         path,
         Some(&admin.token),
-        json!({"current_password": common::ADMIN_PASSWORD, "new_password": "short"}),
+        json!({"current_password": helpers::ADMIN_PASSWORD, "new_password": "short"}),
     )
     .await
     .assert_error(422, "validation_error");
     app.post(
         path,
         Some(&admin.token),
-        json!({"current_password": common::ADMIN_PASSWORD, "new_password": "copper-tundra-violin-26"}),
+        json!({"current_password": helpers::ADMIN_PASSWORD, "new_password": "copper-tundra-violin-26"}),
     )
     .await
     .assert_status(204);
     app.post(
         "/api/auth/login",
         None,
-        json!({"email": admin.email, "password": common::ADMIN_PASSWORD}),
+        json!({"email": admin.email, "password": helpers::ADMIN_PASSWORD}),
     )
     .await
     .assert_error(401, "invalid_credentials");
@@ -328,7 +326,7 @@ async fn tokens_expired_forged_unsigned_or_malformed_are_refused() {
         .send()
         .await
         .unwrap();
-    common::TestApp::read(raw)
+    helpers::TestApp::read(raw)
         .await
         .assert_error(401, "unauthorized");
 }
@@ -337,7 +335,7 @@ async fn tokens_expired_forged_unsigned_or_malformed_are_refused() {
 async fn disabled_accounts_cannot_log_in() {
     let app = spawn_app().await;
     let admin = app.signup("Off Co").await;
-    let owner = common::connect(&common::superuser_url(&app.dbname)).await;
+    let owner = helpers::connect(&helpers::superuser_url(&app.dbname)).await;
     owner
         .execute(
             "UPDATE users SET is_active = false WHERE id = $1",
@@ -348,7 +346,7 @@ async fn disabled_accounts_cannot_log_in() {
     app.post(
         "/api/auth/login",
         None,
-        json!({"email": admin.email, "password": common::ADMIN_PASSWORD}),
+        json!({"email": admin.email, "password": helpers::ADMIN_PASSWORD}),
     )
     .await
     .assert_error(403, "account_disabled");

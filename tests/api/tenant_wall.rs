@@ -6,12 +6,10 @@
 //! Data is seeded with the superuser (which bypasses row-level security); every check then runs
 //! on a plain connection of the service role, setting `app.company_id` the way `Db` does.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{app_role_url, connect, fresh_database, superuser_url};
+use crate::helpers::{app_role_url, connect, fresh_database, superuser_url};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, Client, NoTls, Transaction, error::SqlState};

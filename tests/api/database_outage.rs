@@ -2,19 +2,22 @@
 //! never a hang) and the service recovers by itself: a frozen server (SIGSTOP), backends
 //! terminated mid-request, a server shutting down under requests, an operation past its deadline.
 //! A connection that timed out or was lost is closed, never pooled again.
-
-mod common;
+//!
+//! The two tests that freeze or stop the server start a cluster of their own (all the others of
+//! the run share one, which they would stall or take down); the rest use the shared cluster and
+//! look only at their own database's backends.
 
 use std::time::Duration;
 
+use crate::helpers::{
+    self, Response, TestApp, connect, fresh_database, spawn_app_at, spawn_app_with, superuser_url,
+    wait_for,
+};
 use callingcard::{
     auth::Role,
     db::{Db, DbError, Tenant, embedded::LocalCluster},
     error::ApiError,
     startup::create_database_if_missing,
-};
-use common::{
-    Response, TestApp, connect, fresh_database, spawn_app_at, spawn_app_with, superuser_url,
 };
 use serde_json::json;
 use tokio_postgres::Client;
@@ -30,24 +33,13 @@ async fn answered(request: impl Future<Output = Response>) -> Response {
         .expect("the request hung instead of answering")
 }
 
-/// Waits until `condition` holds, checking every 50 ms, for at most 30 s.
-async fn wait_for(what: &str, mut condition: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !condition().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "gave up waiting: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The service role's pooled backends on the cluster (not its LISTEN connection).
+/// The service role's pooled backends on `owner`'s database (not its LISTEN connection).
 async fn pooled_backends(owner: &Client) -> Vec<i32> {
     owner
         .query(
             "SELECT pid FROM pg_stat_activity
-             WHERE usename = 'callingcard_app' AND query NOT LIKE 'LISTEN%' ORDER BY pid",
+             WHERE datname = current_database() AND usename = 'callingcard_app'
+               AND query NOT LIKE 'LISTEN%' ORDER BY pid",
             &[],
         )
         .await
@@ -57,13 +49,15 @@ async fn pooled_backends(owner: &Client) -> Vec<i32> {
         .collect()
 }
 
-/// Backends of the service waiting for a lock, i.e. requests in flight inside PostgreSQL. (Ask
-/// outside a transaction: inside one, pg_stat_activity keeps showing its first look.)
+/// Backends of the service on `owner`'s database waiting for a lock, i.e. requests in flight
+/// inside PostgreSQL (on the shared cluster, never another test's). (Ask outside a transaction:
+/// inside one, pg_stat_activity keeps showing its first look.)
 async fn waiting_on_locks(owner: &Client) -> Vec<i32> {
     owner
         .query(
             "SELECT pid FROM pg_stat_activity
-             WHERE usename = 'callingcard_app' AND wait_event_type = 'Lock'",
+             WHERE datname = current_database() AND usename = 'callingcard_app'
+               AND wait_event_type = 'Lock'",
             &[],
         )
         .await
@@ -101,7 +95,10 @@ impl Drop for Frozen {
 }
 
 /// What an authenticated user does most: their account, a list, a write; and the public plans.
-async fn typical_requests(app: &TestApp, admin: &common::Session) -> Vec<(&'static str, Response)> {
+async fn typical_requests(
+    app: &TestApp,
+    admin: &helpers::Session,
+) -> Vec<(&'static str, Response)> {
     let company = format!("/api/company/{}", admin.company_id);
     let employees = format!("{company}/employees");
     let (me, list, update, plans) = tokio::join!(
@@ -176,7 +173,7 @@ async fn a_frozen_database_answers_503_within_the_deadline_and_the_service_recov
     cluster.stop().await.unwrap();
 }
 
-/// A cluster of the test's own, and the app on it.
+/// A cluster of the test's own, and the app on it: for a test that freezes or stops the server.
 async fn app_on_own_cluster(vars: &[(&str, &str)]) -> (LocalCluster, TestApp) {
     let cluster = LocalCluster::start_temporary().await.unwrap();
     create_database_if_missing(&cluster.url("postgres"), "callingcard")
@@ -232,7 +229,7 @@ async fn requests_whose_backend_is_terminated_answer_503_and_the_next_ones_work(
     // A deadline far away: only the termination can end the requests.
     let app = spawn_app_with(&[("DATABASE_TIMEOUT", "30s")]).await;
     let admin = app.signup("Terminated Co").await;
-    let employee = common::uuid_of(&app.add_employee(&admin, "Jane Terminated").await);
+    let employee = helpers::uuid_of(&app.add_employee(&admin, "Jane Terminated").await);
     let owner = connect(&superuser_url(&app.dbname)).await;
     let observer = connect(&superuser_url(&app.dbname)).await;
     // Holding this lock keeps the requests below inside PostgreSQL until their backend is gone.
@@ -348,7 +345,10 @@ async fn an_operation_past_its_deadline_answers_503_and_its_connection_is_discar
     );
     let backends_gone = async || {
         let alive: Vec<i32> = owner
-            .query("SELECT pid FROM pg_stat_activity", &[])
+            .query(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()",
+                &[],
+            )
             .await
             .unwrap()
             .iter()

@@ -8,22 +8,17 @@
 //! number below is known exactly. The service's own maintenance is held off (its advisory lock)
 //! so that nothing seeded in the past is purged behind a test's back.
 
-mod common;
-
 use std::collections::BTreeSet;
 
+use crate::helpers::{
+    Card, DESKTOP, HOLD_MAINTENANCE, IPHONE, LINK_PREVIEW, TestApp, connect, spawn_app,
+    superuser_url, track_ok, uuid_of,
+};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
-use common::{TestApp, connect, spawn_app, superuser_url, uuid_of};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio_postgres::Client;
 use uuid::Uuid;
-
-const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1_2 like Mac OS X) AppleWebKit/605.1.15 \
-                      (KHTML, like Gecko) Version/17.1.2 Mobile/15E148 Safari/604.1";
-const DESKTOP_CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
-                              (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
-const LINK_PREVIEW: &str = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)";
 
 const PEOPLE_ACTIONS: [&str; 8] = [
     "view",
@@ -37,11 +32,6 @@ const PEOPLE_ACTIONS: [&str; 8] = [
 ];
 
 const CSV_HEADER: &str = "occurred_at,event_id,employee_id,action,link,device,region";
-
-/// Keeps `analytics_maintain()` (run by the service at start and hourly) from applying retention
-/// to what the tests seed in the past.
-const HOLD_MAINTENANCE: &str =
-    "SELECT pg_advisory_lock(hashtext('callingcard.analytics_maintain'))";
 
 /// The ingestion statement itself: events (people only) and every rollup, consistently, in the
 /// retention class of the company's current plan.
@@ -317,25 +307,6 @@ fn uniques(series: &Value) -> Vec<i64> {
         .iter()
         .map(|b| b["unique_visitors"].as_i64().unwrap())
         .collect()
-}
-
-async fn track(app: &TestApp, employee: &Value, user_agent: &str, body: Value) -> Value {
-    let resp = app
-        .client
-        .post(format!(
-            "{}/api/analytics/track?company_slug={}&employee_slug={}",
-            app.address,
-            employee["company_slug"].as_str().unwrap(),
-            employee["public_slug"].as_str().unwrap()
-        ))
-        .header(reqwest::header::USER_AGENT, user_agent)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let resp = TestApp::read(resp).await;
-    resp.assert_status(200);
-    resp.body
 }
 
 /// RFC 4180 as the export writes it: `\n` line ends (a bare `\r` outside quotes is an error),
@@ -1271,17 +1242,17 @@ async fn unique_visitors_count_once_a_day_where_first_seen() {
 
     // Through the tracking endpoint: two browsers on one address are two visitors.
     let t_admin = app.signup("Visitors Tracked").await;
-    let card = app.add_employee(&t_admin, "Tracy Tracked").await;
+    let card = Card::of(&app.add_employee(&t_admin, "Tracy Tracked").await);
     let day_before = Utc::now().date_naive();
     for _ in 0..3 {
-        let r = track(app, &card, IPHONE, json!({"action": "view"})).await;
+        let r = track_ok(app, &card, IPHONE, json!({"action": "view"})).await;
         assert_eq!(r["status"], "tracked");
     }
     assert_eq!(
-        track(app, &card, DESKTOP_CHROME, json!({"action": "view"})).await["status"],
+        track_ok(app, &card, DESKTOP, json!({"action": "view"})).await["status"],
         "tracked"
     );
-    let ignored = track(app, &card, LINK_PREVIEW, json!({"action": "view"})).await;
+    let ignored = track_ok(app, &card, LINK_PREVIEW, json!({"action": "view"})).await;
     assert_eq!(ignored, json!({"status": "ignored", "event_id": null}));
     let body = ok(
         app,

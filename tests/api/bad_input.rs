@@ -2,14 +2,12 @@
 //! control characters in one-line fields, bidirectional overrides in what a card shows, and JSON
 //! values of the wrong type (which must not be coerced into strings).
 
-mod common;
-
-use common::{TestApp, connect, spawn_app, superuser_url};
+use crate::helpers::{self, TestApp, connect, spawn_app, superuser_url};
 use serde_json::{Value, json};
 
 /// Asserts a 422 `validation_error` whose detail names `field`.
 #[track_caller]
-fn assert_refused(resp: &common::Response, field: &str, context: &str) {
+fn assert_refused(resp: &helpers::Response, field: &str, context: &str) {
     assert_eq!(
         resp.status.as_u16(),
         422,
@@ -246,7 +244,7 @@ async fn a_json_value_of_the_wrong_type_is_a_422_and_nothing_is_stored() {
     assert_eq!(count(&app, "SELECT count(*) FROM employees").await, 0);
 
     let employee = app.add_employee(&admin, "Jane Typed").await;
-    let path = format!("/api/employees/{}", common::uuid_of(&employee));
+    let path = format!("/api/employees/{}", helpers::uuid_of(&employee));
     for body in [
         json!({"full_name": false}),
         json!({"job_title": true}),

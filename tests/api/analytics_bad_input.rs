@@ -5,8 +5,9 @@
 //!
 //! Everything is checked against what PostgreSQL holds, read back as the superuser.
 
-mod common;
-
+use crate::helpers::{
+    self, Card, HOLD_MAINTENANCE, IPHONE, TestApp, company_with_card, scalar, spawn_app, track,
+};
 use callingcard::{
     analytics::{
         Action,
@@ -15,66 +16,16 @@ use callingcard::{
     db::Db,
 };
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Utc};
-use common::{Session, TestApp, spawn_app, uuid_of};
 use futures::future::join_all;
 use serde_json::{Value, json};
-use tokio_postgres::{Client, types::ToSql};
+use tokio_postgres::Client;
 use uuid::Uuid;
 
-const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1_2 like Mac OS X) AppleWebKit/605.1.15 \
-                      (KHTML, like Gecko) Version/17.1.2 Mobile/15E148 Safari/604.1";
-
-/// Keeps `analytics_maintain()` from applying retention to events stored in the past.
-const HOLD_MAINTENANCE: &str =
-    "SELECT pg_advisory_lock(hashtext('callingcard.analytics_maintain'))";
-
-/// One employee's card of a new company, and the company's admin.
-struct Card {
-    admin: Session,
-    company_id: Uuid,
-    employee_id: Uuid,
-    track_path: String,
-}
-
-async fn card(app: &TestApp, company: &str) -> Card {
-    let admin = app.signup(company).await;
-    let employee = app.add_employee(&admin, "Jane Card").await;
-    Card {
-        company_id: admin.company_id,
-        employee_id: uuid_of(&employee),
-        track_path: format!(
-            "/api/analytics/track?company_slug={}&employee_slug={}",
-            employee["company_slug"].as_str().unwrap(),
-            employee["public_slug"].as_str().unwrap()
-        ),
-        admin,
-    }
-}
-
 async fn superuser(app: &TestApp) -> Client {
-    let db = common::connect(&common::superuser_url(&app.dbname)).await;
+    let db = helpers::superuser(app).await;
     // Waits for the maintenance the service runs at start, then keeps it from running again.
     db.batch_execute(HOLD_MAINTENANCE).await.unwrap();
     db
-}
-
-async fn scalar(db: &Client, sql: &str, params: &[&(dyn ToSql + Sync)]) -> i64 {
-    db.query_one(sql, params)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .get(0)
-}
-
-async fn track(app: &TestApp, card: &Card, body: Value) -> common::Response {
-    let resp = app
-        .client
-        .post(format!("{}{}", app.address, card.track_path))
-        .header("user-agent", IPHONE)
-        .json(&body)
-        .send()
-        .await
-        .expect("sending the tracking request");
-    TestApp::read(resp).await
 }
 
 /// An event as the collector builds it, straight for the sink: nothing checked on the way.
@@ -108,8 +59,8 @@ fn with_link(mut event: CardEvent, link: &str) -> CardEvent {
 #[tokio::test(flavor = "current_thread")]
 async fn a_refused_event_fails_alone_and_its_batch_is_stored() {
     let app = spawn_app().await;
-    let a = card(&app, "Batch Alpha").await;
-    let b = card(&app, "Batch Beta").await;
+    let (_, a) = company_with_card(&app, "Batch Alpha").await;
+    let (_, b) = company_with_card(&app, "Batch Beta").await;
     let db = superuser(&app).await;
     let (sink, writer) = EventSink::start(app.db.clone());
     let now = Utc::now();
@@ -263,7 +214,7 @@ async fn an_outage_fails_the_batch_as_one_outage() {
 #[tokio::test]
 async fn tracking_refuses_control_characters_and_bidi_overrides_naming_the_field() {
     let app = spawn_app().await;
-    let c = card(&app, "Refusing Co").await;
+    let (_, c) = company_with_card(&app, "Refusing Co").await;
     let db = superuser(&app).await;
 
     let bad_texts = [
@@ -283,7 +234,7 @@ async fn tracking_refuses_control_characters_and_bidi_overrides_naming_the_field
             ("link", json!({"action": "link_click", "link": text})),
             ("region", json!({"action": "view", "region": text})),
         ] {
-            let resp = track(&app, &c, body).await;
+            let resp = track(&app, &c, IPHONE, &[], body).await;
             resp.assert_error(422, "validation_error");
             let detail = resp.body["detail"].as_str().unwrap();
             assert!(detail.contains(&format!("`{field}`")), "{text:?}: {detail}");
@@ -294,7 +245,7 @@ async fn tracking_refuses_control_characters_and_bidi_overrides_naming_the_field
         json!({"action": "link_click", "link": "é".repeat(101)}),
         json!({"action": "view", "region": "r".repeat(65)}),
     ] {
-        track(&app, &c, body)
+        track(&app, &c, IPHONE, &[], body)
             .await
             .assert_error(422, "validation_error");
     }
@@ -304,7 +255,9 @@ async fn tracking_refuses_control_characters_and_bidi_overrides_naming_the_field
         json!({"action": "view", "region": "Île-de-France"}),
     ];
     for body in &fine {
-        track(&app, &c, body.clone()).await.assert_status(200);
+        track(&app, &c, IPHONE, &[], body.clone())
+            .await
+            .assert_status(200);
     }
     let stored = scalar(
         &db,
@@ -320,7 +273,7 @@ async fn tracking_refuses_control_characters_and_bidi_overrides_naming_the_field
 #[tokio::test]
 async fn honest_visitors_beside_a_malformed_one_are_all_stored() {
     let app = spawn_app().await;
-    let c = card(&app, "Crowded Co").await;
+    let (_, c) = company_with_card(&app, "Crowded Co").await;
     let db = superuser(&app).await;
     let requests = (0..48).map(|i| {
         let body = if i % 3 == 0 {
@@ -331,7 +284,7 @@ async fn honest_visitors_beside_a_malformed_one_are_all_stored() {
         // 48 requests from one address stay within its burst of tracking requests.
         let req = app
             .client
-            .post(format!("{}{}", app.address, c.track_path))
+            .post(format!("{}{}", app.address, c.track_path()))
             .header("user-agent", IPHONE)
             .json(&body);
         async move { (i, TestApp::read(req.send().await.unwrap()).await) }
@@ -357,7 +310,7 @@ async fn honest_visitors_beside_a_malformed_one_are_all_stored() {
 #[tokio::test(flavor = "current_thread")]
 async fn the_csv_export_carries_no_control_characters_from_links() {
     let app = spawn_app().await;
-    let c = card(&app, "Export Co").await;
+    let (admin, c) = company_with_card(&app, "Export Co").await;
     let _db = superuser(&app).await;
     let (sink, writer) = EventSink::start(app.db.clone());
     let at = Utc::now() - TimeDelta::hours(1);
@@ -374,7 +327,7 @@ async fn the_csv_export_carries_no_control_characters_from_links() {
             "{}/api/analytics/company/{}/export.csv",
             app.address, c.company_id
         ))
-        .bearer_auth(&c.admin.token)
+        .bearer_auth(&admin.token)
         .send()
         .await
         .unwrap();
@@ -420,8 +373,8 @@ fn range_endpoints(c: &Card) -> Vec<String> {
 #[tokio::test]
 async fn bounds_outside_the_years_0000_to_9999_are_422_on_every_endpoint() {
     let app = spawn_app().await;
-    let c = card(&app, "Range Co").await;
-    let token = &c.admin.token;
+    let (admin, c) = company_with_card(&app, "Range Co").await;
+    let token = &admin.token;
     for path in range_endpoints(&c) {
         for (query, field, code) in [
             ("from=-9999-01-01T00:00:00Z", "from", "invalid_range"),
@@ -466,9 +419,9 @@ async fn bounds_outside_the_years_0000_to_9999_are_422_on_every_endpoint() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_date_alone_is_that_whole_day_in_the_time_zone() {
     let app = spawn_app().await;
-    let c = card(&app, "Dates Co").await;
+    let (admin, c) = company_with_card(&app, "Dates Co").await;
     let _db = superuser(&app).await;
-    let token = &c.admin.token;
+    let token = &admin.token;
     let d = (Utc::now() - TimeDelta::days(10)).date_naive();
     let at = |day: NaiveDate, h: u32, m: u32| {
         day.and_time(NaiveTime::from_hms_opt(h, m, 0).unwrap())

@@ -2,15 +2,15 @@
 //! and logos and the media routes that serve them; conditional requests; and the in-process card
 //! cache, refreshed by local writes and by `card_changed` notifications from other instances.
 
-mod common;
-
 use std::{
     io::{BufReader, Cursor},
     time::{Duration, Instant},
 };
 
+use crate::helpers::{
+    self, Card, PUBLIC_BASE_URL, Response, Session, TestApp, spawn_app, superuser, uuid_of,
+};
 use base64::Engine as _;
-use common::{PUBLIC_BASE_URL, Response, Session, TestApp, spawn_app, uuid_of};
 use ical::property::Property;
 use image::{DynamicImage, GenericImageView, ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
@@ -106,50 +106,6 @@ fn multipart(bytes: &[u8], file_name: &str, content_type: &str) -> (String, Vec<
     (format!("multipart/form-data; boundary={BOUNDARY}"), body)
 }
 
-/// The public addresses of one employee's card.
-#[derive(Clone, Debug)]
-struct Card {
-    id: Uuid,
-    company_id: Uuid,
-    company_slug: String,
-    slug: String,
-}
-
-impl Card {
-    /// From the Employee JSON of the management API.
-    fn of(employee: &Value) -> Self {
-        Self {
-            id: uuid_of(employee),
-            company_id: employee["company_id"].as_str().unwrap().parse().unwrap(),
-            company_slug: employee["company_slug"].as_str().unwrap().to_owned(),
-            slug: employee["public_slug"].as_str().unwrap().to_owned(),
-        }
-    }
-
-    /// `/api/card/{company}/{employee}`: the JSON; QR code and vCard live below it.
-    fn api(&self) -> String {
-        format!("/api/card/{}/{}", self.company_slug, self.slug)
-    }
-
-    /// `/card/{company}/{employee}`: the HTML page.
-    fn page(&self) -> String {
-        format!("/card/{}/{}", self.company_slug, self.slug)
-    }
-
-    /// What the QR code must encode.
-    fn scan_url(&self) -> String {
-        format!("{PUBLIC_BASE_URL}{}?src=qr", self.page())
-    }
-
-    fn employee(&self) -> String {
-        format!("/api/employees/{}", self.id)
-    }
-
-    fn photo(&self) -> String {
-        format!("/api/employees/{}/photo", self.id)
-    }
-}
-
 /// Creates an employee of `admin`'s company with `body`; its card.
 async fn create_employee(app: &TestApp, admin: &Session, body: Value) -> (Card, Value) {
     let resp = app
@@ -161,11 +117,6 @@ async fn create_employee(app: &TestApp, admin: &Session, body: Value) -> (Card, 
         .await;
     resp.assert_status(201);
     (Card::of(&resp.body), resp.body)
-}
-
-/// A superuser connection to the test's database, below the API and the tenant wall.
-async fn owner(app: &TestApp) -> tokio_postgres::Client {
-    common::connect(&common::superuser_url(&app.dbname)).await
 }
 
 /// A picture in four colored quadrants, so that crops and scaling can be checked by color;
@@ -271,19 +222,19 @@ fn scan(png: &[u8]) -> String {
 /// hence the retries. Without this, a test of invalidation would pass on an instance that never
 /// caches at all.
 async fn wait_until_cached(app: &TestApp, card: &Card) {
-    let silent = owner(app).await;
+    let silent = superuser(app).await;
     silent
         .batch_execute("SET session_replication_role = replica")
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + helpers::PATIENCE;
     for attempt in 0u32.. {
         let before = fetch(app, &card.api(), &[]).await;
         before.assert_status(200);
         silent
             .execute(
                 "UPDATE employees SET bio = $1 WHERE id = $2",
-                &[&format!("unannounced change {attempt}"), &card.id],
+                &[&format!("unannounced change {attempt}"), &card.employee_id],
             )
             .await
             .unwrap();
@@ -301,9 +252,36 @@ async fn wait_until_cached(app: &TestApp, card: &Card) {
     }
 }
 
-/// Reads the card JSON on `app` every 50 ms for up to 5 s, until `done` holds; the last read.
+/// Waits until `app` has handled every `card_changed` notification committed so far: changes
+/// `probe` (a cached card) unannounced, sends a notification of it, and waits until `app` serves
+/// the change. PostgreSQL delivers notifications in the order their transactions committed.
+async fn notifications_heard(app: &TestApp, probe: &Card) {
+    let db = superuser(app).await;
+    db.batch_execute("SET session_replication_role = replica")
+        .await
+        .unwrap();
+    db.execute(
+        "UPDATE employees SET bio = 'barrier' WHERE id = $1",
+        &[&probe.employee_id],
+    )
+    .await
+    .unwrap();
+    let payload = format!("employee:{}:{}", probe.company_id, probe.employee_id);
+    db.execute("SELECT pg_notify('card_changed', $1)", &[&payload])
+        .await
+        .unwrap();
+    let seen = poll_card(app, probe, |r| r.json()["bio"] == "barrier").await;
+    assert_eq!(
+        seen.json()["bio"],
+        "barrier",
+        "the barrier notification was not heard"
+    );
+}
+
+/// Reads the card JSON on `app` every 50 ms, for up to `PATIENCE`, until `done`
+/// holds; the last read.
 async fn poll_card(app: &TestApp, card: &Card, done: impl Fn(&Raw) -> bool) -> Raw {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + helpers::PATIENCE;
     loop {
         let read = fetch(app, &card.api(), &[]).await;
         if done(&read) || Instant::now() >= deadline {
@@ -316,7 +294,7 @@ async fn poll_card(app: &TestApp, card: &Card, done: impl Fn(&Raw) -> bool) -> R
 /// Turns off the `card_changed` triggers in this test's database, so that a cached card can only
 /// be refreshed by the instance's own invalidation of what it wrote.
 async fn silence_notifications(app: &TestApp) {
-    owner(app)
+    superuser(app)
         .await
         .batch_execute(
             "ALTER TABLE employees DISABLE TRIGGER employees_card_changed;
@@ -328,7 +306,7 @@ async fn silence_notifications(app: &TestApp) {
 
 /// A second instance of the service on `app`'s database.
 async fn second_instance(app: &TestApp) -> TestApp {
-    common::spawn_app_on(&app.dbname, &[]).await
+    helpers::spawn_app_on(&app.dbname, &[]).await
 }
 
 /// The only property named `name` (with its group, e.g. `item1.TEL`).
@@ -441,7 +419,8 @@ async fn card_json_is_exactly_the_public_contract() {
     )
     .await;
     // A login of the company exists, so a leak of users data would have something to leak.
-    app.add_user(&admin, "employee", Some(card.id)).await;
+    app.add_user(&admin, "employee", Some(card.employee_id))
+        .await;
     assert_eq!(card.company_slug, "acme");
 
     let resp = fetch(&app, &card.api(), &[]).await;
@@ -456,7 +435,7 @@ async fn card_json_is_exactly_the_public_contract() {
     assert_eq!(
         resp.json(),
         json!({
-            "employee_id": card.id,
+            "employee_id": card.employee_id,
             "employee_name": "Jane Smith",
             "company_name": "Acme",
             "company_id": admin.company_id,
@@ -698,17 +677,20 @@ async fn an_employee_update_refreshes_the_cached_card_at_once() {
     // Only the instance's own invalidation is left to refresh the card: it must not wait for a
     // notification of its own write.
     silence_notifications(&app).await;
+    let (probe, _) = create_employee(&app, &admin, json!({"full_name": "Pat Probe"})).await;
     wait_until_cached(&app, &card).await;
-    // The premise: a write that is not this instance's own now goes unnoticed.
-    owner(&app)
+    wait_until_cached(&app, &probe).await;
+    // The premise: a write that is not this instance's own now goes unnoticed, even once the
+    // instance has heard every notification sent after it.
+    superuser(&app)
         .await
         .execute(
             "UPDATE employees SET job_title = 'Unheard' WHERE id = $1",
-            &[&card.id],
+            &[&card.employee_id],
         )
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    notifications_heard(&app, &probe).await;
     let json_before = fetch(&app, &card.api(), &[]).await;
     let page_before = fetch(&app, &card.page(), &[]).await;
     assert_eq!(json_before.json()["job_title"], "Engineer");
@@ -890,12 +872,12 @@ async fn a_change_made_in_sql_reaches_the_cached_card() {
         json!({"full_name": "Jane Smith", "job_title": "Engineer"}),
     )
     .await;
-    let sql = owner(&app).await;
+    let sql = superuser(&app).await;
 
     wait_until_cached(&app, &card).await;
     sql.execute(
         "UPDATE employees SET job_title = 'Set in SQL' WHERE id = $1",
-        &[&card.id],
+        &[&card.employee_id],
     )
     .await
     .unwrap();
@@ -1124,7 +1106,10 @@ async fn vcard_3_carries_the_whole_card_and_parses_back_exactly() {
     assert_eq!(value(website), "https://nandu.example");
     assert_eq!(param(website, "TYPE"), ["WORK"]);
     assert_eq!(unescape(value(only(&props, "NOTE"))), JOSE_BIO);
-    assert_eq!(value(only(&props, "UID")), format!("urn:uuid:{}", card.id));
+    assert_eq!(
+        value(only(&props, "UID")),
+        format!("urn:uuid:{}", card.employee_id)
+    );
 
     let photo = only(&props, "PHOTO");
     assert_eq!(param(photo, "ENCODING"), ["b"]);
@@ -1201,7 +1186,7 @@ async fn an_uploaded_photo_is_normalized_served_and_shown_on_the_card() {
     )
     .await;
     resp.assert_status(200);
-    assert_eq!(uuid_of(&resp.body), card.id, "the Employee JSON");
+    assert_eq!(uuid_of(&resp.body), card.employee_id, "the Employee JSON");
     assert_eq!(resp.body["full_name"], "Jane Smith");
     let path = media_path(&resp.body["photo_url"], "photos", card.company_id, "jpg");
 
@@ -1319,7 +1304,7 @@ async fn exif_metadata_never_reaches_the_stored_photo() {
     assert!(!contains(&served.body, b"Exif"));
     assert!(!contains(&served.body, b"secret"));
     // Nor the copy in the database, nor the vCard's thumbnail.
-    let stored: Vec<u8> = owner(&app)
+    let stored: Vec<u8> = superuser(&app)
         .await
         .query_one(
             "SELECT bytes FROM media WHERE company_id = $1",
@@ -1360,7 +1345,7 @@ async fn refused_uploads_change_nothing() {
     .await;
     first.assert_status(200);
     let url = first.body["photo_url"].clone();
-    let sql = owner(&app).await;
+    let sql = superuser(&app).await;
     let media_rows = async || -> i64 {
         sql.query_one("SELECT count(*) FROM media", &[])
             .await
@@ -1460,7 +1445,7 @@ async fn deleting_a_photo_falls_back_to_the_photo_url_and_unpublishes_it() {
     );
     let page = fetch(&app, &card.page(), &[]).await;
     assert!(!page.text().contains(&path));
-    let count: i64 = owner(&app)
+    let count: i64 = superuser(&app)
         .await
         .query_one("SELECT count(*) FROM media", &[])
         .await
@@ -1520,7 +1505,7 @@ async fn replacing_a_photo_deletes_the_old_one() {
         fetch(&app, &card.api(), &[]).await.json()["photo_url"],
         second.body["photo_url"]
     );
-    let hashes: Vec<String> = owner(&app)
+    let hashes: Vec<String> = superuser(&app)
         .await
         .query("SELECT hash FROM media", &[])
         .await
@@ -1572,7 +1557,7 @@ async fn deleting_an_employee_unpublishes_its_photo() {
         .assert_status(204);
 
     // Nothing refers to the image any more, so it goes, as a replaced photo's does.
-    let count: i64 = owner(&app)
+    let count: i64 = superuser(&app)
         .await
         .query_one("SELECT count(*) FROM media", &[])
         .await
@@ -1592,7 +1577,7 @@ async fn who_may_change_a_photo() {
     let globex = app.signup("Globex").await;
     let (own, _) = create_employee(&app, &acme, json!({"full_name": "Jane Smith"})).await;
     let (colleague, _) = create_employee(&app, &acme, json!({"full_name": "John Doe"})).await;
-    let jane = app.add_user(&acme, "employee", Some(own.id)).await;
+    let jane = app.add_user(&acme, "employee", Some(own.employee_id)).await;
 
     // The employee linked to the record may.
     let resp = put_bytes(
@@ -1732,7 +1717,9 @@ async fn a_logo_keeps_its_proportions_and_transparency() {
     );
 
     // Employees may not change the company's logo.
-    let employee = app.add_user(&admin, "employee", Some(card.id)).await;
+    let employee = app
+        .add_user(&admin, "employee", Some(card.employee_id))
+        .await;
     put_bytes(&app, &logo_path, Some(&employee.token), "image/png", upload)
         .await
         .assert_error(403, "forbidden");

@@ -2,10 +2,8 @@
 //! must keep every count. Run as a database owner without superuser rights, like a managed
 //! database's owner, which the forced row-level security binds too.
 
-mod common;
-
+use crate::helpers::{connect, superuser_url};
 use chrono::{DateTime, Utc};
-use common::{connect, superuser_url};
 use tokio_postgres::Client;
 use uuid::Uuid;
 

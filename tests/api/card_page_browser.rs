@@ -7,15 +7,13 @@
 //! page itself made. Host names other than 127.0.0.1 resolve to nothing, so a run never
 //! reaches the internet, and a page that tried to would still show it in the NetLog.
 
-mod common;
-
 use std::{
     path::{Path, PathBuf},
     process::Stdio,
     time::Duration,
 };
 
-use common::{PUBLIC_BASE_URL, Session, TestApp, spawn_app};
+use crate::helpers::{PUBLIC_BASE_URL, Session, TestApp, spawn_app};
 use serde_json::{Value, json};
 use uuid::Uuid;
 

@@ -1,5 +1,8 @@
 //! The `callingcard` binary itself: with no DATABASE_URL it runs its own PostgreSQL cluster under
 //! DATA_DIR, keeps data across restarts, and stops cleanly (cluster included) on SIGTERM/SIGINT.
+//!
+//! This test runs the built binary as a child process with a cluster of its own: that cluster is
+//! what it checks, so it cannot use the shared one.
 
 use std::{
     path::Path,

@@ -5,19 +5,17 @@
 //! Events are seeded with the superuser straight into `card_events`, in the class of the
 //! company's plan (free: `d30`, professional: `d365`, enterprise: `forever`).
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::{Session, TestApp, app_role_url, connect, fresh_database, spawn_app, superuser_url};
+use crate::helpers::{
+    self, Card, HOLD_MAINTENANCE, IPHONE, Session, TestApp, app_role_url, connect, fresh_database,
+    spawn_app, superuser_url, track, tracked_id,
+};
 use serde_json::{Value, json};
 use tokio_postgres::{Client, error::SqlState};
 use uuid::Uuid;
 
 const DAY: i32 = 24;
-
-const IPHONE_SAFARI: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1_2 like Mac OS X) \
-     AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1";
 
 /// Partitions for the last 400 days and the next two, the way the benchmark loads history.
 const HISTORY: &str =
@@ -25,10 +23,9 @@ const HISTORY: &str =
 
 const MAINTAIN: &str = "SELECT dropped_partitions, purged_events FROM analytics_maintain()";
 
-/// The key `analytics_maintain()` serializes on. A test that holds it keeps the service's own
-/// maintenance (run at start, then hourly) from applying retention behind its back.
-const HOLD_MAINTENANCE: &str =
-    "SELECT pg_advisory_lock(hashtext('callingcard.analytics_maintain'))";
+/// Lets go of `HOLD_MAINTENANCE`, the key `analytics_maintain()` serializes on: a test that holds
+/// it keeps the service's own maintenance (run at start, then hourly) from applying retention
+/// behind its back.
 const RELEASE_MAINTENANCE: &str =
     "SELECT pg_advisory_unlock(hashtext('callingcard.analytics_maintain'))";
 
@@ -662,7 +659,7 @@ impl PlanWorld {
     }
 
     fn employee_id(&self) -> Uuid {
-        common::uuid_of(&self.employee)
+        helpers::uuid_of(&self.employee)
     }
 
     async fn seed(&self, company: Uuid, retention: &str, age_hours: i32) -> Uuid {
@@ -824,26 +821,16 @@ async fn moved_events_without_a_partition_wait_in_the_default_partition() {
 
 /// Tracks one `call` on the employee's card from an iPhone; the stored event's id.
 async fn track_call(app: &TestApp, employee: &Value) -> Uuid {
-    let resp = app
-        .client
-        .post(format!(
-            "{}/api/analytics/track?company_slug={}&employee_slug={}",
-            app.address,
-            employee["company_slug"].as_str().unwrap(),
-            employee["public_slug"].as_str().unwrap(),
-        ))
-        .header(reqwest::header::USER_AGENT, IPHONE_SAFARI)
-        .json(&json!({"action": "call"}))
-        .send()
-        .await
-        .unwrap();
-    let resp = TestApp::read(resp).await;
-    resp.assert_status(200);
-    assert_eq!(resp.body["status"], "tracked", "{}", resp.body);
-    resp.body["event_id"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no event_id in {}", resp.body))
+    tracked_id(
+        &track(
+            app,
+            &Card::of(employee),
+            IPHONE,
+            &[],
+            json!({"action": "call"}),
+        )
+        .await,
+    )
 }
 
 #[tokio::test]

@@ -4,9 +4,7 @@
 //! Client addresses come from `X-Forwarded-For` (`CLIENT_IP_HEADER`), as behind a proxy, so one
 //! test can be many clients.
 
-mod common;
-
-use common::{ADMIN_PASSWORD, Response, TestApp, spawn_app_on, spawn_app_with};
+use crate::helpers::{self, ADMIN_PASSWORD, Response, TestApp, spawn_app_on, spawn_app_with};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
@@ -260,7 +258,7 @@ async fn a_full_hashing_pool_answers_503_with_retry_after() {
     .await;
     let slow = app.signup("Slow Hash Co").await;
     let fast = app.signup("Fast Hash Co").await;
-    let owner = common::connect(&common::superuser_url(&app.dbname)).await;
+    let owner = helpers::connect(&helpers::superuser_url(&app.dbname)).await;
     let expensive = {
         use argon2::{
             Algorithm, Argon2, Params, PasswordHasher, Version, password_hash::SaltString,
@@ -290,11 +288,16 @@ async fn a_full_hashing_pool_answers_503_with_retry_after() {
         let body = json!({"email": slow.email, "password": "not-it-at-all"});
         // Until the thread takes it: a fast login may hold the thread at that moment.
         tokio::spawn(async move {
+            let deadline = std::time::Instant::now() + helpers::PATIENCE;
             loop {
                 let resp = client.post(&url).json(&body).send().await.unwrap();
                 if resp.status().as_u16() != 503 {
                     return resp.status().as_u16();
                 }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the slow login never got the thread"
+                );
             }
         })
     };

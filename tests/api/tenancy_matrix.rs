@@ -6,15 +6,13 @@
 //!
 //! All mismatching cells are reported at once, with the observed matrix.
 
-mod common;
-
 use std::{
     collections::BTreeSet,
     io::Cursor,
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use common::{JWT_SECRET, Session, TestApp, spawn_app};
+use crate::helpers::{self, DESKTOP, JWT_SECRET, Session, TestApp, spawn_app};
 use jsonwebtoken::{EncodingKey, Header, encode};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -282,11 +280,7 @@ const CURRENT_IMAGES: &str = "SELECT (SELECT photo_hash FROM employees WHERE id 
             (SELECT photo_hash FROM employees WHERE id = $2),
             (SELECT logo_hash FROM companies WHERE id = $3)";
 
-const SIGNUP_PASSWORD: &str = common::ADMIN_PASSWORD;
-/// The user agent of the tracking beacons: a person's browser (a bot's would only count as a
-/// preview, in the rollups).
-const BROWSER: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
-                       (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
+const SIGNUP_PASSWORD: &str = helpers::ADMIN_PASSWORD;
 const FORGING_SECRET: &[u8] = b"not-the-server-secret-0123456789abcdef";
 
 impl World {
@@ -327,7 +321,7 @@ impl World {
         assert_eq!(me.body["role"], "employee");
         assert_eq!(me.body["employee_id"], ea.to_string());
 
-        let owner = common::connect(&common::superuser_url(&app.dbname)).await;
+        let owner = helpers::connect(&helpers::superuser_url(&app.dbname)).await;
         let slugs = owner
             .query_one(
                 "SELECT (SELECT slug FROM companies WHERE id = $1),
@@ -543,7 +537,7 @@ impl World {
                 json!({"job_title": format!("Edited {}", &n[..8]), "bio": "Was here."})
             }
             Body::NewAdminLogin => {
-                json!({"email": format!("login-{n}@example.com"), "password": common::TEAMMATE_PASSWORD,
+                json!({"email": format!("login-{n}@example.com"), "password": helpers::TEAMMATE_PASSWORD,
                                           "full_name": "New Login", "role": "admin"})
             }
             Body::Enterprise => json!({"plan": "enterprise"}),
@@ -630,7 +624,8 @@ enum Payload {
     Json(Value),
     /// A raw image, sent as `image/png`.
     Png(Vec<u8>),
-    /// JSON sent from a browser: with the [`BROWSER`] user agent.
+    /// JSON sent from a browser: with the [`DESKTOP`] user agent (a person's browser: a bot's
+    /// would only count as a preview, in the rollups).
     Beacon(Value),
 }
 
@@ -653,7 +648,7 @@ async fn send(
     match body {
         Some(Payload::Json(body)) => req = req.json(&body),
         Some(Payload::Png(png)) => req = req.header("content-type", "image/png").body(png),
-        Some(Payload::Beacon(body)) => req = req.header("user-agent", BROWSER).json(&body),
+        Some(Payload::Beacon(body)) => req = req.header("user-agent", DESKTOP).json(&body),
         None => {}
     }
     let resp = req.send().await.expect("sending the request");

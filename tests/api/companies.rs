@@ -1,8 +1,6 @@
 //! Companies, branding, plans, and what superadmins may do.
 
-mod common;
-
-use common::spawn_app;
+use crate::helpers::{self, spawn_app};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -142,7 +140,7 @@ async fn superadmins_create_list_and_change_plans() {
     .await
     .assert_error(403, "forbidden");
     // History is kept: one ended, one active.
-    let owner = common::connect(&common::superuser_url(&app.dbname)).await;
+    let owner = helpers::connect(&helpers::superuser_url(&app.dbname)).await;
     let rows = owner
         .query("SELECT plan, active, ended_at IS NOT NULL FROM subscriptions WHERE company_id = $1 ORDER BY started_at", &[&admin.company_id])
         .await

@@ -5,19 +5,17 @@
 //! Most tests use a pool of ONE connection, so the next operation runs on the very same
 //! connection, or on a fresh replacement when the previous one had to be discarded.
 
-mod common;
-
 use std::{
     sync::atomic::{AtomicU64, AtomicUsize, Ordering},
     time::Duration,
 };
 
+use crate::helpers::{self, connect, fresh_database, spawn_app_with, superuser_url};
 use callingcard::{
     auth::Role,
     db::{Db, DbError, Tenant},
     error::ApiError,
 };
-use common::{connect, fresh_database, spawn_app_with, superuser_url};
 use serde_json::json;
 use tokio_postgres::{Client, error::SqlState};
 use uuid::Uuid;
@@ -95,6 +93,28 @@ impl Fixture {
             [(pid, "idle".to_owned(), false)],
             "{context}"
         );
+    }
+
+    /// Runs `operation` until one of the pool's backends runs `pg_sleep`, then drops it; its
+    /// result if it ended first.
+    async fn until_sleeping<T>(&self, operation: impl Future<Output = T>) -> Option<T> {
+        let sleeping = helpers::wait_for("the operation's pg_sleep runs", async || {
+            self.owner
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                     WHERE datname = $1 AND usename = 'callingcard_app'
+                       AND state = 'active' AND query LIKE '%pg_sleep%'",
+                    &[&self.dbname],
+                )
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+                > 0
+        });
+        tokio::select! {
+            result = operation => Some(result),
+            () = sleeping => None,
+        }
     }
 
     /// Waits until backend `pid` has ended (a discarded connection closes once the server has
@@ -403,20 +423,19 @@ async fn read_dropped_half_way_discards_its_connection() {
     })
     .await
     .unwrap();
-    let dropped = tokio::time::timeout(
-        Duration::from_millis(50),
-        f.db.read(&f.tenant_a(), async |tx| {
+    // Dropped once PostgreSQL runs its sleep: half-way, whatever the machine's speed.
+    let dropped = f
+        .until_sleeping(f.db.read(&f.tenant_a(), async |tx| {
             let (marked, slept) = tokio::join!(
                 tx.query_one(MARK_TRANSACTION, []),
-                tx.query_one(sleep, [&1.0f64])
+                tx.query_one(sleep, [&3.0f64])
             );
             marked?;
             slept
-        }),
-    )
-    .await;
+        }))
+        .await;
     assert!(
-        dropped.is_err(),
+        dropped.is_none(),
         "the read should still be sleeping: {dropped:?}"
     );
     let next = assert_next_read_clean(&f.db, "after a dropped read").await;
@@ -439,18 +458,16 @@ async fn read_dropped_half_way_discards_its_connection() {
 async fn write_dropped_half_way_discards_its_connection_and_persists_nothing() {
     let f = fixture().await;
     let pid = assert_next_read_clean(&f.db, "before").await;
-    let dropped = tokio::time::timeout(
-        Duration::from_millis(50),
-        f.db.write(&f.tenant_a(), async |tx| {
+    let dropped = f
+        .until_sleeping(f.db.write(&f.tenant_a(), async |tx| {
             tx.execute(INSERT_EMPLOYEE, [&f.a, &"Half Written"]).await?;
             tx.query_one(MARK_TRANSACTION, []).await?;
-            tx.query_one("SELECT pg_sleep(1)", []).await?;
+            tx.query_one("SELECT pg_sleep(3)", []).await?;
             Ok::<_, DbError>(())
-        }),
-    )
-    .await;
+        }))
+        .await;
     assert!(
-        dropped.is_err(),
+        dropped.is_none(),
         "the write should still be sleeping: {dropped:?}"
     );
     let next = assert_next_read_clean(&f.db, "after a dropped write").await;
@@ -628,10 +645,10 @@ async fn failed_requests_leave_the_pool_clean_for_the_next_tenant() {
     let app = spawn_app_with(&[("DATABASE_POOL_SIZE", "1")]).await;
     let a = app.signup("Alpha Failing").await;
     let b = app.signup("Beta Watching").await;
-    let b_employee = common::uuid_of(&app.add_employee(&b, "Bea Beta").await);
+    let b_employee = helpers::uuid_of(&app.add_employee(&b, "Bea Beta").await);
     let mut a_employees = vec![
-        common::uuid_of(&app.add_employee(&a, "Al One").await),
-        common::uuid_of(&app.add_employee(&a, "Al Two").await),
+        helpers::uuid_of(&app.add_employee(&a, "Al One").await),
+        helpers::uuid_of(&app.add_employee(&a, "Al Two").await),
     ];
     a_employees.sort();
 
@@ -648,7 +665,7 @@ async fn failed_requests_leave_the_pool_clean_for_the_next_tenant() {
             .as_array()
             .unwrap_or_else(|| panic!("{context}: {}", list.body));
         assert_eq!(employees.len(), 1, "{context}: {}", list.body);
-        assert_eq!(common::uuid_of(&employees[0]), b_employee, "{context}");
+        assert_eq!(helpers::uuid_of(&employees[0]), b_employee, "{context}");
         assert_eq!(employees[0]["company_id"], json!(b.company_id), "{context}");
         assert_eq!(employees[0]["full_name"], "Bea Beta", "{context}");
         assert_eq!(list.headers["x-total-count"], "1", "{context}");
@@ -742,7 +759,7 @@ async fn failed_requests_leave_the_pool_clean_for_the_next_tenant() {
         .as_array()
         .unwrap()
         .iter()
-        .map(common::uuid_of)
+        .map(helpers::uuid_of)
         .collect();
     ids.sort();
     assert_eq!(ids, a_employees);

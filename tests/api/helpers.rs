@@ -1,0 +1,590 @@
+//! Test harness: one throwaway PostgreSQL cluster for the whole run (every test lives in this one
+//! binary), a template database migrated once, and for every test a fresh database cloned from
+//! it with the app on port 0 in front. Also what several test modules need: the user agents, an
+//! employee's public addresses (`Card`), the tracking beacon, and bounded waits.
+//!
+//! `TEST_LOG=1` shows the service's logs (filtered by `RUST_LOG`, `info` by default) in each
+//! test's captured output: printed for a failing test, or for all with `-- --nocapture`.
+#![allow(dead_code)]
+
+use std::{
+    sync::{Arc, Once, OnceLock},
+    time::Duration,
+};
+
+use callingcard::{
+    analytics::ingest::IngestStats,
+    api::{cards::PublicCards, users::create_superadmin},
+    card::budget::WorkBudget,
+    config::Config,
+    db::{Db, embedded::LocalCluster, migrations},
+    startup::Application,
+};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio_postgres::{Client, NoTls, types::ToSql};
+use tracing_subscriber::EnvFilter;
+use uuid::Uuid;
+
+pub const JWT_SECRET: &str = "integration-tests-secret-0123456789abcdef";
+/// The password of every admin `signup` creates; strong enough for the password policy.
+pub const ADMIN_PASSWORD: &str = "violet-anchor-drizzle-58";
+/// The password of every login `add_user` creates.
+pub const TEAMMATE_PASSWORD: &str = "marble-falcon-orbit-17";
+/// The password of every `superadmin`.
+pub const ROOT_PASSWORD: &str = "granite-wombat-lagoon-93";
+pub const PUBLIC_BASE_URL: &str = "https://cards.example.test";
+const TEMPLATE: &str = "callingcard_template";
+
+/// An iPhone's Safari: a person on a phone.
+pub const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1_2 like Mac OS X) \
+                          AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1.2 Mobile/15E148 \
+                          Safari/604.1";
+/// An iPad's Safari: a tablet.
+pub const IPAD: &str = "Mozilla/5.0 (iPad; CPU OS 17_1 like Mac OS X) AppleWebKit/605.1.15 \
+                        (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1";
+/// Chrome on Windows: a person at a desktop.
+pub const DESKTOP: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
+                           (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+/// Chrome on an Android phone.
+pub const ANDROID: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8 Pro) AppleWebKit/537.36 \
+                           (KHTML, like Gecko) Chrome/119.0.6045.163 Mobile Safari/537.36";
+/// A link-preview bot: counted as a preview, never as a person.
+pub const LINK_PREVIEW: &str = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)";
+
+/// Keeps `analytics_maintain()` from applying retention to events stored in the past (it waits
+/// for the maintenance the service runs at start, then holds it off on this connection).
+pub const HOLD_MAINTENANCE: &str =
+    "SELECT pg_advisory_lock(hashtext('callingcard.analytics_maintain'))";
+
+/// How long a test waits for something that happens by itself (a notification, a backend
+/// ending, a server starting): far beyond what it takes, even on a busy machine.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Installs the log subscriber once, when `TEST_LOG` is set (and not `0`); logs are off otherwise.
+fn init_test_log() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some_and(|v| !v.is_empty() && v != "0") {
+            let filter =
+                EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
+/// Waits until `condition` holds, checking every 20 ms; fails the test naming `what` once
+/// `PATIENCE` has passed.
+pub async fn wait_for(what: &str, mut condition: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up waiting after {PATIENCE:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The cluster outlives every test's own runtime: it lives on a thread of its own, and the
+/// watchdog stops it when this process exits.
+struct SharedCluster {
+    port: u16,
+}
+
+fn cluster() -> &'static SharedCluster {
+    static CLUSTER: OnceLock<SharedCluster> = OnceLock::new();
+    init_test_log();
+    CLUSTER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let result = async {
+                    let cluster = LocalCluster::start_temporary().await?;
+                    let admin = cluster.url("postgres");
+                    let (client, conn) = tokio_postgres::connect(&admin, NoTls).await?;
+                    tokio::spawn(conn);
+                    client
+                        .batch_execute(&format!("CREATE DATABASE {TEMPLATE}"))
+                        .await?;
+                    migrations::run(&cluster.url(TEMPLATE).parse()?, None).await?;
+                    Ok::<_, anyhow::Error>(cluster)
+                }
+                .await;
+                match result {
+                    Ok(cluster) => {
+                        tx.send(Ok(cluster.port())).unwrap();
+                        // Keep the cluster (and its lifeline) for the life of the process.
+                        std::future::pending::<()>().await;
+                        drop(cluster);
+                    }
+                    Err(e) => tx.send(Err(format!("{e:#}"))).unwrap(),
+                }
+            });
+        });
+        let port = rx
+            .recv()
+            .unwrap()
+            .unwrap_or_else(|e| panic!("starting the test cluster: {e}"));
+        SharedCluster { port }
+    })
+}
+
+pub fn superuser_url(dbname: &str) -> String {
+    format!("postgres://postgres@127.0.0.1:{}/{dbname}", cluster().port)
+}
+
+/// The URL the service's own role would use on `dbname`.
+pub fn app_role_url(dbname: &str) -> String {
+    format!(
+        "postgres://callingcard_app@127.0.0.1:{}/{dbname}",
+        cluster().port
+    )
+}
+
+pub async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, NoTls)
+        .await
+        .expect("connecting to the test cluster");
+    tokio::spawn(conn);
+    client
+}
+
+/// A new database, cloned from the migrated template.
+pub async fn fresh_database() -> String {
+    let name = format!("test_{}", Uuid::new_v4().simple());
+    let admin = connect(&superuser_url("postgres")).await;
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
+        .await
+        .expect("cloning the template database");
+    name
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub dbname: String,
+    pub client: reqwest::Client,
+    /// A pool of the service role on the same database, for tests that reach below HTTP.
+    pub db: Db,
+    /// Resolving this starts the app's graceful shutdown.
+    pub shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The server task; it ends once shutdown has finished.
+    pub server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// The app's public card caches and counters.
+    pub cards: Arc<PublicCards>,
+    /// The app's budget of image decodes.
+    pub image_decodes: Arc<WorkBudget>,
+    /// The analytics writer's counters: `queued` tells when a request has handed its event over.
+    pub ingest: Arc<IngestStats>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub token: String,
+    pub user_id: Uuid,
+    pub company_id: Uuid,
+    pub email: String,
+}
+
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Response {
+    #[track_caller]
+    pub fn assert_status(&self, expected: u16) -> &Self {
+        assert_eq!(
+            self.status.as_u16(),
+            expected,
+            "unexpected status; body: {}",
+            self.body
+        );
+        self
+    }
+
+    /// Errors are always `{"detail", "code"}`.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) -> &Self {
+        self.assert_status(status);
+        assert_eq!(self.body["code"], code, "body: {}", self.body);
+        assert!(
+            self.body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "body: {}",
+            self.body
+        );
+        self
+    }
+
+    pub fn id(&self) -> Uuid {
+        self.body["id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no id in {}", self.body))
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Spawns the app with extra environment variables (e.g. `DATABASE_POOL_SIZE`).
+pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
+    spawn_app_on(&fresh_database().await, vars).await
+}
+
+/// Spawns another instance of the app on an existing database (e.g. another app's `dbname`).
+pub async fn spawn_app_on(dbname: &str, vars: &[(&str, &str)]) -> TestApp {
+    let dbname = dbname.to_owned();
+    let url = superuser_url(&dbname);
+    spawn_app_at(&url, &dbname, vars).await
+}
+
+/// Spawns the app on the database at `url` (the owner's URL of `dbname`), e.g. on a cluster of
+/// the test's own.
+pub async fn spawn_app_at(url: &str, dbname: &str, vars: &[(&str, &str)]) -> TestApp {
+    init_test_log();
+    let (url, dbname) = (url.to_owned(), dbname.to_owned());
+    let mut env: Vec<(String, String)> = vec![
+        ("DATABASE_URL".into(), url.clone()),
+        ("BIND_ADDR".into(), "127.0.0.1:0".into()),
+        ("JWT_SECRET".into(), JWT_SECRET.into()),
+        ("PUBLIC_BASE_URL".into(), PUBLIC_BASE_URL.into()),
+        ("DATABASE_POOL_SIZE".into(), "8".into()),
+        // Tests share a busy machine: a password check may wait for a thread far longer than a
+        // production deadline allows without anything being wrong.
+        ("PASSWORD_HASH_MAX_WAIT".into(), "60s".into()),
+    ];
+    for (k, v) in vars {
+        env.retain(|(key, _)| key != k);
+        env.push((k.to_string(), v.to_string()));
+    }
+    let config =
+        Config::from_lookup(|key| env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()))
+            .expect("test configuration");
+    let app = Application::build(config).await.expect("building the app");
+    let port = app.port();
+    let (cards, image_decodes, ingest) =
+        (app.public_cards(), app.image_decodes(), app.ingest_stats());
+    let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async move {
+        let _ = stop.await;
+    }));
+    let db = Db::connect_as_app(&url.parse().unwrap(), None, 4).unwrap();
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        dbname,
+        client: reqwest::Client::new(),
+        db,
+        shutdown: Some(shutdown),
+        server,
+        cards,
+        image_decodes,
+        ingest,
+    }
+}
+
+impl TestApp {
+    /// Events handed to the analytics writer so far (stored or not yet).
+    pub fn events_queued(&self) -> u64 {
+        self.ingest
+            .queued
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.address));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("sending the request");
+        Self::read(resp).await
+    }
+
+    pub async fn read(resp: reqwest::Response) -> Response {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.expect("reading the body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        self.request(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Response {
+        self.request(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, token: Option<&str>, body: Value) -> Response {
+        self.request(Method::PUT, path, token, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Response {
+        self.request(Method::DELETE, path, token, None).await
+    }
+
+    /// Signs up a new company; its admin's session.
+    pub async fn signup(&self, company_name: &str) -> Session {
+        let email = format!("admin-{}@example.com", Uuid::new_v4().simple());
+        let resp = self
+            .post(
+                "/api/auth/signup",
+                None,
+                json!({"email": email, "password": ADMIN_PASSWORD, "full_name": "Ada Admin", "company_name": company_name}),
+            )
+            .await;
+        resp.assert_status(201);
+        session(&resp.body, &email)
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Session {
+        let resp = self
+            .post(
+                "/api/auth/login",
+                None,
+                json!({"email": email, "password": password}),
+            )
+            .await;
+        resp.assert_status(200);
+        session(&resp.body, email)
+    }
+
+    /// A platform superadmin, created the way the `create-superadmin` command does.
+    pub async fn superadmin(&self) -> Session {
+        let email = format!("root-{}@example.com", Uuid::new_v4().simple());
+        create_superadmin(&self.db, &email, ROOT_PASSWORD, "Root")
+            .await
+            .expect("creating a superadmin");
+        self.login(&email, ROOT_PASSWORD).await
+    }
+
+    /// Adds an employee to `company` as `admin`; the employee's JSON.
+    pub async fn add_employee(&self, admin: &Session, full_name: &str) -> Value {
+        let resp = self
+            .post(
+                &format!("/api/company/{}/employees", admin.company_id),
+                Some(&admin.token),
+                json!({"full_name": full_name, "job_title": "Engineer", "email": "someone@example.com"}),
+            )
+            .await;
+        resp.assert_status(201);
+        resp.body
+    }
+
+    /// Gives `company` a login of `role`, optionally linked to an employee; its session.
+    pub async fn add_user(
+        &self,
+        admin: &Session,
+        role: &str,
+        employee_id: Option<Uuid>,
+    ) -> Session {
+        let email = format!("{role}-{}@example.com", Uuid::new_v4().simple());
+        let resp = self
+            .post(
+                &format!("/api/company/{}/users", admin.company_id),
+                Some(&admin.token),
+                json!({"email": email, "password": TEAMMATE_PASSWORD, "full_name": "Teammate", "role": role, "employee_id": employee_id}),
+            )
+            .await;
+        resp.assert_status(201);
+        self.login(&email, TEAMMATE_PASSWORD).await
+    }
+
+    /// Moves `company_id` to `plan` (needs a superadmin).
+    pub async fn set_plan(&self, superadmin: &Session, company_id: Uuid, plan: &str) {
+        self.put(
+            &format!("/api/company/{company_id}/subscription"),
+            Some(&superadmin.token),
+            json!({"plan": plan}),
+        )
+        .await
+        .assert_status(200);
+    }
+}
+
+fn session(body: &Value, email: &str) -> Session {
+    Session {
+        token: body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned(),
+        user_id: body["user_id"].as_str().unwrap().parse().unwrap(),
+        company_id: body["company_id"].as_str().unwrap().parse().unwrap(),
+        email: email.to_owned(),
+    }
+}
+
+pub fn uuid_of(value: &Value) -> Uuid {
+    value["id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no id in {value}"))
+}
+
+/// A superuser connection to `app`'s database: below the API and the tenant wall.
+pub async fn superuser(app: &TestApp) -> Client {
+    connect(&superuser_url(&app.dbname)).await
+}
+
+/// The one number `sql` selects.
+pub async fn scalar(db: &Client, sql: &str, params: &[&(dyn ToSql + Sync)]) -> i64 {
+    db.query_one(sql, params)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .get(0)
+}
+
+/// The public addresses of one employee's card.
+#[derive(Clone, Debug)]
+pub struct Card {
+    pub employee_id: Uuid,
+    pub company_id: Uuid,
+    pub company_slug: String,
+    pub slug: String,
+}
+
+impl Card {
+    /// From the Employee JSON of the management API.
+    pub fn of(employee: &Value) -> Self {
+        Self {
+            employee_id: uuid_of(employee),
+            company_id: employee["company_id"].as_str().unwrap().parse().unwrap(),
+            company_slug: employee["company_slug"].as_str().unwrap().to_owned(),
+            slug: employee["public_slug"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// `/api/card/{company}/{employee}`: the JSON; QR code and vCard live below it.
+    pub fn api(&self) -> String {
+        format!("/api/card/{}/{}", self.company_slug, self.slug)
+    }
+
+    /// `/card/{company}/{employee}`: the HTML page.
+    pub fn page(&self) -> String {
+        format!("/card/{}/{}", self.company_slug, self.slug)
+    }
+
+    pub fn vcard(&self) -> String {
+        format!("{}/vcard", self.api())
+    }
+
+    /// What the QR code must encode.
+    pub fn scan_url(&self) -> String {
+        format!("{PUBLIC_BASE_URL}{}?src=qr", self.page())
+    }
+
+    /// The tracking beacon of this card.
+    pub fn track_path(&self) -> String {
+        format!(
+            "/api/analytics/track?company_slug={}&employee_slug={}",
+            self.company_slug, self.slug
+        )
+    }
+
+    /// The employee in the management API.
+    pub fn employee(&self) -> String {
+        format!("/api/employees/{}", self.employee_id)
+    }
+
+    pub fn photo(&self) -> String {
+        format!("{}/photo", self.employee())
+    }
+}
+
+/// A company with one employee: its admin and the employee's card.
+pub async fn company_with_card(app: &TestApp, name: &str) -> (Session, Card) {
+    let admin = app.signup(name).await;
+    let employee = app.add_employee(&admin, "Jane Card").await;
+    (admin, Card::of(&employee))
+}
+
+/// `POST /api/analytics/track` for `card` with `body`, as `user_agent`, with extra headers.
+pub async fn track(
+    app: &TestApp,
+    card: &Card,
+    user_agent: &str,
+    headers: &[(&str, &str)],
+    body: Value,
+) -> Response {
+    track_to(
+        &app.client,
+        &app.address,
+        &card.track_path(),
+        user_agent,
+        headers,
+        body,
+    )
+    .await
+}
+
+/// `track` without extra headers, for a 200: the answer's body.
+pub async fn track_ok(app: &TestApp, card: &Card, user_agent: &str, body: Value) -> Value {
+    let resp = track(app, card, user_agent, &[], body).await;
+    resp.assert_status(200);
+    resp.body
+}
+
+/// The same, owning everything, for spawned tasks.
+pub async fn track_to(
+    client: &reqwest::Client,
+    address: &str,
+    path: &str,
+    user_agent: &str,
+    headers: &[(&str, &str)],
+    body: Value,
+) -> Response {
+    let mut req = client
+        .post(format!("{address}{path}"))
+        .header("user-agent", user_agent)
+        .json(&body);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    TestApp::read(req.send().await.expect("sending the tracking request")).await
+}
+
+/// The event id of a `tracked` answer (asserting the exact shape).
+#[track_caller]
+pub fn tracked_id(resp: &Response) -> Uuid {
+    resp.assert_status(200);
+    let body = resp.body.as_object().expect("a JSON object");
+    assert_eq!(body.len(), 2, "body: {}", resp.body);
+    assert_eq!(resp.body["status"], "tracked", "body: {}", resp.body);
+    resp.body["event_id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no event_id in {}", resp.body))
+}

@@ -1,0 +1,26 @@
+//! The integration tests, as one binary: one PostgreSQL cluster for the whole run (see
+//! `helpers`), every test on a database of its own cloned from the migrated template. One module
+//! per feature; tests/README.md says how to add one.
+
+mod helpers;
+
+mod analytics_bad_input;
+mod analytics_dashboards;
+mod analytics_dashboards_smoke;
+mod analytics_retention;
+mod analytics_tracking;
+mod api_contract;
+mod auth;
+mod bad_input;
+mod card_page_browser;
+mod companies;
+mod connections;
+mod database_outage;
+mod employees;
+mod login_throttle;
+mod migrations;
+mod public_cards;
+mod public_limits;
+mod serve_binary;
+mod tenancy_matrix;
+mod tenant_wall;
