@@ -35,8 +35,8 @@ pub struct RenderedPage {
 /// The header band's color when the company has none (or an invalid one).
 const DEFAULT_BRAND: &str = "#1f2937";
 /// Text colors on the brand color, chosen by contrast.
-const LIGHT_TEXT: &str = "#ffffff";
-const DARK_TEXT: &str = "#111111";
+const LIGHT_TEXT: Rgb = Rgb::WHITE;
+const DARK_TEXT: Rgb = Rgb(0x11, 0x11, 0x11);
 /// Longest `og:description` taken from a bio, in characters.
 const EXCERPT_CHARS: usize = 160;
 
@@ -488,11 +488,9 @@ fn brand_color(raw: Option<&str>) -> String {
 
 /// `#ffffff` or `#111111`, whichever contrasts more with a valid `#rgb`/`#rrggbb` color
 /// (anything else counts as black).
-fn text_on(color: &str) -> &'static str {
+fn text_on(color: &str) -> Rgb {
     let background = Rgb::parse_css(color).unwrap_or(Rgb::BLACK);
-    let contrast =
-        |text: &str| contrast_ratio(background, Rgb::parse_css(text).unwrap_or(Rgb::BLACK));
-    if contrast(LIGHT_TEXT) >= contrast(DARK_TEXT) {
+    if contrast_ratio(background, LIGHT_TEXT) >= contrast_ratio(background, DARK_TEXT) {
         LIGHT_TEXT
     } else {
         DARK_TEXT
