@@ -178,41 +178,12 @@ pub fn render(card: &CardProfile, urls: &CardUrls) -> RenderedPage {
             body data-track-url=(urls.track_path) {
                 "\n"
                 div class="card" {
-                    // The band: the logo, or the company's name (then not repeated below).
-                    header class="band" {
-                        @match logo {
-                            Some(path) => {
-                                img class="logo" src=(path) alt={ (company) " logo" } height="40";
-                            }
-                            None => span class="org" { (company) }
-                        }
-                    }
+                    (band(company, logo))
                     "\n"
                     main {
                         "\n"
-                        section class="who" {
-                            "\n"
-                            @match photo {
-                                Some(path) => {
-                                    img class="avatar" src=(path) alt={ "Photo of " (name) }
-                                        width="128" height="128";
-                                }
-                                None => {
-                                    div class="avatar ini" aria-hidden="true" { (initials(name)) }
-                                }
-                            }
-                            "\n"
-                            h1 { (name) } "\n"
-                            @if let Some(title) = title {
-                                p class="role" { (title) } "\n"
-                            }
-                            @if logo.is_some() && !company.is_empty() {
-                                p class="co" { (company) } "\n"
-                            }
-                            @if let Some(bio) = bio {
-                                p class="bio" { (bio_html(bio)) } "\n"
-                            }
-                        }
+                        // The company's name is in the band when there is no logo to show it.
+                        (who(name, title, logo.and(Some(company)), bio, photo))
                         "\n"
                         section class="actions" aria-label="Contact" {
                             "\n"
@@ -221,18 +192,7 @@ pub fn render(card: &CardProfile, urls: &CardUrls) -> RenderedPage {
                             }
                         }
                         "\n"
-                        // The QR code, for showing the card to the person next to you.
-                        section class="qr" aria-labelledby="scan" {
-                            "\n"
-                            h2 id="scan" { "Scan to share" } "\n"
-                            img src=(urls.qr_svg_path) alt="QR code linking to this card"
-                                width="160" height="160";
-                            "\n"
-                            button type="button" class="btn" id="share" data-track="share" hidden {
-                                (icon(ICON_SHARE)) span class="l" { "Share" }
-                            }
-                            "\n"
-                        }
+                        (share(urls))
                         "\n"
                     }
                     "\n"
@@ -258,6 +218,68 @@ pub fn render(card: &CardProfile, urls: &CardUrls) -> RenderedPage {
     }
 }
 
+/// The band across the top: the company's logo, or its name.
+fn band(company: &str, logo: Option<&str>) -> Markup {
+    html! {
+        header class="band" {
+            @match logo {
+                Some(path) => img class="logo" src=(path) alt={ (company) " logo" } height="40";,
+                None => span class="org" { (company) },
+            }
+        }
+    }
+}
+
+/// Who the card is of: photo (or initials), name, title, company line, bio.
+fn who(
+    name: &str,
+    title: Option<&str>,
+    company: Option<&str>,
+    bio: Option<&str>,
+    photo: Option<&str>,
+) -> Markup {
+    html! {
+        section class="who" {
+            "\n"
+            @match photo {
+                Some(path) => {
+                    img class="avatar" src=(path) alt={ "Photo of " (name) } width="128"
+                        height="128";
+                }
+                None => div class="avatar ini" aria-hidden="true" { (initials(name)) },
+            }
+            "\n"
+            h1 { (name) } "\n"
+            @if let Some(title) = title {
+                p class="role" { (title) } "\n"
+            }
+            @if let Some(company) = company.filter(|c| !c.is_empty()) {
+                p class="co" { (company) } "\n"
+            }
+            @if let Some(bio) = bio {
+                p class="bio" { (bio_html(bio)) } "\n"
+            }
+        }
+    }
+}
+
+/// The QR code, for showing the card to the person next to you, and the Share button that the
+/// script shows where the Web Share API exists.
+fn share(urls: &CardUrls) -> Markup {
+    html! {
+        section class="qr" aria-labelledby="scan" {
+            "\n"
+            h2 id="scan" { "Scan to share" } "\n"
+            img src=(urls.qr_svg_path) alt="QR code linking to this card" width="160" height="160";
+            "\n"
+            button type="button" class="btn" id="share" data-track="share" hidden {
+                (icon(ICON_SHARE)) span class="l" { "Share" }
+            }
+            "\n"
+        }
+    }
+}
+
 /// The page a visitor gets for a card that does not exist (an old QR code, a mistyped link):
 /// the card page's look, dark mode included, a clear message and a way on to the service's
 /// home. Served with status 404; the same for every request, so it is rendered once.
@@ -279,7 +301,7 @@ pub fn render_not_found() -> &'static RenderedPage {
                 body {
                     "\n"
                     div class="card" {
-                        header class="band" { span class="org" { (PRODUCT) } }
+                        (band(PRODUCT, None))
                         "\n"
                         main {
                             "\n"
