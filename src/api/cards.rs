@@ -31,7 +31,7 @@ use tokio::sync::OnceCell;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{ApiTags, AppState, media};
+use super::{ApiTags, AppState, attachment, media};
 use crate::{
     analytics::{Action, collector, rate_limit::RateLimiter},
     card::{
@@ -908,7 +908,10 @@ impl CardsApi {
             Binary(file.body),
             file.etag,
             card_cache_control(),
-            vcard::content_disposition(&card.profile.employee_name),
+            attachment::content_disposition(
+                &vcard::file_name(&card.profile.employee_name),
+                &vcard::file_name_utf8(&card.profile.employee_name),
+            ),
         ))
     }
 }
@@ -982,16 +985,15 @@ fn wants_html(headers: &HeaderMap) -> bool {
 
 /// A person who opened a dead link gets a page, not JSON.
 fn not_found_page() -> Response {
-    const PAGE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-        <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-        <title>Card not found</title></head>\
-        <body><main><h1>Card not found</h1>\
-        <p>This card does not exist or is no longer available.</p></main></body></html>";
+    let page = page::render_not_found();
     security_headers(Response::builder())
         .status(StatusCode::NOT_FOUND)
-        .header("Content-Security-Policy", "default-src 'none'")
+        .header(
+            "Content-Security-Policy",
+            page.content_security_policy.as_str(),
+        )
         .content_type("text/html; charset=utf-8")
-        .body(PAGE)
+        .body(page.html.as_str())
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The JSON API: one module per resource, each an `OpenApi` impl, merged into one service.
 
 pub mod analytics;
+pub mod attachment;
 pub mod auth;
 pub mod cards;
 pub mod companies;

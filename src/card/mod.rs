@@ -4,9 +4,11 @@
 
 pub mod budget;
 pub mod cache;
+pub mod color;
 pub mod page;
 pub mod photo;
 pub mod qr;
+pub mod social;
 pub mod vcard;
 
 use uuid::Uuid;

@@ -4,18 +4,25 @@
 //! logo, QR code, vCard are same-origin paths), one inline `<style>` and one constant inline
 //! `<script>`, both allowed by hash in a strict Content-Security-Policy sent with the page.
 //!
-//! Every value from the profile is escaped with [`escape_html`], and links from profile data are
-//! checked again ([`is_web_link`], plus our own checks for `tel:`, `mailto:` and local paths)
-//! before they become an `href` or a `src`. The only profile value that reaches the `<style>`
-//! block is the brand color, validated again here; nothing reaches the `<script>`.
+//! The markup is written with `maud`, which escapes every value it is given unless it is wrapped
+//! in `PreEscaped`; only our own constants are (the style, the script, the icons). Maud rather
+//! than askama: templates are Rust expressions checked at compile time, with no template files
+//! to ship beside the binary, and the admin console is to render its pages with it too.
+//!
+//! Links from profile data are checked again ([`is_web_link`], plus our own checks for `tel:`,
+//! `mailto:` and local paths) before they become an `href` or a `src`. The only profile value
+//! that reaches the `<style>` block is the brand color, validated again here; nothing reaches
+//! the `<script>`.
 
-use std::fmt::Write as _;
+use std::sync::LazyLock;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use maud::{Markup, PreEscaped, html};
 use sha2::{Digest as _, Sha256};
 
-use super::{CardProfile, CardUrls, is_web_link};
+use super::color::{Rgb, contrast_ratio};
+use super::{CardProfile, CardUrls, is_web_link, social};
 
 /// A rendered card page and the policy it must be served with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,8 +35,8 @@ pub struct RenderedPage {
 /// The header band's color when the company has none (or an invalid one).
 const DEFAULT_BRAND: &str = "#1f2937";
 /// Text colors on the brand color, chosen by contrast.
-const LIGHT_TEXT: &str = "#ffffff";
-const DARK_TEXT: &str = "#111111";
+const LIGHT_TEXT: Rgb = Rgb::WHITE;
+const DARK_TEXT: Rgb = Rgb(0x11, 0x11, 0x11);
 /// Longest `og:description` taken from a bio, in characters.
 const EXCERPT_CHARS: usize = 160;
 
@@ -92,13 +99,19 @@ const ICON_MAIL: &str =
 const ICON_CHAT: &str = "<path d=\"M21 11.5a8.4 8.4 0 0 1-.9 3.8 8.5 8.5 0 0 1-7.6 4.7 8.4 8.4 0 0 1-3.8-.9L3 21l1.9-5.7a8.4 8.4 0 0 1-.9-3.8 8.5 8.5 0 0 1 4.7-7.6 8.4 8.4 0 0 1 3.8-.9h.5a8.5 8.5 0 0 1 8 8z\"/>";
 const ICON_GLOBE: &str = "<circle cx=\"12\" cy=\"12\" r=\"10\"/><path d=\"M2 12h20M12 2a15.3 15.3 0 0 1 4 10 15.3 15.3 0 0 1-4 10 15.3 15.3 0 0 1-4-10 15.3 15.3 0 0 1 4-10z\"/>";
 const ICON_LINK: &str = "<path d=\"M10 13a5 5 0 0 0 7.5.5l3-3a5 5 0 0 0-7-7l-1.7 1.7\"/><path d=\"M14 11a5 5 0 0 0-7.5-.5l-3 3a5 5 0 0 0 7 7l1.7-1.7\"/>";
+const ICON_HOME: &str =
+    "<path d=\"m3 10 9-7 9 7v10a2 2 0 0 1-2 2H5a2 2 0 0 1-2-2z\"/><path d=\"M9 22V12h6v10\"/>";
 const ICON_SHARE: &str = "<circle cx=\"18\" cy=\"5\" r=\"3\"/><circle cx=\"6\" cy=\"12\" r=\"3\"/><circle cx=\"18\" cy=\"19\" r=\"3\"/><path d=\"m8.6 13.5 6.8 4M15.4 6.5l-6.8 4\"/>";
+
+/// `<!doctype html>` and its line break, lowercase as the rest of the markup.
+const DOCTYPE: PreEscaped<&str> = PreEscaped("<!doctype html>\n");
+/// The service's name, in the band of the pages that belong to no company.
+const PRODUCT: &str = "CallingCard";
 
 /// Renders the public page of one card.
 pub fn render(card: &CardProfile, urls: &CardUrls) -> RenderedPage {
     let brand = brand_color(card.brand_color.as_deref());
-    let on_brand = text_on(&brand);
-    let style = format!(":root{{--brand:{brand};--on-brand:{on_brand}}}\n{STYLE}");
+    let style = page_style(&brand);
 
     let name = card.employee_name.trim();
     let company = card.company_name.trim();
@@ -126,25 +139,7 @@ pub fn render(card: &CardProfile, urls: &CardUrls) -> RenderedPage {
             "QR code linking to this card".to_owned(),
         ),
     };
-
-    let mut h = String::with_capacity(STYLE.len() + SCRIPT.len() + 6 * 1024);
-    h.push_str("<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
-    h.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
-    let _ = writeln!(h, "<title>{}</title>", escape_html(&page_title));
-    let _ = writeln!(
-        h,
-        "<meta name=\"description\" content=\"{}\">",
-        escape_html(&description)
-    );
-    let _ = writeln!(h, "<meta name=\"theme-color\" content=\"{brand}\">");
-    h.push_str("<meta name=\"referrer\" content=\"strict-origin-when-cross-origin\">\n");
-    h.push_str("<meta name=\"format-detection\" content=\"telephone=no\">\n");
-    let _ = writeln!(
-        h,
-        "<link rel=\"canonical\" href=\"{}\">",
-        escape_html(&urls.page)
-    );
-    for (property, content) in [
+    let open_graph = [
         ("og:type", "profile"),
         ("og:title", name),
         ("og:description", &description),
@@ -152,193 +147,63 @@ pub fn render(card: &CardProfile, urls: &CardUrls) -> RenderedPage {
         ("og:image", &image),
         ("og:image:alt", &image_alt),
         ("og:site_name", company),
-    ] {
-        let _ = writeln!(
-            h,
-            "<meta property=\"{property}\" content=\"{}\">",
-            escape_html(content)
-        );
-    }
-    for (meta, content) in [
+    ];
+    let twitter = [
         ("twitter:card", "summary"),
         ("twitter:title", name),
         ("twitter:description", &description),
         ("twitter:image", &image),
         ("twitter:image:alt", &image_alt),
-    ] {
-        let _ = writeln!(
-            h,
-            "<meta name=\"{meta}\" content=\"{}\">",
-            escape_html(content)
-        );
-    }
-    let _ = writeln!(h, "<style>{style}</style>\n</head>");
-    let _ = writeln!(
-        h,
-        "<body data-track-url=\"{}\">\n<div class=\"card\">",
-        escape_html(&urls.track_path)
-    );
+    ];
 
-    // The band: logo, or the company's name.
-    h.push_str("<header class=\"band\">");
-    match logo {
-        Some(path) => {
-            let _ = write!(
-                h,
-                "<img class=\"logo\" src=\"{}\" alt=\"{} logo\" height=\"40\">",
-                escape_html(path),
-                escape_html(company)
-            );
+    let markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            "\n"
+            head {
+                "\n"
+                (common_head(&page_title, &brand))
+                meta name="description" content=(description); "\n"
+                meta name="format-detection" content="telephone=no"; "\n"
+                link rel="canonical" href=(urls.page); "\n"
+                @for (property, content) in open_graph {
+                    meta property=(property) content=(content); "\n"
+                }
+                @for (meta_name, content) in twitter {
+                    meta name=(meta_name) content=(content); "\n"
+                }
+                style { (PreEscaped(&style)) } "\n"
+            }
+            "\n"
+            body data-track-url=(urls.track_path) {
+                "\n"
+                div class="card" {
+                    (band(company, logo))
+                    "\n"
+                    main {
+                        "\n"
+                        // The company's name is in the band when there is no logo to show it.
+                        (who(name, title, logo.and(Some(company)), bio, photo))
+                        "\n"
+                        section class="actions" aria-label="Contact" {
+                            "\n"
+                            @for action in actions(card, urls) {
+                                (action) "\n"
+                            }
+                        }
+                        "\n"
+                        (share(urls))
+                        "\n"
+                    }
+                    "\n"
+                }
+                "\n"
+                script { (PreEscaped(SCRIPT)) } "\n"
+            }
+            "\n"
         }
-        None => {
-            let _ = write!(h, "<span class=\"org\">{}</span>", escape_html(company));
-        }
-    }
-    h.push_str("</header>\n<main>\n<section class=\"who\">\n");
-
-    // Who: photo or initials, name, title, company, bio.
-    match photo {
-        Some(path) => {
-            let _ = writeln!(
-                h,
-                "<img class=\"avatar\" src=\"{}\" alt=\"Photo of {}\" width=\"128\" height=\"128\">",
-                escape_html(path),
-                escape_html(name)
-            );
-        }
-        None => {
-            let _ = writeln!(
-                h,
-                "<div class=\"avatar ini\" aria-hidden=\"true\">{}</div>",
-                escape_html(&initials(name))
-            );
-        }
-    }
-    let _ = writeln!(h, "<h1>{}</h1>", escape_html(name));
-    if let Some(title) = title {
-        let _ = writeln!(h, "<p class=\"role\">{}</p>", escape_html(title));
-    }
-    if !company.is_empty() {
-        let _ = writeln!(h, "<p class=\"co\">{}</p>", escape_html(company));
-    }
-    if let Some(bio) = bio {
-        let _ = writeln!(h, "<p class=\"bio\">{}</p>", bio_html(bio));
-    }
-    h.push_str("</section>\n<section class=\"actions\" aria-label=\"Contact\">\n");
-
-    // One-tap actions, "Save contact" first and strongest.
-    push_button(
-        &mut h,
-        &Button {
-            href: &urls.vcard_path,
-            track: "download_vcard",
-            link: None,
-            label: "Save contact",
-            value: None,
-            icon: ICON_SAVE,
-            kind: Kind::Download,
-        },
-    );
-    if let Some(phone) = non_empty(card.phone.as_deref()) {
-        match tel_href(phone) {
-            Some(href) => push_button(
-                &mut h,
-                &Button {
-                    href: &href,
-                    track: "call",
-                    link: None,
-                    label: "Call",
-                    value: Some(phone),
-                    icon: ICON_CALL,
-                    kind: Kind::Internal,
-                },
-            ),
-            None => push_plain(&mut h, "Phone", phone),
-        }
-    }
-    if let Some(email) = non_empty(card.email.as_deref()) {
-        match mailto_href(email) {
-            Some(href) => push_button(
-                &mut h,
-                &Button {
-                    href: &href,
-                    track: "email",
-                    link: None,
-                    label: "Email",
-                    value: Some(email),
-                    icon: ICON_MAIL,
-                    kind: Kind::Internal,
-                },
-            ),
-            None => push_plain(&mut h, "Email", email),
-        }
-    }
-    if let Some(href) = non_empty(card.whatsapp.as_deref()).and_then(whatsapp_href) {
-        push_button(
-            &mut h,
-            &Button {
-                href: &href,
-                track: "whatsapp",
-                link: None,
-                label: "WhatsApp",
-                value: None,
-                icon: ICON_CHAT,
-                kind: Kind::External,
-            },
-        );
-    }
-    if let Some(website) = non_empty(card.website.as_deref()).filter(|url| is_web_link(url)) {
-        push_button(
-            &mut h,
-            &Button {
-                href: website,
-                track: "link_click",
-                link: Some("website"),
-                label: "Website",
-                value: Some(display_url(website)),
-                icon: ICON_GLOBE,
-                kind: Kind::External,
-            },
-        );
-    }
-    for (link_name, url) in &card.social_links {
-        let url = url.trim();
-        if !is_web_link(url) {
-            continue;
-        }
-        let label = match social_label(link_name) {
-            label if label.is_empty() => "Link".to_owned(),
-            label => label,
-        };
-        push_button(
-            &mut h,
-            &Button {
-                href: url,
-                track: "link_click",
-                link: Some(link_name),
-                label: &label,
-                value: Some(display_url(url)),
-                icon: ICON_LINK,
-                kind: Kind::External,
-            },
-        );
-    }
-    h.push_str("</section>\n");
-
-    // The QR code, for showing the card to the person next to you.
-    let _ = write!(
-        h,
-        "<section class=\"qr\" aria-labelledby=\"scan\">\n<h2 id=\"scan\">Scan to share</h2>\n\
-         <img src=\"{}\" alt=\"QR code linking to this card\" width=\"160\" height=\"160\">\n\
-         <button type=\"button\" class=\"btn\" id=\"share\" data-track=\"share\" hidden>{}\
-         <span class=\"l\">Share</span></button>\n</section>\n",
-        escape_html(&urls.qr_svg_path),
-        icon(ICON_SHARE)
-    );
-    let _ = write!(
-        h,
-        "</main>\n</div>\n<script>{SCRIPT}</script>\n</body>\n</html>\n"
-    );
+        "\n"
+    };
 
     let content_security_policy = format!(
         "default-src 'none'; img-src 'self' data:; style-src 'sha256-{}'; \
@@ -348,25 +213,286 @@ pub fn render(card: &CardProfile, urls: &CardUrls) -> RenderedPage {
         csp_hash(SCRIPT)
     );
     RenderedPage {
-        html: h,
+        html: markup.into_string(),
         content_security_policy,
     }
 }
 
-/// Escapes text for HTML text and double- or single-quoted attribute values.
-fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + s.len() / 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+/// The band across the top: the company's logo, or its name.
+fn band(company: &str, logo: Option<&str>) -> Markup {
+    html! {
+        header class="band" {
+            @match logo {
+                Some(path) => img class="logo" src=(path) alt={ (company) " logo" } height="40";,
+                None => span class="org" { (company) },
+            }
         }
     }
-    out
+}
+
+/// Who the card is of: photo (or initials), name, title, company line, bio.
+fn who(
+    name: &str,
+    title: Option<&str>,
+    company: Option<&str>,
+    bio: Option<&str>,
+    photo: Option<&str>,
+) -> Markup {
+    html! {
+        section class="who" {
+            "\n"
+            @match photo {
+                Some(path) => {
+                    img class="avatar" src=(path) alt={ "Photo of " (name) } width="128"
+                        height="128";
+                }
+                None => div class="avatar ini" aria-hidden="true" { (initials(name)) },
+            }
+            "\n"
+            h1 { (name) } "\n"
+            @if let Some(title) = title {
+                p class="role" { (title) } "\n"
+            }
+            @if let Some(company) = company.filter(|c| !c.is_empty()) {
+                p class="co" { (company) } "\n"
+            }
+            @if let Some(bio) = bio {
+                p class="bio" { (bio_html(bio)) } "\n"
+            }
+        }
+    }
+}
+
+/// The QR code, for showing the card to the person next to you, and the Share button that the
+/// script shows where the Web Share API exists.
+fn share(urls: &CardUrls) -> Markup {
+    html! {
+        section class="qr" aria-labelledby="scan" {
+            "\n"
+            h2 id="scan" { "Scan to share" } "\n"
+            img src=(urls.qr_svg_path) alt="QR code linking to this card" width="160" height="160";
+            "\n"
+            button type="button" class="btn" id="share" data-track="share" hidden {
+                (icon(ICON_SHARE)) span class="l" { "Share" }
+            }
+            "\n"
+        }
+    }
+}
+
+/// The page a visitor gets for a card that does not exist (an old QR code, a mistyped link):
+/// the card page's look, dark mode included, a clear message and a way on to the service's
+/// home. Served with status 404; the same for every request, so it is rendered once.
+pub fn render_not_found() -> &'static RenderedPage {
+    static PAGE: LazyLock<RenderedPage> = LazyLock::new(|| {
+        let brand = DEFAULT_BRAND.to_owned();
+        let style = page_style(&brand);
+        let markup = html! {
+            (DOCTYPE)
+            html lang="en" {
+                "\n"
+                head {
+                    "\n"
+                    (common_head("Card not found", &brand))
+                    meta name="robots" content="noindex"; "\n"
+                    style { (PreEscaped(&style)) } "\n"
+                }
+                "\n"
+                body {
+                    "\n"
+                    div class="card" {
+                        (band(PRODUCT, None))
+                        "\n"
+                        main {
+                            "\n"
+                            section class="who" {
+                                "\n"
+                                div class="avatar ini" aria-hidden="true" { "?" } "\n"
+                                h1 { "Card not found" } "\n"
+                                p class="role" {
+                                    "This card does not exist or is no longer available."
+                                }
+                                "\n"
+                                p class="bio" {
+                                    "If someone gave you this link or QR code, ask them for \
+                                     their current card."
+                                }
+                                "\n"
+                            }
+                            "\n"
+                            section class="actions" {
+                                "\n"
+                                a class="btn primary" href="/" {
+                                    (icon(ICON_HOME)) span class="l" { "Go to " (PRODUCT) }
+                                }
+                                "\n"
+                            }
+                            "\n"
+                        }
+                        "\n"
+                    }
+                    "\n"
+                }
+                "\n"
+            }
+            "\n"
+        };
+        RenderedPage {
+            html: markup.into_string(),
+            // No script, no images, no requests: only its own style.
+            content_security_policy: format!(
+                "default-src 'none'; style-src 'sha256-{}'; base-uri 'none'; \
+                 form-action 'none'; frame-ancestors 'none'",
+                csp_hash(&style)
+            ),
+        }
+    });
+    &PAGE
+}
+
+/// The first lines of every page's `<head>`.
+fn common_head(title: &str, brand: &str) -> Markup {
+    html! {
+        meta charset="utf-8"; "\n"
+        meta name="viewport" content="width=device-width, initial-scale=1"; "\n"
+        title { (title) } "\n"
+        meta name="theme-color" content=(brand); "\n"
+        meta name="referrer" content="strict-origin-when-cross-origin"; "\n"
+    }
+}
+
+/// The text of a page's `<style>` block, whose hash its CSP allows: the per-card `:root` line
+/// with `--brand` and `--on-brand`, then [`STYLE`]. `brand` is from [`brand_color`].
+fn page_style(brand: &str) -> String {
+    format!(
+        ":root{{--brand:{brand};--on-brand:{}}}\n{STYLE}",
+        text_on(brand)
+    )
+}
+
+/// The buttons of the actions section: "Save contact" first and strongest, then the ways to
+/// reach the person, then links, each site once.
+fn actions(card: &CardProfile, urls: &CardUrls) -> Vec<Markup> {
+    let mut actions = vec![button(&Button {
+        href: &urls.vcard_path,
+        track: "download_vcard",
+        link: None,
+        label: "Save contact",
+        value: None,
+        icon: ICON_SAVE,
+        kind: Kind::Download,
+    })];
+    if let Some(phone) = non_empty(card.phone.as_deref()) {
+        actions.push(match tel_href(phone) {
+            Some(href) => button(&Button {
+                href: &href,
+                track: "call",
+                link: None,
+                label: "Call",
+                value: Some(phone),
+                icon: ICON_CALL,
+                kind: Kind::Internal,
+            }),
+            None => plain("Phone", phone),
+        });
+    }
+    if let Some(email) = non_empty(card.email.as_deref()) {
+        actions.push(match mailto_href(email) {
+            Some(href) => button(&Button {
+                href: &href,
+                track: "email",
+                link: None,
+                label: "Email",
+                value: Some(email),
+                icon: ICON_MAIL,
+                kind: Kind::Internal,
+            }),
+            None => plain("Email", email),
+        });
+    }
+    if let Some(href) = non_empty(card.whatsapp.as_deref()).and_then(whatsapp_href) {
+        actions.push(button(&Button {
+            href: &href,
+            track: "whatsapp",
+            link: None,
+            label: "WhatsApp",
+            value: None,
+            icon: ICON_CHAT,
+            kind: Kind::External,
+        }));
+    }
+    for link in web_links(card) {
+        actions.push(button(&Button {
+            href: link.url,
+            track: "link_click",
+            link: Some(link.name),
+            label: &link.label,
+            value: Some(display_url(link.url)),
+            icon: link.icon,
+            kind: Kind::External,
+        }));
+    }
+    actions
+}
+
+/// One link button of the page.
+struct WebLink<'a> {
+    url: &'a str,
+    /// What a tap reports as `link`: `website`, or the social link's name.
+    name: &'a str,
+    label: String,
+    icon: &'static str,
+}
+
+/// The company's website, then the social links in profile order: http(s) only, and each site
+/// once. An employee's "website" link to the company's own site (`https://www.acme.example/`
+/// beside `https://acme.example`) would otherwise be a second, identical "Website" row.
+fn web_links(card: &CardProfile) -> Vec<WebLink<'_>> {
+    let website = non_empty(card.website.as_deref())
+        .filter(|url| is_web_link(url))
+        .map(|url| WebLink {
+            url,
+            name: "website",
+            label: "Website".to_owned(),
+            icon: ICON_GLOBE,
+        });
+    let social = card.social_links.iter().filter_map(|(name, url)| {
+        let url = url.trim();
+        is_web_link(url).then(|| {
+            let label = link_label(name);
+            // A link the person named "website" is one, whatever the company's is.
+            let icon = if label == "Website" {
+                ICON_GLOBE
+            } else {
+                ICON_LINK
+            };
+            WebLink {
+                url,
+                name,
+                label,
+                icon,
+            }
+        })
+    });
+    let mut seen: Vec<String> = Vec::new();
+    website
+        .into_iter()
+        .chain(social)
+        .filter(|link| {
+            let site = same_site_key(link.url);
+            let new = !seen.contains(&site);
+            seen.push(site);
+            new
+        })
+        .collect()
+}
+
+/// What two links to the same page have in common: the URL without its scheme, a leading
+/// `www.` or a trailing `/`, the host lowercased (paths are case-sensitive, hosts are not).
+fn same_site_key(url: &str) -> String {
+    let shown = display_url(url);
+    let (host, path) = shown.split_at(shown.find(['/', '?', '#']).unwrap_or(shown.len()));
+    format!("{}{path}", host.to_ascii_lowercase())
 }
 
 /// The value of a CSP `'sha256-…'` source for an inline block's exact text.
@@ -377,53 +503,20 @@ fn csp_hash(text: &str) -> String {
 /// The brand color, lowercase, if it is `#rgb` or `#rrggbb`; otherwise the default.
 fn brand_color(raw: Option<&str>) -> String {
     match raw {
-        Some(c)
-            if c.starts_with('#')
-                && matches!(c.len(), 4 | 7)
-                && c[1..].bytes().all(|b| b.is_ascii_hexdigit()) =>
-        {
-            c.to_ascii_lowercase()
-        }
+        Some(color) if Rgb::parse_css(color).is_some() => color.to_ascii_lowercase(),
         _ => DEFAULT_BRAND.to_owned(),
     }
 }
 
-/// `#ffffff` or `#111111`, whichever contrasts more with a valid `#rgb`/`#rrggbb` color.
-fn text_on(color: &str) -> &'static str {
-    let background = relative_luminance(color);
-    let contrast = |text: f64| (background.max(text) + 0.05) / (background.min(text) + 0.05);
-    if contrast(relative_luminance(LIGHT_TEXT)) >= contrast(relative_luminance(DARK_TEXT)) {
+/// `#ffffff` or `#111111`, whichever contrasts more with a valid `#rgb`/`#rrggbb` color
+/// (anything else counts as black).
+fn text_on(color: &str) -> Rgb {
+    let background = Rgb::parse_css(color).unwrap_or(Rgb::BLACK);
+    if contrast_ratio(background, LIGHT_TEXT) >= contrast_ratio(background, DARK_TEXT) {
         LIGHT_TEXT
     } else {
         DARK_TEXT
     }
-}
-
-/// WCAG 2 relative luminance of a `#rgb`/`#rrggbb` color (0 for anything else).
-fn relative_luminance(color: &str) -> f64 {
-    let hex = color.trim_start_matches('#');
-    let channel = |s: &str| u8::from_str_radix(s, 16).unwrap_or(0);
-    let (r, g, b) = match hex.len() {
-        3 if hex.is_ascii() => {
-            let c = |i: usize| channel(&hex[i..=i]) * 17;
-            (c(0), c(1), c(2))
-        }
-        6 if hex.is_ascii() => (
-            channel(&hex[0..2]),
-            channel(&hex[2..4]),
-            channel(&hex[4..6]),
-        ),
-        _ => (0, 0, 0),
-    };
-    let linear = |v: u8| {
-        let s = f64::from(v) / 255.0;
-        if s <= 0.04045 {
-            s / 12.92
-        } else {
-            ((s + 0.055) / 1.055).powf(2.4)
-        }
-    };
-    0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b)
 }
 
 /// The trimmed value, if any is left.
@@ -485,31 +578,10 @@ fn display_url(url: &str) -> &str {
     rest.strip_suffix('/').unwrap_or(rest)
 }
 
-/// The label of a social link: its usual spelling for well-known ones, otherwise the name with
-/// its first letter capitalized.
-fn social_label(name: &str) -> String {
-    let name = name.trim();
-    let known = match name.to_ascii_lowercase().as_str() {
-        "linkedin" => "LinkedIn",
-        "x" => "X",
-        "twitter" => "Twitter",
-        "github" => "GitHub",
-        "gitlab" => "GitLab",
-        "youtube" => "YouTube",
-        "tiktok" => "TikTok",
-        "whatsapp" => "WhatsApp",
-        "facebook" => "Facebook",
-        "instagram" => "Instagram",
-        "stackoverflow" | "stack_overflow" => "Stack Overflow",
-        _ => "",
-    };
-    if !known.is_empty() {
-        return known.to_owned();
-    }
-    let mut chars = name.chars();
-    chars.next().map_or_else(String::new, |first| {
-        first.to_uppercase().chain(chars).collect()
-    })
+/// The label of a social link's button: the one the saved contact uses too
+/// ([`social::label`]), or "Link" for a name with nothing in it.
+fn link_label(name: &str) -> String {
+    social::label(name).unwrap_or_else(|| "Link".to_owned())
 }
 
 /// Up to two initials: of the first and the last word of the name.
@@ -532,8 +604,14 @@ fn initials(name: &str) -> String {
 }
 
 /// The bio as HTML: escaped, line breaks as `<br>`.
-fn bio_html(bio: &str) -> String {
-    escape_html(&bio.replace("\r\n", "\n").replace('\r', "\n")).replace('\n', "<br>")
+fn bio_html(bio: &str) -> Markup {
+    let bio = bio.replace("\r\n", "\n").replace('\r', "\n");
+    html! {
+        @for (i, line) in bio.split('\n').enumerate() {
+            @if i > 0 { br; }
+            (line)
+        }
+    }
 }
 
 /// The first `max` characters of the text, whitespace collapsed, with `…` when cut.
@@ -546,10 +624,13 @@ fn excerpt(text: &str, max: usize) -> String {
     format!("{}\u{2026}", cut.trim_end())
 }
 
-fn icon(paths: &str) -> String {
-    format!(
-        "<svg class=\"i\" viewBox=\"0 0 24 24\" aria-hidden=\"true\" focusable=\"false\">{paths}</svg>"
-    )
+/// An inline icon: one of the `ICON_*` constants (our own markup) in its `<svg>`.
+fn icon(paths: &'static str) -> Markup {
+    html! {
+        svg class="i" viewBox="0 0 24 24" aria-hidden="true" focusable="false" {
+            (PreEscaped(paths))
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -573,44 +654,34 @@ struct Button<'a> {
     kind: Kind,
 }
 
-fn push_button(h: &mut String, b: &Button<'_>) {
+fn button(b: &Button<'_>) -> Markup {
     let class = match b.kind {
         Kind::Download => "btn primary",
         Kind::Internal | Kind::External => "btn",
     };
-    let _ = write!(h, "<a class=\"{class}\" href=\"{}\"", escape_html(b.href));
     // The server records vCard downloads itself; a beacon as well would count them twice.
-    if b.kind != Kind::Download {
-        let _ = write!(h, " data-track=\"{}\"", b.track);
+    let track = (b.kind != Kind::Download).then_some(b.track);
+    let external = b.kind == Kind::External;
+    html! {
+        a class=(class) href=(b.href) data-track=[track] data-link=[b.link]
+            download[b.kind == Kind::Download]
+            target=[external.then_some("_blank")] rel=[external.then_some("noopener noreferrer")] {
+            (icon(b.icon))
+            span class="t" {
+                span class="l" { (b.label) }
+                @if let Some(value) = b.value {
+                    span class="v" { (value) }
+                }
+            }
+        }
     }
-    if let Some(link) = b.link {
-        let _ = write!(h, " data-link=\"{}\"", escape_html(link));
-    }
-    match b.kind {
-        Kind::Download => h.push_str(" download"),
-        Kind::Internal => {}
-        Kind::External => h.push_str(" target=\"_blank\" rel=\"noopener noreferrer\""),
-    }
-    let _ = write!(
-        h,
-        ">{}<span class=\"t\"><span class=\"l\">{}</span>",
-        icon(b.icon),
-        escape_html(b.label)
-    );
-    if let Some(value) = b.value {
-        let _ = write!(h, "<span class=\"v\">{}</span>", escape_html(value));
-    }
-    h.push_str("</span></a>\n");
 }
 
 /// A contact detail that cannot safely be a link, shown as text.
-fn push_plain(h: &mut String, label: &str, value: &str) {
-    let _ = writeln!(
-        h,
-        "<p class=\"plain\"><span class=\"l\">{}</span><span class=\"v\">{}</span></p>",
-        escape_html(label),
-        escape_html(value)
-    );
+fn plain(label: &str, value: &str) -> Markup {
+    html! {
+        p class="plain" { span class="l" { (label) } span class="v" { (value) } }
+    }
 }
 
 #[cfg(test)]
@@ -748,7 +819,10 @@ mod tests {
         assert!(!html.contains("</style><script>"));
         assert!(!html.contains("<b>x</b>"));
         assert!(html.contains("data-link=\"&lt;b&gt;x&lt;/b&gt;\""));
-        assert!(html.contains("O&#39;Brien &quot;Co&quot;"));
+        // Attributes are always double-quoted, so an apostrophe stays inside its value as it is
+        // and a quote is escaped.
+        assert!(html.contains("alt=\"O'Brien &quot;Co&quot; logo\""));
+        assert!(html.contains("<p class=\"co\">O'Brien &quot;Co&quot;</p>"));
         assert_eq!(html.to_ascii_lowercase().matches("<script").count(), 1);
         assert_eq!(html.matches("<style").count(), 1);
         // The payloads stay out of the blocks allowed by hash.
@@ -959,16 +1033,23 @@ mod tests {
 
     #[test]
     fn helpers() {
+        // What the page relies on maud for: text and attribute values come out escaped.
+        let text = "<a href=\"x\">'&'</a>";
         assert_eq!(
-            escape_html("<a href=\"x\">'&'</a>"),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+            html! { (text) }.into_string(),
+            "&lt;a href=&quot;x&quot;&gt;'&amp;'&lt;/a&gt;"
         );
-        assert_eq!(social_label("linkedin"), "LinkedIn");
-        assert_eq!(social_label("GitHub"), "GitHub");
-        assert_eq!(social_label("x"), "X");
-        assert_eq!(social_label("twitter"), "Twitter");
-        assert_eq!(social_label("mastodon"), "Mastodon");
-        assert_eq!(social_label("élan"), "Élan");
+        assert_eq!(
+            html! { b title=(text) {} }.into_string(),
+            "<b title=\"&lt;a href=&quot;x&quot;&gt;'&amp;'&lt;/a&gt;\"></b>"
+        );
+        assert_eq!(link_label("linkedin"), "LinkedIn");
+        assert_eq!(link_label("GitHub"), "GitHub");
+        assert_eq!(link_label("x"), "X");
+        assert_eq!(link_label("twitter"), "Twitter");
+        assert_eq!(link_label("mastodon"), "Mastodon");
+        assert_eq!(link_label("élan"), "Élan");
+        assert_eq!(link_label(" \u{7}"), "Link");
         assert_eq!(initials("Madonna"), "M");
         assert_eq!(initials("  émile   zola "), "ÉZ");
         assert_eq!(initials("<>"), "?");
@@ -980,9 +1061,139 @@ mod tests {
         assert_eq!(local_path("//evil.example/a.jpg"), None);
         assert_eq!(local_path("/\\evil.example"), None);
         assert_eq!(local_path("https://evil.example/a.jpg"), None);
-        assert_eq!(bio_html("a\r\nb\rc<"), "a<br>b<br>c&lt;");
+        assert_eq!(bio_html("a\r\nb\rc<").into_string(), "a<br>b<br>c&lt;");
         let long = "word ".repeat(100);
         let short = excerpt(&long, EXCERPT_CHARS);
         assert!(short.chars().count() <= EXCERPT_CHARS && short.ends_with('\u{2026}'));
+    }
+
+    /// The label and `href` of every link button, in page order.
+    fn link_buttons(html: &str) -> Vec<(String, String)> {
+        html.split("<a class=\"btn\" href=\"")
+            .skip(1)
+            .filter(|a| a.contains("data-track=\"link_click\""))
+            .map(|a| {
+                let href = &a[..a.find('"').unwrap()];
+                let label = a.split("<span class=\"l\">").nth(1).unwrap();
+                (
+                    label[..label.find('<').unwrap()].to_owned(),
+                    href.to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_site_is_linked_once() {
+        let mut card = full();
+        card.website = Some("https://acme.example".to_owned());
+        card.social_links = vec![
+            ("github".to_owned(), "https://github.com/jane".to_owned()),
+            ("website".to_owned(), "https://www.acme.example/".to_owned()),
+            ("homepage".to_owned(), "http://ACME.example".to_owned()),
+            ("docs".to_owned(), "https://acme.example/Docs".to_owned()),
+            ("docs2".to_owned(), "https://acme.example/docs".to_owned()),
+            ("gh".to_owned(), "https://github.com/jane/".to_owned()),
+        ];
+        let html = render(&card, &urls()).html;
+        assert_eq!(
+            link_buttons(&html),
+            [
+                ("Website", "https://acme.example"),
+                ("GitHub", "https://github.com/jane"),
+                ("Docs", "https://acme.example/Docs"),
+                ("Docs2", "https://acme.example/docs"),
+            ]
+            .map(|(label, href)| (label.to_owned(), href.to_owned())),
+            "{html}"
+        );
+        assert_eq!(html.matches(ICON_GLOBE).count(), 1);
+
+        // Without a company website, the person's own "website" link is the Website row, with
+        // the website's icon; another site of theirs is kept beside the company's.
+        card.website = None;
+        card.social_links = vec![("website".to_owned(), "https://jane.example".to_owned())];
+        let html = render(&card, &urls()).html;
+        assert_eq!(
+            link_buttons(&html),
+            [("Website".to_owned(), "https://jane.example".to_owned())]
+        );
+        assert_eq!(html.matches(ICON_GLOBE).count(), 1);
+        assert_eq!(html.matches(ICON_LINK).count(), 0);
+        card.website = Some("https://acme.example".to_owned());
+        let html = render(&card, &urls()).html;
+        assert_eq!(link_buttons(&html).len(), 2, "{html}");
+    }
+
+    #[test]
+    fn company_name_is_shown_once() {
+        fn shown(html: &str, text: &str) -> usize {
+            html[html.find("<body").unwrap()..].matches(text).count()
+        }
+        // Without a logo the band carries the name, and the line under the title does not.
+        let card = CardProfile::minimal("acme", "jane", "Jane");
+        let html = render(&card, &urls()).html;
+        assert_eq!(shown(&html, "Example Co"), 1, "{html}");
+        assert!(html.contains("<span class=\"org\">Example Co</span>"));
+        assert!(!html.contains("class=\"co\""));
+        // With one, the logo is the band (the name only as its alt text) and the line says it.
+        let mut card = full();
+        card.logo_path = Some("/media/logos/1/def.png".to_owned());
+        let html = render(&card, &urls()).html;
+        assert_eq!(shown(&html, "<p class=\"co\">Acme &amp; Sons</p>"), 1);
+        assert_eq!(shown(&html, "alt=\"Acme &amp; Sons logo\""), 1);
+        assert_eq!(shown(&html, "Acme &amp; Sons"), 2);
+        assert!(!html.contains("class=\"org\""));
+        // An unusable logo is no logo.
+        card.logo_path = Some("//evil.example/logo.png".to_owned());
+        let html = render(&card, &urls()).html;
+        assert_eq!(shown(&html, "Acme &amp; Sons"), 1, "{html}");
+    }
+
+    #[test]
+    fn not_found_page_has_the_card_look_and_a_way_on() {
+        let page = render_not_found();
+        let html = &page.html;
+        assert!(html.starts_with("<!doctype html>\n<html lang=\"en\">"));
+        for expected in [
+            "<meta charset=\"utf-8\">",
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
+            "<title>Card not found</title>",
+            "<meta name=\"robots\" content=\"noindex\">",
+            "<meta name=\"theme-color\" content=\"#1f2937\">",
+            "<h1>Card not found</h1>",
+            "This card does not exist or is no longer available.",
+            "<a class=\"btn primary\" href=\"/\">",
+            "<span class=\"l\">Go to CallingCard</span>",
+            "<span class=\"org\">CallingCard</span>",
+        ] {
+            assert!(html.contains(expected), "missing {expected:?} in\n{html}");
+        }
+        // The card page's styles, dark mode included, allowed by hash; nothing else runs or loads.
+        let style = block(html, "style");
+        assert_eq!(style, page_style(DEFAULT_BRAND));
+        assert!(style.contains("@media (prefers-color-scheme:dark)"));
+        let csp = &page.content_security_policy;
+        assert!(csp.starts_with("default-src 'none';"), "{csp}");
+        assert!(
+            csp.contains(&format!("style-src 'sha256-{}'", csp_hash(style))),
+            "{csp}"
+        );
+        for directive in [
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(csp.contains(directive), "{csp}");
+        }
+        assert!(
+            !csp.contains("unsafe-inline") && !csp.contains("script-src"),
+            "{csp}"
+        );
+        assert!(!html.contains("<script") && !html.contains(" src="));
+        assert!(!html.contains(" style="));
+        assert_eq!(attr_values(html, "href"), ["/"]);
+        // Rendered once: every visitor of a dead link gets the same bytes.
+        assert!(std::ptr::eq(page, render_not_found()));
     }
 }

@@ -6,68 +6,8 @@
 
 use std::fmt;
 
-/// An sRGB color, 8 bits a channel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Rgb(pub u8, pub u8, pub u8);
-
-impl Rgb {
-    pub const BLACK: Rgb = Rgb(0, 0, 0);
-    pub const WHITE: Rgb = Rgb(0xff, 0xff, 0xff);
-
-    /// `#rgb`, `#rrggbb`, or either without the `#` (a `#` must be written `%23` in a query
-    /// string, and people forget), case-insensitive.
-    fn parse_hex(value: &str) -> Option<Self> {
-        let hex = value.strip_prefix('#').unwrap_or(value);
-        // Checked first because `from_str_radix` would also accept a leading `+`.
-        if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
-        let channel = |digits: &str| u8::from_str_radix(digits, 16).ok();
-        match hex.len() {
-            3 => {
-                let short = |i: usize| channel(&hex[i..=i]).map(|c| c * 0x11);
-                Some(Rgb(short(0)?, short(1)?, short(2)?))
-            }
-            6 => Some(Rgb(
-                channel(&hex[0..2])?,
-                channel(&hex[2..4])?,
-                channel(&hex[4..6])?,
-            )),
-            _ => None,
-        }
-    }
-
-    /// WCAG 2 relative luminance: sRGB channels linearized, then weighted by how bright each
-    /// primary looks.
-    fn relative_luminance(self) -> f64 {
-        fn linear(channel: u8) -> f64 {
-            let c = f64::from(channel) / 255.0;
-            if c <= 0.04045 {
-                c / 12.92
-            } else {
-                ((c + 0.055) / 1.055).powf(2.4)
-            }
-        }
-        0.2126 * linear(self.0) + 0.7152 * linear(self.1) + 0.0722 * linear(self.2)
-    }
-
-    fn is_gray(self) -> bool {
-        self.0 == self.1 && self.1 == self.2
-    }
-}
-
-/// `#rrggbb`, lowercase: the only form a color takes in our output.
-impl fmt::Display for Rgb {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{:02x}{:02x}{:02x}", self.0, self.1, self.2)
-    }
-}
-
-/// WCAG contrast ratio between two colors, from 1:1 (same) to 21:1 (black on white).
-fn contrast_ratio(a: Rgb, b: Rgb) -> f64 {
-    let (la, lb) = (a.relative_luminance(), b.relative_luminance());
-    (la.max(lb) + 0.05) / (la.min(lb) + 0.05)
-}
+pub use super::color::Rgb;
+use super::color::contrast_ratio;
 
 /// Error correction level: how much of the code may be damaged (or covered) and still scan,
 /// about 7 %, 15 %, 25 % and 30 %. Higher levels make a denser code for the same URL.

@@ -5,7 +5,8 @@
 //!   below because the `vcard` crate only writes 4.0, while phones import 3.0 most reliably
 //!   (iOS Contacts and many Android importers handle 4.0 partly or not at all).
 //! - [`v4`] writes vCard 4.0 (RFC 6350) with the `vcard` crate, for `?version=4.0`.
-//! - [`file_name`] and [`content_disposition`] name the download.
+//! - [`file_name`] and [`file_name_utf8`] name the download (the HTTP header that carries them
+//!   is built in `api::attachment`).
 //!
 //! Pure: no I/O, the same input always gives the same text. Profile data is validated on the way
 //! in but not trusted here: control characters are dropped, every text value is escaped, and
@@ -15,7 +16,7 @@ use std::str::FromStr;
 
 use base64::Engine as _;
 
-use super::{CardProfile, CardUrls, is_web_link};
+use super::{CardProfile, CardUrls, is_web_link, social};
 
 /// PRODID of both versions.
 const PRODID: &str = "-//CallingCard//EN";
@@ -227,7 +228,7 @@ pub fn v4(card: &CardProfile, urls: &CardUrls, photo_jpeg: Option<&[u8]>) -> Str
     vcard.to_string()
 }
 
-/// ASCII file name for Content-Disposition, e.g. "Jane_Smith.vcf"; "José Müller" -> "Jose_Muller.vcf"; never empty ("contact.vcf" fallback); no quotes, slashes or control chars.
+/// ASCII file name of the download (the `filename` fallback of Content-Disposition), e.g. "Jane_Smith.vcf"; "José Müller" -> "Jose_Muller.vcf"; never empty ("contact.vcf" fallback); no quotes, slashes or control chars.
 ///
 /// Letters are transliterated (case kept), digits and `-` kept, runs of anything else become
 /// one `_`, apostrophes vanish (`O'Neil` → `ONeil`); at most 64 characters before `.vcf`.
@@ -265,14 +266,14 @@ pub fn file_name(full_name: &str) -> String {
     }
 }
 
-/// The whole Content-Disposition header value: `attachment; filename="Jane_Smith.vcf"; filename*=UTF-8''Jos%C3%A9_M%C3%BCller.vcf` (RFC 6266/5987), the filename* carrying the real name with spaces as `_`.
+/// The file name as the person wrote it, for the UTF-8 `filename*` of the download (the
+/// [`file_name`] being its ASCII fallback): "José Müller" → "José_Müller.vcf", spaces as `_`.
 ///
-/// In the real name, whitespace runs and characters that file systems or headers refuse
-/// (`/ \ " : * ? < > |`, control characters) become one `_`, invisible bidi and format
-/// characters are dropped (no `evil\u{202E}fdp.vcf` spoofing), leading dots are dropped, and it
-/// is cut at 64 characters. Without anything usable both names are `contact.vcf`.
-pub fn content_disposition(full_name: &str) -> String {
-    let ascii = file_name(full_name);
+/// Whitespace runs and characters that file systems or headers refuse (`/ \ " : * ? < > |`,
+/// control characters) become one `_`, invisible bidi and format characters are dropped (no
+/// `evil\u{202E}fdp.vcf` spoofing), leading dots are dropped, and it is cut at 64 characters.
+/// Without anything usable it is the ASCII [`file_name`] (`contact.vcf`).
+pub fn file_name_utf8(full_name: &str) -> String {
     let mut stem = String::with_capacity(full_name.len());
     let mut separator = false;
     for c in full_name.chars() {
@@ -294,15 +295,11 @@ pub fn content_disposition(full_name: &str) -> String {
     }
     let stem: String = stem.chars().take(MAX_FILE_STEM).collect();
     let stem = stem.trim_end_matches(['_', '.']);
-    let real = if stem.is_empty() {
-        ascii.clone()
+    if stem.is_empty() {
+        file_name(full_name)
     } else {
         format!("{stem}.vcf")
-    };
-    format!(
-        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
-        percent_encode_attr(&real)
-    )
+    }
 }
 
 /// The profile as the cards show it: cleaned, with absent or blank fields as `None`.
@@ -366,7 +363,7 @@ impl Contact {
             if is_web_link(url) {
                 links.push(Link {
                     url: url.clone(),
-                    label: social_label(name),
+                    label: social::label(name),
                     work: false,
                 });
             }
@@ -393,56 +390,6 @@ impl Contact {
             uid: format!("urn:uuid:{}", card.employee_id),
         }
     }
-}
-
-/// How a social link's name shows in Contacts: the brand's spelling for known services
-/// (`linkedin` → `LinkedIn`), else the name with a capital first letter.
-fn social_label(name: &str) -> Option<String> {
-    const KNOWN: &[&str] = &[
-        "Behance",
-        "Bluesky",
-        "Calendly",
-        "Discord",
-        "Dribbble",
-        "Facebook",
-        "GitHub",
-        "GitLab",
-        "Instagram",
-        "LinkedIn",
-        "Mastodon",
-        "Medium",
-        "Pinterest",
-        "Reddit",
-        "Snapchat",
-        "Stack Overflow",
-        "Substack",
-        "Telegram",
-        "Threads",
-        "TikTok",
-        "Twitch",
-        "Twitter",
-        "Vimeo",
-        "WhatsApp",
-        "X",
-        "XING",
-        "YouTube",
-    ];
-    let name = clean_line(name)?
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    let key = |s: &str| -> String {
-        s.chars()
-            .filter(|c| c.is_alphanumeric())
-            .flat_map(char::to_lowercase)
-            .collect()
-    };
-    if let Some(known) = KNOWN.iter().find(|known| key(known) == key(&name)) {
-        return Some((*known).to_owned());
-    }
-    let mut chars = name.chars();
-    let first = chars.next()?;
-    Some(first.to_uppercase().chain(chars).collect())
 }
 
 /// Free text made safe to write: CRLF and CR become LF, tabs become spaces, other control
@@ -595,19 +542,6 @@ fn is_combining_mark(c: char) -> bool {
     matches!(c, '\u{0300}'..='\u{036F}' | '\u{1AB0}'..='\u{1AFF}' | '\u{1DC0}'..='\u{1DFF}' | '\u{20D0}'..='\u{20FF}' | '\u{FE20}'..='\u{FE2F}')
 }
 
-/// RFC 5987 `value-chars`: UTF-8 bytes, all but `attr-char` percent-encoded.
-fn percent_encode_attr(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() * 3);
-    for &b in value.as_bytes() {
-        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use std::io::BufReader;
@@ -616,6 +550,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
+    use crate::card::social::label as social_label;
 
     const BIO: &str = "Line one, with comma; and semicolon\nLine two \\ backslash";
     const NAME: &str = "José Ñúñez Müller";
@@ -1104,76 +1039,6 @@ mod tests {
                 "{file}"
             );
         }
-    }
-
-    /// RFC 5987 decoding, independent of the module's encoder.
-    fn percent_decode(value: &str) -> String {
-        let bytes = value.as_bytes();
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < bytes.len() {
-            if bytes[i] == b'%' {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
-                out.push(u8::from_str_radix(hex, 16).unwrap());
-                i += 3;
-            } else {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-        String::from_utf8(out).unwrap()
-    }
-
-    #[test]
-    fn content_disposition_carries_both_names() {
-        assert_eq!(
-            content_disposition("José Müller"),
-            "attachment; filename=\"Jose_Muller.vcf\"; filename*=UTF-8''Jos%C3%A9_M%C3%BCller.vcf"
-        );
-        assert_eq!(
-            content_disposition("Jane Smith"),
-            "attachment; filename=\"Jane_Smith.vcf\"; filename*=UTF-8''Jane_Smith.vcf"
-        );
-        for blank in ["", "  \t ", "\u{7}"] {
-            assert_eq!(
-                content_disposition(blank),
-                "attachment; filename=\"contact.vcf\"; filename*=UTF-8''contact.vcf"
-            );
-        }
-        let header = content_disposition("Jane \"JJ\" O'Neil/..\\x\r\n\u{202E}Z  Doe");
-        assert_eq!(
-            header,
-            "attachment; filename=\"Jane_JJ_ONeil_x_Z_Doe.vcf\"; \
-             filename*=UTF-8''Jane_JJ_O%27Neil_.._x_Z_Doe.vcf"
-        );
-        for name in [
-            "José Ñúñez Müller",
-            "张伟",
-            "a;b,c=d%e",
-            "\"/\\",
-            &"é".repeat(300),
-        ] {
-            let header = content_disposition(name);
-            assert!(header.is_ascii(), "{header}");
-            assert!(
-                !header.chars().any(|c| c.is_control() || c == '\\'),
-                "{header}"
-            );
-            assert_eq!(header.matches('"').count(), 2, "{header}");
-            let (_, encoded) = header.split_once("filename*=UTF-8''").unwrap();
-            assert!(!encoded.contains([' ', ';', ',', '"', '\'']), "{header}");
-            let real = percent_decode(encoded);
-            assert!(
-                real.ends_with(".vcf") && !real.contains(['/', '\\']),
-                "{real}"
-            );
-            assert!(real.chars().count() <= 64 + 4, "{real}");
-        }
-        let (_, encoded) = content_disposition(NAME)
-            .split_once("filename*=UTF-8''")
-            .map(|(a, b)| (a.to_owned(), b.to_owned()))
-            .unwrap();
-        assert_eq!(percent_decode(&encoded), "José_Ñúñez_Müller.vcf");
     }
 
     #[test]

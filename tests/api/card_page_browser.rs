@@ -560,3 +560,61 @@ async fn screenshots_at_phone_widths() {
             .expect("saving the screenshot");
     }
 }
+
+/// What anyone scanning an old QR code sees: the card's look (light and dark), under its own
+/// policy, with a way on to the service's home.
+#[tokio::test]
+async fn a_dead_card_link_shows_a_styled_page_with_a_way_home() {
+    let app = spawn_app().await;
+    let url = format!("http://127.0.0.1:{}/card/nobody/gone-000000", app.port);
+
+    let (dom, run) = dump_dom(&url, &["--enable-logging=stderr", "--v=0"]).await;
+    for expected in [
+        "<h1>Card not found</h1>",
+        "href=\"/\"",
+        "no longer available",
+    ] {
+        assert!(dom.contains(expected), "{expected:?} missing from:\n{dom}");
+    }
+    for violation in [
+        "Content Security Policy",
+        "violates the following",
+        "Refused to apply inline style",
+    ] {
+        assert!(
+            !run.stderr.contains(violation),
+            "Chromium reported {violation:?}:\n{}",
+            run.stderr
+        );
+    }
+
+    // The style applied (an unstyled page would be white all over): the brand band on top, the
+    // card's own background below, dark in dark mode.
+    const BAND: [u8; 3] = [0x1f, 0x29, 0x37];
+    for (args, file, card) in [
+        (&[][..], "card-not-found.png", [0xff, 0xff, 0xff]),
+        (
+            &["--force-dark-mode"][..],
+            "card-not-found-dark.png",
+            [0x16, 0x1b, 0x22],
+        ),
+    ] {
+        let (png, run) = screenshot(&url, 390, 844, args).await;
+        std::fs::write(artifact(file), &png).expect("saving the screenshot");
+        let image = image::load_from_memory(&png)
+            .expect("the screenshot decodes")
+            .to_rgb8();
+        // Device pixels, at a scale of 2: (10, 10) is in the band, (10, 800) below the content.
+        assert_eq!(
+            image.get_pixel(20, 20).0,
+            BAND,
+            "{file}: no brand band\nstderr:\n{}",
+            run.stderr
+        );
+        assert_eq!(
+            image.get_pixel(20, 1600).0,
+            card,
+            "{file}: not the card's background"
+        );
+    }
+}

@@ -521,6 +521,17 @@ async fn unknown_or_malformed_slugs_are_not_found_on_every_route() {
         assert_eq!(browser.header("content-type"), "text/html; charset=utf-8");
         assert!(browser.text().starts_with("<!doctype html>"), "{path}");
         assert!(browser.text().contains("<h1>Card not found</h1>"), "{path}");
+        // The card page's look under its own policy: its style allowed by hash, nothing else.
+        let csp = browser.header("content-security-policy");
+        assert!(
+            csp.starts_with("default-src 'none';") && csp.contains("style-src 'sha256-"),
+            "{csp}"
+        );
+        assert!(browser.text().contains("<style>:root{--brand:"), "{path}");
+        assert!(
+            browser.text().contains(" href=\"/\""),
+            "no way home: {path}"
+        );
         let client = fetch(&app, &path, &[]).await;
         client.assert_status(404);
         assert_eq!(client.json(), card_not_found(), "{path}");
