@@ -216,11 +216,14 @@ where
         .boxed()
 }
 
-/// `https://cards.example.com/some/path` → `https://cards.example.com`, as a browser sends it.
+/// `https://Cards.example.com:443/some/path` → `https://cards.example.com`, as a browser sends it.
 fn origin_of(base_url: &str) -> String {
-    let (scheme, rest) = base_url.split_once("://").unwrap_or(("http", base_url));
+    let base_url = base_url.to_ascii_lowercase();
+    let (scheme, rest) = base_url.split_once("://").unwrap_or(("http", &base_url));
     let authority = rest.split('/').next().unwrap_or(rest);
-    format!("{scheme}://{authority}").to_ascii_lowercase()
+    let default_port = if scheme == "https" { ":443" } else { ":80" };
+    let authority = authority.strip_suffix(default_port).unwrap_or(authority);
+    format!("{scheme}://{authority}")
 }
 
 /// Refuses bodies over [`MAX_BODY_BYTES`]: by their declared length when they have one, by
@@ -508,4 +511,19 @@ pub async fn shutdown_signal() {
         _ = term.recv() => {},
     }
     tracing::info!("shutdown signal received, finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_of;
+
+    #[test]
+    fn the_public_origin_is_spelled_as_browsers_send_it() {
+        assert_eq!(
+            origin_of("https://Cards.example.com:443/c"),
+            "https://cards.example.com"
+        );
+        assert_eq!(origin_of("http://localhost:8000"), "http://localhost:8000");
+        assert_eq!(origin_of("http://example.com:80"), "http://example.com");
+    }
 }

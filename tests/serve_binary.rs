@@ -1,5 +1,7 @@
 //! The `callingcard` binary itself: with no DATABASE_URL it runs its own PostgreSQL cluster under
-//! DATA_DIR, keeps data across restarts, and stops cleanly (cluster included) on SIGTERM/SIGINT.
+//! DATA_DIR, keeps data across restarts, and stops cleanly (cluster included) on SIGTERM/SIGINT;
+//! `create-superadmin` works beside it; its log file is plain text; each `--help` lists the
+//! environment.
 
 use std::{
     path::Path,
