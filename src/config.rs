@@ -9,6 +9,124 @@ use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 use anyhow::{Context, bail, ensure};
 use rand::RngCore;
 
+/// Every variable [`Config::from_env`] reads, with what it sets: the `--help` of each command
+/// lists them (a unit test checks that none is missing).
+pub const ENV_VARS: &[(&str, &str)] = &[
+    ("APP_ENV", "`development` (default) or `production`"),
+    ("BIND_ADDR", "address to listen on [default: 0.0.0.0:8000]"),
+    (
+        "PUBLIC_BASE_URL",
+        "absolute base of public links [default: http://localhost:PORT]",
+    ),
+    (
+        "CORS_ORIGINS",
+        "comma-separated origins of browser apps allowed to call the API",
+    ),
+    (
+        "DATABASE_URL",
+        "PostgreSQL URL of the schema owner; unset: a local cluster under DATA_DIR",
+    ),
+    (
+        "DATABASE_APP_PASSWORD",
+        "password set on the `callingcard_app` role",
+    ),
+    (
+        "DATABASE_POOL_SIZE",
+        "pooled connections [default: 4 per core, 8 to 32]",
+    ),
+    (
+        "DATABASE_TIMEOUT",
+        "how long one request's database work may take [default: 5s]",
+    ),
+    (
+        "DATA_DIR",
+        "local cluster and development JWT secret [default: .data]",
+    ),
+    (
+        "JWT_SECRET",
+        "token signing secret, 32+ characters (required in production)",
+    ),
+    ("JWT_TTL", "token lifetime, e.g. 12h or 7d [default: 7d]"),
+    (
+        "CLIENT_IP_HEADER",
+        "header of a trusted proxy holding the client address",
+    ),
+    (
+        "REGION_HEADER",
+        "header of a trusted CDN holding the visitor's country",
+    ),
+    (
+        "PUBLIC_MISS_BURST",
+        "public cache misses a client may cause at once [default: 100]",
+    ),
+    ("PUBLIC_MISS_PER_SECOND", "and then per second [default: 1]"),
+    (
+        "UNKNOWN_SLUG_TTL",
+        "how long an unknown card slug is remembered [default: 60s]",
+    ),
+    ("QR_RENDERS", "QR codes rendered at once [default: cores]"),
+    (
+        "IMAGE_DECODE_MEMORY_MB",
+        "memory of image decodes in flight [default: 320]",
+    ),
+    ("IMAGE_DECODES", "image decodes at once [default: cores]"),
+    (
+        "PASSWORD_HASH_THREADS",
+        "threads hashing passwords [default: cores]",
+    ),
+    (
+        "PASSWORD_HASH_QUEUE",
+        "password checks waiting for a thread [default: 8 per thread]",
+    ),
+    (
+        "PASSWORD_HASH_MAX_WAIT",
+        "longest wait for a hashing thread [default: 2s]",
+    ),
+    (
+        "AUTH_ACCOUNT_FAILURES_PER_HOUR",
+        "failed logins per account an hour [default: 100]",
+    ),
+    (
+        "AUTH_ADDRESS_FAILURES_PER_MINUTE",
+        "failed logins per address a minute [default: 5]",
+    ),
+    (
+        "AUTH_ADDRESS_SIGNUPS_PER_HOUR",
+        "sign-ups per address an hour [default: 10]",
+    ),
+    (
+        "AUTH_TRUSTED_ADDRESS_TTL",
+        "how long a login's address stays trusted [default: 30d]",
+    ),
+];
+
+/// Variables read outside [`Config`]: by the logger and by the local cluster.
+pub const PROCESS_ENV_VARS: &[(&str, &str)] = &[
+    (
+        "RUST_LOG",
+        "log filter, e.g. debug or info,callingcard=debug [default: info,poem=warn]",
+    ),
+    (
+        "POSTGRES_BIN_DIR",
+        "where initdb and postgres are, for the local cluster",
+    ),
+];
+
+/// The `Environment:` section of `--help`.
+pub fn env_help() -> String {
+    let width = ENV_VARS
+        .iter()
+        .chain(PROCESS_ENV_VARS)
+        .map(|(name, _)| name.len())
+        .max()
+        .unwrap_or(0);
+    let mut help = String::from("Environment:\n");
+    for (name, what) in ENV_VARS.iter().chain(PROCESS_ENV_VARS) {
+        help.push_str(&format!("  {name:<width$}  {what}\n"));
+    }
+    help
+}
+
 /// A value that must never reach a log line or a Debug print.
 #[derive(Clone)]
 pub struct Secret(String);
@@ -333,6 +451,27 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_lookup(move |key| vars.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn help_lists_every_variable_the_configuration_reads() {
+        let read = std::sync::Mutex::new(Vec::new());
+        let secret = "0123456789abcdef0123456789abcdef".to_owned();
+        Config::from_lookup(|key| {
+            read.lock().unwrap().push(key.to_owned());
+            (key == "JWT_SECRET").then(|| secret.clone())
+        })
+        .unwrap();
+        let mut read = read.into_inner().unwrap();
+        read.sort();
+        read.dedup();
+        let mut listed: Vec<String> = ENV_VARS.iter().map(|(k, _)| k.to_string()).collect();
+        listed.sort();
+        assert_eq!(read, listed);
+        let help = env_help();
+        for (name, _) in ENV_VARS.iter().chain(PROCESS_ENV_VARS) {
+            assert!(help.contains(name), "{name} missing from --help");
+        }
     }
 
     #[test]

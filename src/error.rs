@@ -6,6 +6,10 @@ use poem_openapi::{ApiResponse, Object, payload::Json};
 
 use crate::db::DbError;
 
+mod request;
+
+pub use request::{ParameterWords, with_parameters, with_request_body};
+
 /// The `code` of every answer during a database outage, `/api/health` included.
 pub const DATABASE_UNAVAILABLE: &str = "database_unavailable";
 
@@ -128,26 +132,29 @@ impl ApiError {
     }
 
     /// Turns the framework's request errors (bad JSON, bad parameters, missing or bad
-    /// credentials, wrong content type…) into our error shape.
+    /// credentials, wrong content type, a refused CORS origin…) into our error shape, in words
+    /// that name the field or parameter.
     pub fn from_request_error(err: poem::Error) -> Self {
+        use poem::error::CorsError;
         use poem_openapi::error::{
             AuthorizationError, ContentTypeError, ParseParamError, ParsePathError,
             ParseRequestPayloadError,
         };
-        if err.is::<ParseRequestPayloadError>() {
-            return Self::invalid(format!("Invalid request body: {}", payload_reason(&err)));
+        if let Some(e) = err.downcast_ref::<ParseRequestPayloadError>() {
+            return Self::invalid(request::explain_body(&e.reason));
         }
         if let Some(e) = err.downcast_ref::<ParseParamError>() {
             return Self::unprocessable(
                 "invalid_parameter",
-                format!("Invalid `{}`: {}", e.name, plain_reason(&e.reason)),
+                request::explain_parameter(e.name, &e.reason),
             );
         }
         if let Some(e) = err.downcast_ref::<ParsePathError>() {
+            let name = request::path_parameter(e.name);
             let detail = if e.reason.contains("uuid") {
-                "An id in the path is not a valid UUID".to_owned()
+                format!("`{name}` in the path must be a UUID")
             } else {
-                format!("Invalid path parameter: {}", e.reason)
+                request::explain_parameter(&name, &e.reason)
             };
             return Self::unprocessable("invalid_parameter", detail);
         }
@@ -161,43 +168,18 @@ impl ApiError {
                 "Send the body as application/json",
             );
         }
+        if let Some(e) = err.downcast_ref::<CorsError>() {
+            let detail = match e {
+                CorsError::OriginNotAllowed => {
+                    "Requests from this origin are not allowed (see CORS_ORIGINS)"
+                }
+                CorsError::MethodNotAllowed => "This method is not allowed across origins",
+                CorsError::HeadersNotAllowed => "These headers are not allowed across origins",
+            };
+            return Self::new(StatusCode::FORBIDDEN, "cors_refused", detail);
+        }
         from_status(err.status(), &err.to_string())
     }
-}
-
-/// A parameter validator's failure (`verification failed. maximum(100, exclusive: false)`) in
-/// words; any other reason unchanged.
-fn plain_reason(reason: &str) -> String {
-    let Some(rule) = reason.strip_prefix("verification failed. ") else {
-        return reason.to_owned();
-    };
-    let argument = |name: &str| {
-        rule.strip_prefix(name)
-            .and_then(|rest| rest.strip_prefix('('))
-            .and_then(|rest| rest.strip_suffix(')'))
-            .map(|args| args.split(", exclusive").next().unwrap_or(args).to_owned())
-    };
-    if let Some(n) = argument("minimum") {
-        format!("must be at least {n}")
-    } else if let Some(n) = argument("maximum") {
-        format!("must be at most {n}")
-    } else if let Some(n) = argument("minLength") {
-        format!("must be at least {n} characters")
-    } else if let Some(n) = argument("maxLength") {
-        format!("must be at most {n} characters")
-    } else if let Some(pattern) = argument("pattern") {
-        format!("must match {pattern}")
-    } else {
-        reason.to_owned()
-    }
-}
-
-fn payload_reason(err: &poem::Error) -> String {
-    let reason = err.to_string();
-    reason
-        .strip_prefix("parse request payload error: ")
-        .unwrap_or(&reason)
-        .to_owned()
 }
 
 /// Our shape for a framework error that only carries a status.
@@ -339,21 +321,27 @@ impl std::error::Error for ApiError {}
 
 #[cfg(test)]
 mod tests {
-    use super::plain_reason;
+    use super::*;
 
     #[test]
-    fn validator_failures_read_as_words() {
-        let reason = |rule: &str| plain_reason(&format!("verification failed. {rule}"));
-        assert_eq!(reason("minimum(1, exclusive: false)"), "must be at least 1");
-        assert_eq!(
-            reason("maximum(100, exclusive: false)"),
-            "must be at most 100"
+    fn parameter_errors_name_the_parameter() {
+        let err = poem::Error::from(poem_openapi::error::ParseParamError {
+            name: "limit",
+            reason: "verification failed. maximum(100, exclusive: false)".into(),
+        });
+        let err = ApiError::from_request_error(err);
+        assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(err.code(), "invalid_parameter");
+        assert!(
+            err.to_string().ends_with("`limit` must be at most 100"),
+            "{err}"
         );
-        assert_eq!(reason("maxLength(7)"), "must be at most 7 characters");
-        assert_eq!(reason("pattern(\"^a$\")"), "must match \"^a$\"");
-        assert_eq!(
-            plain_reason("failed to parse \"uint32\""),
-            "failed to parse \"uint32\""
-        );
+    }
+
+    #[test]
+    fn a_refused_origin_is_a_403_in_the_error_shape() {
+        let err = ApiError::from_request_error(poem::error::CorsError::OriginNotAllowed.into());
+        assert_eq!(err.status(), StatusCode::FORBIDDEN);
+        assert_eq!(err.code(), "cors_refused");
     }
 }

@@ -1,12 +1,14 @@
 //! The `callingcard` command: serve (default), migrate, openapi, create-superadmin.
 
+use std::io::IsTerminal;
+
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use callingcard::{
     api,
-    config::Config,
+    config::{self, Config},
     db::{Db, migrations},
     startup::{Application, Database, shutdown_signal},
 };
@@ -27,12 +29,15 @@ enum Command {
     /// Serve the API and the public cards (the default). Without DATABASE_URL, runs a local
     /// PostgreSQL cluster under DATA_DIR.
     Serve,
-    /// Apply pending database migrations, then exit.
+    /// Apply pending database migrations, then exit (beside a running `serve`, on its local
+    /// cluster).
     Migrate,
     /// Print the OpenAPI spec (JSON) to standard output.
     Openapi,
-    /// Create a platform superadmin (in the platform company, created on first use).
+    /// Create a platform superadmin (in the platform company, created on first use); works
+    /// beside a running `serve`, on its local cluster.
     CreateSuperadmin {
+        /// The superadmin's login.
         #[arg(long)]
         email: String,
         #[arg(long, default_value = "Platform Admin")]
@@ -46,7 +51,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     return_large_buffers_to_the_system();
-    let cli = Cli::parse();
+    let cli = parse_command_line();
     if let Some(Command::Openapi) = cli.command {
         println!("{}", api::spec_json());
         return Ok(());
@@ -55,6 +60,8 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,poem=warn")),
         )
+        // Colours for a person at a terminal; a file or a log collector gets plain text.
+        .with_ansi(std::io::stdout().is_terminal())
         .init();
     let config = Config::from_env()?;
     match cli.command.unwrap_or(Command::Serve) {
@@ -63,7 +70,7 @@ async fn main() -> anyhow::Result<()> {
             app.run_until(shutdown_signal()).await
         }
         Command::Migrate => {
-            let database = Database::open(&config).await?;
+            let database = Database::open_beside_service(&config).await?;
             let password = config
                 .database_app_password
                 .as_ref()
@@ -88,7 +95,7 @@ async fn main() -> anyhow::Result<()> {
                     line.trim_end_matches(['\r', '\n']).to_owned()
                 }
             };
-            let database = Database::open(&config).await?;
+            let database = Database::open_beside_service(&config).await?;
             let app_password = config
                 .database_app_password
                 .as_ref()
@@ -106,6 +113,17 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Openapi => unreachable!("handled before configuration is read"),
     }
+}
+
+/// The command line, each `--help` (but `openapi`'s, which reads nothing) ending with the
+/// environment variables the command reads.
+fn parse_command_line() -> Cli {
+    let env_help = config::env_help();
+    let mut command = Cli::command().after_help(env_help.clone());
+    for name in ["serve", "migrate", "create-superadmin"] {
+        command = command.mut_subcommand(name, |sub| sub.after_help(env_help.clone()));
+    }
+    Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit())
 }
 
 /// Image decodes and password checks allocate buffers of megabytes. glibc raises its mmap

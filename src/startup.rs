@@ -25,7 +25,11 @@ use crate::{
     auth::{JwtKeys, password::HashingPool, throttle::LoginThrottle},
     card::budget::WorkBudget,
     config::{Config, Environment, ImageDecodeLimits},
-    db::{Db, embedded::LocalCluster, migrations},
+    db::{
+        Db,
+        embedded::{self, LocalCluster},
+        migrations,
+    },
     error,
 };
 
@@ -77,6 +81,24 @@ impl Database {
         })
     }
 
+    /// For commands that run beside the service (migrate, create-superadmin): the local cluster
+    /// the service is running when there is one, else what [`open`](Self::open) gives.
+    pub async fn open_beside_service(config: &Config) -> anyhow::Result<Self> {
+        if config.database_url.is_none() && config.environment == Environment::Development {
+            let dir = config.data_dir.join("postgres");
+            if let Some(port) = LocalCluster::running_port(&dir).await? {
+                tracing::info!(port, "using the local PostgreSQL cluster the service runs");
+                let url = |db: &str| embedded::superuser_url(port, db);
+                create_database_if_missing(&url("postgres"), "callingcard").await?;
+                return Ok(Self {
+                    owner: url("callingcard").parse()?,
+                    local_cluster: None,
+                });
+            }
+        }
+        Self::open(config).await
+    }
+
     pub async fn close(self) {
         if let Some(cluster) = self.local_cluster
             && let Err(e) = cluster.stop().await
@@ -106,7 +128,7 @@ pub async fn create_database_if_missing(admin_url: &str, name: &str) -> anyhow::
 /// Every route of the service, with its middleware.
 pub fn routes(state: AppState, cors_origins: &[String]) -> BoxEndpoint<'static> {
     let api = api::service();
-    let allowed = std::sync::Arc::new(api::spec::AllowedMethods::of(&api::spec_value()));
+    let operations = std::sync::Arc::new(api::spec::Operations::of(&api::spec_value()));
     // Swagger UI and `/openapi.json` show the completed spec, not poem-openapi's own.
     let spec = api::spec_json();
     let docs_html = api.swagger_ui_html().replace(&api.spec(), &spec);
@@ -122,6 +144,7 @@ pub fn routes(state: AppState, cors_origins: &[String]) -> BoxEndpoint<'static> 
             .body(spec.clone())
     });
     let jwt = state.jwt.clone();
+    let public_base_url = state.public_base_url.clone();
     let app = Route::new()
         .nest("/api", api)
         .at(
@@ -134,7 +157,7 @@ pub fn routes(state: AppState, cors_origins: &[String]) -> BoxEndpoint<'static> 
         // Inside `limit_body`, which bounds the bodies it reads.
         .around(api::nul::refuse_nul)
         .around(limit_body)
-        .around(move |next, req| contract_headers(next, req, allowed.clone()))
+        .around(move |next, req| contract_headers(next, req, operations.clone()))
         .data(state)
         .data(jwt)
         .catch_all_error(error::render)
@@ -142,19 +165,69 @@ pub fn routes(state: AppState, cors_origins: &[String]) -> BoxEndpoint<'static> 
     let app = if cors_origins.is_empty() {
         app.boxed()
     } else {
-        let mut cors = Cors::new()
-            .allow_credentials(false)
-            .expose_header("X-Total-Count");
-        for origin in cors_origins {
-            cors = if origin == "*" {
-                cors
-            } else {
-                cors.allow_origin(origin.as_str())
-            };
-        }
-        app.with(cors).boxed()
+        cross_origin(app, cors_origins, &public_base_url)
     };
     app.with(Tracing).boxed()
+}
+
+/// Methods the service answers; what a preflight may ask for (never CONNECT or TRACE).
+const METHODS: [poem::http::Method; 5] = [
+    poem::http::Method::GET,
+    poem::http::Method::HEAD,
+    poem::http::Method::POST,
+    poem::http::Method::PUT,
+    poem::http::Method::DELETE,
+];
+
+/// The CORS policy of `CORS_ORIGINS`: those origins, and always the service's own public origin
+/// (the card page's beacons carry an `Origin` in Chromium even on the same origin). A refused
+/// origin answers in the error shape, and every answer says `Vary: Origin`, since what it says
+/// depends on the caller's origin.
+fn cross_origin<E>(app: E, cors_origins: &[String], public_base_url: &str) -> BoxEndpoint<'static>
+where
+    E: Endpoint + 'static,
+{
+    let mut cors = Cors::new()
+        .allow_credentials(false)
+        .allow_methods(METHODS)
+        .expose_header("X-Total-Count");
+    // `*` alone allows every origin (an empty list, to poem's `Cors`).
+    if !cors_origins.iter().any(|origin| origin == "*") {
+        for origin in cors_origins {
+            cors = cors.allow_origin(origin.as_str());
+        }
+        cors = cors.allow_origin(origin_of(public_base_url));
+    }
+    app.with(cors)
+        .catch_all_error(error::render)
+        .around(|next, req| async move {
+            use poem::http::{HeaderValue, header};
+            let mut response = next.call(req).await?;
+            let varies = response
+                .headers()
+                .get_all(header::VARY)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .any(|v| v.trim().eq_ignore_ascii_case("origin"));
+            if !varies {
+                response
+                    .headers_mut()
+                    .append(header::VARY, HeaderValue::from_static("Origin"));
+            }
+            Ok(response)
+        })
+        .boxed()
+}
+
+/// `https://Cards.example.com:443/some/path` → `https://cards.example.com`, as a browser sends it.
+fn origin_of(base_url: &str) -> String {
+    let base_url = base_url.to_ascii_lowercase();
+    let (scheme, rest) = base_url.split_once("://").unwrap_or(("http", &base_url));
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let default_port = if scheme == "https" { ":443" } else { ":80" };
+    let authority = authority.strip_suffix(default_port).unwrap_or(authority);
+    format!("{scheme}://{authority}")
 }
 
 /// Refuses bodies over [`MAX_BODY_BYTES`]: by their declared length when they have one, by
@@ -205,29 +278,54 @@ async fn limit_body<E: Endpoint>(
 /// How long a refusal asks to wait when the part that refused did not say (a database outage).
 const DEFAULT_RETRY_AFTER_SECS: u64 = 2;
 
-/// Headers the spec promises on refusals: a 405 of the API says which methods the path takes
-/// (`Allow`), and every 429 and 503 says when to come back (`Retry-After`).
+/// Headers the spec promises on refusals: a 405 says which methods the path takes (`Allow`), a
+/// 401 how to authenticate (`WWW-Authenticate`, RFC 9110 §11.6.1), and every 429 and 503 when to
+/// come back (`Retry-After`).
 async fn contract_headers<E: Endpoint>(
     next: std::sync::Arc<E>,
     req: Request,
-    allowed: std::sync::Arc<api::spec::AllowedMethods>,
+    operations: std::sync::Arc<api::spec::Operations>,
 ) -> poem::Result<Response> {
     use poem::http::{HeaderValue, StatusCode, header};
-    let methods = req
-        .uri()
-        .path()
-        .strip_prefix("/api")
-        .and_then(|path| allowed.for_path(path))
-        .map(str::to_owned);
-    let mut response = match next.call(req).await {
-        Ok(response) => response.into_response(),
-        Err(err) => error::render(err).await,
+    let path = req.uri().path();
+    let (methods, parameters) = match path.strip_prefix("/api") {
+        Some(path) => (
+            operations.allow(path).map(str::to_owned),
+            operations.parameters(req.method().as_str(), path),
+        ),
+        // The pages and files beside the API are read-only.
+        None => (Some("GET, HEAD".to_owned()), Default::default()),
     };
+    let sent_token = req
+        .headers()
+        .contains_key(poem::http::header::AUTHORIZATION);
+    // At hand for naming a parameter that does not parse.
+    let mut response = error::with_parameters(parameters, async move {
+        match next.call(req).await {
+            Ok(response) => response.into_response(),
+            Err(err) => error::render(err).await,
+        }
+    })
+    .await;
     let status = response.status();
     if status == StatusCode::METHOD_NOT_ALLOWED
         && let Some(value) = methods.and_then(|m| m.parse().ok())
     {
         response.headers_mut().insert(header::ALLOW, value);
+    }
+    if status == StatusCode::UNAUTHORIZED
+        && !response.headers().contains_key(header::WWW_AUTHENTICATE)
+    {
+        // RFC 6750 §3: no error code when no token came, `invalid_token` when one did.
+        let challenge = if sent_token {
+            r#"Bearer error="invalid_token""#
+        } else {
+            "Bearer"
+        };
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(challenge),
+        );
     }
     if (status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE)
         && !response.headers().contains_key(header::RETRY_AFTER)
@@ -244,6 +342,9 @@ async fn contract_headers<E: Endpoint>(
 pub struct Application {
     acceptor: TcpAcceptor,
     port: u16,
+    /// Where the service answers on this machine, for the start-up line.
+    local_url: String,
+    public_base_url: String,
     endpoint: BoxEndpoint<'static>,
     database: Database,
     db: Db,
@@ -323,9 +424,16 @@ impl Application {
             .and_then(|addr| addr.as_socket_addr().map(|a| a.port()))
             .unwrap_or_default();
         let endpoint = routes(state, &config.cors_origins);
+        let host = match config.bind_addr.ip() {
+            ip if ip.is_unspecified() || ip.is_loopback() => "localhost".to_owned(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
         Ok(Self {
             acceptor,
             port,
+            local_url: format!("http://{host}:{port}"),
+            public_base_url: config.public_base_url.clone(),
             endpoint,
             database,
             db,
@@ -363,7 +471,11 @@ impl Application {
 
     /// Serves until `shutdown` resolves; requests in flight then get up to 30 s to finish.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
-        tracing::info!(port = self.port, "listening");
+        tracing::info!(
+            public_base_url = %self.public_base_url,
+            "listening on {url}, API docs at {url}/docs",
+            url = self.local_url
+        );
         Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(self.endpoint, shutdown, Some(Duration::from_secs(30)))
             .await?;
@@ -411,4 +523,19 @@ pub async fn shutdown_signal() {
         _ = term.recv() => {},
     }
     tracing::info!("shutdown signal received, finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_of;
+
+    #[test]
+    fn the_public_origin_is_spelled_as_browsers_send_it() {
+        assert_eq!(
+            origin_of("https://Cards.example.com:443/c"),
+            "https://cards.example.com"
+        );
+        assert_eq!(origin_of("http://localhost:8000"), "http://localhost:8000");
+        assert_eq!(origin_of("http://example.com:80"), "http://example.com");
+    }
 }

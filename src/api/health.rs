@@ -51,7 +51,7 @@ impl HealthApi {
     ///
     /// The process answers; touches nothing else (not even the database), so an orchestrator
     /// does not restart the service for a database outage.
-    #[oai(path = "/health/live", method = "get")]
+    #[oai(path = "/health/live", method = "get", operation_id = "getLiveness")]
     async fn live(&self) -> Json<Liveness> {
         Json(Liveness {
             status: "ok".into(),
@@ -59,7 +59,7 @@ impl HealthApi {
     }
 
     /// Service health
-    #[oai(path = "/health", method = "get")]
+    #[oai(path = "/health", method = "get", operation_id = "getHealth")]
     async fn health(&self, state: Data<&AppState>) -> HealthResponse {
         // Never slower than the deadline every other request gets.
         let timeout = Duration::from_secs(2).min(state.db.deadline());

@@ -48,7 +48,8 @@ pub struct AppState {
     pub throttle: Arc<LoginThrottle>,
 }
 
-#[derive(Tags)]
+/// The product's sections, in its order: the spec lists them so (see [`ApiTags::ORDER`]).
+#[derive(Tags, Clone, Copy)]
 pub enum ApiTags {
     /// Sign up, log in, and the caller's own account.
     Auth,
@@ -56,16 +57,30 @@ pub enum ApiTags {
     Companies,
     /// Employees and their cards.
     Employees,
-    /// Public cards, their QR codes and vCards: no authentication.
-    Cards,
-    /// What people do on cards: tracking and dashboards.
-    Analytics,
     /// Logins of a company's admins and employees.
     Users,
     /// Plans and the company's subscription.
     Subscriptions,
+    /// Public cards, their QR codes and vCards: no authentication.
+    Cards,
+    /// What people do on cards: tracking and dashboards.
+    Analytics,
     /// Liveness and readiness.
     Health,
+}
+
+impl ApiTags {
+    /// Every tag in declaration order (poem-openapi itself sorts tags by name).
+    pub const ORDER: [ApiTags; 8] = [
+        ApiTags::Auth,
+        ApiTags::Companies,
+        ApiTags::Employees,
+        ApiTags::Users,
+        ApiTags::Subscriptions,
+        ApiTags::Cards,
+        ApiTags::Analytics,
+        ApiTags::Health,
+    ];
 }
 
 pub type Apis = (
@@ -113,7 +128,8 @@ pub fn spec_json() -> String {
 }
 
 pub fn spec_value() -> serde_json::Value {
-    spec::complete(&service().spec())
+    let tag_order: Vec<&str> = ApiTags::ORDER.iter().map(Tags::name).collect();
+    spec::complete(&service().spec(), &tag_order)
 }
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;

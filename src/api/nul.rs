@@ -1,10 +1,13 @@
 //! PostgreSQL text cannot hold U+0000, so a NUL that reached a query would fail it with a 500.
 //! This middleware refuses NUL at the door for every route: in JSON request bodies (values and
 //! property names) and in the percent-decoded path and query string, with a 422 naming the field.
+//! It also keeps the JSON body at hand while the request runs, so that a body that does not
+//! parse is answered with the field named ([`crate::error::with_request_body`]).
 
 use std::sync::Arc;
 
 use poem::{Endpoint, IntoResponse, Request, Response, http::Uri};
+use poem_openapi::error::ParseRequestPayloadError;
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -25,9 +28,28 @@ pub async fn refuse_nul<E: Endpoint>(next: Arc<E>, mut req: Request) -> poem::Re
             })
             .into());
         }
-        req.set_body(body);
+        req.set_body(body.clone());
+        // At hand for naming the field when the body does not parse.
+        return crate::error::with_request_body(body, schemas, async move {
+            match next.call(req).await {
+                Ok(response) => Ok(response.into_response()),
+                // Explained here, while the body is at hand; other errors go on as they are.
+                Err(err) if err.is::<ParseRequestPayloadError>() => {
+                    Err(ApiError::from_request_error(err).into())
+                }
+                Err(err) => Err(err),
+            }
+        })
+        .await;
     }
     Ok(next.call(req).await?.into_response())
+}
+
+/// The spec's schemas, which tell what each field of a body takes.
+fn schemas() -> &'static Value {
+    static SCHEMAS: std::sync::LazyLock<Value> =
+        std::sync::LazyLock::new(|| super::spec_value()["components"]["schemas"].clone());
+    &SCHEMAS
 }
 
 fn has_json_body(req: &Request) -> bool {

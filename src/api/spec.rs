@@ -6,11 +6,17 @@
 //!   statuses it really answers ([`ERRORS`]), each with the `ErrorBody` schema, and
 //!   `Retry-After` on 429 and 503: a status outside its list is a bug that a client or a fuzzer
 //!   can see.
+//! - Tags are listed in the product's order (`tag_order`), not by name; 401s say how to
+//!   authenticate (`WWW-Authenticate: Bearer`).
 //! - Request bodies are `deny_unknown_fields`, which poem-openapi does not emit: here they get
 //!   `additionalProperties: false` (the unit tests check that every one refuses an unknown
 //!   field).
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value, json};
+
+use crate::error::ParameterWords;
 
 /// The error statuses of each operation, by method and path (as in the spec, under `/api`),
 /// besides those that follow from the operation's shape ([`implied_statuses`]): 401 for bearer
@@ -123,6 +129,16 @@ fn error_response(status: u16) -> Value {
     if status == 429 || status == 503 {
         response["headers"] = retry_after();
     }
+    if status == 401 {
+        response["headers"] = json!({
+            "WWW-Authenticate": {
+                "description": "`Bearer` (with `error=\"invalid_token\"` when a token was sent).",
+                "required": true,
+                "deprecated": false,
+                "schema": {"type": "string"}
+            }
+        });
+    }
     response
 }
 
@@ -152,8 +168,18 @@ fn error_statuses(method: &str, path: &str, operation: &Value) -> Option<Vec<u16
 /// # Panics
 /// When `generated` is not poem-openapi's JSON, or an operation has no entry in [`ERRORS`]:
 /// both caught by the unit tests.
-pub fn complete(generated: &str) -> Value {
+pub fn complete(generated: &str, tag_order: &[&str]) -> Value {
     let mut spec: Value = serde_json::from_str(generated).expect("poem-openapi emits JSON");
+    if let Some(tags) = spec["tags"].as_array_mut() {
+        let rank = |tag: &Value| {
+            let name = tag["name"].as_str().unwrap_or_default();
+            tag_order
+                .iter()
+                .position(|t| *t == name)
+                .unwrap_or(usize::MAX)
+        };
+        tags.sort_by_key(rank);
+    }
     let mut strict_bodies = Vec::new();
     let paths = spec["paths"].as_object_mut().expect("the spec has paths");
     for (path, operations) in paths.iter_mut() {
@@ -210,38 +236,65 @@ pub fn complete(generated: &str) -> Value {
     spec
 }
 
-/// The methods each path of the spec answers, for the `Allow` header of a 405 (RFC 9110 requires
-/// it, and clients use it to tell a wrong method from a wrong path).
-pub struct AllowedMethods(Vec<(Vec<String>, String)>);
+/// The operations of the spec by path template: the methods each path answers, for the `Allow`
+/// header of a 405 (RFC 9110 requires it, and clients use it to tell a wrong method from a wrong
+/// path), and what each operation's parameters are called and take, for naming one that does not
+/// parse.
+pub struct Operations(Vec<PathItem>);
 
-impl AllowedMethods {
+struct PathItem {
+    segments: Vec<String>,
+    allow: String,
+    parameters: Vec<(String, Arc<ParameterWords>)>,
+}
+
+impl Operations {
     pub fn of(spec: &Value) -> Self {
+        let schemas = &spec["components"]["schemas"];
         let mut paths = Vec::new();
         for (path, item) in spec["paths"].as_object().into_iter().flatten() {
-            let segments = path.split('/').map(str::to_owned).collect();
-            let methods: Vec<String> = item
-                .as_object()
-                .into_iter()
-                .flat_map(Map::keys)
-                .map(|m| m.to_ascii_uppercase())
+            let operations = item.as_object().into_iter().flatten();
+            let methods: Vec<String> = operations
+                .clone()
+                .map(|(m, _)| m.to_ascii_uppercase())
                 .collect();
-            paths.push((segments, methods.join(", ")));
+            let parameters = operations
+                .map(|(method, operation)| {
+                    let words = ParameterWords::of(&operation["parameters"], schemas);
+                    (method.to_ascii_uppercase(), Arc::new(words))
+                })
+                .collect();
+            paths.push(PathItem {
+                segments: path.split('/').map(str::to_owned).collect(),
+                allow: methods.join(", "),
+                parameters,
+            });
         }
         Self(paths)
     }
 
     /// The `Allow` value of a path under the server URL (`/company/…`), when it is one of ours.
-    pub fn for_path(&self, path: &str) -> Option<&str> {
+    pub fn allow(&self, path: &str) -> Option<&str> {
+        self.item_of(path).map(|item| item.allow.as_str())
+    }
+
+    /// What the parameters of `method` on `path` are called and take (nothing when it is no
+    /// operation of ours).
+    pub fn parameters(&self, method: &str, path: &str) -> Arc<ParameterWords> {
+        self.item_of(path)
+            .and_then(|item| item.parameters.iter().find(|(m, _)| m == method))
+            .map(|(_, words)| words.clone())
+            .unwrap_or_default()
+    }
+
+    fn item_of(&self, path: &str) -> Option<&PathItem> {
         let segments: Vec<&str> = path.split('/').collect();
-        self.0
-            .iter()
-            .find(|(template, _)| {
-                template.len() == segments.len()
-                    && template.iter().zip(&segments).all(|(t, s)| {
-                        (t.starts_with('{') && t.ends_with('}') && !s.is_empty()) || t == s
-                    })
-            })
-            .map(|(_, methods)| methods.as_str())
+        self.0.iter().find(|item| {
+            item.segments.len() == segments.len()
+                && item.segments.iter().zip(&segments).all(|(t, s)| {
+                    (t.starts_with('{') && t.ends_with('}') && !s.is_empty()) || t == s
+                })
+        })
     }
 }
 
@@ -353,16 +406,51 @@ mod tests {
     }
 
     #[test]
-    fn allowed_methods_follow_the_templates() {
-        let allowed = AllowedMethods::of(&spec());
-        let id = uuid::Uuid::nil();
-        assert_eq!(allowed.for_path("/company"), Some("GET, POST"));
+    fn tags_follow_the_products_order() {
+        let names: Vec<String> = spec()["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect();
         assert_eq!(
-            allowed.for_path(&format!("/employees/{id}")),
+            names,
+            [
+                "Auth",
+                "Companies",
+                "Employees",
+                "Users",
+                "Subscriptions",
+                "Cards",
+                "Analytics",
+                "Health"
+            ]
+        );
+        for (_, _, operation) in operations(&spec()) {
+            if operation.get("security").is_some() {
+                assert!(has_header(
+                    &operation["responses"]["401"],
+                    "www-authenticate"
+                ));
+            }
+        }
+    }
+
+    #[test]
+    fn operations_follow_the_templates() {
+        let operations = Operations::of(&spec());
+        let id = uuid::Uuid::nil();
+        assert_eq!(operations.allow("/company"), Some("GET, POST"));
+        assert_eq!(
+            operations.allow(&format!("/employees/{id}")),
             Some("DELETE, GET, PUT")
         );
-        assert_eq!(allowed.for_path("/employees/"), None);
-        assert_eq!(allowed.for_path("/nothing"), None);
+        assert_eq!(operations.allow("/employees/"), None);
+        assert_eq!(operations.allow("/nothing"), None);
+        let words = operations.parameters("GET", &format!("/company/{id}/employees"));
+        assert!(format!("{words:?}").contains("company_id"), "{words:?}");
+        let none = operations.parameters("GET", "/nothing");
+        assert!(format!("{none:?}").contains("path: []"), "{none:?}");
     }
 
     fn refuses_unknown_fields<T: ParseFromJSON>(valid: Value) -> bool {

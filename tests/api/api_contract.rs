@@ -302,3 +302,136 @@ async fn graceful_shutdown_lets_requests_in_flight_finish() {
         .unwrap()
         .expect("the server stops cleanly");
 }
+
+/// Clients generated from the spec name their functions after operationIds.
+#[test]
+fn every_operation_has_a_unique_operation_id() {
+    let spec = callingcard::api::spec_value();
+    let mut seen = std::collections::BTreeMap::new();
+    let mut missing = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            match operation["operationId"].as_str() {
+                Some(id) => {
+                    if let Some(other) = seen.insert(id.to_owned(), format!("{method} {path}")) {
+                        panic!("operationId {id} names both {other} and {method} {path}");
+                    }
+                }
+                None => missing.push(format!("{method} {path}")),
+            }
+        }
+    }
+    assert!(missing.is_empty(), "no operationId: {missing:?}");
+}
+
+#[tokio::test]
+async fn a_401_says_how_to_authenticate() {
+    let app = spawn_app().await;
+    let anonymous = app.get("/api/auth/me", None).await;
+    anonymous.assert_error(401, "unauthorized");
+    assert_eq!(anonymous.headers["www-authenticate"], "Bearer");
+    let forged = app.get("/api/auth/me", Some("not-a-token")).await;
+    forged.assert_error(401, "unauthorized");
+    assert_eq!(
+        forged.headers["www-authenticate"],
+        r#"Bearer error="invalid_token""#
+    );
+    let spec = callingcard::api::spec_value();
+    assert!(
+        spec["paths"]["/auth/me"]["get"]["responses"]["401"]["headers"]["WWW-Authenticate"]
+            .is_object()
+    );
+}
+
+#[tokio::test]
+async fn a_405_beside_the_api_says_allow_and_never_connect_or_trace() {
+    let app = spawn_app().await;
+    let resp = app
+        .request(reqwest::Method::POST, "/card/acme/jane", None, None)
+        .await;
+    resp.assert_error(405, "method_not_allowed");
+    assert_eq!(resp.headers["allow"], "GET, HEAD");
+    for path in ["/api/company", "/api/health", "/card/acme/jane"] {
+        let resp = app.request(reqwest::Method::PATCH, path, None, None).await;
+        let allow = resp.headers["allow"].to_str().unwrap();
+        assert!(
+            !allow.contains("CONNECT") && !allow.contains("TRACE"),
+            "{path}: {allow}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn cors_answers_vary_on_the_origin_and_refuse_in_the_error_shape() {
+    let app = helpers::spawn_app_with(&[("CORS_ORIGINS", "https://app.example.com")]).await;
+    let get = |origin: Option<&'static str>| {
+        let mut req = app.client.get(format!("{}/api/health", app.address));
+        if let Some(origin) = origin {
+            req = req.header("origin", origin);
+        }
+        req.send()
+    };
+    for origin in [Some("https://app.example.com"), None] {
+        let resp = get(origin).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["vary"], "Origin", "origin {origin:?}");
+    }
+    let refused = helpers::TestApp::read(get(Some("https://evil.example")).await.unwrap()).await;
+    refused.assert_error(403, "cors_refused");
+    assert_eq!(refused.headers["vary"], "Origin");
+
+    let preflight = app
+        .client
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/api/auth/me", app.address),
+        )
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.headers()["vary"], "Origin");
+    let methods = preflight.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        methods.contains("GET") && !methods.contains("CONNECT") && !methods.contains("TRACE"),
+        "{methods}"
+    );
+}
+
+/// Chromium sends `Origin` with a same-origin `fetch` POST: the card page's beacons must pass
+/// however CORS_ORIGINS is set.
+#[tokio::test]
+async fn the_card_pages_own_beacons_pass_whatever_cors_origins_says() {
+    const CHROME: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \
+                          Chrome/131.0.0.0 Safari/537.36";
+    let app = helpers::spawn_app_with(&[("CORS_ORIGINS", "https://admin.example.com")]).await;
+    let admin = app.signup("Beacon Co").await;
+    let employee = app.add_employee(&admin, "Jane Beacon").await;
+    let track = |origin: &'static str| {
+        app.client
+            .post(format!(
+                "{}/api/analytics/track?company_slug={}&employee_slug={}",
+                app.address,
+                employee["company_slug"].as_str().unwrap(),
+                employee["public_slug"].as_str().unwrap()
+            ))
+            .header("origin", origin)
+            .header("user-agent", CHROME)
+            .json(&json!({"action": "view"}))
+            .send()
+    };
+    // The service's own origin: PUBLIC_BASE_URL without its path.
+    let own = helpers::TestApp::read(track(helpers::PUBLIC_BASE_URL).await.unwrap()).await;
+    own.assert_status(200);
+    assert_eq!(own.body["status"], "tracked");
+    assert_eq!(
+        own.headers["access-control-allow-origin"],
+        helpers::PUBLIC_BASE_URL
+    );
+    let stranger = helpers::TestApp::read(track("https://elsewhere.example").await.unwrap()).await;
+    stranger.assert_error(403, "cors_refused");
+}

@@ -222,7 +222,7 @@ async fn a_json_value_of_the_wrong_type_is_a_422_and_nothing_is_stored() {
     let employees = format!("/api/company/{}/employees", admin.company_id);
     let mut bodies = Vec::new();
     for wrong in [json!(false), json!(true), json!(123), json!(1.5)] {
-        bodies.push(json!({"full_name": wrong}));
+        bodies.push((json!({"full_name": wrong}), "full_name"));
         for field in [
             "job_title",
             "email",
@@ -233,26 +233,29 @@ async fn a_json_value_of_the_wrong_type_is_a_422_and_nothing_is_stored() {
         ] {
             let mut body = json!({"full_name": "Jane"});
             body[field] = wrong.clone();
-            bodies.push(body);
+            bodies.push((body, field));
         }
-        bodies.push(json!({"full_name": "Jane", "social_links": {"github": wrong}}));
+        bodies.push((
+            json!({"full_name": "Jane", "social_links": {"github": wrong}}),
+            "social_links.github",
+        ));
     }
-    for body in &bodies {
+    for (body, field) in &bodies {
         let resp = app.post(&employees, Some(&admin.token), body.clone()).await;
-        assert_refused(&resp, "string", &body.to_string());
+        assert_refused(&resp, &format!("`{field}` must be text"), &body.to_string());
     }
     assert_eq!(count(&app, "SELECT count(*) FROM employees").await, 0);
 
     let employee = app.add_employee(&admin, "Jane Typed").await;
     let path = format!("/api/employees/{}", helpers::uuid_of(&employee));
-    for body in [
-        json!({"full_name": false}),
-        json!({"job_title": true}),
-        json!({"bio": 7}),
-        json!({"email": 1.5}),
+    for (body, field) in [
+        (json!({"full_name": false}), "full_name"),
+        (json!({"job_title": true}), "job_title"),
+        (json!({"bio": 7}), "bio"),
+        (json!({"email": 1.5}), "email"),
     ] {
         let resp = app.put(&path, Some(&admin.token), body.clone()).await;
-        assert_refused(&resp, "string", &body.to_string());
+        assert_refused(&resp, &format!("`{field}` must be text"), &body.to_string());
     }
     let after = app.get(&path, Some(&admin.token)).await;
     assert_eq!(after.body["full_name"], "Jane Typed");
@@ -260,13 +263,13 @@ async fn a_json_value_of_the_wrong_type_is_a_422_and_nothing_is_stored() {
     assert_eq!(after.body["email"], employee["email"]);
 
     let company = format!("/api/company/{}", admin.company_id);
-    for body in [
-        json!({"name": 123}),
-        json!({"domain": true}),
-        json!({"brand_color": 0}),
+    for (body, field) in [
+        (json!({"name": 123}), "name"),
+        (json!({"domain": true}), "domain"),
+        (json!({"brand_color": 0}), "brand_color"),
     ] {
         let resp = app.put(&company, Some(&admin.token), body.clone()).await;
-        assert_refused(&resp, "string", &body.to_string());
+        assert_refused(&resp, &format!("`{field}` must be text"), &body.to_string());
     }
     assert_eq!(
         app.get(&company, Some(&admin.token)).await.body["name"],
@@ -277,7 +280,7 @@ async fn a_json_value_of_the_wrong_type_is_a_422_and_nothing_is_stored() {
     let resp = app
         .post("/api/company", Some(&root.token), json!({"name": false}))
         .await;
-    assert_refused(&resp, "string", "create company");
+    assert_refused(&resp, "`name` must be text", "create company");
     assert_eq!(
         count(&app, "SELECT count(*) FROM companies WHERE name = 'false'").await,
         0
@@ -291,7 +294,7 @@ async fn a_json_value_of_the_wrong_type_is_a_422_and_nothing_is_stored() {
             json!({"email": "typed@example.com", "password": 1234567890, "full_name": "Ty"}),
         )
         .await;
-    assert_refused(&resp, "string", "signup password");
+    assert_refused(&resp, "`password` must be text", "signup password");
     let resp = app
         .post(
             "/api/auth/signup",
@@ -299,7 +302,7 @@ async fn a_json_value_of_the_wrong_type_is_a_422_and_nothing_is_stored() {
             json!({"email": "typed@example.com", "password": "s3cret-password", "full_name": 5}),
         )
         .await;
-    assert_refused(&resp, "string", "signup full_name");
+    assert_refused(&resp, "`full_name` must be text", "signup full_name");
     let resp = app
         .post(
             "/api/auth/login",
@@ -307,7 +310,7 @@ async fn a_json_value_of_the_wrong_type_is_a_422_and_nothing_is_stored() {
             json!({"email": 5, "password": "x"}),
         )
         .await;
-    assert_refused(&resp, "string", "login");
+    assert_refused(&resp, "`email` must be text", "login");
     let resp = app
         .post(
             &format!("/api/company/{}/users", admin.company_id),
@@ -316,7 +319,7 @@ async fn a_json_value_of_the_wrong_type_is_a_422_and_nothing_is_stored() {
                    "full_name": true, "role": "employee"}),
         )
         .await;
-    assert_refused(&resp, "string", "new login");
+    assert_refused(&resp, "`full_name` must be text", "new login");
     assert_eq!(
         count(
             &app,
@@ -332,5 +335,86 @@ async fn a_json_value_of_the_wrong_type_is_a_422_and_nothing_is_stored() {
             json!({"plan": 1}),
         )
         .await;
-    assert_refused(&resp, "Plan", "plan");
+    assert_refused(&resp, "`plan` must be one of `free`", "plan");
+}
+
+/// The framework's own refusals read as sentences about the field, never as type names.
+#[tokio::test]
+async fn parse_errors_name_the_field_in_words() {
+    let app = spawn_app().await;
+    let no_type_names = |resp: &helpers::Response| {
+        let detail = resp.body["detail"].as_str().unwrap_or_default().to_owned();
+        for jargon in [
+            "Expected input type",
+            "occurred while parsing",
+            "verification failed",
+        ] {
+            assert!(!detail.contains(jargon), "{detail}");
+        }
+        detail
+    };
+    let resp = app
+        .post(
+            "/api/auth/signup",
+            None,
+            json!({"email": "n@example.com", "password": "s3cret-password", "full_name": null}),
+        )
+        .await;
+    assert_refused(&resp, "`full_name` must be text, not null", "null name");
+    no_type_names(&resp);
+    let resp = app
+        .post(
+            "/api/auth/signup",
+            None,
+            json!({"email": "n@example.com", "password": "s3cret-password"}),
+        )
+        .await;
+    assert_refused(&resp, "`full_name` is required", "missing name");
+    let resp = app
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": "a@example.com", "password": "x".repeat(300)}),
+        )
+        .await;
+    assert_refused(&resp, "`password` must be at most 256 characters", "long");
+    no_type_names(&resp);
+    let resp = app.post("/api/auth/login", None, json!([1, 2])).await;
+    assert_refused(&resp, "JSON object", "not an object");
+
+    let admin = app.signup("Words Co").await;
+    let resp = app
+        .put(
+            &format!("/api/company/{}", admin.company_id),
+            Some(&admin.token),
+            json!({"brand_color": "#12345678"}),
+        )
+        .await;
+    assert_refused(&resp, "`brand_color` must be at most 7 characters", "color");
+    no_type_names(&resp);
+    let employees = format!("/api/company/{}/employees", admin.company_id);
+    for (query, words) in [
+        ("limit=abc", "`limit` must be a whole number"),
+        ("limit=-1", "`limit` must be a whole number"),
+        ("skip=1.5", "`skip` must be a whole number"),
+    ] {
+        let resp = app
+            .get(&format!("{employees}?{query}"), Some(&admin.token))
+            .await;
+        resp.assert_error(422, "invalid_parameter");
+        let detail = no_type_names(&resp);
+        assert!(detail.contains(words), "{query}: {detail}");
+    }
+    let resp = app
+        .get("/api/employees/not-a-uuid", Some(&admin.token))
+        .await;
+    resp.assert_error(422, "invalid_parameter");
+    assert!(
+        resp.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("`employee_id` in the path must be a UUID"),
+        "{}",
+        resp.body
+    );
 }

@@ -1,5 +1,7 @@
 //! The `callingcard` binary itself: with no DATABASE_URL it runs its own PostgreSQL cluster under
-//! DATA_DIR, keeps data across restarts, and stops cleanly (cluster included) on SIGTERM/SIGINT.
+//! DATA_DIR, keeps data across restarts, and stops cleanly (cluster included) on SIGTERM/SIGINT;
+//! `create-superadmin` works beside it; its log file is plain text; each `--help` lists the
+//! environment.
 //!
 //! This test runs the built binary as a child process with a cluster of its own: that cluster is
 //! what it checks, so it cannot use the shared one.
@@ -140,4 +142,128 @@ async fn serves_with_its_own_cluster_and_keeps_data_across_restarts() {
     stop(&mut second, libc::SIGINT);
     assert!(!postmaster_running(&data_dir));
     let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+fn temp_data_dir(label: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "callingcard-{label}-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `create-superadmin` while `serve` runs on the same DATA_DIR: it uses the service's cluster
+/// rather than failing to start its own. The service's log, written to a file, is plain text
+/// and starts by saying where to go.
+#[tokio::test]
+async fn superadmin_is_created_beside_the_running_service_and_file_logs_are_plain() {
+    let data_dir = temp_data_dir("beside");
+    let logs = temp_data_dir("beside-logs");
+    let log_path = logs.join("serve.log");
+    let client = reqwest::Client::new();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_callingcard"))
+        .arg("serve")
+        .env_remove("DATABASE_URL")
+        .env_remove("JWT_SECRET")
+        .env_remove("NO_COLOR")
+        .env("DATA_DIR", &data_dir)
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "info")
+        .stdout(std::fs::File::create(&log_path).unwrap())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting callingcard serve");
+    wait_healthy(&client, &base, &mut serve).await;
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let url = format!("http://localhost:{port}");
+    assert!(
+        log.contains(&format!("listening on {url}, API docs at {url}/docs")),
+        "{log}"
+    );
+    assert!(!log.contains('\u{1b}'), "ANSI codes in a log file: {log:?}");
+
+    let created = Command::new(env!("CARGO_BIN_EXE_callingcard"))
+        .args(["create-superadmin", "--email", "root@example.com"])
+        .env_remove("DATABASE_URL")
+        .env_remove("JWT_SECRET")
+        .env("DATA_DIR", &data_dir)
+        .env("SUPERADMIN_PASSWORD", "granite-wombat-lagoon-93")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&created.stdout);
+    assert!(
+        created.status.success(),
+        "create-superadmin beside serve failed: {}{}",
+        stdout,
+        String::from_utf8_lossy(&created.stderr)
+    );
+    assert!(
+        stdout.contains("superadmin root@example.com created"),
+        "{stdout}"
+    );
+    assert!(
+        serve.try_wait().unwrap().is_none(),
+        "serve still runs after create-superadmin"
+    );
+
+    let login = client
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"email": "root@example.com", "password": "granite-wombat-lagoon-93"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        login.status(),
+        200,
+        "the new superadmin logs in to the service"
+    );
+    stop(&mut serve, libc::SIGTERM);
+    assert!(!postmaster_running(&data_dir));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let _ = std::fs::remove_dir_all(&logs);
+}
+
+/// `--help` of the binary and of each command that reads the environment lists its variables.
+#[test]
+fn every_help_names_the_environment_variables() {
+    let listed = callingcard::config::ENV_VARS
+        .iter()
+        .chain(callingcard::config::PROCESS_ENV_VARS);
+    let names: Vec<&str> = listed.map(|(name, _)| *name).collect();
+    for essential in [
+        "DATABASE_URL",
+        "CORS_ORIGINS",
+        "PUBLIC_BASE_URL",
+        "RUST_LOG",
+    ] {
+        assert!(names.contains(&essential), "{essential}");
+    }
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["migrate", "--help"],
+        &["create-superadmin", "--help"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_callingcard"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        for name in &names {
+            assert!(
+                help.contains(name),
+                "{args:?} --help does not name {name}:\n{help}"
+            );
+        }
+        if args[0] == "create-superadmin" {
+            assert!(help.contains("SUPERADMIN_PASSWORD"), "{help}");
+        }
+    }
 }
