@@ -8,4 +8,5 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod hex;
+pub mod model;
 pub mod startup;
