@@ -12,9 +12,9 @@ use crate::{
 };
 
 /// Default range of the aggregates (time series, breakdowns, leaderboard).
-pub(super) const DEFAULT_DAYS: i64 = 30;
-pub(super) const MAX_DAY_SPAN_DAYS: i64 = 400;
-pub(super) const MAX_HOUR_SPAN_DAYS: i64 = 31;
+const DEFAULT_DAYS: i64 = 30;
+const MAX_DAY_SPAN_DAYS: i64 = 400;
+const MAX_HOUR_SPAN_DAYS: i64 = 31;
 pub(super) const DEFAULT_LEADERBOARD_SIZE: u32 = 10;
 
 fn invalid_range(detail: impl Into<String>) -> ApiError {
