@@ -41,8 +41,8 @@ pub struct EventsPage {
 }
 
 impl EventsPage {
-    fn new(window: &EventWindow, events: Vec<EventRow>, summary: Tally) -> Self {
-        let mut events = events;
+    /// From up to `window.fetch()` events: the one past the page only tells that more follow.
+    fn new(window: &EventWindow, mut events: Vec<EventRow>, summary: Tally) -> Self {
         let next = if events.len() as i64 > window.limit {
             events.truncate(window.limit as usize);
             events.last().map(EventRow::cursor)
@@ -320,4 +320,52 @@ pub async fn export_page(
         )
         .await?;
     Ok(all(&rows)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeDelta;
+
+    use super::*;
+
+    fn event(n: i64) -> EventRow {
+        EventRow {
+            id: Uuid::from_u128(n as u128),
+            occurred_at: DateTime::from_timestamp(1_800_000_000 - n, 0).unwrap(),
+            employee_id: Uuid::nil(),
+            action: "view".into(),
+            link: None,
+            device: None,
+            region: None,
+        }
+    }
+
+    fn window(limit: i64) -> EventWindow {
+        let to = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        EventWindow {
+            from: Some(to - TimeDelta::days(1)),
+            to,
+            below: Cursor {
+                occurred_at: to,
+                id: Uuid::nil(),
+            },
+            limit,
+        }
+    }
+
+    #[test]
+    fn a_page_past_its_limit_points_at_its_last_event() {
+        let page = EventsPage::new(&window(2), (1..=3).map(event).collect(), Tally::default());
+        assert_eq!(page.events.len(), 2);
+        assert_eq!(page.next, Some(event(2).cursor()));
+    }
+
+    #[test]
+    fn the_last_page_has_no_next() {
+        for n in [0, 1, 2] {
+            let page = EventsPage::new(&window(2), (1..=n).map(event).collect(), Tally::default());
+            assert_eq!(page.events.len() as i64, n);
+            assert_eq!(page.next, None, "{n} events");
+        }
+    }
 }
