@@ -404,7 +404,7 @@ fn development_jwt_secret(data_dir: &std::path::Path) -> anyhow::Result<Secret> 
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let secret = crate::hex::lower(&bytes);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)

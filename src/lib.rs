@@ -7,4 +7,6 @@ pub mod card;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod hex;
+pub mod model;
 pub mod startup;

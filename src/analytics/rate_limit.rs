@@ -1,7 +1,7 @@
 //! A per-key token bucket with bounded memory, for the public tracking endpoint.
 //!
 //! Each key (in practice [`VisitorKey::rate_key`](super::visitor::VisitorKey::rate_key) of the
-//! client's address) owns a bucket of at most `burst` tokens, refilled continuously at
+//! client's address, already a keyed hash, so it is the table's key as it is) owns a bucket of at most `burst` tokens, refilled continuously at
 //! `per_second` tokens a second; a request takes one token or is refused with the time until one
 //! is available again.
 //!
@@ -19,8 +19,6 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-use sha2::{Digest, Sha256};
 
 /// Slack for floating-point rounding, in tokens: a client that waits exactly the advertised
 /// `Retry-After` must get through even if the refill sums to 0.999…9 tokens.
@@ -70,11 +68,11 @@ impl RateLimiter {
     /// Ok(()) or Err(retry_after) — the wait until one token is available, rounded UP to whole
     /// seconds, at least 1 s.
     ///
-    /// The key may be any byte string; it is hashed (SHA-256, first 16 bytes) so that every
-    /// tracked key costs the same small, fixed amount of memory. A refused request takes no
+    /// The key is a keyed hash of the client (16 bytes: every tracked key costs the same small,
+    /// fixed memory, and clients cannot choose keys that collide). A refused request takes no
     /// token, but it does count as the key being seen (for eviction).
-    pub fn check(&self, key: &[u8], now: Instant) -> Result<(), Duration> {
-        let key = digest(key);
+    pub fn check(&self, key: &[u8; 16], now: Instant) -> Result<(), Duration> {
+        let key = *key;
         // A panic while holding the lock cannot leave a bucket half-updated in a harmful way
         // (each is a plain value), so a poisoned lock is still usable.
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
@@ -99,10 +97,9 @@ impl RateLimiter {
 
     /// Like [`RateLimiter::check`], but takes no token and tracks no new key: for limits that
     /// count only some outcomes (failed logins), checked before the work and taken after it.
-    pub fn peek(&self, key: &[u8], now: Instant) -> Result<(), Duration> {
-        let key = digest(key);
+    pub fn peek(&self, key: &[u8; 16], now: Instant) -> Result<(), Duration> {
         let buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(bucket) = buckets.get(&key) else {
+        let Some(bucket) = buckets.get(key) else {
             return Ok(());
         };
         let tokens = self.refilled(bucket, now);
@@ -146,16 +143,16 @@ impl RateLimiter {
     }
 }
 
-/// The fixed-size table key for a caller's key.
-fn digest(key: &[u8]) -> [u8; 16] {
-    let mut out = [0; 16];
-    out.copy_from_slice(&Sha256::digest(key)[..16]);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A 16-byte key made of `name`, zero-padded (callers pass keyed hashes; tests need names).
+    fn key(name: &[u8]) -> [u8; 16] {
+        let mut out = [0; 16];
+        out[..name.len()].copy_from_slice(name);
+        out
+    }
 
     fn ms(millis: u64) -> Duration {
         Duration::from_millis(millis)
@@ -172,10 +169,10 @@ mod tests {
         let limiter = RateLimiter::new(5, 1.0, 100);
         let t0 = Instant::now();
         for i in 0..5 {
-            assert_eq!(limiter.check(b"a", t0), Ok(()), "request {i}");
+            assert_eq!(limiter.check(&key(b"a"), t0), Ok(()), "request {i}");
         }
-        assert!(limiter.check(b"a", t0).is_err());
-        assert!(limiter.check(b"a", t0).is_err());
+        assert!(limiter.check(&key(b"a"), t0).is_err());
+        assert!(limiter.check(&key(b"a"), t0).is_err());
     }
 
     #[test]
@@ -183,15 +180,15 @@ mod tests {
         let limiter = RateLimiter::new(2, 1.0, 100);
         let t0 = Instant::now();
         for _ in 0..5 {
-            assert_eq!(limiter.peek(b"a", t0), Ok(()));
+            assert_eq!(limiter.peek(&key(b"a"), t0), Ok(()));
         }
         assert_eq!(limiter.len(), 0, "peeking tracks no key");
-        limiter.check(b"a", t0).unwrap();
-        assert_eq!(limiter.peek(b"a", t0), Ok(()));
-        limiter.check(b"a", t0).unwrap();
-        assert_eq!(limiter.peek(b"a", t0), Err(Duration::from_secs(1)));
-        assert_eq!(limiter.peek(b"a", t0), limiter.check(b"a", t0));
-        assert_eq!(limiter.peek(b"a", t0 + ms(1000)), Ok(()));
+        limiter.check(&key(b"a"), t0).unwrap();
+        assert_eq!(limiter.peek(&key(b"a"), t0), Ok(()));
+        limiter.check(&key(b"a"), t0).unwrap();
+        assert_eq!(limiter.peek(&key(b"a"), t0), Err(Duration::from_secs(1)));
+        assert_eq!(limiter.peek(&key(b"a"), t0), limiter.check(&key(b"a"), t0));
+        assert_eq!(limiter.peek(&key(b"a"), t0 + ms(1000)), Ok(()));
     }
 
     #[test]
@@ -200,28 +197,28 @@ mod tests {
         let limiter = RateLimiter::new(3, 2.0, 100);
         let t0 = Instant::now();
         for _ in 0..3 {
-            limiter.check(b"a", t0).unwrap();
+            limiter.check(&key(b"a"), t0).unwrap();
         }
-        assert!(limiter.check(b"a", t0 + ms(499)).is_err());
-        assert_eq!(limiter.check(b"a", t0 + ms(500)), Ok(()));
-        assert!(limiter.check(b"a", t0 + ms(600)).is_err());
+        assert!(limiter.check(&key(b"a"), t0 + ms(499)).is_err());
+        assert_eq!(limiter.check(&key(b"a"), t0 + ms(500)), Ok(()));
+        assert!(limiter.check(&key(b"a"), t0 + ms(600)).is_err());
         // A long pause refills up to the burst, not beyond.
         let later = t0 + Duration::from_secs(3600);
         for _ in 0..3 {
-            assert_eq!(limiter.check(b"a", later), Ok(()));
+            assert_eq!(limiter.check(&key(b"a"), later), Ok(()));
         }
-        assert!(limiter.check(b"a", later).is_err());
+        assert!(limiter.check(&key(b"a"), later).is_err());
     }
 
     #[test]
     fn refused_requests_take_no_token() {
         let limiter = RateLimiter::new(1, 1.0, 100);
         let t0 = Instant::now();
-        limiter.check(b"a", t0).unwrap();
+        limiter.check(&key(b"a"), t0).unwrap();
         for step in 1..10 {
-            assert!(limiter.check(b"a", t0 + ms(step * 100)).is_err());
+            assert!(limiter.check(&key(b"a"), t0 + ms(step * 100)).is_err());
         }
-        assert_eq!(limiter.check(b"a", t0 + ms(1000)), Ok(()));
+        assert_eq!(limiter.check(&key(b"a"), t0 + ms(1000)), Ok(()));
     }
 
     #[test]
@@ -229,28 +226,28 @@ mod tests {
         // One token every 2.5 s.
         let limiter = RateLimiter::new(1, 0.4, 100);
         let t0 = Instant::now();
-        limiter.check(b"a", t0).unwrap();
-        assert_eq!(limiter.check(b"a", t0), Err(Duration::from_secs(3)));
+        limiter.check(&key(b"a"), t0).unwrap();
+        assert_eq!(limiter.check(&key(b"a"), t0), Err(Duration::from_secs(3)));
         assert_eq!(
-            limiter.check(b"a", t0 + ms(500)),
+            limiter.check(&key(b"a"), t0 + ms(500)),
             Err(Duration::from_secs(2))
         );
         assert_eq!(
-            limiter.check(b"a", t0 + ms(1500)),
+            limiter.check(&key(b"a"), t0 + ms(1500)),
             Err(Duration::from_secs(1))
         );
         // 10 ms to go: still a whole second.
         assert_eq!(
-            limiter.check(b"a", t0 + ms(2490)),
+            limiter.check(&key(b"a"), t0 + ms(2490)),
             Err(Duration::from_secs(1))
         );
-        assert_eq!(limiter.check(b"a", t0 + ms(2500)), Ok(()));
+        assert_eq!(limiter.check(&key(b"a"), t0 + ms(2500)), Ok(()));
 
         // A fast refill: 100 tokens a second, so 10 ms to wait, advertised as 1 s.
         let fast = RateLimiter::new(2, 100.0, 100);
-        fast.check(b"a", t0).unwrap();
-        fast.check(b"a", t0).unwrap();
-        assert_eq!(fast.check(b"a", t0), Err(Duration::from_secs(1)));
+        fast.check(&key(b"a"), t0).unwrap();
+        fast.check(&key(b"a"), t0).unwrap();
+        assert_eq!(fast.check(&key(b"a"), t0), Err(Duration::from_secs(1)));
     }
 
     #[test]
@@ -261,7 +258,7 @@ mod tests {
             for _ in 0..20 {
                 // Use up whatever is left (a rounded-up wait may have refilled more than one).
                 let wait = loop {
-                    if let Err(wait) = limiter.check(b"k", now) {
+                    if let Err(wait) = limiter.check(&key(b"k"), now) {
                         break wait;
                     }
                 };
@@ -269,7 +266,7 @@ mod tests {
                 assert_eq!(wait.subsec_nanos(), 0, "whole seconds");
                 now += wait;
                 assert_eq!(
-                    limiter.check(b"k", now),
+                    limiter.check(&key(b"k"), now),
                     Ok(()),
                     "burst {burst}, rate {rate}"
                 );
@@ -281,29 +278,32 @@ mod tests {
     fn keys_are_independent() {
         let limiter = RateLimiter::new(2, 1.0, 100);
         let t0 = Instant::now();
-        limiter.check(b"a", t0).unwrap();
-        limiter.check(b"a", t0).unwrap();
-        assert!(limiter.check(b"a", t0).is_err());
-        assert_eq!(limiter.check(b"b", t0), Ok(()));
-        assert_eq!(limiter.check(b"b", t0), Ok(()));
-        assert!(limiter.check(b"b", t0).is_err());
-        // Keys of any length, including 16-byte hashes and the empty key.
+        limiter.check(&key(b"a"), t0).unwrap();
+        limiter.check(&key(b"a"), t0).unwrap();
+        assert!(limiter.check(&key(b"a"), t0).is_err());
+        assert_eq!(limiter.check(&key(b"b"), t0), Ok(()));
+        assert_eq!(limiter.check(&key(b"b"), t0), Ok(()));
+        assert!(limiter.check(&key(b"b"), t0).is_err());
+        // Keys differing in any byte, the all-zero key included.
         assert_eq!(limiter.check(&[7; 16], t0), Ok(()));
-        assert_eq!(limiter.check(b"", t0), Ok(()));
-        assert_eq!(
-            limiter.check(b"a much longer key than sixteen bytes", t0),
-            Ok(())
-        );
-        assert!(limiter.check(b"a", t0).is_err());
+        assert_eq!(limiter.check(&[0; 16], t0), Ok(()));
+        let mut last_byte = key(b"a");
+        last_byte[15] = 1;
+        assert_eq!(limiter.check(&last_byte, t0), Ok(()));
+        assert!(limiter.check(&key(b"a"), t0).is_err());
     }
 
     #[test]
     fn time_going_backwards_counts_as_no_time() {
         let limiter = RateLimiter::new(1, 1.0, 100);
         let t0 = Instant::now() + Duration::from_secs(10);
-        limiter.check(b"a", t0).unwrap();
-        assert!(limiter.check(b"a", t0 - Duration::from_secs(5)).is_err());
-        assert_eq!(limiter.check(b"a", t0 + ms(1000)), Ok(()));
+        limiter.check(&key(b"a"), t0).unwrap();
+        assert!(
+            limiter
+                .check(&key(b"a"), t0 - Duration::from_secs(5))
+                .is_err()
+        );
+        assert_eq!(limiter.check(&key(b"a"), t0 + ms(1000)), Ok(()));
     }
 
     #[test]
@@ -314,7 +314,7 @@ mod tests {
         for i in 0..100_000u32 {
             // All at the same instant: no bucket is ever full again, so this exercises the
             // least-recently-seen eviction.
-            assert_eq!(limiter.check(&i.to_le_bytes(), t0), Ok(()));
+            assert_eq!(limiter.check(&key(&i.to_le_bytes()), t0), Ok(()));
             assert!(limiter.len() <= max_keys);
         }
         let buckets = limiter.buckets.lock().unwrap();
@@ -331,23 +331,23 @@ mod tests {
         let t0 = Instant::now();
         // The abuser empties its bucket first, so it is the least recently seen key.
         for _ in 0..5 {
-            limiter.check(b"abuser", t0).unwrap();
+            limiter.check(&key(b"abuser"), t0).unwrap();
         }
-        assert!(limiter.check(b"abuser", t0).is_err());
+        assert!(limiter.check(&key(b"abuser"), t0).is_err());
         // 99 others take one token each, filling the table.
         for i in 0..99u32 {
-            limiter.check(&i.to_le_bytes(), t0 + ms(1)).unwrap();
+            limiter.check(&key(&i.to_le_bytes()), t0 + ms(1)).unwrap();
         }
         assert_eq!(limiter.len(), 100);
         // Two seconds later the others are full again (5 - 1 + 2 ≥ 5) and the abuser is not
         // (0 + 2 < 5): a newcomer evicts the others, not the abuser.
         let t2 = t0 + Duration::from_secs(2);
-        limiter.check(b"newcomer", t2).unwrap();
+        limiter.check(&key(b"newcomer"), t2).unwrap();
         assert_eq!(limiter.len(), 2);
-        assert_eq!(limiter.check(b"abuser", t2), Ok(()));
-        assert_eq!(limiter.check(b"abuser", t2), Ok(()));
+        assert_eq!(limiter.check(&key(b"abuser"), t2), Ok(()));
+        assert_eq!(limiter.check(&key(b"abuser"), t2), Ok(()));
         assert!(
-            limiter.check(b"abuser", t2).is_err(),
+            limiter.check(&key(b"abuser"), t2).is_err(),
             "the abuser's bucket was reset"
         );
     }
@@ -361,9 +361,9 @@ mod tests {
         // 100 000 distinct keys, one a millisecond (100 s in all); the abuser tries every 10 ms.
         for i in 0..100_000u64 {
             let now = t0 + ms(i);
-            limiter.check(&i.to_le_bytes(), now).unwrap();
+            limiter.check(&key(&i.to_le_bytes()), now).unwrap();
             assert!(limiter.len() <= max_keys);
-            if i % 10 == 0 && limiter.check(b"abuser", now).is_ok() {
+            if i % 10 == 0 && limiter.check(&key(b"abuser"), now).is_ok() {
                 allowed += 1;
             }
         }

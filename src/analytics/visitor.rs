@@ -21,13 +21,16 @@
 //! IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, as seen by a dual-stack socket) is the IPv4
 //! address it maps.
 //!
-//! HMAC is implemented here by hand (RFC 2104) on top of `sha2`, checked against RFC 4231.
+//! HMAC is the `hmac` crate's over `sha2`, checked here against RFC 4231.
 
 use std::fmt;
 use std::net::IpAddr;
 
 use chrono::NaiveDate;
-use sha2::{Digest, Sha256};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+use crate::hex;
 
 /// The secret behind visitor ids and rate-limit keys.
 #[derive(Clone)]
@@ -64,7 +67,7 @@ impl VisitorKey {
         let label = format!("visitor:{}", day.format("%Y-%m-%d"));
         let day_key = hmac_sha256(&self.secret, &[label.as_bytes()]);
         let mac = hmac_sha256(&day_key, &[&ip_bytes(&ip), &[0], user_agent.as_bytes()]);
-        hex(&mac[..16])
+        hex::lower(&mac[..16])
     }
 
     /// Also a key for the rate limiter: the IP alone (no UA, so switching UA does not escape),
@@ -91,36 +94,11 @@ fn ip_bytes(ip: &IpAddr) -> Vec<u8> {
 
 /// HMAC-SHA256 (RFC 2104) of the concatenation of `message` parts.
 fn hmac_sha256(key: &[u8], message: &[&[u8]]) -> [u8; 32] {
-    const BLOCK: usize = 64;
-    // Keys longer than a block are hashed first; shorter ones are zero-padded.
-    let mut block = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::new();
-    inner.update(block.map(|b| b ^ 0x36));
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
     for part in message {
-        inner.update(part);
+        mac.update(part);
     }
-    let mut outer = Sha256::new();
-    outer.update(block.map(|b| b ^ 0x5c));
-    outer.update(inner.finalize());
-    let mut out = [0; 32];
-    out.copy_from_slice(&outer.finalize());
-    out
-}
-
-/// Lowercase hex.
-fn hex(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0x0f)]));
-    }
-    out
+    mac.finalize().into_bytes().into()
 }
 
 #[cfg(test)]
@@ -147,12 +125,12 @@ mod tests {
     fn hmac_matches_rfc_4231() {
         // Test case 1.
         assert_eq!(
-            hex(&hmac_sha256(&[0x0b; 20], &[b"Hi There"])),
+            hex::lower(&hmac_sha256(&[0x0b; 20], &[b"Hi There"])),
             "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
         );
         // Test case 2: a key shorter than the output.
         assert_eq!(
-            hex(&hmac_sha256(b"Jefe", &[b"what do ya want for nothing?"])),
+            hex::lower(&hmac_sha256(b"Jefe", &[b"what do ya want for nothing?"])),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
         // The message may come in parts.
@@ -162,7 +140,7 @@ mod tests {
         );
         // Test case 6: a key longer than the block size, hashed first.
         assert_eq!(
-            hex(&hmac_sha256(
+            hex::lower(&hmac_sha256(
                 &[0xaa; 131],
                 &[b"Test Using Larger Than Block-Size Key - Hash Key First"]
             )),
@@ -185,11 +163,11 @@ mod tests {
             "43b0818cc2fe43c2d5089c112d040d91"
         );
         assert_eq!(
-            hex(&key.rate_key(ip("203.0.113.7"))),
+            hex::lower(&key.rate_key(ip("203.0.113.7"))),
             "7b1080ea4e38a95e3e3090198604f073"
         );
         assert_eq!(
-            hex(&key.rate_key(ip("2001:db8:1234:5678::1"))),
+            hex::lower(&key.rate_key(ip("2001:db8:1234:5678::1"))),
             "1b5ad65fd4721f4440b73277817416f2"
         );
     }
@@ -316,15 +294,15 @@ mod tests {
         let id = k.visitor_id(a, UA, day("2024-03-01"));
         assert!(!id.contains("10.0.0.1"));
         assert!(!id.contains("0a000001"), "hex of the address");
-        assert!(!hex(&k.rate_key(a)).contains("0a000001"));
+        assert!(!hex::lower(&k.rate_key(a)).contains("0a000001"));
     }
 
     #[test]
     fn the_rate_key_ignores_the_day_and_differs_from_the_visitor_id() {
         let k = key();
         let a = ip("198.51.100.23");
-        let rate = hex(&k.rate_key(a));
-        assert_eq!(rate, hex(&key().rate_key(a)));
+        let rate = hex::lower(&k.rate_key(a));
+        assert_eq!(rate, hex::lower(&key().rate_key(a)));
         assert_ne!(rate, k.visitor_id(a, "", day("2024-03-01")));
         assert_ne!(k.rate_key(a), k.rate_key(ip("198.51.100.24")));
     }

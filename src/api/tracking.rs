@@ -122,7 +122,11 @@ impl TrackingApi {
     ///
     /// Public; the card page calls it with `navigator.sendBeacon`. Page views and vCard
     /// downloads are also recorded by the server when it serves them.
-    #[oai(path = "/analytics/track", method = "post")]
+    #[oai(
+        path = "/analytics/track",
+        method = "post",
+        operation_id = "trackEvent"
+    )]
     async fn track(
         &self,
         state: Data<&AppState>,

@@ -36,7 +36,7 @@ const TRACKED_ADDRESSES: usize = 100_000;
 /// A client address as the throttle knows it: a keyed hash (IPv6 by its /64), the same on every
 /// instance that shares the secret, never the address itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClientKey(Vec<u8>);
+pub struct ClientKey([u8; 16]);
 
 pub struct LoginThrottle {
     address_keys: VisitorKey,
@@ -60,7 +60,7 @@ impl LoginThrottle {
     }
 
     pub fn client(&self, ip: IpAddr) -> ClientKey {
-        ClientKey(self.address_keys.rate_key(ip).to_vec())
+        ClientKey(self.address_keys.rate_key(ip))
     }
 
     /// 429 when this address has failed too often lately.
@@ -99,7 +99,12 @@ impl LoginThrottle {
         let row = tx
             .query_one(
                 ACCOUNT_WAIT,
-                [&email, &client.0, &self.account_limit, &self.trust_seconds],
+                [
+                    &email,
+                    &client.0.as_slice(),
+                    &self.account_limit,
+                    &self.trust_seconds,
+                ],
             )
             .await?;
         Ok(row.try_get(0)?)
@@ -124,7 +129,12 @@ impl LoginThrottle {
         db.write_public(async |tx| {
             tx.execute(
                 ACCOUNT_FAILED,
-                [&email, &client.0, &self.account_limit, &self.trust_seconds],
+                [
+                    &email,
+                    &client.0.as_slice(),
+                    &self.account_limit,
+                    &self.trust_seconds,
+                ],
             )
             .await
         })
@@ -139,8 +149,11 @@ impl LoginThrottle {
         email: &str,
         client: &ClientKey,
     ) -> Result<(), ApiError> {
-        db.write_public(async |tx| tx.execute(ACCOUNT_SUCCEEDED, [&email, &client.0]).await)
-            .await?;
+        db.write_public(async |tx| {
+            tx.execute(ACCOUNT_SUCCEEDED, [&email, &client.0.as_slice()])
+                .await
+        })
+        .await?;
         Ok(())
     }
 

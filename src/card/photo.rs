@@ -397,14 +397,7 @@ fn narrow(sample: u16) -> u8 {
 
 /// Lowercase hex of the first 16 bytes of the SHA-256 of `bytes` (32 characters).
 pub fn content_hash(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::digest(bytes);
-    let mut out = String::with_capacity(32);
-    for &b in digest.iter().take(16) {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0x0f)]));
-    }
-    out
+    crate::hex::lower(&Sha256::digest(bytes)[..16])
 }
 
 fn check_dimensions(width: u32, height: u32) -> Result<(), ImageError> {

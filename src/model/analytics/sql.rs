@@ -1,0 +1,193 @@
+//! The statements of the dashboards and the export. Every one is led by `company_id = $1`, which
+//! row-level security checks again; the tenant's transaction is the only way they run.
+
+/// Where the company's event detail starts: `now()` minus the retention of its current plan
+/// (`d30` without an active subscription, as ingestion assumes). A scalar sub-select on `$1`,
+/// evaluated once per statement.
+macro_rules! retention_start {
+    () => {
+        "(SELECT CASE coalesce(max(p.retention), 'd30')
+                     WHEN 'd30' THEN now() - interval '30 days'
+                     WHEN 'd365' THEN now() - interval '365 days'
+                     ELSE '-infinity'::timestamptz
+                 END
+          FROM subscriptions s JOIN plans p ON p.plan = s.plan
+          WHERE s.company_id = $1 AND s.active)"
+    };
+}
+
+pub(super) const COMPANY_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM companies WHERE id = $1)";
+
+/// Whether the employee exists, and whether the caller's login is linked to it.
+pub(super) const EMPLOYEE_ACCESS: &str = "SELECT
+         EXISTS (SELECT 1 FROM employees WHERE company_id = $1 AND id = $2) AS found,
+         EXISTS (SELECT 1 FROM users
+                 WHERE company_id = $1 AND id = $3 AND employee_id = $2 AND is_active) AS linked";
+
+/// One page, newest first, below the keyset `($3, $4)`; served by
+/// `card_events_company_time_idx (company_id, occurred_at DESC, id DESC)`.
+pub(super) const COMPANY_EVENTS: &str = concat!(
+    "SELECT id, occurred_at, employee_id, action, link, device, region
+     FROM card_events
+     WHERE company_id = $1
+       AND occurred_at > ",
+    retention_start!(),
+    "
+       AND occurred_at >= coalesce($2::timestamptz, '-infinity')
+       AND (occurred_at, id) < ($3::timestamptz, $4::uuid)
+     ORDER BY occurred_at DESC, id DESC
+     LIMIT $5"
+);
+
+/// As [`COMPANY_EVENTS`], for one employee (`card_events_employee_time_idx`).
+pub(super) const EMPLOYEE_EVENTS: &str = concat!(
+    "SELECT id, occurred_at, employee_id, action, link, device, region
+     FROM card_events
+     WHERE company_id = $1 AND employee_id = $6
+       AND occurred_at > ",
+    retention_start!(),
+    "
+       AND occurred_at >= coalesce($2::timestamptz, '-infinity')
+       AND (occurred_at, id) < ($3::timestamptz, $4::uuid)
+     ORDER BY occurred_at DESC, id DESC
+     LIMIT $5"
+);
+
+/// Counts per action over whole hours: `from` (default: the start of retention) rounded down,
+/// `to` rounded up (an hour starting before `to` counts).
+pub(super) const COMPANY_SUMMARY: &str = concat!(
+    "SELECT action, sum(events)::bigint
+     FROM card_rollup_action_hourly
+     WHERE company_id = $1
+       AND hour >= date_trunc('hour', coalesce($2::timestamptz, ",
+    retention_start!(),
+    "), 'UTC')
+       AND hour < $3
+     GROUP BY action"
+);
+
+pub(super) const EMPLOYEE_SUMMARY: &str = concat!(
+    "SELECT action, sum(events)::bigint
+     FROM card_rollup_employee_hourly
+     WHERE company_id = $1 AND employee_id = $4
+       AND hour >= date_trunc('hour', coalesce($2::timestamptz, ",
+    retention_start!(),
+    "), 'UTC')
+       AND hour < $3
+     GROUP BY action"
+);
+
+// The time series: the buckets' bounds are computed in Rust (chrono-tz, DST-correct) and sent as
+// a sorted array; `width_bucket` files each UTC hour under the bucket its start falls in. One
+// time-zone database (the service's) decides both the labels and the grouping, so a zone the
+// server's tzdata spells differently cannot disagree with the labels.
+
+/// `(bucket, action, events)`; bucket `i` (1-based) is `[$2[i], $2[i+1])`.
+pub(super) const COMPANY_COUNTS_BY_BUCKET: &str =
+    "SELECT width_bucket(hour, $2::timestamptz[]) AS bucket, action, sum(events)::bigint
+     FROM card_rollup_action_hourly
+     WHERE company_id = $1 AND hour >= $3 AND hour < $4
+     GROUP BY 1, 2";
+
+pub(super) const EMPLOYEE_COUNTS_BY_BUCKET: &str =
+    "SELECT width_bucket(hour, $2::timestamptz[]) AS bucket, action, sum(events)::bigint
+     FROM card_rollup_employee_hourly
+     WHERE company_id = $1 AND employee_id = $5 AND hour >= $3 AND hour < $4
+     GROUP BY 1, 2";
+
+/// `(bucket, unique visitors)` per bucket, and a row with a null bucket for the whole range:
+/// visitors counted in the hour they were first seen in their (UTC) day, so sums are exact for
+/// whole UTC days and a year reads one row per hour.
+pub(super) const COMPANY_VISITORS_BY_BUCKET: &str =
+    "SELECT width_bucket(hour, $2::timestamptz[]) AS bucket, coalesce(sum(visitors), 0)::bigint
+     FROM card_rollup_visitors_hourly
+     WHERE company_id = $1 AND card = '00000000-0000-0000-0000-000000000000'
+       AND hour >= $3 AND hour < $4
+     GROUP BY GROUPING SETS ((width_bucket(hour, $2::timestamptz[])), ())";
+
+pub(super) const EMPLOYEE_VISITORS_BY_BUCKET: &str =
+    "SELECT width_bucket(hour, $2::timestamptz[]) AS bucket, coalesce(sum(visitors), 0)::bigint
+     FROM card_rollup_visitors_hourly
+     WHERE company_id = $1 AND card = $5 AND hour >= $3 AND hour < $4
+     GROUP BY GROUPING SETS ((width_bucket(hour, $2::timestamptz[])), ())";
+
+// Breakdowns and the leaderboard need no time zone: a range is whole UTC hours, read as whole UTC
+// days from the daily rollups and the hours before the first and after the last whole day from
+// the hourly ones (see [`Tiers`]): `$2..$3` the head hours, `$4..$5` the days, `$6..$7` the tail
+// hours. A year reads 365 rows per employee (or device and region) and at most 46 hours.
+
+/// People's events and views per device or region (`''`, unknown, reads `unknown`).
+macro_rules! breakdown {
+    ($column:literal) => {
+        concat!(
+            "WITH counts (value, events, views) AS (
+                 SELECT ", $column, ", view + scan_qr + call + email + whatsapp + download_vcard
+                                       + link_click + share, view + scan_qr
+                 FROM card_rollup_company_daily
+                 WHERE company_id = $1 AND day >= $4 AND day < $5
+                 UNION ALL
+                 SELECT ", $column, ", events,
+                        CASE WHEN action IN ('view', 'scan_qr') THEN events ELSE 0 END
+                 FROM card_rollup_company_hourly
+                 WHERE company_id = $1 AND ((hour >= $2 AND hour < $3) OR (hour >= $6 AND hour < $7))
+                   AND action <> 'preview'
+             )
+             SELECT coalesce(nullif(value, ''), 'unknown') AS value, sum(events)::bigint,
+                    sum(views)::bigint
+             FROM counts
+             GROUP BY 1
+             HAVING sum(events) > 0
+             ORDER BY 2 DESC, 1"
+        )
+    };
+}
+
+pub(super) const BREAKDOWN_BY_DEVICE: &str = breakdown!("device");
+pub(super) const BREAKDOWN_BY_REGION: &str = breakdown!("region");
+
+/// Ranked on the rollups first, joined to the (possibly deleted) employees after. Engagements are
+/// the actions of [`crate::analytics::Action::is_engagement`]; an employee with nothing but previews is not listed.
+pub(super) const LEADERBOARD: &str =
+    "WITH counts (employee_id, views, engagements, saved_contacts) AS (
+         SELECT employee_id, view + scan_qr,
+                call + email + whatsapp + download_vcard + link_click + share, download_vcard
+         FROM card_rollup_employee_daily
+         WHERE company_id = $1 AND day >= $4 AND day < $5
+         UNION ALL
+         SELECT employee_id,
+                CASE WHEN action IN ('view', 'scan_qr') THEN events ELSE 0 END,
+                CASE WHEN action IN ('call', 'email', 'whatsapp', 'download_vcard', 'link_click',
+                                     'share') THEN events ELSE 0 END,
+                CASE WHEN action = 'download_vcard' THEN events ELSE 0 END
+         FROM card_rollup_employee_hourly
+         WHERE company_id = $1 AND ((hour >= $2 AND hour < $3) OR (hour >= $6 AND hour < $7))
+     ), ranked AS (
+         SELECT employee_id, sum(views)::bigint AS views, sum(engagements)::bigint AS engagements,
+                sum(saved_contacts)::bigint AS saved_contacts
+         FROM counts
+         GROUP BY employee_id
+         HAVING sum(views) + sum(engagements) > 0
+         ORDER BY engagements DESC, views DESC, employee_id
+         LIMIT $8
+     )
+     SELECT r.employee_id, e.full_name, r.views, r.engagements, r.saved_contacts
+     FROM ranked r LEFT JOIN employees e ON e.company_id = $1 AND e.id = r.employee_id
+     ORDER BY r.engagements DESC, r.views DESC, r.employee_id";
+
+pub(super) const COMPANY_SLUG: &str = "SELECT slug FROM companies WHERE id = $1";
+
+/// One page of the export, oldest first, after the keyset `($4, $5)` (the backward scan of
+/// `card_events_company_time_idx`).
+pub(super) const EXPORT_PAGE: &str = concat!(
+    "SELECT id, occurred_at, employee_id, action, link, device, region
+     FROM card_events
+     WHERE company_id = $1
+       AND occurred_at > ",
+    retention_start!(),
+    "
+       AND occurred_at >= coalesce($2::timestamptz, '-infinity')
+       AND occurred_at < $3
+       AND (occurred_at, id) > (coalesce($4::timestamptz, '-infinity'), $5::uuid)
+     ORDER BY occurred_at, id
+     LIMIT $6"
+);
