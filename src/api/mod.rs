@@ -6,13 +6,16 @@ pub mod cards;
 pub mod companies;
 pub mod employees;
 pub mod health;
+pub mod http;
 pub mod json_string;
 pub mod media;
 pub mod nul;
+pub mod public_cards;
 pub mod spec;
 pub mod subscriptions;
 pub mod time_bound;
 pub mod tracking;
+pub mod upload;
 pub mod users;
 pub mod validate;
 
@@ -71,7 +74,6 @@ pub type Apis = (
     auth::AuthApi,
     companies::CompaniesApi,
     employees::EmployeesApi,
-    media::MediaApi,
     cards::CardsApi,
     tracking::TrackingApi,
     analytics::AnalyticsApi,
@@ -87,7 +89,6 @@ pub fn service() -> OpenApiService<Apis, ()> {
             auth::AuthApi,
             companies::CompaniesApi,
             employees::EmployeesApi,
-            media::MediaApi,
             cards::CardsApi,
             tracking::TrackingApi,
             analytics::AnalyticsApi,
