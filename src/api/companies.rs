@@ -248,7 +248,6 @@ impl CompaniesApi {
     #[oai(
         path = "/company/:company_id/logo",
         method = "put",
-        tag = "ApiTags::Employees",
         operation_id = "uploadCompanyLogo"
     )]
     async fn put_logo(
@@ -266,7 +265,6 @@ impl CompaniesApi {
     #[oai(
         path = "/company/:company_id/logo",
         method = "delete",
-        tag = "ApiTags::Employees",
         operation_id = "deleteCompanyLogo"
     )]
     async fn delete_logo(

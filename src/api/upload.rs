@@ -33,8 +33,9 @@ pub enum ImageUpload {
 
 #[derive(Multipart)]
 pub struct ImageForm {
-    /// The image (required). Optional to the form parser only, so that a form without it is
-    /// answered like any other invalid field (422), not as an unreadable request.
+    // Optional to the form parser only, so that a form without it is answered like any other
+    // invalid field (422), not as an unreadable request.
+    /// The image. Required: a form without it is refused (422, `invalid_upload`).
     file: Option<Upload>,
 }
 

@@ -9,7 +9,7 @@ use poem_openapi::Enum;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// The role of a login, as stored in `users.role` and seen by the policies as `app.role`.
+// The role of a login, as stored in `users.role` and seen by the policies as `app.role`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Enum)]
 #[serde(rename_all = "lowercase")]
 #[oai(rename_all = "lowercase")]
