@@ -4,7 +4,7 @@ use poem::{Request, web::Data};
 use poem_openapi::{Object, OpenApi, payload::Json};
 use uuid::Uuid;
 
-use super::{ApiTags, AppState, Created, JsonString, NoContent, users::User, validate};
+use super::{ApiTags, AppState, Created, JsonString, NoContent, schemas::User, validate};
 use crate::{
     auth::{BearerAuth, Role, policy::PasswordContext, throttle::LoginThrottle},
     db::{DbError, Tenant},

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{
     ApiTags, AppState, Created, JsonString, NoContent, Paged, page,
-    subscriptions::Plan,
+    schemas::Plan,
     upload::{self, ImageUpload},
     validate,
 };

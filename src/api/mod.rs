@@ -11,6 +11,7 @@ pub mod json_string;
 pub mod media;
 pub mod nul;
 pub mod public_cards;
+pub mod schemas;
 pub mod spec;
 pub mod subscriptions;
 pub mod time_bound;

@@ -2,43 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use poem::web::Data;
-use poem_openapi::{Enum, Object, OpenApi, param::Path, payload::Json};
+use poem_openapi::{Object, OpenApi, param::Path, payload::Json};
 use uuid::Uuid;
 
-use super::{ApiTags, AppState};
+use super::{ApiTags, AppState, schemas::Plan};
 use crate::{auth::BearerAuth, error::ApiError, model};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-#[oai(rename_all = "lowercase")]
-pub enum Plan {
-    /// 2 employees.
-    Free,
-    /// 50 employees.
-    Professional,
-    /// No limit.
-    Enterprise,
-}
-
-impl Plan {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Plan::Free => "free",
-            Plan::Professional => "professional",
-            Plan::Enterprise => "enterprise",
-        }
-    }
-
-    fn parse(raw: &str) -> Result<Self, ApiError> {
-        match raw {
-            "free" => Ok(Plan::Free),
-            "professional" => Ok(Plan::Professional),
-            "enterprise" => Ok(Plan::Enterprise),
-            other => Err(ApiError::internal(format!(
-                "unknown plan {other} in the database"
-            ))),
-        }
-    }
-}
 
 #[derive(Debug, Object)]
 pub struct PlanInfo {

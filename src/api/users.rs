@@ -1,46 +1,16 @@
 //! Logins: an admin gives a teammate access to the company, as admin or employee.
 
-use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::{Object, OpenApi, param::Path, param::Query, payload::Json};
 use uuid::Uuid;
 
-use super::{ApiTags, AppState, Created, JsonString, Paged, page, validate};
+use super::{ApiTags, AppState, Created, JsonString, Paged, page, schemas::User, validate};
 use crate::{
     auth::{BearerAuth, Role, password::HashingPool, policy::PasswordContext},
     db::Tenant,
     error::ApiError,
     model::{self, user::NewUser},
 };
-
-#[derive(Debug, Object)]
-pub struct User {
-    pub id: Uuid,
-    pub company_id: Uuid,
-    pub email: String,
-    pub full_name: String,
-    pub role: Role,
-    pub is_active: bool,
-    /// The employee record this login may edit, if any.
-    #[oai(nullable)]
-    pub employee_id: Option<Uuid>,
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<model::user::User> for User {
-    fn from(u: model::user::User) -> Self {
-        Self {
-            id: u.id,
-            company_id: u.company_id,
-            email: u.email,
-            full_name: u.full_name,
-            role: u.role,
-            is_active: u.is_active,
-            employee_id: u.employee_id,
-            created_at: u.created_at,
-        }
-    }
-}
 
 /// Roles an admin may hand out.
 #[derive(Debug, Clone, Copy, poem_openapi::Enum)]
