@@ -231,6 +231,31 @@ pub async fn update(
     Ok(Some(Company::try_from(&row)?))
 }
 
+/// One page of a company's list, its total, and whether the company exists at all (an empty
+/// list of a missing company is not the same answer), in one pipelined read: the `list` query
+/// takes `($1 company, $2 offset, $3 limit)`, the `count` query `($1 company)`.
+/// `None` when the company does not exist (or row-level security hides it).
+pub async fn page_of<T>(
+    tx: &TenantTx,
+    company_id: Uuid,
+    (list, count): (&str, &str),
+    (offset, limit): (i64, i64),
+) -> Result<Option<(Vec<T>, i64)>, DbError>
+where
+    T: for<'r> TryFrom<&'r Row, Error = DbError>,
+{
+    let (exists, rows, total) = tokio::join!(
+        exists(tx, company_id),
+        tx.query(list, [&company_id, &offset, &limit]),
+        tx.query_one(count, [&company_id]),
+    );
+    if !exists? {
+        return Ok(None);
+    }
+    let total: i64 = total?.try_get(0)?;
+    Ok(Some((super::from_rows(&rows?)?, total)))
+}
+
 /// Slugs to try for a company named `name`, in order: its slug base (at most 60 characters,
 /// leaving room for a suffix), then `base-<random>`. Concurrent sign-ups of the same name each
 /// end up with their own.

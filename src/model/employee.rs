@@ -279,7 +279,7 @@ pub async fn list(
     company_id: Uuid,
     page: (i64, i64),
 ) -> Result<Option<(Vec<Employee>, i64)>, DbError> {
-    super::company_page(tx, company_id, (LIST_EMPLOYEES, COUNT_EMPLOYEES), page).await
+    super::company::page_of(tx, company_id, (LIST_EMPLOYEES, COUNT_EMPLOYEES), page).await
 }
 
 /// Whether `editor` may change the employee, without locking it: checked before costly work

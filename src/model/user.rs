@@ -169,7 +169,7 @@ pub async fn list(
     company_id: Uuid,
     page: (i64, i64),
 ) -> Result<Option<(Vec<User>, i64)>, DbError> {
-    super::company_page(tx, company_id, (LIST_USERS, COUNT_USERS), page).await
+    super::company::page_of(tx, company_id, (LIST_USERS, COUNT_USERS), page).await
 }
 
 /// A new company with `slug` and its first admin, on the free plan; `false` if the slug is
