@@ -294,9 +294,11 @@ impl From<DbError> for ApiError {
         if *code == SqlState::CHARACTER_NOT_IN_REPERTOIRE {
             return Self::invalid("Text must not contain NUL characters");
         }
-        // Writing a row of another tenant: answer as if it did not exist.
-        if *code == SqlState::INSUFFICIENT_PRIVILEGE && db.message().contains("row-level security")
-        {
+        // Writing a row of another tenant (a row-level security policy refused it): answer as if
+        // it did not exist. Told by its SQLSTATE, never by the server's wording; a missing GRANT
+        // shares the code, so it is logged.
+        if *code == SqlState::INSUFFICIENT_PRIVILEGE {
+            tracing::warn!(error = %db.message(), "statement refused: insufficient privilege");
             return Self::not_found("Not found");
         }
         if *code == SqlState::QUERY_CANCELED {
@@ -318,6 +320,44 @@ impl std::fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
+
+impl From<crate::model::employee::EditError> for ApiError {
+    fn from(err: crate::model::employee::EditError) -> Self {
+        use crate::model::employee::EditError;
+        match err {
+            EditError::NotFound => Self::not_found("Employee not found"),
+            EditError::NotLinked => Self::forbidden("You can only edit your own card"),
+            EditError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::model::employee::CreateError> for ApiError {
+    fn from(err: crate::model::employee::CreateError) -> Self {
+        use crate::model::employee::CreateError;
+        match err {
+            CreateError::NoCompany => Self::not_found("Company not found"),
+            CreateError::PlanFull { plan_title, limit } => Self::new(
+                StatusCode::PAYMENT_REQUIRED,
+                "plan_limit_reached",
+                format!(
+                    "The {plan_title} plan allows {limit} employees. Upgrade the plan to add more."
+                ),
+            ),
+            CreateError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl ApiError {
+    /// No free slug was found for a new company's name.
+    pub fn no_free_slug() -> Self {
+        Self::conflict(
+            "slug_taken",
+            "Could not find a free slug for this name, try another",
+        )
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -9,8 +9,6 @@ pub mod visitor;
 
 use std::time::Duration;
 
-use uuid::Uuid;
-
 use crate::db::{Db, Tenant};
 
 /// Runs `analytics_maintain()` now and then every `period`: partitions for the coming days, and
@@ -20,9 +18,9 @@ pub async fn maintain_every(db: Db, period: Duration) {
     let mut ticks = tokio::time::interval(period);
     loop {
         ticks.tick().await;
-        // The function is SECURITY DEFINER and takes no tenant's data: any tenant will do.
+        // The function is SECURITY DEFINER and takes no tenant's data.
         let result = db
-            .write(&Tenant::collector(Uuid::nil()), async |tx| {
+            .write(&Tenant::maintenance(), async |tx| {
                 tx.query_one(
                     "SELECT dropped_partitions, purged_events FROM analytics_maintain()",
                     [],

@@ -4,16 +4,12 @@ use poem::{Request, web::Data};
 use poem_openapi::{Object, OpenApi, payload::Json};
 use uuid::Uuid;
 
-use super::{
-    ApiTags, AppState, Created, JsonString, NoContent,
-    companies::{company_slug_base, no_free_slug, slug_candidates},
-    users::User,
-    validate,
-};
+use super::{ApiTags, AppState, Created, JsonString, NoContent, schemas::User, validate};
 use crate::{
     auth::{BearerAuth, Role, policy::PasswordContext, throttle::LoginThrottle},
     db::{DbError, Tenant},
     error::ApiError,
+    model::{self, user::NewUser},
 };
 
 #[derive(Debug, Object)]
@@ -63,35 +59,6 @@ pub struct TokenResponse {
     pub role: Role,
 }
 
-/// The company, its admin and its free subscription in one statement. A taken slug inserts
-/// nothing (and returns no row); a taken email fails the whole statement.
-const SIGN_UP: &str = "WITH company AS (
-         INSERT INTO companies (id, name, slug) VALUES ($1, $2, $3)
-         ON CONFLICT ON CONSTRAINT companies_slug_key DO NOTHING
-         RETURNING id
-     ), subscription AS (
-         INSERT INTO subscriptions (company_id, plan) SELECT id, 'free' FROM company
-     ), account AS (
-         INSERT INTO users (company_id, id, email, password_hash, full_name, role)
-         SELECT id, $4, $5, $6, $7, 'admin' FROM company
-         RETURNING id
-     )
-     SELECT id FROM account";
-
-const LOGIN_LOOKUP: &str =
-    "SELECT user_id, company_id, role, is_active, password_hash FROM login_lookup($1)";
-
-const GET_ME: &str =
-    "SELECT id, company_id, email, full_name, role, is_active, employee_id, created_at
-     FROM users WHERE id = $1";
-
-/// What changing a password needs: the hash to check, and the words the new one must avoid.
-const GET_PASSWORD_HASH: &str = "SELECT u.password_hash, u.email, u.full_name, c.name
-     FROM users u JOIN companies c ON c.id = u.company_id
-     WHERE u.id = $1 AND u.is_active";
-
-const SET_PASSWORD_HASH: &str = "UPDATE users SET password_hash = $2 WHERE id = $1";
-
 fn token(
     state: &AppState,
     user_id: Uuid,
@@ -119,7 +86,7 @@ impl AuthApi {
     ///
     /// Limited per client address; a password too easy to guess, or built on the email or the
     /// names, is refused (`weak_password`).
-    #[oai(path = "/signup", method = "post")]
+    #[oai(path = "/signup", method = "post", operation_id = "signup")]
     async fn signup(
         &self,
         state: Data<&AppState>,
@@ -143,43 +110,37 @@ impl AuthApi {
             .hash_new("password", b.password.into_inner(), context)
             .await?;
         let company_id = Uuid::new_v4();
-        let user_id = Uuid::new_v4();
-        // The new company is its own tenant from the first statement on.
-        let tenant = Tenant::new(company_id, Role::Admin);
+        let admin = NewUser {
+            id: Uuid::new_v4(),
+            email: &email,
+            password_hash: &hash,
+            full_name: &full_name,
+            role: Role::Admin,
+            employee_id: None,
+        };
+        let tenant = Tenant::signup(company_id);
         let mut signed_up = false;
-        for slug in slug_candidates(&company_slug_base(&company_name)) {
-            let row = state
+        for slug in model::company::slug_candidates(&company_name) {
+            let company = (company_id, company_name.as_str(), slug.as_str());
+            if state
                 .db
                 .write(&tenant, async |tx| {
-                    tx.query_opt(
-                        SIGN_UP,
-                        [
-                            &company_id,
-                            &company_name,
-                            &slug,
-                            &user_id,
-                            &email,
-                            &hash,
-                            &full_name,
-                        ],
-                    )
-                    .await
+                    model::user::sign_up(&tx, company, &admin).await
                 })
-                .await
-                .map_err(ApiError::from)?;
-            if row.is_some() {
+                .await?
+            {
                 signed_up = true;
                 break;
             }
         }
         if !signed_up {
-            return Err(no_free_slug());
+            return Err(ApiError::no_free_slug());
         }
         // Signing up proved the password as well as a login does: this address is trusted.
         state.throttle.succeeded(&state.db, &email, &client).await?;
         Ok(Created::Created(Json(token(
             &state,
-            user_id,
+            admin.id,
             company_id,
             Role::Admin,
         )?)))
@@ -190,7 +151,7 @@ impl AuthApi {
     /// A wrong email and a wrong password answer alike, after the same work. Failed attempts are
     /// limited per account (an address the account logged in from before keeps a budget of its
     /// own) and per client address: past either, 429 with `Retry-After`.
-    #[oai(path = "/login", method = "post")]
+    #[oai(path = "/login", method = "post", operation_id = "login")]
     async fn login(
         &self,
         state: Data<&AppState>,
@@ -205,24 +166,19 @@ impl AuthApi {
         // costs the database nothing beyond what the pool can check.
         let reservation = state.passwords.reserve()?;
         let throttle = &state.throttle;
-        let (row, wait) = state
+        let (account, wait) = state
             .db
             .read_public(async |tx| {
                 // join!, not try_join!: both queries run to their end inside the pipeline.
-                let (row, wait) = tokio::join!(
-                    tx.query_opt(LOGIN_LOOKUP, [&email]),
+                let (account, wait) = tokio::join!(
+                    model::user::login_lookup(&tx, &email),
                     throttle.account_wait(&tx, &email, &client),
                 );
-                Ok::<_, DbError>((row?, wait?))
+                Ok::<_, DbError>((account?, wait?))
             })
-            .await
-            .map_err(ApiError::from)?;
+            .await?;
         LoginThrottle::account_refusal(wait)?;
-        let stored = row
-            .as_ref()
-            .map(|r| r.try_get::<_, String>("password_hash"))
-            .transpose()
-            .map_err(ApiError::internal)?;
+        let stored = account.as_ref().map(|a| a.password_hash.clone());
         if !state
             .passwords
             .verify_reserved(reservation, b.password.into_inner(), stored)
@@ -235,45 +191,43 @@ impl AuthApi {
                 "Incorrect email or password",
             ));
         }
-        let row = row.ok_or_else(|| ApiError::internal("verified a password without a user"))?;
-        let get = |e| ApiError::internal(e);
-        let is_active: bool = row.try_get("is_active").map_err(get)?;
-        if !is_active {
+        let account =
+            account.ok_or_else(|| ApiError::internal("verified a password without a user"))?;
+        if !account.is_active {
             return Err(ApiError::new(
                 poem::http::StatusCode::FORBIDDEN,
                 "account_disabled",
                 "This account is disabled",
             ));
         }
-        let role: String = row.try_get("role").map_err(get)?;
-        let role =
-            Role::parse(&role).ok_or_else(|| ApiError::internal(format!("unknown role {role}")))?;
-        let user_id = row.try_get("user_id").map_err(get)?;
-        let company_id = row.try_get("company_id").map_err(get)?;
+        let (user_id, company_id, role) = (account.user_id, account.company_id, account.role);
         state.throttle.succeeded(&state.db, &email, &client).await?;
         Ok(Json(token(&state, user_id, company_id, role)?))
     }
 
     /// The caller's account
-    #[oai(path = "/me", method = "get")]
+    #[oai(path = "/me", method = "get", operation_id = "getMe")]
     async fn me(&self, state: Data<&AppState>, auth: BearerAuth) -> Result<Json<User>, ApiError> {
         let user_id = auth.0.user_id();
-        let row = state
+        let user = state
             .db
             .read(&auth.0.tenant(), async |tx| {
-                tx.query_opt(GET_ME, [&user_id]).await
+                model::user::get(&tx, user_id).await
             })
-            .await
-            .map_err(ApiError::from)?;
-        let row = row.ok_or_else(|| ApiError::unauthorized("This account no longer exists"))?;
-        Ok(Json(User::from_row(&row)?))
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("This account no longer exists"))?;
+        Ok(Json(user.into()))
     }
 
     /// Change the caller's password
     ///
     /// A wrong current password counts as a failed login on the account (`Retry-After` past the
     /// limit); the new one is held to the same policy as at sign-up.
-    #[oai(path = "/change-password", method = "post")]
+    #[oai(
+        path = "/change-password",
+        method = "post",
+        operation_id = "changePassword"
+    )]
     async fn change_password(
         &self,
         state: Data<&AppState>,
@@ -287,31 +241,27 @@ impl AuthApi {
         state.throttle.check_address(&client)?;
         let user_id = auth.0.user_id();
         let tenant = auth.0.tenant();
-        let row = state
+        let record = state
             .db
             .read(&tenant, async |tx| {
-                tx.query_opt(GET_PASSWORD_HASH, [&user_id]).await
+                model::user::password_record(&tx, user_id).await
             })
-            .await
-            .map_err(ApiError::from)?;
-        let row = row.ok_or_else(|| ApiError::unauthorized("This account no longer exists"))?;
-        let get = |e| ApiError::internal(e);
-        let stored: String = row.try_get(0).map_err(get)?;
-        let email: String = row.try_get(1).map_err(get)?;
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("This account no longer exists"))?;
+        let email = record.email;
         let context = PasswordContext::default()
             .email("email", &email)
-            .name("full_name", &row.try_get::<_, String>(2).map_err(get)?)
-            .name("company_name", &row.try_get::<_, String>(3).map_err(get)?);
+            .name("full_name", &record.full_name)
+            .name("company_name", &record.company_name);
         let throttle = &state.throttle;
         let wait = state
             .db
             .read_public(async |tx| throttle.account_wait(&tx, &email, &client).await)
-            .await
-            .map_err(ApiError::from)?;
+            .await?;
         LoginThrottle::account_refusal(wait)?;
         if !state
             .passwords
-            .verify(b.current_password.into_inner(), Some(stored))
+            .verify(b.current_password.into_inner(), Some(record.password_hash))
             .await?
         {
             state.throttle.failed(&state.db, &email, &client).await?;
@@ -328,10 +278,9 @@ impl AuthApi {
         state
             .db
             .write(&tenant, async |tx| {
-                tx.execute(SET_PASSWORD_HASH, [&user_id, &hash]).await
+                model::user::set_password_hash(&tx, user_id, &hash).await
             })
-            .await
-            .map_err(ApiError::from)?;
+            .await?;
         Ok(NoContent::NoContent)
     }
 }

@@ -2,51 +2,36 @@
 //! No authentication. The company slug goes through the `card_company` SECURITY DEFINER lookup;
 //! everything else is read under the tenant wall as a visitor of that one company.
 //!
-//! Rendered cards are cached in process and dropped when PostgreSQL notifies a change (see
-//! `card::cache`); every answer carries an `ETag`, and a matching `If-None-Match` gets a 304.
-
-use std::{
-    collections::BTreeMap,
-    sync::{
-        Arc, Mutex, Weak,
-        atomic::{AtomicBool, AtomicU64, Ordering},
-    },
-    time::{Duration, Instant},
-};
+//! Rendered cards are cached in process (see [`public_cards`](super::public_cards)); every
+//! answer carries an `ETag`, and a matching `If-None-Match` gets a 304.
 
 use bytes::Bytes;
 use poem::{
     IntoResponse, Request, Response,
-    http::{HeaderMap, StatusCode, header},
+    http::{StatusCode, header},
     web::{Data, Path as RoutePath},
 };
 use poem_openapi::{
-    ApiResponse, Enum, Object, OpenApi,
+    ApiResponse, Enum, OpenApi,
     param::{Header, Path, Query},
-    payload::{Binary, Json, Payload},
-    registry::{MetaSchemaRef, Registry},
-    types::{ToJSON, Type},
+    payload::{Binary, Json},
 };
-use tokio::sync::OnceCell;
-use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{ApiTags, AppState, attachment, media};
+use super::{
+    ApiTags, AppState, attachment,
+    http::{PreRenderedJson, Tagged, matches_etag, security_headers, wants_html},
+    public_cards::{QrFormat, RenderedCard},
+    upload,
+};
 use crate::{
-    analytics::{Action, collector, rate_limit::RateLimiter},
-    card::{
-        CardProfile, CardUrls, SCAN_SOURCE,
-        budget::WorkBudget,
-        cache::{BoundedCache, CardCache},
-        page, photo, qr, vcard,
-    },
-    config::PublicLimits,
-    db::{
-        Db, Tenant,
-        notifications::{ListenEvent, Listener},
-    },
+    analytics::Action,
+    card::{SCAN_SOURCE, photo, qr, vcard},
     error::{ApiError, ErrorBody},
 };
+
+// Where the service's set-up, the tracking endpoint and the tests find them.
+pub use super::public_cards::{MissPayer, PublicCard, PublicCards, load_card};
 
 /// Revalidate every time (a 304 is cheap): a card must show a change at once.
 const CARD_CACHE_CONTROL: &str = "public, no-cache";
@@ -59,475 +44,8 @@ fn qr_cache_control() -> String {
     "public, max-age=86400".to_owned()
 }
 
-const CARD_NOT_FOUND: &str = "Card not found";
-
-/// Which company a slug names (SECURITY DEFINER: runs before any tenant is known).
-const CARD_COMPANY: &str = "SELECT card_company($1)";
-
-/// Under the visitor's tenant: row-level security limits this to the company of the slug, so an
-/// employee slug of another company finds nothing.
-const CARD: &str =
-    "SELECT e.id, e.company_id, e.full_name, e.job_title, e.email, e.phone, e.whatsapp,
-            e.photo_url, e.photo_hash, e.bio, e.social_links, e.public_slug,
-            c.name AS company_name, c.slug AS company_slug, c.domain, c.logo_url, c.logo_hash,
-            c.brand_color
-     FROM employees e JOIN companies c ON c.id = e.company_id
-     WHERE e.public_slug = $1";
-
-/// What the public sees of a card, as JSON.
-#[derive(Debug, Clone, Object)]
-pub struct PublicCard {
-    pub employee_id: Uuid,
-    pub employee_name: String,
-    pub company_name: String,
-    pub company_id: Uuid,
-    pub company_slug: String,
-    pub employee_slug: String,
-    #[oai(nullable)]
-    pub job_title: Option<String>,
-    #[oai(nullable)]
-    pub email: Option<String>,
-    #[oai(nullable)]
-    pub phone: Option<String>,
-    #[oai(nullable)]
-    pub whatsapp: Option<String>,
-    #[oai(nullable)]
-    pub bio: Option<String>,
-    /// The uploaded photo, or else the photo URL set on the employee.
-    #[oai(nullable)]
-    pub photo_url: Option<String>,
-    /// `{name: url}`.
-    pub social_links: BTreeMap<String, String>,
-    /// The QR code image (PNG) of the card; `qr.svg` beside it is the same as SVG.
-    pub qr_code: String,
-    /// The "save contact" vCard.
-    pub vcard_url: String,
-    /// The card page.
-    pub card_url: String,
-    /// The uploaded logo, or else the logo URL set on the company.
-    #[oai(nullable)]
-    pub company_logo: Option<String>,
-    #[oai(nullable)]
-    pub company_brand_color: Option<String>,
-}
-
-/// A card rendered once for every representation, shared by all requests until it changes.
-pub struct RenderedCard {
-    pub profile: CardProfile,
-    pub urls: CardUrls,
-    photo_hash: Option<String>,
-    json: Bytes,
-    json_etag: String,
-    html: Bytes,
-    html_etag: String,
-    content_security_policy: String,
-    /// vCard 3.0 and 4.0, made on first request (the photo must be fetched and downscaled).
-    vcards: [OnceCell<Tagged>; 2],
-}
-
-/// A body and its entity tag.
-#[derive(Clone)]
-struct Tagged {
-    body: Bytes,
-    etag: String,
-}
-
-impl Tagged {
-    fn new(body: impl Into<Bytes>) -> Self {
-        let body = body.into();
-        let etag = entity_tag(&body);
-        Self { body, etag }
-    }
-}
-
-/// A strong entity tag from the content.
-pub fn entity_tag(body: &[u8]) -> String {
-    format!("\"{}\"", photo::content_hash(body))
-}
-
-/// Whether an `If-None-Match` header matches `etag` (weak comparison, as RFC 9110 asks for GET).
-pub fn matches_etag(if_none_match: Option<&str>, etag: &str) -> bool {
-    let Some(header) = if_none_match else {
-        return false;
-    };
-    let bare = |tag: &str| tag.trim().trim_start_matches("W/").to_owned();
-    let ours = bare(etag);
-    header
-        .split(',')
-        .any(|tag| tag.trim() == "*" || bare(tag) == ours)
-}
-
-/// `/media/photos/{company}/{hash}.jpg`
-pub fn photo_path(company_id: Uuid, hash: &str) -> String {
-    format!("/media/photos/{company_id}/{hash}.jpg")
-}
-
-/// `/media/logos/{company}/{hash}.png`
-pub fn logo_path(company_id: Uuid, hash: &str) -> String {
-    format!("/media/logos/{company_id}/{hash}.png")
-}
-
-impl RenderedCard {
-    pub fn analytics_card(&self) -> collector::Card {
-        collector::Card {
-            company_id: self.profile.company_id,
-            employee_id: self.profile.employee_id,
-        }
-    }
-
-    fn from_row(row: &Row, base_url: &str) -> Result<Self, ApiError> {
-        let get = |e| ApiError::internal(e);
-        let company_id: Uuid = row.try_get("company_id").map_err(get)?;
-        let photo_hash: Option<String> = row.try_get("photo_hash").map_err(get)?;
-        let logo_hash: Option<String> = row.try_get("logo_hash").map_err(get)?;
-        let domain: Option<String> = row.try_get("domain").map_err(get)?;
-        let links: serde_json::Value = row.try_get("social_links").map_err(get)?;
-        let social_links: BTreeMap<String, String> =
-            serde_json::from_value(links).map_err(ApiError::internal)?;
-        let profile = CardProfile {
-            employee_id: row.try_get("id").map_err(get)?,
-            company_id,
-            company_slug: row.try_get("company_slug").map_err(get)?,
-            employee_slug: row.try_get("public_slug").map_err(get)?,
-            employee_name: row.try_get("full_name").map_err(get)?,
-            company_name: row.try_get("company_name").map_err(get)?,
-            job_title: row.try_get("job_title").map_err(get)?,
-            email: row.try_get("email").map_err(get)?,
-            phone: row.try_get("phone").map_err(get)?,
-            whatsapp: row.try_get("whatsapp").map_err(get)?,
-            bio: row.try_get("bio").map_err(get)?,
-            website: domain.map(|d| format!("https://{d}")),
-            social_links: social_links
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            photo_path: photo_hash.as_deref().map(|h| photo_path(company_id, h)),
-            logo_path: logo_hash.as_deref().map(|h| logo_path(company_id, h)),
-            brand_color: row.try_get("brand_color").map_err(get)?,
-        };
-        let urls = CardUrls::new(base_url, &profile.company_slug, &profile.employee_slug);
-        let absolute = |path: &Option<String>| path.as_ref().map(|p| format!("{base_url}{p}"));
-        let json = PublicCard {
-            employee_id: profile.employee_id,
-            employee_name: profile.employee_name.clone(),
-            company_name: profile.company_name.clone(),
-            company_id,
-            company_slug: profile.company_slug.clone(),
-            employee_slug: profile.employee_slug.clone(),
-            job_title: profile.job_title.clone(),
-            email: profile.email.clone(),
-            phone: profile.phone.clone(),
-            whatsapp: profile.whatsapp.clone(),
-            bio: profile.bio.clone(),
-            photo_url: absolute(&profile.photo_path).or(row.try_get("photo_url").map_err(get)?),
-            social_links,
-            qr_code: urls.qr_png.clone(),
-            vcard_url: urls.vcard.clone(),
-            card_url: urls.page.clone(),
-            company_logo: absolute(&profile.logo_path).or(row.try_get("logo_url").map_err(get)?),
-            company_brand_color: profile.brand_color.clone(),
-        };
-        let json = serde_json::to_vec(&json.to_json()).map_err(ApiError::internal)?;
-        let rendered = page::render(&profile, &urls);
-        let (json, html) = (Tagged::new(json), Tagged::new(rendered.html));
-        Ok(Self {
-            profile,
-            urls,
-            photo_hash,
-            json: json.body,
-            json_etag: json.etag,
-            html: html.body,
-            html_etag: html.etag,
-            content_security_policy: rendered.content_security_policy,
-            vcards: [OnceCell::new(), OnceCell::new()],
-        })
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum QrFormat {
-    Png,
-    Svg,
-}
-
-/// The caches of the public path, shared by all requests of this instance, and the bounds on
-/// what their misses may cost.
-pub struct PublicCards {
-    cards: CardCache<Arc<RenderedCard>>,
-    /// Company slugs never change, so their ids never go stale.
-    company_ids: BoundedCache<String, Uuid>,
-    qr_images: BoundedCache<(String, qr::QrOptions, QrFormat), Tagged>,
-    pub(super) media: BoundedCache<(Uuid, String), media::StoredMedia>,
-    /// Cache misses per client address: hits are free, misses cost a query or a rendering.
-    misses: RateLimiter,
-    /// QR codes being rendered on the blocking pool, in total.
-    qr_renders: WorkBudget,
-    /// Database transactions opened by the public path (for tests and monitoring).
-    lookups: AtomicU64,
-    listener: Mutex<Option<Listener>>,
-}
-
-/// Client addresses whose miss budgets are tracked at once (bounded memory, see `RateLimiter`).
-const TRACKED_ADDRESSES: usize = 100_000;
-/// Unknown slugs remembered at once.
-const MAX_UNKNOWN_SLUGS: usize = 50_000;
 /// What decoding a stored photo for a vCard may take: its pixels and the downscaling.
 const VCARD_PHOTO_DECODE_BYTES: u64 = 4 * (photo::PHOTO_PX as u64).pow(2) + (16 << 20);
-/// How long a request waits for a QR rendering slot before it is told to come back.
-const QR_RENDER_WAIT: Duration = Duration::from_secs(1);
-
-impl PublicCards {
-    pub fn new(limits: &PublicLimits) -> Self {
-        Self {
-            cards: CardCache::with_unknown(
-                20_000,
-                Duration::from_secs(600),
-                MAX_UNKNOWN_SLUGS,
-                limits.unknown_slug_ttl,
-            ),
-            company_ids: BoundedCache::new(4 << 20),
-            qr_images: BoundedCache::new(32 << 20),
-            media: BoundedCache::new(64 << 20),
-            misses: RateLimiter::new(limits.miss_burst, limits.miss_per_second, TRACKED_ADDRESSES),
-            qr_renders: WorkBudget::new(
-                u32::try_from(limits.qr_renders).unwrap_or(u32::MAX),
-                limits.qr_renders,
-                limits.qr_renders * 4,
-                QR_RENDER_WAIT,
-            ),
-            lookups: AtomicU64::new(0),
-            listener: Mutex::new(None),
-        }
-    }
-
-    /// Starts hearing `card_changed` notifications; until then (and whenever that connection is
-    /// lost) cards are not cached.
-    pub fn listen(self: &Arc<Self>, db: &Db) {
-        let weak: Weak<Self> = Arc::downgrade(self);
-        let listener = db.listen("card_changed", Duration::from_secs(1), move |event| {
-            let Some(cards) = weak.upgrade() else { return };
-            match event {
-                ListenEvent::Listening => cards.cards.set_live(true),
-                ListenEvent::Lost => cards.cards.set_live(false),
-                ListenEvent::Notification(payload) => cards.apply_notification(&payload),
-            }
-        });
-        *self.listener.lock().unwrap_or_else(|e| e.into_inner()) = Some(listener);
-    }
-
-    /// Stops hearing notifications (at shutdown: its connection goes, whoever still holds this).
-    pub fn stop_listening(&self) {
-        let listener = self
-            .listener
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        drop(listener);
-        self.cards.set_live(false);
-    }
-
-    /// Drops a changed card at once on this instance (the others hear of it by notification),
-    /// and the company's images: one may have been replaced or removed.
-    pub fn forget_employee(&self, company_id: Uuid, employee_id: Uuid) {
-        self.cards.forget_employee(company_id, employee_id);
-        self.media.retain(|(company, _)| *company != company_id);
-    }
-
-    /// A new card: neither its company slug nor its own is unknown any more.
-    pub fn card_created(&self, company_id: Uuid, company_slug: &str, employee_id: Uuid) {
-        self.cards.forget_unknown_company(company_slug);
-        self.cards.forget_employee(company_id, employee_id);
-    }
-
-    pub fn forget_company(&self, company_id: Uuid) {
-        self.cards.forget_company(company_id);
-        self.media.retain(|(company, _)| *company != company_id);
-    }
-
-    fn apply_notification(&self, payload: &str) {
-        self.cards.apply_notification(payload);
-        if payload.starts_with("company_created:") {
-            // A new company has no images yet.
-            return;
-        }
-        // `company:{id}` or `employee:{company_id}:{id}`: the company is the second part.
-        match payload.split(':').nth(1).map(Uuid::parse_str) {
-            Some(Ok(company_id)) => self.media.retain(|(company, _)| *company != company_id),
-            _ => self.media.retain(|_| false),
-        }
-    }
-
-    /// Whether rendered cards are being cached (change notifications are heard).
-    pub fn is_caching(&self) -> bool {
-        self.cards.is_live()
-    }
-
-    /// The bound on QR renders in flight (tests fill it).
-    pub fn qr_renders(&self) -> &WorkBudget {
-        &self.qr_renders
-    }
-
-    /// Transactions the public path has opened since start.
-    pub fn database_lookups(&self) -> u64 {
-        self.lookups.load(Ordering::Relaxed)
-    }
-
-    fn count_lookup(&self) {
-        self.lookups.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// Who pays for the cache misses of one request: a visitor's request takes one token of its
-/// address's miss budget, however many misses it makes; internal callers pay nothing.
-pub struct MissPayer<'a> {
-    client: Option<&'a Request>,
-    charged: AtomicBool,
-}
-
-impl<'a> MissPayer<'a> {
-    /// The client that sent `req`.
-    pub fn client(req: &'a Request) -> Self {
-        Self {
-            client: Some(req),
-            charged: AtomicBool::new(false),
-        }
-    }
-
-    /// Nobody: for callers with limits of their own (tracking).
-    pub fn nobody() -> Self {
-        Self {
-            client: None,
-            charged: AtomicBool::new(false),
-        }
-    }
-
-    /// Takes the request's token before it costs the server anything, or refuses it with 429.
-    pub fn charge(&self, state: &AppState) -> Result<(), ApiError> {
-        let Some(req) = self.client else {
-            return Ok(());
-        };
-        if self.charged.swap(true, Ordering::AcqRel) {
-            return Ok(());
-        }
-        let key = state.analytics.client_key(req);
-        state
-            .cards
-            .misses
-            .check(&key, Instant::now())
-            .map_err(|wait| {
-                ApiError::too_many_requests(
-                    "rate_limited",
-                    "Too many requests for cards that are not cached; try again later",
-                    wait,
-                )
-            })
-    }
-}
-
-/// Slugs are `[a-z0-9-]`, at most 100 characters (database constraints): anything else cannot
-/// name a card, and needs no trip to the database.
-fn plausible_slug(slug: &str) -> bool {
-    !slug.is_empty()
-        && slug.len() <= 100
-        && slug
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
-
-/// The card behind two slugs, from the cache or the database. A miss is charged to `payer`
-/// before the database is asked; a slug found to name no card is remembered for a while.
-pub async fn load_card(
-    state: &AppState,
-    company_slug: &str,
-    employee_slug: &str,
-    payer: &MissPayer<'_>,
-) -> Result<Arc<RenderedCard>, ApiError> {
-    if !plausible_slug(company_slug) || !plausible_slug(employee_slug) {
-        return Err(ApiError::not_found(CARD_NOT_FOUND));
-    }
-    let cards = &state.cards;
-    if let Some(card) = cards.cards.get(company_slug, employee_slug) {
-        return Ok(card);
-    }
-    if cards.cards.is_unknown_company(company_slug) {
-        return Err(ApiError::not_found(CARD_NOT_FOUND));
-    }
-    let ticket = cards.cards.ticket();
-    let company_id = match cards.company_ids.get(&company_slug.to_owned()) {
-        Some(id) => id,
-        None => {
-            payer.charge(state)?;
-            cards.count_lookup();
-            let row = state
-                .db
-                .read_public(async |tx| tx.query_one(CARD_COMPANY, [&company_slug]).await)
-                .await?;
-            let id: Option<Uuid> = row.try_get(0).map_err(ApiError::internal)?;
-            let Some(id) = id else {
-                cards.cards.remember_unknown_company(ticket, company_slug);
-                return Err(ApiError::not_found(CARD_NOT_FOUND));
-            };
-            cards
-                .company_ids
-                .insert(company_slug.to_owned(), id, company_slug.len() + 64);
-            id
-        }
-    };
-    if cards.cards.is_unknown_employee(company_id, employee_slug) {
-        return Err(ApiError::not_found(CARD_NOT_FOUND));
-    }
-    payer.charge(state)?;
-    cards.count_lookup();
-    let row = state
-        .db
-        .read(&Tenant::visitor(company_id), async |tx| {
-            tx.query_opt(CARD, [&employee_slug]).await
-        })
-        .await?;
-    let Some(row) = row else {
-        cards
-            .cards
-            .remember_unknown_employee(ticket, company_id, employee_slug);
-        return Err(ApiError::not_found(CARD_NOT_FOUND));
-    };
-    let card = Arc::new(RenderedCard::from_row(&row, &state.public_base_url)?);
-    cards.cards.insert(
-        ticket,
-        (company_slug, employee_slug),
-        (company_id, card.profile.employee_id),
-        card.clone(),
-    );
-    Ok(card)
-}
-
-/// JSON that was serialized once, sent as is; documented as `T`.
-pub struct PreRenderedJson<T>(Bytes, std::marker::PhantomData<T>);
-
-impl<T> PreRenderedJson<T> {
-    fn new(body: Bytes) -> Self {
-        Self(body, std::marker::PhantomData)
-    }
-}
-
-impl<T: Type + Send> Payload for PreRenderedJson<T> {
-    const CONTENT_TYPE: &'static str = "application/json";
-
-    fn schema_ref() -> MetaSchemaRef {
-        T::schema_ref()
-    }
-
-    fn register(registry: &mut Registry) {
-        T::register(registry);
-    }
-}
-
-impl<T: Send> IntoResponse for PreRenderedJson<T> {
-    fn into_response(self) -> Response {
-        Response::builder()
-            .content_type("application/json; charset=utf-8")
-            .body(self.0)
-    }
-}
 
 #[derive(ApiResponse)]
 pub enum CardJson {
@@ -736,20 +254,13 @@ async fn vcard_photo(
     company_id: Uuid,
     hash: &str,
 ) -> Result<Option<Vec<u8>>, ApiError> {
-    let Some(stored) = media::load(state, &MissPayer::nobody(), company_id, hash).await? else {
+    let Some(stored) =
+        super::public_cards::load_media(state, &MissPayer::nobody(), company_id, hash).await?
+    else {
         return Ok(None);
     };
     // A stored photo is small (at most `PHOTO_PX` square), but its decode shares the budget.
-    let admission = state
-        .image_decodes
-        .admit(media::decode_units(VCARD_PHOTO_DECODE_BYTES))
-        .await
-        .map_err(|busy| {
-            ApiError::busy(
-                "Too many images are being processed; try again shortly",
-                busy.retry_after,
-            )
-        })?;
+    let admission = upload::admit_decode(state, VCARD_PHOTO_DECODE_BYTES).await?;
     let thumbnail = tokio::task::spawn_blocking(move || {
         let _admission = admission;
         photo::vcard_thumbnail(&stored.bytes)
@@ -765,6 +276,42 @@ async fn vcard_photo(
     }
 }
 
+/// A QR code answer, in whichever format was asked for.
+enum QrAnswer {
+    Image(Tagged),
+    NotModified(String),
+}
+
+/// The one path of both QR endpoints: the options checked, the card found, the image made or
+/// taken from the cache, and the client's copy compared.
+#[allow(clippy::too_many_arguments)]
+async fn qr_answer(
+    state: &AppState,
+    (company_slug, employee_slug): (&str, &str),
+    (size, ecc, fg, bg, margin): QrParams,
+    format: QrFormat,
+    req: &Request,
+    if_none_match: Option<&str>,
+) -> Result<QrAnswer, ApiError> {
+    let options = qr_options(size, ecc, fg, bg, margin)?;
+    let payer = MissPayer::client(req);
+    let card = load_card(state, company_slug, employee_slug, &payer).await?;
+    let image = qr_image(state, &payer, &card, options, format).await?;
+    if matches_etag(if_none_match, &image.etag) {
+        return Ok(QrAnswer::NotModified(image.etag));
+    }
+    Ok(QrAnswer::Image(image))
+}
+
+/// `size`, `ecc`, `fg`, `bg`, `margin`.
+type QrParams = (
+    Option<u32>,
+    Option<QrEcc>,
+    Option<String>,
+    Option<String>,
+    Option<u32>,
+);
+
 pub struct CardsApi;
 
 #[OpenApi(tag = "ApiTags::Cards")]
@@ -772,7 +319,11 @@ impl CardsApi {
     /// A public card
     ///
     /// No authentication. Answers 304 to an `If-None-Match` holding the current `ETag`.
-    #[oai(path = "/card/:company_slug/:employee_slug", method = "get")]
+    #[oai(
+        path = "/card/:company_slug/:employee_slug",
+        method = "get",
+        operation_id = "getCard"
+    )]
     async fn card(
         &self,
         state: Data<&AppState>,
@@ -800,7 +351,11 @@ impl CardsApi {
     ///
     /// Encodes the card page's URL with `?src=qr`, so scans can be told from shared links.
     #[allow(clippy::too_many_arguments)]
-    #[oai(path = "/card/:company_slug/:employee_slug/qr.png", method = "get")]
+    #[oai(
+        path = "/card/:company_slug/:employee_slug/qr.png",
+        method = "get",
+        operation_id = "getCardQrPng"
+    )]
     async fn qr_png(
         &self,
         state: Data<&AppState>,
@@ -824,25 +379,28 @@ impl CardsApi {
         req: &Request,
         #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
     ) -> Result<QrPng, ApiError> {
-        let options = qr_options(size.0, ecc.0, fg.0, bg.0, margin.0)?;
-        let payer = MissPayer::client(req);
-        let card = load_card(&state, &company_slug, &employee_slug, &payer).await?;
-        let image = qr_image(&state, &payer, &card, options, QrFormat::Png).await?;
-        if matches_etag(if_none_match.as_deref(), &image.etag) {
-            return Ok(QrPng::NotModified(image.etag, qr_cache_control()));
-        }
-        Ok(QrPng::Ok(
-            Binary(image.body),
-            image.etag,
-            qr_cache_control(),
-        ))
+        let params = (size.0, ecc.0, fg.0, bg.0, margin.0);
+        let slugs = (company_slug.as_str(), employee_slug.as_str());
+        let inm = if_none_match.as_deref();
+        Ok(
+            match qr_answer(&state, slugs, params, QrFormat::Png, req, inm).await? {
+                QrAnswer::NotModified(etag) => QrPng::NotModified(etag, qr_cache_control()),
+                QrAnswer::Image(image) => {
+                    QrPng::Ok(Binary(image.body), image.etag, qr_cache_control())
+                }
+            },
+        )
     }
 
     /// The QR code of a card, as SVG
     ///
     /// The same code and options as the PNG; `size` sets the SVG's width and height.
     #[allow(clippy::too_many_arguments)]
-    #[oai(path = "/card/:company_slug/:employee_slug/qr.svg", method = "get")]
+    #[oai(
+        path = "/card/:company_slug/:employee_slug/qr.svg",
+        method = "get",
+        operation_id = "getCardQrSvg"
+    )]
     async fn qr_svg(
         &self,
         state: Data<&AppState>,
@@ -865,25 +423,28 @@ impl CardsApi {
         req: &Request,
         #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
     ) -> Result<QrSvg, ApiError> {
-        let options = qr_options(size.0, ecc.0, fg.0, bg.0, margin.0)?;
-        let payer = MissPayer::client(req);
-        let card = load_card(&state, &company_slug, &employee_slug, &payer).await?;
-        let image = qr_image(&state, &payer, &card, options, QrFormat::Svg).await?;
-        if matches_etag(if_none_match.as_deref(), &image.etag) {
-            return Ok(QrSvg::NotModified(image.etag, qr_cache_control()));
-        }
-        Ok(QrSvg::Ok(
-            Binary(image.body),
-            image.etag,
-            qr_cache_control(),
-        ))
+        let params = (size.0, ecc.0, fg.0, bg.0, margin.0);
+        let slugs = (company_slug.as_str(), employee_slug.as_str());
+        let inm = if_none_match.as_deref();
+        Ok(
+            match qr_answer(&state, slugs, params, QrFormat::Svg, req, inm).await? {
+                QrAnswer::NotModified(etag) => QrSvg::NotModified(etag, qr_cache_control()),
+                QrAnswer::Image(image) => {
+                    QrSvg::Ok(Binary(image.body), image.etag, qr_cache_control())
+                }
+            },
+        )
     }
 
     /// The card as a vCard ("save contact")
     ///
     /// vCard 3.0 by default, which phones import most reliably; `version=4.0` for RFC 6350.
     /// The photo is embedded.
-    #[oai(path = "/card/:company_slug/:employee_slug/vcard", method = "get")]
+    #[oai(
+        path = "/card/:company_slug/:employee_slug/vcard",
+        method = "get",
+        operation_id = "getCardVcard"
+    )]
     async fn vcard(
         &self,
         state: Data<&AppState>,
@@ -968,24 +529,9 @@ pub async fn card_page(
         .body(card.html.clone())
 }
 
-fn security_headers(builder: poem::ResponseBuilder) -> poem::ResponseBuilder {
-    builder
-        .header("X-Content-Type-Options", "nosniff")
-        .header("Referrer-Policy", "strict-origin-when-cross-origin")
-        .header("X-Frame-Options", "DENY")
-}
-
-/// A browser (not an API client) asked for the page.
-fn wants_html(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/html"))
-}
-
 /// A person who opened a dead link gets a page, not JSON.
 fn not_found_page() -> Response {
-    let page = page::render_not_found();
+    let page = crate::card::page::render_not_found();
     security_headers(Response::builder())
         .status(StatusCode::NOT_FOUND)
         .header(
@@ -994,29 +540,4 @@ fn not_found_page() -> Response {
         )
         .content_type("text/html; charset=utf-8")
         .body(page.html.as_str())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn etag_matching() {
-        let tag = entity_tag(b"hello");
-        assert!(matches_etag(Some(&tag), &tag));
-        assert!(matches_etag(Some(&format!("W/{tag}")), &tag));
-        assert!(matches_etag(Some(&format!("\"other\", {tag}")), &tag));
-        assert!(matches_etag(Some("*"), &tag));
-        assert!(!matches_etag(Some("\"other\""), &tag));
-        assert!(!matches_etag(None, &tag));
-    }
-
-    #[test]
-    fn implausible_slugs_are_refused_without_a_query() {
-        assert!(plausible_slug("jane-smith-1a2b3c"));
-        assert!(!plausible_slug(""));
-        assert!(!plausible_slug("Jane"));
-        assert!(!plausible_slug("a/b"));
-        assert!(!plausible_slug(&"a".repeat(101)));
-    }
 }

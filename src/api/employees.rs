@@ -8,18 +8,23 @@ use poem::web::Data;
 use poem_openapi::{
     Object, OpenApi, param::Path, param::Query, payload::Json, types::MaybeUndefined,
 };
-use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::{
-    ApiTags, AppState, Created, JsonString, NoContent, Paged, cards, companies::company_page, page,
+    ApiTags, AppState, Created, JsonString, NoContent, Paged, page,
+    upload::{self, ImageUpload},
     validate,
 };
 use crate::{
-    auth::{BearerAuth, Caller, Role},
-    card::CardUrls,
-    db::{Tenant, TenantTx},
+    auth::{BearerAuth, Caller},
+    card::photo,
+    db::Tenant,
     error::ApiError,
+    model::{
+        self,
+        employee::{Editor, EmployeeChange, NewEmployee},
+        media::ImageSlot,
+    },
 };
 
 #[derive(Debug, Object)]
@@ -52,37 +57,24 @@ pub struct Employee {
 }
 
 impl Employee {
-    pub(super) fn from_row(row: &Row, base_url: &str) -> Result<Self, ApiError> {
-        let get = |e| ApiError::internal(e);
-        let links: serde_json::Value = row.try_get("social_links").map_err(get)?;
-        let public_slug: String = row.try_get("public_slug").map_err(get)?;
-        let company_slug: String = row.try_get("company_slug").map_err(get)?;
-        let company_id: Uuid = row.try_get("company_id").map_err(get)?;
-        let photo_hash: Option<String> = row.try_get("photo_hash").map_err(get)?;
-        let photo_url = match photo_hash {
-            Some(hash) => Some(format!(
-                "{base_url}{}",
-                cards::photo_path(company_id, &hash)
-            )),
-            None => row.try_get("photo_url").map_err(get)?,
-        };
-        Ok(Self {
-            id: row.try_get("id").map_err(get)?,
-            company_id,
-            full_name: row.try_get("full_name").map_err(get)?,
-            job_title: row.try_get("job_title").map_err(get)?,
-            email: row.try_get("email").map_err(get)?,
-            phone: row.try_get("phone").map_err(get)?,
-            whatsapp: row.try_get("whatsapp").map_err(get)?,
-            photo_url,
-            bio: row.try_get("bio").map_err(get)?,
-            social_links: serde_json::from_value(links).map_err(ApiError::internal)?,
-            card_url: CardUrls::new(base_url, &company_slug, &public_slug).page,
-            public_slug,
-            company_slug,
-            created_at: row.try_get("created_at").map_err(get)?,
-            last_updated: row.try_get("updated_at").map_err(get)?,
-        })
+    fn shown(e: model::employee::Employee, base_url: &str) -> Self {
+        Self {
+            photo_url: e.shown_photo(base_url),
+            card_url: e.card_urls(base_url).page,
+            id: e.id,
+            company_id: e.company_id,
+            full_name: e.full_name,
+            job_title: e.job_title,
+            email: e.email,
+            phone: e.phone,
+            whatsapp: e.whatsapp,
+            bio: e.bio,
+            social_links: e.social_links,
+            public_slug: e.public_slug,
+            company_slug: e.company_slug,
+            created_at: e.created_at,
+            last_updated: e.updated_at,
+        }
     }
 }
 
@@ -108,12 +100,13 @@ pub struct CreateEmployee {
     pub social_links: Option<BTreeMap<String, JsonString>>,
 }
 
-/// Only the fields present change; `null` clears an optional field.
+/// Only the fields present change; `null` clears an optional field (`full_name` cannot be
+/// cleared).
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct UpdateEmployee {
-    #[oai(nullable, validator(max_length = 200))]
-    pub full_name: Option<JsonString>,
+    #[oai(validator(max_length = 200))]
+    pub full_name: MaybeUndefined<JsonString>,
     #[oai(nullable, validator(max_length = 200))]
     pub job_title: MaybeUndefined<JsonString>,
     #[oai(nullable, validator(max_length = 254))]
@@ -131,124 +124,25 @@ pub struct UpdateEmployee {
     pub social_links: MaybeUndefined<BTreeMap<String, JsonString>>,
 }
 
-pub(super) const GET_EMPLOYEE: &str = "SELECT e.id, e.company_id, e.full_name, e.job_title, e.email, e.phone, e.whatsapp,
-            e.photo_url, e.photo_hash, e.bio, e.social_links, e.public_slug, c.slug AS company_slug, e.created_at, e.updated_at
-     FROM employees e JOIN companies c ON c.id = e.company_id
-     WHERE e.id = $1";
-
-/// Locks the employee for an update, and tells whether the caller's login is linked to it.
-const GET_EMPLOYEE_FOR_UPDATE: &str = "SELECT e.id, e.company_id, e.full_name, e.job_title, e.email, e.phone, e.whatsapp,
-            e.photo_url, e.photo_hash, e.bio, e.social_links, e.public_slug, c.slug AS company_slug, e.created_at, e.updated_at,
-            EXISTS (SELECT 1 FROM users u
-                    WHERE u.company_id = e.company_id AND u.id = $2 AND u.employee_id = e.id AND u.is_active)
-                AS linked_to_caller
-     FROM employees e JOIN companies c ON c.id = e.company_id
-     WHERE e.id = $1
-     FOR UPDATE OF e";
-
-const LIST_EMPLOYEES: &str = "SELECT e.id, e.company_id, e.full_name, e.job_title, e.email, e.phone, e.whatsapp,
-            e.photo_url, e.photo_hash, e.bio, e.social_links, e.public_slug, c.slug AS company_slug, e.created_at, e.updated_at
-     FROM employees e JOIN companies c ON c.id = e.company_id
-     WHERE e.company_id = $1
-     ORDER BY e.created_at, e.id OFFSET $2 LIMIT $3";
-
-const COUNT_EMPLOYEES: &str = "SELECT count(*) FROM employees WHERE company_id = $1";
-
-/// Serializes employee creation per company (the lock on its active subscription) so that the
-/// plan limit holds under concurrent requests.
-const LOCK_PLAN: &str = "SELECT c.slug, p.employee_limit, p.title
-     FROM companies c
-     JOIN subscriptions s ON s.company_id = c.id AND s.active
-     JOIN plans p ON p.plan = s.plan
-     WHERE c.id = $1
-     FOR UPDATE OF s";
-
-/// A new statement, so its snapshot sees employees committed while we waited for the lock.
-const INSERT_EMPLOYEE: &str = "WITH employee AS (
-         INSERT INTO employees (company_id, id, full_name, job_title, email, phone, whatsapp, photo_url, bio,
-                                social_links, public_slug)
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
-         WHERE $12::int IS NULL OR (SELECT count(*) FROM employees WHERE company_id = $1) < $12::int
-         RETURNING *
-     ), card AS (
-         INSERT INTO cards (company_id, id, employee_id, url, qr_code, vcard_url)
-         SELECT company_id, gen_random_uuid(), id, $13, $14, $15 FROM employee
-     )
-     SELECT e.id, e.company_id, e.full_name, e.job_title, e.email, e.phone, e.whatsapp,
-            e.photo_url, e.photo_hash, e.bio, e.social_links, e.public_slug, $16::text AS company_slug, e.created_at, e.updated_at
-     FROM employee e";
-
-const UPDATE_EMPLOYEE: &str = "WITH e AS (
-         UPDATE employees SET full_name = $2, job_title = $3, email = $4, phone = $5, whatsapp = $6,
-                              photo_url = $7, bio = $8, social_links = $9
-         WHERE id = $1
-         RETURNING *
-     )
-     SELECT e.id, e.company_id, e.full_name, e.job_title, e.email, e.phone, e.whatsapp,
-            e.photo_url, e.photo_hash, e.bio, e.social_links, e.public_slug, c.slug AS company_slug, e.created_at, e.updated_at
-     FROM e JOIN companies c ON c.id = e.company_id";
-
-/// The employee, and its photo unless another employee shows the same image. (The subquery
-/// still sees the deleted row, a statement's snapshot being taken before it: hence `e.id <> $1`.)
-const DELETE_EMPLOYEE: &str = "WITH gone AS (
-         DELETE FROM employees WHERE id = $1 RETURNING company_id, photo_hash
-     ), unused_photo AS (
-         DELETE FROM media m USING gone
-         WHERE m.company_id = gone.company_id AND m.hash = gone.photo_hash
-           AND NOT EXISTS (SELECT 1 FROM employees e
-                           WHERE e.company_id = m.company_id AND e.photo_hash = m.hash AND e.id <> $1)
-           AND NOT EXISTS (SELECT 1 FROM companies c WHERE c.id = m.company_id AND c.logo_hash = m.hash)
-     )
-     SELECT count(*) FROM gone";
-
-/// Which company an employee id belongs to, for a superadmin only (a SECURITY DEFINER lookup).
-const SUPERADMIN_EMPLOYEE_COMPANY: &str = "SELECT superadmin_employee_company($1)";
-
-/// The tenant of `/employees/{employee_id}`: the caller's own company, or for a superadmin the
-/// employee's company, looked up first.
+/// The tenant of `/employees/{employee_id}` (kept for the analytics endpoints; see
+/// [`Caller::employee_tenant`]).
 pub(super) async fn employee_tenant(
     state: &AppState,
     caller: &Caller,
     employee_id: Uuid,
 ) -> Result<Tenant, ApiError> {
-    if !caller.is_superadmin() {
-        return Ok(caller.tenant());
-    }
-    let row = state
-        .db
-        .read(&caller.tenant(), async |tx| {
-            tx.query_one(SUPERADMIN_EMPLOYEE_COMPANY, [&employee_id])
-                .await
-        })
-        .await?;
-    let company: Option<Uuid> = row.try_get(0).map_err(ApiError::internal)?;
-    let company = company.ok_or_else(|| ApiError::not_found("Employee not found"))?;
-    Ok(Tenant::new(company, Role::Superadmin))
+    caller.employee_tenant(&state.db, employee_id).await
 }
 
-/// Locks the employee for an update by the caller: admins and superadmins may edit any of the
-/// company's employees, an employee login only the record it is linked to.
-pub(super) async fn lock_editable(
-    tx: &TenantTx,
-    employee_id: Uuid,
-    user_id: Uuid,
-    is_admin: bool,
-) -> Result<Row, ApiError> {
-    let row = tx
-        .query_opt(GET_EMPLOYEE_FOR_UPDATE, [&employee_id, &user_id])
-        .await?
-        .ok_or_else(|| ApiError::not_found("Employee not found"))?;
-    let linked: bool = row
-        .try_get("linked_to_caller")
-        .map_err(ApiError::internal)?;
-    if !is_admin && !linked {
-        return Err(ApiError::forbidden("You can only edit your own card"));
+fn editor(caller: &Caller) -> Editor {
+    Editor {
+        user_id: caller.user_id(),
+        is_admin: caller.is_admin(),
     }
-    Ok(row)
 }
 
-fn links_json(links: &BTreeMap<String, String>) -> Result<serde_json::Value, ApiError> {
-    serde_json::to_value(links).map_err(ApiError::internal)
+fn employee_not_found() -> ApiError {
+    ApiError::not_found("Employee not found")
 }
 
 pub struct EmployeesApi;
@@ -259,7 +153,11 @@ impl EmployeesApi {
     ///
     /// Admins of the company and superadmins. Creates the employee's public slug (e.g.
     /// `jane-smith-3f9a2c`) and card. Answers 402 when the company's plan is full.
-    #[oai(path = "/company/:company_id/employees", method = "post")]
+    #[oai(
+        path = "/company/:company_id/employees",
+        method = "post",
+        operation_id = "createEmployee"
+    )]
     async fn create_employee(
         &self,
         state: Data<&AppState>,
@@ -272,66 +170,46 @@ impl EmployeesApi {
         caller.require_admin()?;
         let b = body.0;
         let full_name = validate::required_text("full_name", &b.full_name, 200)?;
-        let job_title = validate::optional_text("job_title", b.job_title, 200)?;
-        let email = validate::optional_email("email", b.email)?;
-        let phone = validate::optional_phone("phone", b.phone)?;
-        let whatsapp = validate::optional_phone("whatsapp", b.whatsapp)?;
-        let photo_url = validate::optional_http_url("photo_url", b.photo_url)?;
-        let bio = validate::optional_multiline_text("bio", b.bio, 2000)?;
-        let links = links_json(&validate::social_links(b.social_links.unwrap_or_default())?)?;
-        let id = Uuid::new_v4();
-        let public_slug = format!(
-            "{}-{}",
-            validate::slug_base(&full_name, 60, "card"),
-            validate::random_suffix()
-        );
-
-        let row = state
+        let new = NewEmployee {
+            id: Uuid::new_v4(),
+            public_slug: format!(
+                "{}-{}",
+                validate::slug_base(&full_name, 60, "card"),
+                validate::random_suffix()
+            ),
+            full_name,
+            job_title: validate::optional_text("job_title", b.job_title, 200)?,
+            email: validate::optional_email("email", b.email)?,
+            phone: validate::optional_phone("phone", b.phone)?,
+            whatsapp: validate::optional_phone("whatsapp", b.whatsapp)?,
+            photo_url: validate::optional_http_url("photo_url", b.photo_url)?,
+            bio: validate::optional_multiline_text("bio", b.bio, 2000)?,
+            social_links: validate::social_links(b.social_links.unwrap_or_default())?,
+        };
+        let employee = state
             .db
             .write(&tenant, async |tx| {
-                let Some(plan) = tx.query_opt(LOCK_PLAN, [&company_id.0]).await? else {
-                    return Err(ApiError::not_found("Company not found"));
-                };
-                let get = |e| ApiError::internal(e);
-                let company_slug: String = plan.try_get("slug").map_err(get)?;
-                let limit: Option<i32> = plan.try_get("employee_limit").map_err(get)?;
-                let plan_title: String = plan.try_get("title").map_err(get)?;
-                // The card row stores paths: the public base URL is configuration.
-                let urls = CardUrls::new("", &company_slug, &public_slug);
-                let (card, qr, vcard) = (urls.page_path, urls.qr_png_path, urls.vcard_path);
-                let row = tx
-                    .query_opt(
-                        INSERT_EMPLOYEE,
-                        [
-                            &company_id.0, &id, &full_name, &job_title, &email, &phone, &whatsapp, &photo_url,
-                            &bio, &links, &public_slug, &limit, &card, &qr, &vcard, &company_slug,
-                        ],
-                    )
-                    .await?;
-                row.ok_or_else(|| {
-                    ApiError::new(
-                        poem::http::StatusCode::PAYMENT_REQUIRED,
-                        "plan_limit_reached",
-                        format!(
-                            "The {plan_title} plan allows {} employees. Upgrade the plan to add more.",
-                            limit.unwrap_or_default()
-                        ),
-                    )
-                })
+                model::employee::create(&tx, company_id.0, &new).await
             })
             .await?;
-        let employee = Employee::from_row(&row, &state.public_base_url)?;
         // Its slugs may be remembered as unknown here; other instances hear of it by notification.
         state
             .cards
             .card_created(employee.company_id, &employee.company_slug, employee.id);
-        Ok(Created::Created(Json(employee)))
+        Ok(Created::Created(Json(Employee::shown(
+            employee,
+            &state.public_base_url,
+        ))))
     }
 
     /// List a company's employees
     ///
     /// Oldest first; `X-Total-Count` holds the total.
-    #[oai(path = "/company/:company_id/employees", method = "get")]
+    #[oai(
+        path = "/company/:company_id/employees",
+        method = "get",
+        operation_id = "listEmployees"
+    )]
     async fn list_employees(
         &self,
         state: Data<&AppState>,
@@ -345,47 +223,54 @@ impl EmployeesApi {
         limit: Query<Option<u32>>,
     ) -> Result<Paged<Employee>, ApiError> {
         let tenant = auth.0.tenant_for(company_id.0, "Company not found")?;
-        let (offset, limit) = page(skip.0, limit.0)?;
-        let (rows, total) = company_page(
-            &state,
-            &tenant,
-            company_id.0,
-            (LIST_EMPLOYEES, COUNT_EMPLOYEES),
-            (offset, limit),
-        )
-        .await?;
-        let employees = rows
-            .iter()
-            .map(|row| Employee::from_row(row, &state.public_base_url))
-            .collect::<Result<_, _>>()?;
+        let page = page(skip.0, limit.0)?;
+        let (employees, total) = state
+            .db
+            .read(&tenant, async |tx| {
+                model::employee::list(&tx, company_id.0, page).await
+            })
+            .await?
+            .ok_or_else(|| ApiError::not_found("Company not found"))?;
+        let employees = employees
+            .into_iter()
+            .map(|e| Employee::shown(e, &state.public_base_url))
+            .collect();
         Ok(Paged::Ok(Json(employees), total))
     }
 
     /// Get an employee
-    #[oai(path = "/employees/:employee_id", method = "get")]
+    #[oai(
+        path = "/employees/:employee_id",
+        method = "get",
+        operation_id = "getEmployee"
+    )]
     async fn get_employee(
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
         employee_id: Path<Uuid>,
     ) -> Result<Json<Employee>, ApiError> {
-        let tenant = employee_tenant(&state, &auth.0, employee_id.0).await?;
-        let row = state
+        let tenant = auth.0.employee_tenant(&state.db, employee_id.0).await?;
+        let employee = state
             .db
             .read(&tenant, async |tx| {
-                tx.query_opt(GET_EMPLOYEE, [&employee_id.0]).await
+                model::employee::get(&tx, employee_id.0).await
             })
-            .await
-            .map_err(ApiError::from)?;
-        let row = row.ok_or_else(|| ApiError::not_found("Employee not found"))?;
-        Ok(Json(Employee::from_row(&row, &state.public_base_url)?))
+            .await?
+            .ok_or_else(employee_not_found)?;
+        Ok(Json(Employee::shown(employee, &state.public_base_url)))
     }
 
     /// Update an employee
     ///
     /// Admins of the company, superadmins, and the employee whose login is linked to this
-    /// record. Only the fields present change; `null` clears an optional field.
-    #[oai(path = "/employees/:employee_id", method = "put")]
+    /// record. Only the fields present change; `null` clears an optional field (and is refused
+    /// for `full_name`).
+    #[oai(
+        path = "/employees/:employee_id",
+        method = "put",
+        operation_id = "updateEmployee"
+    )]
     async fn update_employee(
         &self,
         state: Data<&AppState>,
@@ -394,85 +279,58 @@ impl EmployeesApi {
         body: Json<UpdateEmployee>,
     ) -> Result<Json<Employee>, ApiError> {
         let caller = auth.0;
-        let tenant = employee_tenant(&state, &caller, employee_id.0).await?;
+        let tenant = caller.employee_tenant(&state.db, employee_id.0).await?;
         let b = body.0;
-        let full_name = b
-            .full_name
-            .map(|n| validate::required_text("full_name", &n, 200))
-            .transpose()?;
-        let job_title = validate::maybe(b.job_title, |v| {
-            validate::optional_text("job_title", Some(v), 200)
-        })?;
-        let email = validate::maybe(b.email, |v| validate::optional_email("email", Some(v)))?;
-        let phone = validate::maybe(b.phone, |v| validate::optional_phone("phone", Some(v)))?;
-        let whatsapp = validate::maybe(b.whatsapp, |v| {
-            validate::optional_phone("whatsapp", Some(v))
-        })?;
-        let photo_url = validate::maybe(b.photo_url, |v| {
-            validate::optional_http_url("photo_url", Some(v))
-        })?;
-        let bio = validate::maybe(b.bio, |v| {
-            validate::optional_multiline_text("bio", Some(v), 2000)
-        })?;
-        let social_links = match b.social_links {
-            MaybeUndefined::Undefined => None,
-            MaybeUndefined::Null => Some(BTreeMap::new()),
-            MaybeUndefined::Value(links) => Some(validate::social_links(links)?),
+        let change = EmployeeChange {
+            full_name: validate::not_null("full_name", b.full_name)?
+                .map(|n| validate::required_text("full_name", &n, 200))
+                .transpose()?,
+            job_title: validate::change(validate::maybe(b.job_title, |v| {
+                validate::optional_text("job_title", Some(v), 200)
+            })?),
+            email: validate::change(validate::maybe(b.email, |v| {
+                validate::optional_email("email", Some(v))
+            })?),
+            phone: validate::change(validate::maybe(b.phone, |v| {
+                validate::optional_phone("phone", Some(v))
+            })?),
+            whatsapp: validate::change(validate::maybe(b.whatsapp, |v| {
+                validate::optional_phone("whatsapp", Some(v))
+            })?),
+            photo_url: validate::change(validate::maybe(b.photo_url, |v| {
+                validate::optional_http_url("photo_url", Some(v))
+            })?),
+            bio: validate::change(validate::maybe(b.bio, |v| {
+                validate::optional_multiline_text("bio", Some(v), 2000)
+            })?),
+            social_links: match b.social_links {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(BTreeMap::new()),
+                MaybeUndefined::Value(links) => Some(validate::social_links(links)?),
+            },
         };
-        let user_id = caller.user_id();
-        let is_admin = caller.require_admin().is_ok();
-
-        let row = state
+        let editor = editor(&caller);
+        let employee = state
             .db
             .write(&tenant, async |tx| {
-                let row = lock_editable(&tx, employee_id.0, user_id, is_admin).await?;
-                let mut e = Employee::from_row(&row, "")?;
-                // The URL set on the employee, not the uploaded photo that takes its place.
-                e.photo_url = row.try_get("photo_url").map_err(ApiError::internal)?;
-                if let Some(name) = full_name {
-                    e.full_name = name;
-                }
-                job_title.update_to(&mut e.job_title);
-                email.update_to(&mut e.email);
-                phone.update_to(&mut e.phone);
-                whatsapp.update_to(&mut e.whatsapp);
-                photo_url.update_to(&mut e.photo_url);
-                bio.update_to(&mut e.bio);
-                if let Some(links) = social_links {
-                    e.social_links = links;
-                }
-                let links = links_json(&e.social_links)?;
-                let row = tx
-                    .query_one(
-                        UPDATE_EMPLOYEE,
-                        [
-                            &e.id,
-                            &e.full_name,
-                            &e.job_title,
-                            &e.email,
-                            &e.phone,
-                            &e.whatsapp,
-                            &e.photo_url,
-                            &e.bio,
-                            &links,
-                        ],
-                    )
-                    .await?;
-                Ok::<_, ApiError>(row)
+                model::employee::update(&tx, employee_id.0, editor, change).await
             })
             .await?;
-        let employee = Employee::from_row(&row, &state.public_base_url)?;
         state
             .cards
             .forget_employee(employee.company_id, employee.id);
-        Ok(Json(employee))
+        Ok(Json(Employee::shown(employee, &state.public_base_url)))
     }
 
     /// Delete an employee
     ///
     /// Admins of the company and superadmins. The card goes with it; a login linked to the
     /// employee stays, unlinked.
-    #[oai(path = "/employees/:employee_id", method = "delete")]
+    #[oai(
+        path = "/employees/:employee_id",
+        method = "delete",
+        operation_id = "deleteEmployee"
+    )]
     async fn delete_employee(
         &self,
         state: Data<&AppState>,
@@ -480,23 +338,102 @@ impl EmployeesApi {
         employee_id: Path<Uuid>,
     ) -> Result<NoContent, ApiError> {
         let caller = auth.0;
-        let tenant = employee_tenant(&state, &caller, employee_id.0).await?;
+        let tenant = caller.employee_tenant(&state.db, employee_id.0).await?;
         caller.require_admin()?;
         let deleted = state
             .db
             .write(&tenant, async |tx| {
-                tx.query_one(DELETE_EMPLOYEE, [&employee_id.0]).await
+                model::employee::delete(&tx, employee_id.0).await
             })
-            .await
-            .map_err(ApiError::from)?
-            .try_get::<_, i64>(0)
-            .map_err(ApiError::internal)?;
-        if deleted == 0 {
-            return Err(ApiError::not_found("Employee not found"));
+            .await?;
+        if !deleted {
+            return Err(employee_not_found());
         }
         state
             .cards
-            .forget_employee(tenant.company_id, employee_id.0);
+            .forget_employee(tenant.company_id(), employee_id.0);
         Ok(NoContent::NoContent)
     }
+
+    /// Upload an employee's photo
+    ///
+    /// Admins of the company, superadmins, and the employee linked to this record. A JPEG, PNG
+    /// or WebP image up to 5 MB, as the request body or as the `file` field of a form. It is
+    /// decoded, turned upright, cropped to a square, stripped of all metadata and stored as a
+    /// 512 px JPEG; `photo_url` then points to it.
+    #[oai(
+        path = "/employees/:employee_id/photo",
+        method = "put",
+        operation_id = "uploadEmployeePhoto"
+    )]
+    async fn put_photo(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        employee_id: Path<Uuid>,
+        body: ImageUpload,
+    ) -> Result<Json<Employee>, ApiError> {
+        let employee = change_photo(&state, &auth.0, employee_id.0, Some(body)).await?;
+        Ok(Json(Employee::shown(employee, &state.public_base_url)))
+    }
+
+    /// Remove an employee's photo
+    ///
+    /// Who may upload it may remove it. The photo URL set on the employee, if any, shows again.
+    #[oai(
+        path = "/employees/:employee_id/photo",
+        method = "delete",
+        operation_id = "deleteEmployeePhoto"
+    )]
+    async fn delete_photo(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        employee_id: Path<Uuid>,
+    ) -> Result<NoContent, ApiError> {
+        change_photo(&state, &auth.0, employee_id.0, None).await?;
+        Ok(NoContent::NoContent)
+    }
+}
+
+/// Replaces (`Some`) or removes (`None`) the employee's uploaded photo; the employee as it is
+/// now. Who may edit the employee is checked before the costly decode (and again under the row
+/// lock when storing), so nobody makes the server decode an image for nothing.
+async fn change_photo(
+    state: &AppState,
+    caller: &Caller,
+    employee_id: Uuid,
+    upload: Option<ImageUpload>,
+) -> Result<model::employee::Employee, ApiError> {
+    let tenant = caller.employee_tenant(&state.db, employee_id).await?;
+    let editor = editor(caller);
+    let image = match upload {
+        Some(upload) => {
+            state
+                .db
+                .read(&tenant, async |tx| {
+                    model::employee::check_editable(&tx, employee_id, editor).await
+                })
+                .await?;
+            let bytes = upload.into_bytes().await?;
+            Some(upload::normalize(state, bytes, photo::normalize_photo).await?)
+        }
+        None => None,
+    };
+    let employee = state
+        .db
+        .write(&tenant, async |tx| {
+            let employee = model::employee::lock_editable(&tx, employee_id, editor).await?;
+            let slot = ImageSlot::Photo { employee_id };
+            let old = employee.photo_hash.as_deref();
+            model::media::replace(&tx, employee.company_id, slot, old, image.as_ref()).await?;
+            model::employee::get(&tx, employee_id)
+                .await?
+                .ok_or(model::employee::EditError::NotFound)
+        })
+        .await?;
+    state
+        .cards
+        .forget_employee(tenant.company_id(), employee_id);
+    Ok(employee)
 }

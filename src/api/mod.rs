@@ -7,13 +7,17 @@ pub mod cards;
 pub mod companies;
 pub mod employees;
 pub mod health;
+pub mod http;
 pub mod json_string;
 pub mod media;
 pub mod nul;
+pub mod public_cards;
+pub mod schemas;
 pub mod spec;
 pub mod subscriptions;
 pub mod time_bound;
 pub mod tracking;
+pub mod upload;
 pub mod users;
 pub mod validate;
 
@@ -87,7 +91,6 @@ pub type Apis = (
     auth::AuthApi,
     companies::CompaniesApi,
     employees::EmployeesApi,
-    media::MediaApi,
     cards::CardsApi,
     tracking::TrackingApi,
     analytics::AnalyticsApi,
@@ -103,7 +106,6 @@ pub fn service() -> OpenApiService<Apis, ()> {
             auth::AuthApi,
             companies::CompaniesApi,
             employees::EmployeesApi,
-            media::MediaApi,
             cards::CardsApi,
             tracking::TrackingApi,
             analytics::AnalyticsApi,

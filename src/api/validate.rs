@@ -262,25 +262,7 @@ pub fn password(field: &str, value: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// A URL slug from a name: `Jane Smith` → `jane-smith`, at most `max` characters.
-pub fn slug_base(name: &str, max: usize, fallback: &str) -> String {
-    let slug = slug::slugify(name);
-    let mut cut: String = slug.chars().take(max).collect();
-    while cut.ends_with('-') {
-        cut.pop();
-    }
-    if cut.is_empty() {
-        fallback.to_owned()
-    } else {
-        cut
-    }
-}
-
-/// Six random hex digits for slugs that must not be guessed or collide.
-pub fn random_suffix() -> String {
-    use rand::Rng;
-    format!("{:06x}", rand::rng().random_range(0..0x100_0000u32))
-}
+pub use crate::model::slug::{random_suffix, slug_base};
 
 /// Validates the value of a present field; `null` and absence pass through.
 pub fn maybe<S, T>(
@@ -295,6 +277,27 @@ pub fn maybe<S, T>(
             None => MaybeUndefined::Null,
         },
     })
+}
+
+/// A field that may be left out but not cleared: `null` is refused (422, naming the field)
+/// rather than silently ignored.
+pub fn not_null<S>(field: &str, value: MaybeUndefined<S>) -> Result<Option<S>, ApiError> {
+    match value {
+        MaybeUndefined::Undefined => Ok(None),
+        MaybeUndefined::Null => Err(ApiError::invalid(format!(
+            "`{field}` cannot be null: leave it out to keep it"
+        ))),
+        MaybeUndefined::Value(v) => Ok(Some(v)),
+    }
+}
+
+/// A validated optional field as a change: `None` keeps it, `Some(None)` clears it.
+pub fn change<T>(value: MaybeUndefined<T>) -> Option<Option<T>> {
+    match value {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(v) => Some(Some(v)),
+    }
 }
 
 #[cfg(test)]

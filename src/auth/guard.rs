@@ -1,11 +1,16 @@
 //! The bearer guard: a verified token becomes a [`Caller`], and a caller becomes a [`Tenant`].
+//! This is the only place a signed-in user's tenant is made.
 
 use poem::Request;
 use poem_openapi::{SecurityScheme, auth::Bearer};
 use uuid::Uuid;
 
 use super::{Claims, JwtKeys, Role};
-use crate::{db::Tenant, error::ApiError};
+use crate::{
+    db::{Db, Tenant},
+    error::ApiError,
+    model,
+};
 
 /// A JSON Web Token from `POST /api/auth/login` or `/api/auth/signup`.
 #[derive(SecurityScheme)]
@@ -16,16 +21,20 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Caller> {
     let keys = req
         .data::<JwtKeys>()
         .ok_or_else(|| ApiError::internal("JWT keys missing from request data"))?;
-    keys.verify(&bearer.token)
-        .map(Caller)
+    Caller::verify(keys, &bearer.token)
         .ok_or_else(|| ApiError::unauthorized("Invalid or expired token").into())
 }
 
-/// The authenticated user of a request.
+/// The authenticated user of a request. Only made from a token that `JwtKeys` verified.
 #[derive(Clone, Debug)]
-pub struct Caller(pub Claims);
+pub struct Caller(Claims);
 
 impl Caller {
+    /// The caller a genuine, unexpired token names; `None` for anything else.
+    pub fn verify(keys: &JwtKeys, token: &str) -> Option<Self> {
+        keys.verify(token).map(Caller)
+    }
+
     pub fn user_id(&self) -> Uuid {
         self.0.sub
     }
@@ -42,19 +51,46 @@ impl Caller {
         self.0.role == Role::Superadmin
     }
 
+    pub fn is_admin(&self) -> bool {
+        self.require_admin().is_ok()
+    }
+
     /// The caller's own company.
     pub fn tenant(&self) -> Tenant {
-        Tenant::new(self.0.company_id, self.0.role)
+        Tenant::member(self.0.company_id, self.0.role)
     }
 
     /// The tenant named by a path. Another company answers exactly like a missing one, except to
     /// a superadmin, who may enter any company explicitly.
     pub fn tenant_for(&self, company_id: Uuid, missing: &'static str) -> Result<Tenant, ApiError> {
-        if company_id == self.0.company_id || self.is_superadmin() {
-            Ok(Tenant::new(company_id, self.0.role))
+        if company_id == self.0.company_id {
+            Ok(self.tenant())
+        } else if self.is_superadmin() {
+            Ok(Tenant::superadmin_entering(company_id))
         } else {
             Err(ApiError::not_found(missing))
         }
+    }
+
+    /// A superadmin entering any company, existing or being created; 403 to anyone else.
+    pub fn enter_as_superadmin(&self, company_id: Uuid) -> Result<Tenant, ApiError> {
+        self.require_superadmin()?;
+        Ok(Tenant::superadmin_entering(company_id))
+    }
+
+    /// The tenant of `/employees/{employee_id}`: the caller's own company, or for a superadmin
+    /// the employee's company, looked up first.
+    pub async fn employee_tenant(&self, db: &Db, employee_id: Uuid) -> Result<Tenant, ApiError> {
+        if !self.is_superadmin() {
+            return Ok(self.tenant());
+        }
+        let company = db
+            .read(&self.tenant(), async |tx| {
+                model::employee::company_for_superadmin(&tx, employee_id).await
+            })
+            .await?
+            .ok_or_else(|| ApiError::not_found("Employee not found"))?;
+        Ok(Tenant::superadmin_entering(company))
     }
 
     /// Admins of the tenant and superadmins.

@@ -13,12 +13,17 @@
 pub mod embedded;
 pub mod migrations;
 pub mod notifications;
+mod tenant;
+
+pub use tenant::{Role, Tenant};
 
 use std::{
+    pin::Pin,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
+    task::{Context, Poll},
     time::Duration,
 };
 
@@ -26,9 +31,6 @@ use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, Timeouts,
 };
 use tokio_postgres::{NoTls, Row, types::ToSql};
-use uuid::Uuid;
-
-use crate::auth::Role;
 
 /// The login role of the service: owns nothing, cannot bypass row-level security.
 pub const APP_ROLE: &str = "callingcard_app";
@@ -63,6 +65,9 @@ pub enum DbError {
     /// connection was closed, not pooled.
     #[error("the database did not answer within {0:?}")]
     Timeout(Duration),
+    /// A row did not hold what the model expected of it (a bug, or a schema out of step).
+    #[error("unexpected row: {0}")]
+    Decode(String),
 }
 
 impl DbError {
@@ -81,7 +86,7 @@ impl DbError {
         match self {
             DbError::Unavailable(_) | DbError::Timeout(_) => true,
             DbError::Postgres(e) => is_connection_lost(e),
-            DbError::PreparedLate | DbError::Misuse(_) => false,
+            DbError::PreparedLate | DbError::Misuse(_) | DbError::Decode(_) => false,
         }
     }
 }
@@ -98,65 +103,6 @@ fn is_connection_lost(e: &tokio_postgres::Error) -> bool {
         }
         // A socket error on a live connection (a reset, a broken pipe).
         None => std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()),
-    }
-}
-
-/// Whose data a transaction may see: one company, as one role.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Tenant {
-    pub company_id: Uuid,
-    role: TenantRole,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum TenantRole {
-    /// A signed-in user.
-    Member(Role),
-    /// An anonymous visitor of the company's public cards: reads only.
-    Visitor,
-    /// The service recording what visitors did on the company's cards.
-    Collector,
-}
-
-impl Tenant {
-    pub fn new(company_id: Uuid, role: Role) -> Self {
-        Self {
-            company_id,
-            role: TenantRole::Member(role),
-        }
-    }
-
-    /// The public reading one company's cards, after a `SECURITY DEFINER` slug lookup told us
-    /// which company that is. Policies see `app.role = 'public'`.
-    pub fn visitor(company_id: Uuid) -> Self {
-        Self {
-            company_id,
-            role: TenantRole::Visitor,
-        }
-    }
-
-    /// The analytics collector storing one company's events (`app.role = 'collector'`).
-    pub fn collector(company_id: Uuid) -> Self {
-        Self {
-            company_id,
-            role: TenantRole::Collector,
-        }
-    }
-
-    /// The signed-in user's role, if a user it is.
-    pub fn role(&self) -> Option<Role> {
-        match self.role {
-            TenantRole::Member(role) => Some(role),
-            TenantRole::Visitor | TenantRole::Collector => None,
-        }
-    }
-
-    fn role_setting(&self) -> &'static str {
-        match self.role {
-            TenantRole::Member(role) => role.as_str(),
-            TenantRole::Visitor => "public",
-            TenantRole::Collector => "collector",
-        }
     }
 }
 
@@ -283,7 +229,7 @@ impl Db {
         F: AsyncFnOnce(TenantTx) -> Result<T, E> + Clone,
         E: From<DbError>,
     {
-        let settings = tenant.map(|t| (t.company_id.to_string(), t.role_setting()));
+        let settings = tenant.map(Tenant::settings);
         let mut conn = self.pool.get().await.map_err(DbError::from)?;
         for _ in 0..MAX_PREPARE_RETRIES {
             let tx = TenantTx::new(conn);
@@ -313,7 +259,7 @@ impl Db {
                 },
                 body.clone()(tx.clone()),
                 async {
-                    tx.inner.sealed.store(true, Ordering::Release);
+                    tx.seal();
                     client.execute(&commit, &[]).await
                 },
             );
@@ -351,7 +297,7 @@ impl Db {
         F: AsyncFnOnce(TenantTx) -> Result<T, E>,
         E: From<DbError>,
     {
-        if tenant.role == TenantRole::Visitor {
+        if tenant.is_visitor() {
             // Visitors of public cards read; nothing they do writes through the tenant wall.
             return Err(DbError::Misuse("a visitor's transaction cannot write").into());
         }
@@ -380,7 +326,7 @@ impl Db {
             .prepare_cached(SET_TENANT)
             .await
             .map_err(DbError::from)?;
-        let settings = tenant.map(|t| (t.company_id.to_string(), t.role_setting()));
+        let settings = tenant.map(Tenant::settings);
 
         let (began, set, result) = tokio::join!(
             client.execute(&begin, &[]),
@@ -395,6 +341,9 @@ impl Db {
             },
             body(tx.clone()),
         );
+        // Whatever a clone of `tx` (moved into a task, say) sends from now on would run after
+        // COMMIT, outside the transaction and the tenant: it is refused.
+        tx.seal();
         // A body that carried on after a failed statement must not look committed: PostgreSQL
         // would answer its COMMIT with a ROLLBACK, silently.
         let aborted = tx.inner.server_error.load(Ordering::Acquire);
@@ -448,8 +397,9 @@ impl Drop for Checkout {
 
 struct TxState {
     checkout: Checkout,
-    /// Set when COMMIT has been queued behind a pipelined read.
-    sealed: AtomicBool,
+    /// Closed (true) once the body is over and COMMIT or ROLLBACK is about to be sent. Checked
+    /// and held while a statement is sent (see [`Gated`]), so nothing slips in behind the end.
+    sealed: Mutex<bool>,
     /// A statement had to be prepared after the pipeline was sealed: run the read again.
     missed_prepare: AtomicBool,
     /// The transaction is over; the connection may already serve another request.
@@ -475,7 +425,7 @@ impl TenantTx {
                     conn: Some(conn),
                     clean: AtomicBool::new(false),
                 },
-                sealed: AtomicBool::new(false),
+                sealed: Mutex::new(false),
                 missed_prepare: AtomicBool::new(false),
                 finished: AtomicBool::new(false),
                 server_error: AtomicBool::new(false),
@@ -507,6 +457,15 @@ impl TenantTx {
         }
     }
 
+    /// No statement may be sent any more: the transaction's end comes next.
+    fn seal(&self) {
+        *self.inner.sealed.lock().unwrap_or_else(|e| e.into_inner()) = true;
+    }
+
+    fn is_sealed(&self) -> bool {
+        *self.inner.sealed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Remembers that the server refused a statement (client-side errors leave it running).
     fn noted(&self, e: tokio_postgres::Error) -> DbError {
         if e.as_db_error().is_some() {
@@ -519,10 +478,9 @@ impl TenantTx {
     }
 
     async fn statement(&self, sql: &str) -> Result<tokio_postgres::Statement, DbError> {
-        if self.inner.sealed.load(Ordering::Acquire) || self.inner.finished.load(Ordering::Acquire)
-        {
+        if self.is_sealed() || self.inner.finished.load(Ordering::Acquire) {
             return Err(DbError::Misuse(
-                "a read body sent a query after its first await",
+                "a statement was sent after its transaction's body (a read's: its first await)",
             ));
         }
         // A cached statement is ready at once; an uncached one waits for its PREPARE.
@@ -531,12 +489,31 @@ impl TenantTx {
             .prepare_cached(sql)
             .await
             .map_err(|e| self.noted(e))?;
-        if self.inner.sealed.load(Ordering::Acquire) {
-            // Whatever we sent now would run after COMMIT, outside the transaction and tenant.
-            self.inner.missed_prepare.store(true, Ordering::Release);
-            return Err(DbError::PreparedLate);
-        }
         Ok(statement)
+    }
+
+    /// Sends a statement unless the transaction was sealed meanwhile (then it would run after
+    /// COMMIT, outside the transaction and the tenant): the check and the send happen under
+    /// the seal's lock, so the end cannot be queued between them.
+    async fn send<T>(
+        &self,
+        request: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, DbError> {
+        let request = std::pin::pin!(request);
+        match (Gated {
+            tx: self,
+            request,
+            sent: false,
+        })
+        .await
+        {
+            Some(result) => result.map_err(|e| self.noted(e)),
+            None => {
+                // The statement was prepared too late for a pipelined read: run the read again.
+                self.inner.missed_prepare.store(true, Ordering::Release);
+                Err(DbError::PreparedLate)
+            }
+        }
     }
 
     pub async fn query<const N: usize>(
@@ -545,10 +522,7 @@ impl TenantTx {
         params: Params<'_, N>,
     ) -> Result<Vec<Row>, DbError> {
         let statement = self.statement(sql).await?;
-        self.client()
-            .query(&statement, &params)
-            .await
-            .map_err(|e| self.noted(e))
+        self.send(self.client().query(&statement, &params)).await
     }
 
     pub async fn query_one<const N: usize>(
@@ -557,10 +531,8 @@ impl TenantTx {
         params: Params<'_, N>,
     ) -> Result<Row, DbError> {
         let statement = self.statement(sql).await?;
-        self.client()
-            .query_one(&statement, &params)
+        self.send(self.client().query_one(&statement, &params))
             .await
-            .map_err(|e| self.noted(e))
     }
 
     pub async fn query_opt<const N: usize>(
@@ -569,10 +541,8 @@ impl TenantTx {
         params: Params<'_, N>,
     ) -> Result<Option<Row>, DbError> {
         let statement = self.statement(sql).await?;
-        self.client()
-            .query_opt(&statement, &params)
+        self.send(self.client().query_opt(&statement, &params))
             .await
-            .map_err(|e| self.noted(e))
     }
 
     pub async fn execute<const N: usize>(
@@ -581,9 +551,37 @@ impl TenantTx {
         params: Params<'_, N>,
     ) -> Result<u64, DbError> {
         let statement = self.statement(sql).await?;
-        self.client()
-            .execute(&statement, &params)
-            .await
-            .map_err(|e| self.noted(e))
+        self.send(self.client().execute(&statement, &params)).await
+    }
+}
+
+/// A statement's request future, first polled (which is when tokio-postgres sends it) only
+/// while the transaction is not sealed, under the seal's lock. `None`: refused, never sent.
+struct Gated<'a, F> {
+    tx: &'a TenantTx,
+    request: Pin<&'a mut F>,
+    sent: bool,
+}
+
+impl<T, F: Future<Output = T>> Future for Gated<'_, F> {
+    type Output = Option<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        if self.sent {
+            return self.request.as_mut().poll(cx).map(Some);
+        }
+        let sealed = self
+            .tx
+            .inner
+            .sealed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if *sealed {
+            return Poll::Ready(None);
+        }
+        let polled = self.request.as_mut().poll(cx);
+        drop(sealed);
+        self.sent = true;
+        polled.map(Some)
     }
 }

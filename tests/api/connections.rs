@@ -12,13 +12,20 @@ use std::{
 
 use crate::helpers::{self, connect, fresh_database, spawn_app_with, superuser_url};
 use callingcard::{
-    auth::Role,
+    auth::{Caller, JwtKeys, Role},
     db::{Db, DbError, Tenant},
     error::ApiError,
 };
 use serde_json::json;
 use tokio_postgres::{Client, error::SqlState};
 use uuid::Uuid;
+
+/// The tenant of a verified token of `role` in `company`, as a request would have it.
+fn member_tenant(company: Uuid, role: Role) -> Tenant {
+    let keys = JwtKeys::new(helpers::JWT_SECRET, Duration::from_secs(60));
+    let token = keys.issue(Uuid::new_v4(), company, role).unwrap();
+    Caller::verify(&keys, &token).unwrap().tenant()
+}
 
 struct Fixture {
     dbname: String,
@@ -32,12 +39,12 @@ struct Fixture {
 
 impl Fixture {
     fn tenant_a(&self) -> Tenant {
-        Tenant::new(self.a, Role::Admin)
+        member_tenant(self.a, Role::Admin)
     }
 
     /// The next tenant on the pool, B, works as itself and sees its own employee only.
     async fn assert_b_reads_its_own(&self, context: &str) {
-        let tenant = Tenant::new(self.b, Role::Employee);
+        let tenant = member_tenant(self.b, Role::Employee);
         let row = self
             .db
             .read(&tenant, async |tx| {

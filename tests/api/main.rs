@@ -21,6 +21,8 @@ mod login_throttle;
 mod migrations;
 mod public_cards;
 mod public_limits;
+mod required_fields;
+mod sealed_writes;
 mod serve_binary;
 mod tenancy_matrix;
 mod tenant_wall;

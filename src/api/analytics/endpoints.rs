@@ -110,7 +110,7 @@ impl AnalyticsApi {
         let (from, to) = time_bound::range(from.0.as_ref(), to.0.as_ref(), Tz::UTC)?;
         let window = event_window(from, to, cursor.0.as_deref(), limit.0, Utc::now())?;
         let (company_id, employee_id, user_id) =
-            (tenant.company_id, employee_id.0, caller.user_id());
+            (tenant.company_id(), employee_id.0, caller.user_id());
         let (access, page) = state
             .db
             .read(&tenant, async |tx| {
@@ -199,7 +199,7 @@ impl AnalyticsApi {
         let (from, to) = series_range(tz, interval, from, to, Utc::now())?;
         let plan = BucketPlan::new(tz, interval, from, to);
         let (company_id, employee_id, user_id) =
-            (tenant.company_id, employee_id.0, caller.user_id());
+            (tenant.company_id(), employee_id.0, caller.user_id());
         let (access, counts) = state
             .db
             .read(&tenant, async |tx| {

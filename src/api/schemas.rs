@@ -1,0 +1,69 @@
+//! Shapes of the JSON API that the endpoints of more than one resource answer with or take:
+//! a login (`/auth/me` and the users of a company), a plan (companies and subscriptions).
+
+use chrono::{DateTime, Utc};
+use poem_openapi::{Enum, Object};
+use uuid::Uuid;
+
+use crate::{auth::Role, error::ApiError, model};
+
+#[derive(Debug, Object)]
+pub struct User {
+    pub id: Uuid,
+    pub company_id: Uuid,
+    pub email: String,
+    pub full_name: String,
+    pub role: Role,
+    pub is_active: bool,
+    /// The employee record this login may edit, if any.
+    #[oai(nullable)]
+    pub employee_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<model::user::User> for User {
+    fn from(u: model::user::User) -> Self {
+        Self {
+            id: u.id,
+            company_id: u.company_id,
+            email: u.email,
+            full_name: u.full_name,
+            role: u.role,
+            is_active: u.is_active,
+            employee_id: u.employee_id,
+            created_at: u.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum Plan {
+    /// 2 employees.
+    Free,
+    /// 50 employees.
+    Professional,
+    /// No limit.
+    Enterprise,
+}
+
+impl Plan {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Plan::Free => "free",
+            Plan::Professional => "professional",
+            Plan::Enterprise => "enterprise",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+        match raw {
+            "free" => Ok(Plan::Free),
+            "professional" => Ok(Plan::Professional),
+            "enterprise" => Ok(Plan::Enterprise),
+            other => Err(ApiError::internal(format!(
+                "unknown plan {other} in the database"
+            ))),
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Who a transaction runs as: one company (`app.company_id`) and one role (`app.role`), the two
+//! settings the row-level security policies of `sql/` read.
+//!
+//! A [`Tenant`] is a capability, not a value anyone fills in: its fields are private, and each
+//! way of getting one is a named constructor for one situation. Handlers get theirs from the
+//! verified caller (`auth::Caller`); the constructors for the other cases say who they stand for.
+
+use poem_openapi::Enum;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+// The role of a login, as stored in `users.role` and seen by the policies as `app.role`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Enum)]
+#[serde(rename_all = "lowercase")]
+#[oai(rename_all = "lowercase")]
+pub enum Role {
+    /// Operates the platform: every company.
+    Superadmin,
+    /// Manages one company, its employees and its logins.
+    Admin,
+    /// Reads its company's employees and edits the one employee record linked to it.
+    Employee,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Superadmin => "superadmin",
+            Role::Admin => "admin",
+            Role::Employee => "employee",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Role> {
+        match raw {
+            "superadmin" => Some(Role::Superadmin),
+            "admin" => Some(Role::Admin),
+            "employee" => Some(Role::Employee),
+            _ => None,
+        }
+    }
+}
+
+/// Whose data a transaction may see: one company, as one role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tenant {
+    /// `None` only for maintenance: no company's rows are visible.
+    company_id: Option<Uuid>,
+    role: TenantRole,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum TenantRole {
+    /// A signed-in user, or the operator at the command line.
+    Member(Role),
+    /// An anonymous visitor of the company's public cards: reads only.
+    Visitor,
+    /// The service recording what visitors did on the company's cards.
+    Collector,
+    /// A periodic job of the service itself, calling `SECURITY DEFINER` functions only.
+    Maintenance,
+}
+
+impl Tenant {
+    /// The company and role of a verified caller. Only the bearer guard (`auth::Caller`) calls
+    /// this, with the claims of a token it checked.
+    pub(crate) fn member(company_id: Uuid, role: Role) -> Self {
+        Self {
+            company_id: Some(company_id),
+            role: TenantRole::Member(role),
+        }
+    }
+
+    /// A superadmin entering a company named in the request (or one it is creating). Only the
+    /// bearer guard calls this, for a caller it verified to be a superadmin.
+    pub(crate) fn superadmin_entering(company_id: Uuid) -> Self {
+        Self::member(company_id, Role::Superadmin)
+    }
+
+    /// The first admin of a company being signed up: the new company is its own tenant from
+    /// the first statement on.
+    pub fn signup(company_id: Uuid) -> Self {
+        Self::member(company_id, Role::Admin)
+    }
+
+    /// The operator at the server's command line (`create-superadmin`), acting as a superadmin
+    /// in the platform company.
+    pub fn platform_operator(platform_company_id: Uuid) -> Self {
+        Self::member(platform_company_id, Role::Superadmin)
+    }
+
+    /// The public reading one company's cards, after a `SECURITY DEFINER` slug lookup told us
+    /// which company that is (so it exists). Policies see `app.role = 'public'`.
+    pub fn visitor(company_id: Uuid) -> Self {
+        Self {
+            company_id: Some(company_id),
+            role: TenantRole::Visitor,
+        }
+    }
+
+    /// The analytics collector storing one company's events (`app.role = 'collector'`).
+    pub fn collector(company_id: Uuid) -> Self {
+        Self {
+            company_id: Some(company_id),
+            role: TenantRole::Collector,
+        }
+    }
+
+    /// A job of the service itself (retention, partitions), not acting for any company: no
+    /// company is set, so every tenant table shows no rows and accepts none; only the
+    /// `SECURITY DEFINER` functions do anything (`app.role = 'maintenance'`, which no policy
+    /// grants anything to).
+    pub fn maintenance() -> Self {
+        Self {
+            company_id: None,
+            role: TenantRole::Maintenance,
+        }
+    }
+
+    /// The company whose rows the transaction sees (nil for maintenance, which sees none).
+    pub fn company_id(&self) -> Uuid {
+        self.company_id.unwrap_or_default()
+    }
+
+    /// The signed-in user's role, if a user it is.
+    pub fn role(&self) -> Option<Role> {
+        match self.role {
+            TenantRole::Member(role) => Some(role),
+            TenantRole::Visitor | TenantRole::Collector | TenantRole::Maintenance => None,
+        }
+    }
+
+    pub(super) fn is_visitor(&self) -> bool {
+        self.role == TenantRole::Visitor
+    }
+
+    /// `app.company_id` and `app.role`, as the transaction sets them.
+    pub(super) fn settings(&self) -> (String, &'static str) {
+        let company = self.company_id.map(|id| id.to_string()).unwrap_or_default();
+        let role = match self.role {
+            TenantRole::Member(role) => role.as_str(),
+            TenantRole::Visitor => "public",
+            TenantRole::Collector => "collector",
+            TenantRole::Maintenance => "maintenance",
+        };
+        (company, role)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maintenance_names_no_company() {
+        assert_eq!(
+            Tenant::maintenance().settings(),
+            (String::new(), "maintenance")
+        );
+        let id = Uuid::new_v4();
+        assert_eq!(Tenant::visitor(id).settings(), (id.to_string(), "public"));
+        assert_eq!(Tenant::signup(id).settings(), (id.to_string(), "admin"));
+    }
+}
