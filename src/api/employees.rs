@@ -18,7 +18,6 @@ use super::{
 use crate::{
     auth::{BearerAuth, Caller},
     card::photo,
-    db::Tenant,
     error::ApiError,
     model::{
         self,
@@ -122,16 +121,6 @@ pub struct UpdateEmployee {
     /// Replaces all links; `null` or `{}` removes them.
     #[oai(nullable)]
     pub social_links: MaybeUndefined<BTreeMap<String, JsonString>>,
-}
-
-/// The tenant of `/employees/{employee_id}` (kept for the analytics endpoints; see
-/// [`Caller::employee_tenant`]).
-pub(super) async fn employee_tenant(
-    state: &AppState,
-    caller: &Caller,
-    employee_id: Uuid,
-) -> Result<Tenant, ApiError> {
-    caller.employee_tenant(&state.db, employee_id).await
 }
 
 fn editor(caller: &Caller) -> Editor {

@@ -5,7 +5,7 @@ use poem::{Request, http::StatusCode, web::Data};
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi, param::Query, payload::Json};
 use uuid::Uuid;
 
-use super::{ApiTags, AppState, cards, json_string::JsonString};
+use super::{ApiTags, AppState, json_string::JsonString, public_cards};
 use crate::{
     analytics::{
         Action,
@@ -156,11 +156,11 @@ impl TrackingApi {
         if action == Action::LinkClick && link.is_none() {
             return Err(ApiError::invalid("`link` is required for `link_click`"));
         }
-        let card = cards::load_card(
+        let card = public_cards::load_card(
             &state,
             &company_slug,
             &employee_slug,
-            &cards::MissPayer::nobody(),
+            &public_cards::MissPayer::nobody(),
         )
         .await?;
         let card = Card {

@@ -24,9 +24,7 @@ use super::{
 };
 use crate::{
     api::{
-        ApiTags, AppState,
-        employees::employee_tenant,
-        page,
+        ApiTags, AppState, page,
         time_bound::{self, TimeBound},
     },
     auth::{BearerAuth, Caller},
@@ -106,7 +104,7 @@ impl AnalyticsApi {
         limit: Query<Option<u32>>,
     ) -> Result<Json<EventPage>, ApiError> {
         let caller = auth.0;
-        let tenant = employee_tenant(&state, &caller, employee_id.0).await?;
+        let tenant = caller.employee_tenant(&state.db, employee_id.0).await?;
         let (from, to) = time_bound::range(from.0.as_ref(), to.0.as_ref(), Tz::UTC)?;
         let window = event_window(from, to, cursor.0.as_deref(), limit.0, Utc::now())?;
         let (company_id, employee_id, user_id) =
@@ -192,7 +190,7 @@ impl AnalyticsApi {
         interval: Query<Option<Interval>>,
     ) -> Result<Json<Timeseries>, ApiError> {
         let caller = auth.0;
-        let tenant = employee_tenant(&state, &caller, employee_id.0).await?;
+        let tenant = caller.employee_tenant(&state.db, employee_id.0).await?;
         let tz = parse_tz(tz.0.as_deref())?;
         let interval = interval.0.unwrap_or(Interval::Day);
         let (from, to) = time_bound::range(from.0.as_ref(), to.0.as_ref(), tz)?;
