@@ -7,4 +7,5 @@ pub mod card;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod model;
 pub mod startup;

@@ -140,7 +140,8 @@ pub fn routes(state: AppState, cors_origins: &[String]) -> BoxEndpoint<'static> 
     } else {
         let mut cors = Cors::new()
             .allow_credentials(false)
-            .expose_header("X-Total-Count");
+            .expose_header("X-Total-Count")
+            .expose_header("X-Next-Cursor");
         for origin in cors_origins {
             cors = if origin == "*" {
                 cors
