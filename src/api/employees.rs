@@ -8,7 +8,7 @@ use poem::web::Data;
 use poem_openapi::{
     Object, OpenApi, param::Path, param::Query, payload::Json, types::MaybeUndefined,
 };
-use tokio_postgres::Row;
+use tokio_postgres::{Row, types::Json as JsonColumn};
 use uuid::Uuid;
 
 use super::{ApiTags, AppState, Created, JsonString, NoContent, cards, page, validate};
@@ -52,7 +52,9 @@ pub struct Employee {
 impl Employee {
     pub(super) fn from_row(row: &Row, base_url: &str) -> Result<Self, ApiError> {
         let get = |e| ApiError::internal(e);
-        let links: serde_json::Value = row.try_get("social_links").map_err(get)?;
+        // Straight from the jsonb bytes, without a serde_json::Value in between.
+        let links: JsonColumn<BTreeMap<String, String>> =
+            row.try_get("social_links").map_err(get)?;
         let public_slug: String = row.try_get("public_slug").map_err(get)?;
         let company_slug: String = row.try_get("company_slug").map_err(get)?;
         let company_id: Uuid = row.try_get("company_id").map_err(get)?;
@@ -74,8 +76,8 @@ impl Employee {
             whatsapp: row.try_get("whatsapp").map_err(get)?,
             photo_url,
             bio: row.try_get("bio").map_err(get)?,
-            social_links: serde_json::from_value(links).map_err(ApiError::internal)?,
-            card_url: CardUrls::new(base_url, &company_slug, &public_slug).page,
+            social_links: links.0,
+            card_url: CardUrls::page_url(base_url, &company_slug, &public_slug),
             public_slug,
             company_slug,
             created_at: row.try_get("created_at").map_err(get)?,
