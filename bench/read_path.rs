@@ -49,13 +49,27 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let client = reqwest::Client::new();
     let fixture = Fixture::create(&client, &counted).await?;
+    let lists = ListFixture::create(&client, &counted, &cluster.url("bench")).await?;
+    // Only the scenarios whose name contains this, e.g. BENCH_ONLY=employees.
+    let only: String = env_or("BENCH_ONLY", String::new());
 
     println!(
         "\nPostgreSQL round trips per request (pool of 1 connection, counted at the socket)\n"
     );
     println!("| request | round trips |");
     println!("|---|---|");
-    for (name, method, path, body) in fixture.round_trip_cases() {
+    let round_trip_cases = fixture
+        .round_trip_cases()
+        .into_iter()
+        .map(|(name, method, path, body)| (name.to_owned(), &fixture.token, method, path, body))
+        .chain(
+            lists
+                .round_trip_cases(&client, &counted)
+                .await?
+                .into_iter()
+                .map(|(name, token, path)| (name, token, reqwest::Method::GET, path, None)),
+        );
+    for (name, token, method, path, body) in round_trip_cases {
         // Three warm-up requests prepare the statements; the count starts after them.
         let (warm_up, n) = (3, 50);
         for i in 0..warm_up + n {
@@ -63,15 +77,7 @@ async fn main() -> anyhow::Result<()> {
                 proxy.reset();
             }
             let body = body.clone();
-            send(
-                &client,
-                &counted,
-                &fixture.token,
-                method.clone(),
-                &path,
-                body,
-            )
-            .await?;
+            send(&client, &counted, token, method.clone(), &path, body).await?;
         }
         println!("| {name} | {:.2} |", proxy.turns() as f64 / n as f64);
     }
@@ -83,15 +89,14 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("| request | requests/s | p50 ms | p99 ms | errors |");
     println!("|---|---|---|---|---|");
-    for (name, path) in fixture.load_cases() {
-        let result = load(
-            &direct,
-            &fixture.token,
-            &path,
-            clients,
-            Duration::from_secs(seconds),
-        )
-        .await;
+    let load_cases = fixture
+        .load_cases()
+        .into_iter()
+        .map(|(name, path)| (name.to_owned(), &fixture.token, path))
+        .chain(lists.load_cases(&client, &direct).await?)
+        .filter(|(name, _, _)| name.contains(&only));
+    for (name, token, path) in load_cases {
+        let result = load(&direct, token, &path, clients, Duration::from_secs(seconds)).await;
         println!(
             "| {name} | {:.0} | {:.2} | {:.2} | {} |",
             result.per_second(),
@@ -186,7 +191,7 @@ impl Fixture {
                 None,
             ),
             (
-                "GET /api/company/{id}/employees (read, 3 queries joined)",
+                "GET /api/company/{id}/employees (read, 2 queries joined)",
                 Method::GET,
                 format!("/api/company/{}/employees", self.company_id),
                 None,
@@ -249,6 +254,198 @@ impl Fixture {
             ),
         ]
     }
+}
+
+/// Companies of 2, 100, 1,000 and 10,000 employees, for the employee list at every size.
+struct ListFixture {
+    companies: Vec<ListCompany>,
+}
+
+struct ListCompany {
+    employees: usize,
+    token: String,
+    company_id: String,
+}
+
+/// The employees of a company, made up in one statement as the database owner (past the plan
+/// limit): a name out of 20 × 50 first and last names, a title, an email, links and a bio, and
+/// one creation a minute, the newest last.
+const SEED_EMPLOYEES: &str = "INSERT INTO employees (company_id, id, full_name, job_title, email, phone, bio,
+                            social_links, public_slug, created_at)
+     SELECT $1, gen_random_uuid(),
+            (ARRAY['Ada','Grace','Alan','Edsger','Barbara','Donald','Frances','Ken','Margaret','Dennis',
+                   'Radia','John','Sophie','Tim','Hedy','Linus','Karen','Niklaus','Anita','Guido'])[1 + i % 20]
+              || ' ' ||
+            (ARRAY['Lovelace','Hopper','Turing','Dijkstra','Liskov','Knuth','Allen','Thompson','Hamilton',
+                   'Ritchie','Perlman','McCarthy','Wilson','Berners-Lee','Lamarr','Torvalds','Jones','Wirth',
+                   'Borg','Rossum','Kay','Backus','Codd','Cerf','Kahn','Hoare','Milner','Naur','Floyd','Iverson',
+                   'Lamport','Diffie','Hellman','Rivest','Shamir','Adleman','Engelbart','Sutherland','Bell',
+                   'Goldberg','Ingalls','Kernighan','Pike','Stroustrup','Gosling','Wall','Matsumoto','Hejlsberg',
+                   'Eich','Lattner'])[1 + (i / 20) % 50],
+            (ARRAY['Engineer','Designer','Sales','Support','Finance','Marketing','Legal','Operations'])[1 + i % 8],
+            'person-' || i || '@bench.example', '+1 555 010 ' || lpad((i % 10000)::text, 4, '0'),
+            'Measures things, politely.',
+            '{\"linkedin\": \"https://www.linkedin.com/in/bench\"}'::jsonb,
+            'person-' || i, now() - make_interval(mins => $2::int - i)
+     FROM generate_series(1, $2::int) AS i";
+
+impl ListFixture {
+    async fn create(client: &reqwest::Client, base: &str, owner_url: &str) -> anyhow::Result<Self> {
+        let (owner, connection) = tokio_postgres::connect(owner_url, tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        let mut companies = Vec::new();
+        for employees in [2, 100, 1_000, 10_000] {
+            let signup: Value = client
+                .post(format!("{base}/api/auth/signup"))
+                .json(&json!({"email": format!("list-{employees}@example.com"), "password": "quiet-otter-harbor-1911", "full_name": "List Admin", "company_name": format!("List {employees} Co")}))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let company_id = signup["company_id"].as_str().unwrap_or_default().to_owned();
+            let id: uuid::Uuid = company_id.parse()?;
+            owner
+                .execute(SEED_EMPLOYEES, &[&id, &(employees as i32)])
+                .await?;
+            companies.push(ListCompany {
+                employees,
+                token: signup["access_token"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                company_id,
+            });
+        }
+        // As autovacuum would leave them: statistics for the planner, the visibility map set.
+        owner.batch_execute("VACUUM ANALYZE employees").await?;
+        Ok(Self { companies })
+    }
+
+    fn company(&self, employees: usize) -> &ListCompany {
+        self.companies
+            .iter()
+            .find(|c| c.employees == employees)
+            .expect("a company of that size")
+    }
+
+    fn path(company: &ListCompany, query: &str) -> String {
+        format!("/api/company/{}/employees?{query}", company.company_id)
+    }
+
+    /// The list's new parameters, each still one round trip.
+    async fn round_trip_cases(
+        &self,
+        client: &reqwest::Client,
+        base: &str,
+    ) -> anyhow::Result<Vec<(String, &String, String)>> {
+        let c = self.company(100);
+        let mut cases = vec![(
+            "GET /api/company/{id}/employees?q=…&sort=name (search, sorted)".to_owned(),
+            &c.token,
+            Self::path(c, "q=hopper&sort=name&limit=20"),
+        )];
+        for (name, query) in [
+            ("GET …/employees?cursor=… (page 2 by cursor)", "limit=20"),
+            (
+                "GET …/employees?q=…&cursor=… (search, by cursor)",
+                "limit=5&q=a",
+            ),
+        ] {
+            let cursor = next_cursor(client, base, &c.token, &Self::path(c, query)).await?;
+            let path = Self::path(c, &format!("{query}&cursor={cursor}"));
+            cases.push((name.to_owned(), &c.token, path));
+        }
+        Ok(cases)
+    }
+
+    /// The list scenarios, 20 rows a page: `(name, token, path)`. Deep pages by cursor start
+    /// where a page near the end of the list says the next one does.
+    async fn load_cases(
+        &self,
+        client: &reqwest::Client,
+        base: &str,
+    ) -> anyhow::Result<Vec<(String, &String, String)>> {
+        let mut cases = Vec::new();
+        for c in &self.companies {
+            let n = c.employees;
+            cases.push((
+                format!("GET employees, {n} employees: first page"),
+                &c.token,
+                Self::path(c, "limit=20"),
+            ));
+        }
+        let c = self.company(100);
+        cases.push((
+            "GET employees, 100 employees: 2 rows a page".to_owned(),
+            &c.token,
+            Self::path(c, "limit=2"),
+        ));
+        let c = self.company(10_000);
+        let last = c.employees - 20;
+        for (name, query) in [
+            ("last page by skip", format!("limit=20&skip={last}")),
+            ("sort=name", "limit=20&sort=name".to_owned()),
+            ("sort=-name", "limit=20&sort=-name".to_owned()),
+            ("sort=-created_at", "limit=20&sort=-created_at".to_owned()),
+            ("q=hopper (200 match)", "limit=20&q=hopper".to_owned()),
+            (
+                "q=person-4242@ (1 match)",
+                "limit=20&q=person-4242%40".to_owned(),
+            ),
+            ("q=a (most match)", "limit=20&q=a".to_owned()),
+            (
+                "q=hopper&sort=-name",
+                "limit=20&q=hopper&sort=-name".to_owned(),
+            ),
+        ] {
+            cases.push((
+                format!("GET employees, 10000 employees: {name}"),
+                &c.token,
+                Self::path(c, &query),
+            ));
+        }
+        for (name, query) in [
+            ("last page by cursor", "limit=20".to_owned()),
+            (
+                "sort=name, last page by cursor",
+                "limit=20&sort=name".to_owned(),
+            ),
+            (
+                "sort=-name, last page by cursor",
+                "limit=20&sort=-name".to_owned(),
+            ),
+        ] {
+            let before_last = Self::path(c, &format!("{query}&skip={}", last - 20));
+            let cursor = next_cursor(client, base, &c.token, &before_last).await?;
+            cases.push((
+                format!("GET employees, 10000 employees: {name}"),
+                &c.token,
+                Self::path(c, &format!("{query}&cursor={cursor}")),
+            ));
+        }
+        Ok(cases)
+    }
+}
+
+/// The `X-Next-Cursor` of the page at `path`.
+async fn next_cursor(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    path: &str,
+) -> anyhow::Result<String> {
+    let resp = client
+        .get(format!("{base}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await?;
+    anyhow::ensure!(resp.status().is_success(), "{path}: {}", resp.status());
+    let cursor = resp
+        .headers()
+        .get("x-next-cursor")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    cursor.ok_or_else(|| anyhow::anyhow!("{path}: no X-Next-Cursor"))
 }
 
 async fn send(

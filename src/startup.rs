@@ -190,7 +190,8 @@ where
     let mut cors = Cors::new()
         .allow_credentials(false)
         .allow_methods(METHODS)
-        .expose_header("X-Total-Count");
+        .expose_header("X-Total-Count")
+        .expose_header("X-Next-Cursor");
     // `*` alone allows every origin (an empty list, to poem's `Cors`).
     if !cors_origins.iter().any(|origin| origin == "*") {
         for origin in cors_origins {

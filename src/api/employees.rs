@@ -11,7 +11,7 @@ use poem_openapi::{
 use uuid::Uuid;
 
 use super::{
-    ApiTags, AppState, Created, JsonString, NoContent, Paged, page,
+    ApiTags, AppState, Created, JsonString, NoContent, page,
     upload::{self, ImageUpload},
     validate,
 };
@@ -22,6 +22,7 @@ use crate::{
     model::{
         self,
         employee::{Editor, EmployeeChange, NewEmployee},
+        employee_list::{self, Cursor, ListQuery, Sort, Start},
         media::ImageSlot,
     },
 };
@@ -134,6 +135,69 @@ fn employee_not_found() -> ApiError {
     ApiError::not_found("Employee not found")
 }
 
+/// 200 with one page of the employee list.
+#[derive(poem_openapi::ApiResponse)]
+pub enum EmployeeList {
+    #[oai(status = 200)]
+    Ok(
+        Json<Vec<Employee>>,
+        /// How many employees the whole list holds (with `q`: how many match).
+        #[oai(header = "X-Total-Count")]
+        i64,
+        /// Where the next page starts, for `cursor`; absent on the last page.
+        #[oai(header = "X-Next-Cursor")]
+        Option<String>,
+    ),
+}
+
+/// The list parameters, checked: a bad one answers 422 `invalid_parameter` naming it.
+fn list_query(
+    q: Option<String>,
+    sort: Option<String>,
+    skip: Option<u32>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+) -> Result<ListQuery, ApiError> {
+    let invalid = |detail: String| ApiError::unprocessable("invalid_parameter", detail);
+    let (offset, limit) = page(skip, limit)?;
+    let sort = match sort.as_deref() {
+        None => Sort::DEFAULT,
+        Some(value) => Sort::parse(value).ok_or_else(|| {
+            invalid(format!(
+                "`sort` must be one of {}",
+                Sort::ALLOWED.map(|s| format!("`{s}`")).join(", ")
+            ))
+        })?,
+    };
+    // An empty search (a cleared search box) is no search.
+    let search = match q.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => {
+            validate::plain_text("q", text, validate::Lines::Single)
+                .map_err(|_| invalid("`q` must be one line of plain text: no control characters, line breaks or bidirectional overrides".to_owned()))?;
+            Some(text.to_owned())
+        }
+    };
+    let start = match cursor {
+        None => Start::Skip(offset),
+        Some(_) if skip.is_some() => {
+            return Err(invalid(
+                "`cursor` and `skip` do not go together: a cursor says where the page starts"
+                    .to_owned(),
+            ));
+        }
+        Some(cursor) => Start::After(
+            Cursor::decode(&cursor, sort, search.as_deref()).map_err(|e| invalid(e.to_string()))?,
+        ),
+    };
+    Ok(ListQuery {
+        sort,
+        search,
+        start,
+        limit,
+    })
+}
+
 pub struct EmployeesApi;
 
 #[OpenApi(tag = "ApiTags::Employees")]
@@ -193,38 +257,55 @@ impl EmployeesApi {
 
     /// List a company's employees
     ///
-    /// Oldest first; `X-Total-Count` holds the total.
+    /// Oldest first unless `sort` says otherwise; `X-Total-Count` holds the size of the whole
+    /// list (with `q`: how many match). While more follow, `X-Next-Cursor` holds where the next
+    /// page starts: pass it as `cursor` with the same `sort` and `q` (not `skip`). A cursor stays
+    /// good while employees come and go, and deep pages by cursor cost what the first one does;
+    /// deep pages by `skip` cost more the further they go.
     #[oai(
         path = "/company/:company_id/employees",
         method = "get",
         operation_id = "listEmployees"
     )]
+    #[allow(clippy::too_many_arguments)]
     async fn list_employees(
         &self,
         state: Data<&AppState>,
         auth: BearerAuth,
         company_id: Path<Uuid>,
+        /// Only employees whose name, job title or email contains this, ignoring case
+        /// (at most 100 characters, one line).
+        #[oai(validator(max_length = 100))]
+        q: Query<Option<String>>,
+        /// `name`, `-name`, `created_at` (the default) or `-created_at`; `-` for descending.
+        /// Ties are ordered by id.
+        sort: Query<Option<String>>,
         /// How many to skip.
         #[oai(validator(minimum(value = "0"), maximum(value = "4294967295")))]
         skip: Query<Option<u32>>,
         /// How many to return, 1 to 100 (default 50).
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         limit: Query<Option<u32>>,
-    ) -> Result<Paged<Employee>, ApiError> {
+        /// Start after the previous page: its `X-Next-Cursor`.
+        #[oai(validator(max_length = 2048))]
+        cursor: Query<Option<String>>,
+    ) -> Result<EmployeeList, ApiError> {
         let tenant = auth.0.tenant_for(company_id.0, "Company not found")?;
-        let page = page(skip.0, limit.0)?;
-        let (employees, total) = state
+        let query = list_query(q.0, sort.0, skip.0, limit.0, cursor.0)?;
+        let page = state
             .db
             .read(&tenant, async |tx| {
-                model::employee::list(&tx, company_id.0, page).await
+                employee_list::list(&tx, company_id.0, &query).await
             })
             .await?
             .ok_or_else(|| ApiError::not_found("Company not found"))?;
-        let employees = employees
+        let employees = page
+            .employees
             .into_iter()
             .map(|e| Employee::shown(e, &state.public_base_url))
             .collect();
-        Ok(Paged::Ok(Json(employees), total))
+        let next = page.next.map(|cursor| cursor.encode());
+        Ok(EmployeeList::Ok(Json(employees), page.total, next))
     }
 
     /// Get an employee

@@ -91,6 +91,12 @@ impl CardUrls {
             page_path,
         }
     }
+
+    /// `new(…).page` alone, for where only the page is wanted (an employee in a list): `new`
+    /// formats a dozen URLs.
+    pub fn page_url(base_url: &str, company_slug: &str, employee_slug: &str) -> String {
+        format!("{base_url}/card/{company_slug}/{employee_slug}")
+    }
 }
 
 impl CardProfile {
@@ -127,6 +133,14 @@ pub fn is_web_link(url: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_page_url_alone_is_the_page_of_all_urls() {
+        assert_eq!(
+            CardUrls::page_url("https://x.test", "acme", "jane-1a2b3c"),
+            CardUrls::new("https://x.test", "acme", "jane-1a2b3c").page
+        );
+    }
 
     #[test]
     fn urls_of_a_card() {

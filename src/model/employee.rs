@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use tokio_postgres::Row;
+use tokio_postgres::{Row, types::Json as JsonColumn};
 use uuid::Uuid;
 
 use super::{decode_error, media};
@@ -22,6 +22,8 @@ macro_rules! employee_columns {
          e.created_at, e.updated_at"
     };
 }
+// The list (`employee_list`) selects the same columns, and its sort key.
+pub(crate) use employee_columns;
 
 /// Whether the login `$2` is linked to the employee `e`: such a login may edit that record.
 macro_rules! linked_to_login {
@@ -60,7 +62,8 @@ impl TryFrom<&Row> for Employee {
     type Error = DbError;
 
     fn try_from(row: &Row) -> Result<Self, DbError> {
-        let links: serde_json::Value = row.try_get("social_links")?;
+        // Straight from the jsonb bytes, without a serde_json::Value in between.
+        let links: JsonColumn<BTreeMap<String, String>> = row.try_get("social_links")?;
         Ok(Self {
             id: row.try_get("id")?,
             company_id: row.try_get("company_id")?,
@@ -72,8 +75,7 @@ impl TryFrom<&Row> for Employee {
             photo_url: row.try_get("photo_url")?,
             photo_hash: row.try_get("photo_hash")?,
             bio: row.try_get("bio")?,
-            social_links: serde_json::from_value(links)
-                .map_err(|e| decode_error("social_links", e))?,
+            social_links: links.0,
             public_slug: row.try_get("public_slug")?,
             company_slug: row.try_get("company_slug")?,
             created_at: row.try_get("created_at")?,
@@ -184,16 +186,6 @@ const EMPLOYEE_LINKED_TO_CALLER: &str = concat!(
     " FROM employees e WHERE e.id = $1"
 );
 
-const LIST_EMPLOYEES: &str = concat!(
-    "SELECT ",
-    employee_columns!(),
-    " FROM employees e JOIN companies c ON c.id = e.company_id
-     WHERE e.company_id = $1
-     ORDER BY e.created_at, e.id OFFSET $2 LIMIT $3"
-);
-
-const COUNT_EMPLOYEES: &str = "SELECT count(*) FROM employees WHERE company_id = $1";
-
 /// Serializes employee creation per company (the lock on its active subscription) so that the
 /// plan limit holds under concurrent requests.
 const LOCK_PLAN: &str = "SELECT c.slug, p.employee_limit, p.title
@@ -270,16 +262,6 @@ pub async fn company_for_superadmin(
         .query_one(SUPERADMIN_EMPLOYEE_COMPANY, [&employee_id])
         .await?
         .try_get(0)?)
-}
-
-/// One page of the company's employees, oldest first, and their number; `None` if there is no
-/// such company.
-pub async fn list(
-    tx: &TenantTx,
-    company_id: Uuid,
-    page: (i64, i64),
-) -> Result<Option<(Vec<Employee>, i64)>, DbError> {
-    super::company::page_of(tx, company_id, (LIST_EMPLOYEES, COUNT_EMPLOYEES), page).await
 }
 
 /// Whether `editor` may change the employee, without locking it: checked before costly work

@@ -6,6 +6,7 @@ pub mod analytics;
 pub mod card;
 pub mod company;
 pub mod employee;
+pub mod employee_list;
 pub mod media;
 pub mod slug;
 pub mod subscription;

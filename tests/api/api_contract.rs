@@ -232,6 +232,7 @@ async fn cors_allows_only_configured_origins() {
         .unwrap()
         .to_ascii_lowercase();
     assert!(exposed.contains("x-total-count"), "{exposed}");
+    assert!(exposed.contains("x-next-cursor"), "{exposed}");
 }
 
 #[tokio::test]
