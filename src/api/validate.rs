@@ -190,8 +190,7 @@ pub fn optional_color(
     else {
         return Ok(None);
     };
-    let hex = value.strip_prefix('#').unwrap_or_default();
-    if (hex.len() == 3 || hex.len() == 6) && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+    if crate::card::color::Rgb::parse_css(&value).is_some() {
         Ok(Some(value.to_ascii_lowercase()))
     } else {
         Err(ApiError::invalid(format!(

@@ -34,7 +34,6 @@ macro_rules! linked_to_login {
     };
 }
 // For every other check of the same link (the analytics of one employee's card).
-#[allow(unused_imports)]
 pub(crate) use linked_to_login;
 
 /// An employee as stored.

@@ -147,7 +147,7 @@ pub async fn employee_events(
 ) -> Result<(EmployeeAccess, EventsPage), DbError> {
     let fetch = window.fetch();
     let (access, events, summary) = tokio::join!(
-        tx.query_one(EMPLOYEE_ACCESS, [&company_id, &employee_id, &user_id]),
+        tx.query_one(EMPLOYEE_ACCESS, [&company_id, &user_id, &employee_id]),
         tx.query(
             EMPLOYEE_EVENTS,
             [
@@ -203,7 +203,7 @@ pub async fn employee_series(
 ) -> Result<(EmployeeAccess, SeriesCounts), DbError> {
     let (start, end) = span(bounds);
     let (access, counts, visitors) = tokio::join!(
-        tx.query_one(EMPLOYEE_ACCESS, [&company_id, &employee_id, &user_id]),
+        tx.query_one(EMPLOYEE_ACCESS, [&company_id, &user_id, &employee_id]),
         tx.query(
             EMPLOYEE_COUNTS_BY_BUCKET,
             [&company_id, &bounds, &start, &end, &employee_id]

@@ -16,13 +16,17 @@ macro_rules! retention_start {
     };
 }
 
-pub(super) const COMPANY_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM companies WHERE id = $1)";
+pub(super) use crate::model::company::COMPANY_EXISTS;
+use crate::model::employee::linked_to_login;
 
-/// Whether the employee exists, and whether the caller's login is linked to it.
-pub(super) const EMPLOYEE_ACCESS: &str = "SELECT
-         EXISTS (SELECT 1 FROM employees WHERE company_id = $1 AND id = $2) AS found,
-         EXISTS (SELECT 1 FROM users
-                 WHERE company_id = $1 AND id = $3 AND employee_id = $2 AND is_active) AS linked";
+/// Whether the employee `$3` of company `$1` exists, and whether the caller's login `$2` is
+/// linked to it.
+pub(super) const EMPLOYEE_ACCESS: &str = concat!(
+    "SELECT EXISTS (SELECT 1 FROM employees e WHERE e.company_id = $1 AND e.id = $3) AS found,
+            EXISTS (SELECT 1 FROM employees e WHERE e.company_id = $1 AND e.id = $3 AND ",
+    linked_to_login!(),
+    ") AS linked"
+);
 
 /// One page, newest first, below the keyset `($3, $4)`; served by
 /// `card_events_company_time_idx (company_id, occurred_at DESC, id DESC)`.
