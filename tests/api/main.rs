@@ -16,6 +16,7 @@ mod card_page_browser;
 mod companies;
 mod connections;
 mod database_outage;
+mod employee_list;
 mod employees;
 mod login_throttle;
 mod migrations;

@@ -1,10 +1,8 @@
 //! The employee list: search, sort, cursor paging and the totals.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::{Response, Session, TestApp, spawn_app, uuid_of};
+use crate::helpers::{self, Response, Session, TestApp, spawn_app, uuid_of};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -208,7 +206,7 @@ async fn every_sort_in_both_directions_with_ties_broken_by_id() {
         ids(&list(&app, &admin, "sort=-created_at").await),
         oldest_first.iter().rev().copied().collect::<Vec<_>>()
     );
-    let owner = common::connect(&common::superuser_url(&app.dbname)).await;
+    let owner = helpers::connect(&helpers::superuser_url(&app.dbname)).await;
     owner
         .execute(
             "UPDATE employees SET created_at = '2026-01-01T00:00:00Z' WHERE company_id = $1",
@@ -416,7 +414,7 @@ async fn the_total_follows_additions_and_deletions() {
     assert_eq!(total(&list(&app, &other, "").await), 1);
 
     // The kept count agrees with a count of the rows, for every company.
-    let owner = common::connect(&common::superuser_url(&app.dbname)).await;
+    let owner = helpers::connect(&helpers::superuser_url(&app.dbname)).await;
     let disagreeing: i64 = owner
         .query_one(
             "SELECT count(*) FROM companies c
@@ -449,7 +447,7 @@ async fn the_search_function_answers_only_the_current_tenant() {
     let b = company(&app, "Search Wall B").await;
     let ada_a = uuid_of(&add(&app, &a, "Ada Walled", "Analyst", "ada@a.example").await);
     add(&app, &b, "Ada Walled", "Analyst", "ada@b.example").await;
-    let service = common::connect(&common::app_role_url(&app.dbname)).await;
+    let service = helpers::connect(&helpers::app_role_url(&app.dbname)).await;
     let search = "SELECT coalesce(array_agg(id), '{}') FROM employee_search('%walled%') AS id";
     let found = |rows: Vec<tokio_postgres::Row>| -> Vec<Uuid> { rows[0].get(0) };
 
