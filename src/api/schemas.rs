@@ -1,11 +1,17 @@
 //! Shapes of the JSON API that the endpoints of more than one resource answer with or take:
-//! a login (`/auth/me` and the users of a company), a plan (companies and subscriptions).
+//! a login (`/auth/me` and the users of a company), a plan (companies and subscriptions), what
+//! visitors do and on which device (tracking and the dashboards).
 
 use chrono::{DateTime, Utc};
 use poem_openapi::{Enum, Object};
 use uuid::Uuid;
 
-use crate::{auth::Role, error::ApiError, model};
+use crate::{
+    analytics::{Action, agent::Device},
+    auth::Role,
+    error::ApiError,
+    model,
+};
 
 #[derive(Debug, Object)]
 pub struct User {
@@ -64,6 +70,52 @@ impl Plan {
             other => Err(ApiError::internal(format!(
                 "unknown plan {other} in the database"
             ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum TrackAction {
+    View,
+    ScanQr,
+    Call,
+    Email,
+    Whatsapp,
+    DownloadVcard,
+    LinkClick,
+    Share,
+}
+
+impl From<TrackAction> for Action {
+    fn from(action: TrackAction) -> Self {
+        match action {
+            TrackAction::View => Action::View,
+            TrackAction::ScanQr => Action::ScanQr,
+            TrackAction::Call => Action::Call,
+            TrackAction::Email => Action::Email,
+            TrackAction::Whatsapp => Action::Whatsapp,
+            TrackAction::DownloadVcard => Action::DownloadVcard,
+            TrackAction::LinkClick => Action::LinkClick,
+            TrackAction::Share => Action::Share,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum DeviceKind {
+    Mobile,
+    Tablet,
+    Desktop,
+}
+
+impl From<DeviceKind> for Device {
+    fn from(device: DeviceKind) -> Self {
+        match device {
+            DeviceKind::Mobile => Device::Mobile,
+            DeviceKind::Tablet => Device::Tablet,
+            DeviceKind::Desktop => Device::Desktop,
         }
     }
 }

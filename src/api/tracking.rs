@@ -5,7 +5,12 @@ use poem::{Request, http::StatusCode, web::Data};
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi, param::Query, payload::Json};
 use uuid::Uuid;
 
-use super::{ApiTags, AppState, json_string::JsonString, public_cards};
+use super::{
+    ApiTags, AppState,
+    json_string::JsonString,
+    public_cards,
+    schemas::{DeviceKind, TrackAction},
+};
 use crate::{
     analytics::{
         Action,
@@ -18,52 +23,6 @@ use crate::{
 
 /// Largest tracking request body: a beacon is a few dozen bytes.
 pub const MAX_TRACK_BODY_BYTES: usize = 2048;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-#[oai(rename_all = "snake_case")]
-pub enum TrackAction {
-    View,
-    ScanQr,
-    Call,
-    Email,
-    Whatsapp,
-    DownloadVcard,
-    LinkClick,
-    Share,
-}
-
-impl From<TrackAction> for Action {
-    fn from(action: TrackAction) -> Self {
-        match action {
-            TrackAction::View => Action::View,
-            TrackAction::ScanQr => Action::ScanQr,
-            TrackAction::Call => Action::Call,
-            TrackAction::Email => Action::Email,
-            TrackAction::Whatsapp => Action::Whatsapp,
-            TrackAction::DownloadVcard => Action::DownloadVcard,
-            TrackAction::LinkClick => Action::LinkClick,
-            TrackAction::Share => Action::Share,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-#[oai(rename_all = "lowercase")]
-pub enum DeviceKind {
-    Mobile,
-    Tablet,
-    Desktop,
-}
-
-impl From<DeviceKind> for Device {
-    fn from(device: DeviceKind) -> Self {
-        match device {
-            DeviceKind::Mobile => Device::Mobile,
-            DeviceKind::Tablet => Device::Tablet,
-            DeviceKind::Desktop => Device::Desktop,
-        }
-    }
-}
 
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]

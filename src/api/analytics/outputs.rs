@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::{
     analytics::Action,
-    api::tracking::{DeviceKind, TrackAction},
+    api::schemas::{DeviceKind, TrackAction},
     error::ApiError,
     model::analytics::{EventRow, Tally},
 };
