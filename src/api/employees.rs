@@ -11,7 +11,9 @@ use poem_openapi::{
 use uuid::Uuid;
 
 use super::{
-    ApiTags, AppState, Created, JsonString, NoContent, page,
+    ApiTags, AppState, Created, JsonString, NoContent,
+    http::PreRenderedJson,
+    page,
     upload::{self, ImageUpload},
     validate,
 };
@@ -27,7 +29,9 @@ use crate::{
     },
 };
 
-#[derive(Debug, Object)]
+// Serialized with serde as well as described by poem-openapi: a page of the list goes straight
+// to its bytes (see `EmployeesApi::list_employees`), the same JSON as poem-openapi writes.
+#[derive(Debug, Object, serde::Serialize)]
 pub struct Employee {
     pub id: Uuid,
     pub company_id: Uuid,
@@ -52,8 +56,15 @@ pub struct Employee {
     pub company_slug: String,
     /// The public card page.
     pub card_url: String,
+    #[serde(serialize_with = "rfc3339")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339")]
     pub last_updated: DateTime<Utc>,
+}
+
+/// A time as poem-openapi writes it (`+00:00`, not serde's `Z`), so both paths agree.
+fn rfc3339<S: serde::Serializer>(time: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&time.to_rfc3339())
 }
 
 impl Employee {
@@ -140,7 +151,7 @@ fn employee_not_found() -> ApiError {
 pub enum EmployeeList {
     #[oai(status = 200)]
     Ok(
-        Json<Vec<Employee>>,
+        PreRenderedJson<Vec<Employee>>,
         /// How many employees the whole list holds (with `q`: how many match).
         #[oai(header = "X-Total-Count")]
         i64,
@@ -299,13 +310,20 @@ impl EmployeesApi {
             })
             .await?
             .ok_or_else(|| ApiError::not_found("Company not found"))?;
-        let employees = page
+        let employees: Vec<Employee> = page
             .employees
             .into_iter()
             .map(|e| Employee::shown(e, &state.public_base_url))
             .collect();
+        // Straight to bytes: poem-openapi's `Json` would first build a `serde_json::Value` of
+        // every field of every row, which costs more than the database's part of the page.
+        let body = serde_json::to_vec(&employees).map_err(ApiError::internal)?;
         let next = page.next.map(|cursor| cursor.encode());
-        Ok(EmployeeList::Ok(Json(employees), page.total, next))
+        Ok(EmployeeList::Ok(
+            PreRenderedJson::new(body.into()),
+            page.total,
+            next,
+        ))
     }
 
     /// Get an employee

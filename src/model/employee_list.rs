@@ -232,6 +232,8 @@ pub async fn list(
     let sql = list_statement(query);
     let rows = async {
         match (&query.start, &pattern) {
+            (Start::Skip(0), None) => tx.query(sql, [&company_id, &fetch]).await,
+            (Start::Skip(0), Some(pattern)) => tx.query(sql, [&company_id, &fetch, pattern]).await,
             (Start::Skip(skip), None) => tx.query(sql, [&company_id, &fetch, skip]).await,
             (Start::Skip(skip), Some(pattern)) => {
                 tx.query(sql, [&company_id, &fetch, skip, pattern]).await
@@ -369,29 +371,45 @@ impl Matching {
 /// The list statement of `query`'s sort, search and start. Built once from fixed fragments:
 /// nothing of the request is ever part of the SQL, only of its parameters.
 fn list_statement(query: &ListQuery) -> &'static str {
-    static STATEMENTS: LazyLock<HashMap<(Sort, Matching, bool), String>> = LazyLock::new(|| {
+    static STATEMENTS: LazyLock<HashMap<(Sort, Matching, Begin), String>> = LazyLock::new(|| {
         let mut statements = HashMap::new();
         for sort in Sort::ALLOWED.map(|s| Sort::parse(s).expect("an allowed sort parses")) {
             for matching in [Matching::All, Matching::Indexed, Matching::Scanned] {
-                for after_cursor in [false, true] {
-                    let sql = build_list_statement(sort, matching, after_cursor);
-                    statements.insert((sort, matching, after_cursor), sql);
+                for begin in [Begin::First, Begin::Offset, Begin::Cursor] {
+                    let sql = build_list_statement(sort, matching, begin);
+                    statements.insert((sort, matching, begin), sql);
                 }
             }
         }
         statements
     });
-    let key = (
-        query.sort,
-        Matching::of(query.search.as_deref()),
-        matches!(query.start, Start::After(_)),
-    );
+    let begin = match query.start {
+        Start::Skip(0) => Begin::First,
+        Start::Skip(_) => Begin::Offset,
+        Start::After(_) => Begin::Cursor,
+    };
+    let key = (query.sort, Matching::of(query.search.as_deref()), begin);
     &STATEMENTS[&key]
 }
 
+/// Where a list statement starts its page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Begin {
+    /// At the first row. A statement of its own, without `OFFSET`: with an `OFFSET` parameter
+    /// PostgreSQL cannot tell how far a generic plan would have to read, so it plans every
+    /// execution anew; without, the prepared statement keeps one plan, and the first page (the
+    /// one asked for most) costs no planning.
+    First,
+    /// After skipping `$3` rows.
+    Offset,
+    /// Right after a cursor's row.
+    Cursor,
+}
+
 /// Parameters: `$1` company, `$2` how many rows; then `$3` the rows to skip, or `$3` the
-/// cursor's sort key and `$4` its id; then the `ILIKE` pattern when searching.
-fn build_list_statement(sort: Sort, matching: Matching, after_cursor: bool) -> String {
+/// cursor's sort key and `$4` its id, or nothing on the first page; then the `ILIKE` pattern
+/// when searching.
+fn build_list_statement(sort: Sort, matching: Matching, begin: Begin) -> String {
     let key = match sort.key {
         SortKey::Name => "e.name_key",
         SortKey::CreatedAt => "e.created_at",
@@ -402,7 +420,16 @@ fn build_list_statement(sort: Sort, matching: Matching, after_cursor: bool) -> S
         ("", ">")
     };
     let order = format!("{key}{direction}, e.id{direction}");
-    if after_cursor {
+    if begin == Begin::First {
+        let search = matching.condition("$3");
+        return format!(
+            "SELECT {COLUMNS}
+             FROM employees e JOIN companies c ON c.id = e.company_id
+             WHERE e.company_id = $1{search}
+             ORDER BY {order} LIMIT $2"
+        );
+    }
+    if begin == Begin::Cursor {
         let search = matching.condition("$5");
         // The row comparison is a range on the sort index: the page starts where the cursor
         // points, without reading what came before it.

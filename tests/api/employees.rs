@@ -120,6 +120,23 @@ async fn list_is_paginated_with_a_total() {
     assert_eq!(names, ["Person 1", "Person 2"]);
     let all = app.get(&path, Some(&admin.token)).await;
     assert_eq!(all.body.as_array().unwrap().len(), 5);
+    assert!(
+        all.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    // The list writes its rows itself: each is the same JSON as the employee's own GET, the
+    // times included to the character.
+    for listed in all.body.as_array().unwrap() {
+        let one = app
+            .get(
+                &format!("/api/employees/{}", listed["id"].as_str().unwrap()),
+                Some(&admin.token),
+            )
+            .await;
+        assert_eq!(listed, &one.body);
+    }
     let past_end = app
         .get(&format!("{path}?skip=50"), Some(&admin.token))
         .await;
