@@ -147,6 +147,7 @@ pub fn routes(state: AppState, cors_origins: &[String]) -> BoxEndpoint<'static> 
     let public_base_url = state.public_base_url.clone();
     let app = Route::new()
         .nest("/api", api)
+        .at("/", get(api::cards::home))
         .at(
             "/card/:company_slug/:employee_slug",
             get(api::cards::card_page),

@@ -531,9 +531,19 @@ pub async fn card_page(
 
 /// A person who opened a dead link gets a page, not JSON.
 fn not_found_page() -> Response {
-    let page = crate::card::page::render_not_found();
+    service_page(StatusCode::NOT_FOUND, crate::card::page::render_not_found())
+}
+
+/// `GET /`: the service's home, where the 404 card page leads.
+#[poem::handler]
+pub fn home() -> Response {
+    service_page(StatusCode::OK, crate::card::page::render_home())
+}
+
+/// A page of the service's own, with its content security policy.
+fn service_page(status: StatusCode, page: &'static crate::card::page::RenderedPage) -> Response {
     security_headers(Response::builder())
-        .status(StatusCode::NOT_FOUND)
+        .status(status)
         .header(
             "Content-Security-Policy",
             page.content_security_policy.as_str(),

@@ -285,47 +285,85 @@ fn share(urls: &CardUrls) -> Markup {
 /// home. Served with status 404; the same for every request, so it is rendered once.
 pub fn render_not_found() -> &'static RenderedPage {
     static PAGE: LazyLock<RenderedPage> = LazyLock::new(|| {
-        let brand = DEFAULT_BRAND.to_owned();
-        let style = page_style(&brand);
-        let markup = html! {
-            (DOCTYPE)
-            html lang="en" {
+        message_page(&Message {
+            title: "Card not found",
+            mark: "?",
+            robots: Some("noindex"),
+            lead: "This card does not exist or is no longer available.",
+            body: "If someone gave you this link or QR code, ask them for their current card.",
+            link: ("/", ICON_HOME, &format!("Go to {PRODUCT}")),
+        })
+    });
+    &PAGE
+}
+
+/// The service's home (`/`), where the 404 card page leads: what CallingCard is, and the way
+/// to its API. Rendered once.
+pub fn render_home() -> &'static RenderedPage {
+    static PAGE: LazyLock<RenderedPage> = LazyLock::new(|| {
+        message_page(&Message {
+            title: PRODUCT,
+            mark: "C",
+            robots: None,
+            lead: "Digital business cards for companies.",
+            body: "Every employee gets a branded card with a QR code and a contact to save in \
+                   one tap. Companies manage their people and see how their cards do.",
+            link: ("/docs", ICON_HOME, "API documentation"),
+        })
+    });
+    &PAGE
+}
+
+/// A page of the service's own (no company's brand): a title, a short text and one link.
+struct Message<'a> {
+    title: &'a str,
+    /// The letter or sign in the avatar circle.
+    mark: &'a str,
+    robots: Option<&'a str>,
+    lead: &'a str,
+    body: &'a str,
+    /// Where to go on: the address, its icon and its label.
+    link: (&'a str, &'static str, &'a str),
+}
+
+fn message_page(message: &Message<'_>) -> RenderedPage {
+    let brand = DEFAULT_BRAND.to_owned();
+    let style = page_style(&brand);
+    let (href, link_icon, label) = message.link;
+    let markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            "\n"
+            head {
                 "\n"
-                head {
-                    "\n"
-                    (common_head("Card not found", &brand))
-                    meta name="robots" content="noindex"; "\n"
-                    style { (PreEscaped(&style)) } "\n"
+                (common_head(message.title, &brand))
+                @if let Some(robots) = message.robots {
+                    meta name="robots" content=(robots); "\n"
                 }
+                style { (PreEscaped(&style)) } "\n"
+            }
+            "\n"
+            body {
                 "\n"
-                body {
+                div class="card" {
+                    (band(PRODUCT, None))
                     "\n"
-                    div class="card" {
-                        (band(PRODUCT, None))
+                    main {
                         "\n"
-                        main {
+                        section class="who" {
                             "\n"
-                            section class="who" {
-                                "\n"
-                                div class="avatar ini" aria-hidden="true" { "?" } "\n"
-                                h1 { "Card not found" } "\n"
-                                p class="role" {
-                                    "This card does not exist or is no longer available."
-                                }
-                                "\n"
-                                p class="bio" {
-                                    "If someone gave you this link or QR code, ask them for \
-                                     their current card."
-                                }
-                                "\n"
-                            }
+                            div class="avatar ini" aria-hidden="true" { (message.mark) } "\n"
+                            h1 { (message.title) } "\n"
+                            p class="role" { (message.lead) }
                             "\n"
-                            section class="actions" {
-                                "\n"
-                                a class="btn primary" href="/" {
-                                    (icon(ICON_HOME)) span class="l" { "Go to " (PRODUCT) }
-                                }
-                                "\n"
+                            p class="bio" { (message.body) }
+                            "\n"
+                        }
+                        "\n"
+                        section class="actions" {
+                            "\n"
+                            a class="btn primary" href=(href) {
+                                (icon(link_icon)) span class="l" { (label) }
                             }
                             "\n"
                         }
@@ -336,18 +374,18 @@ pub fn render_not_found() -> &'static RenderedPage {
                 "\n"
             }
             "\n"
-        };
-        RenderedPage {
-            html: markup.into_string(),
-            // No script, no images, no requests: only its own style.
-            content_security_policy: format!(
-                "default-src 'none'; style-src 'sha256-{}'; base-uri 'none'; \
-                 form-action 'none'; frame-ancestors 'none'",
-                csp_hash(&style)
-            ),
         }
-    });
-    &PAGE
+        "\n"
+    };
+    RenderedPage {
+        html: markup.into_string(),
+        // No script, no images, no requests: only its own style.
+        content_security_policy: format!(
+            "default-src 'none'; style-src 'sha256-{}'; base-uri 'none'; \
+             form-action 'none'; frame-ancestors 'none'",
+            csp_hash(&style)
+        ),
+    }
 }
 
 /// The first lines of every page's `<head>`.

@@ -536,6 +536,19 @@ async fn unknown_or_malformed_slugs_are_not_found_on_every_route() {
         client.assert_status(404);
         assert_eq!(client.json(), card_not_found(), "{path}");
     }
+    // The way on leads somewhere: the home page, under the same kind of policy, pointing to
+    // the API's documentation.
+    let home = fetch(&app, "/", &[("Accept", "text/html")]).await;
+    home.assert_status(200);
+    assert_eq!(home.header("content-type"), "text/html; charset=utf-8");
+    assert!(home.text().starts_with("<!doctype html>"));
+    assert!(home.text().contains("<h1>CallingCard</h1>"));
+    assert!(home.text().contains(" href=\"/docs\""));
+    assert!(
+        home.header("content-security-policy")
+            .starts_with("default-src 'none';")
+    );
+    fetch(&app, "/docs", &[]).await.assert_status(200);
 }
 
 #[tokio::test]
