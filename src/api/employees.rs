@@ -71,7 +71,7 @@ impl Employee {
     fn shown(e: model::employee::Employee, base_url: &str) -> Self {
         Self {
             photo_url: e.shown_photo(base_url),
-            card_url: e.card_urls(base_url).page,
+            card_url: e.card_page_url(base_url),
             id: e.id,
             company_id: e.company_id,
             full_name: e.full_name,

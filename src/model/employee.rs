@@ -96,9 +96,10 @@ impl Employee {
         }
     }
 
-    /// The URLs of the employee's public card.
-    pub fn card_urls(&self, base_url: &str) -> CardUrls {
-        CardUrls::new(base_url, &self.company_slug, &self.public_slug)
+    /// The address of the employee's public card page (only that one: a list shows it for
+    /// every row, and [`CardUrls::new`] would format all the card's addresses).
+    pub fn card_page_url(&self, base_url: &str) -> String {
+        CardUrls::page_url(base_url, &self.company_slug, &self.public_slug)
     }
 }
 
