@@ -102,26 +102,27 @@ impl RenderedCard {
     }
 
     fn render(card: CardRecord, base_url: &str) -> Result<Self, ApiError> {
-        let company_id = card.company_id;
+        let employee = card.employee;
+        let company_id = employee.company_id;
         let profile = CardProfile {
-            employee_id: card.employee_id,
+            employee_id: employee.id,
             company_id,
-            company_slug: card.company_slug,
-            employee_slug: card.employee_slug,
-            employee_name: card.employee_name,
+            company_slug: employee.company_slug,
+            employee_slug: employee.public_slug,
+            employee_name: employee.full_name,
             company_name: card.company_name,
-            job_title: card.job_title,
-            email: card.email,
-            phone: card.phone,
-            whatsapp: card.whatsapp,
-            bio: card.bio,
+            job_title: employee.job_title,
+            email: employee.email,
+            phone: employee.phone,
+            whatsapp: employee.whatsapp,
+            bio: employee.bio,
             website: card.domain.map(|d| format!("https://{d}")),
-            social_links: card
+            social_links: employee
                 .social_links
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
-            photo_path: card
+            photo_path: employee
                 .photo_hash
                 .as_deref()
                 .map(|h| media::photo_path(company_id, h)),
@@ -145,8 +146,8 @@ impl RenderedCard {
             phone: profile.phone.clone(),
             whatsapp: profile.whatsapp.clone(),
             bio: profile.bio.clone(),
-            photo_url: absolute(&profile.photo_path).or(card.photo_url),
-            social_links: card.social_links,
+            photo_url: absolute(&profile.photo_path).or(employee.photo_url),
+            social_links: employee.social_links,
             qr_code: urls.qr_png.clone(),
             vcard_url: urls.vcard.clone(),
             card_url: urls.page.clone(),
@@ -159,7 +160,7 @@ impl RenderedCard {
         Ok(Self {
             profile,
             urls,
-            photo_hash: card.photo_hash,
+            photo_hash: employee.photo_hash,
             json: json.body,
             json_etag: json.etag,
             html: html.body,
