@@ -10,3 +10,4 @@ pub mod error;
 pub mod hex;
 pub mod model;
 pub mod startup;
+pub mod telemetry;

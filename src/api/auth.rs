@@ -52,23 +52,65 @@ pub struct TokenResponse {
     pub access_token: String,
     /// Always `bearer`.
     pub token_type: String,
-    /// Seconds until the token expires.
+    /// Seconds until the access token expires.
     pub expires_in: u64,
+    /// Opaque; trade it at `POST /api/auth/refresh` for a new pair. Shown this once.
+    pub refresh_token: String,
+    /// Seconds until the session ends, however often it is refreshed.
+    pub refresh_expires_in: u64,
     pub user_id: Uuid,
     pub company_id: Uuid,
     pub role: Role,
 }
 
+/// Who a new session is for.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionUser {
+    pub user_id: Uuid,
+    pub company_id: Uuid,
+    pub role: Role,
+}
+
+/// Opens a server-side session of `user` (the client named by `req`) and answers with its first
+/// token pair: what a login, a sign-up and an accepted invitation all answer.
+pub async fn open_session(
+    state: &AppState,
+    req: &Request,
+    user: SessionUser,
+) -> Result<TokenResponse, ApiError> {
+    let client = model::session::ClientInfo::new(
+        req.header(poem::http::header::USER_AGENT),
+        Some(state.analytics.client_ip(req)),
+    );
+    let ttl = model::session::DEFAULT_TTL;
+    let session = state
+        .db
+        .write(&Tenant::session_opening(user.company_id), async |tx| {
+            model::session::open(&tx, user.user_id, &client, ttl).await
+        })
+        .await?;
+    token(state, user, &session)
+}
+
 fn token(
     state: &AppState,
-    user_id: Uuid,
-    company_id: Uuid,
-    role: Role,
+    user: SessionUser,
+    session: &model::session::OpenedSession,
 ) -> Result<TokenResponse, ApiError> {
+    let SessionUser {
+        user_id,
+        company_id,
+        role,
+    } = user;
+    let refresh_expires_in = (session.expires_at - chrono::Utc::now())
+        .num_seconds()
+        .max(0) as u64;
     Ok(TokenResponse {
-        access_token: state.jwt.issue(user_id, company_id, role)?,
+        access_token: state.jwt.issue(user_id, company_id, role, session.id)?,
         token_type: "bearer".into(),
         expires_in: state.jwt.ttl().as_secs(),
+        refresh_token: session.refresh_token.clone(),
+        refresh_expires_in,
         user_id,
         company_id,
         role,
@@ -138,12 +180,14 @@ impl AuthApi {
         }
         // Signing up proved the password as well as a login does: this address is trusted.
         state.throttle.succeeded(&state.db, &email, &client).await?;
-        Ok(Created::Created(Json(token(
-            &state,
-            admin.id,
+        let user = SessionUser {
+            user_id: admin.id,
             company_id,
-            Role::Admin,
-        )?)))
+            role: Role::Admin,
+        };
+        Ok(Created::Created(Json(
+            open_session(&state, req, user).await?,
+        )))
     }
 
     /// Log in
@@ -200,9 +244,13 @@ impl AuthApi {
                 "This account is disabled",
             ));
         }
-        let (user_id, company_id, role) = (account.user_id, account.company_id, account.role);
+        let user = SessionUser {
+            user_id: account.user_id,
+            company_id: account.company_id,
+            role: account.role,
+        };
         state.throttle.succeeded(&state.db, &email, &client).await?;
-        Ok(Json(token(&state, user_id, company_id, role)?))
+        Ok(Json(open_session(&state, req, user).await?))
     }
 
     /// The caller's account

@@ -14,6 +14,9 @@ pub struct Claims {
     pub sub: Uuid,
     pub company_id: Uuid,
     pub role: Role,
+    /// The server-side session the token belongs to (see `model::session`).
+    #[serde(default)]
+    pub sid: Option<Uuid>,
     pub exp: u64,
     pub iat: u64,
 }
@@ -49,12 +52,19 @@ impl JwtKeys {
         self.ttl
     }
 
-    pub fn issue(&self, user_id: Uuid, company_id: Uuid, role: Role) -> anyhow::Result<String> {
+    pub fn issue(
+        &self,
+        user_id: Uuid,
+        company_id: Uuid,
+        role: Role,
+        session_id: Uuid,
+    ) -> anyhow::Result<String> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
         let claims = Claims {
             sub: user_id,
             company_id,
             role,
+            sid: Some(session_id),
             iat: now,
             exp: now + self.ttl.as_secs(),
         };
@@ -86,7 +96,9 @@ mod tests {
     fn round_trip() {
         let keys = JwtKeys::new(SECRET, Duration::from_secs(60));
         let (user, company) = (Uuid::new_v4(), Uuid::new_v4());
-        let token = keys.issue(user, company, Role::Admin).unwrap();
+        let token = keys
+            .issue(user, company, Role::Admin, Uuid::new_v4())
+            .unwrap();
         let claims = keys.verify(&token).unwrap();
         assert_eq!(
             (claims.sub, claims.company_id, claims.role),
@@ -103,7 +115,12 @@ mod tests {
             Duration::from_secs(60),
         );
         let token = other
-            .issue(Uuid::new_v4(), Uuid::new_v4(), Role::Superadmin)
+            .issue(
+                Uuid::new_v4(),
+                Uuid::new_v4(),
+                Role::Superadmin,
+                Uuid::new_v4(),
+            )
             .unwrap();
         assert!(keys.verify(&token).is_none());
         assert!(keys.verify("not.a.token").is_none());
@@ -188,6 +205,7 @@ mod tests {
             sub: Uuid::new_v4(),
             company_id: Uuid::new_v4(),
             role: Role::Admin,
+            sid: None,
             iat: 1_000,
             exp: 2_000,
         };

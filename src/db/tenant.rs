@@ -83,6 +83,12 @@ impl Tenant {
         Self::member(company_id, Role::Admin)
     }
 
+    /// The company of a login whose credentials were just proven (a password, an invitation),
+    /// opening that login's session.
+    pub fn session_opening(company_id: Uuid) -> Self {
+        Self::member(company_id, Role::Admin)
+    }
+
     /// The operator at the server's command line (`create-superadmin`), acting as a superadmin
     /// in the platform company.
     pub fn platform_operator(platform_company_id: Uuid) -> Self {

@@ -26,7 +26,9 @@ use uuid::Uuid;
 /// The tenant of a verified token of `role` in `company`, as a request would have it.
 fn member_tenant(company: Uuid, role: Role) -> Tenant {
     let keys = JwtKeys::new(helpers::JWT_SECRET, Duration::from_secs(60));
-    let token = keys.issue(Uuid::new_v4(), company, role).unwrap();
+    let token = keys
+        .issue(Uuid::new_v4(), company, role, Uuid::new_v4())
+        .unwrap();
     Caller::verify(&keys, &token).unwrap().tenant()
 }
 

@@ -92,6 +92,41 @@ const TENANT_TABLES: &[TenantTable] = &[
         unlink: &[],
         touch: "employees = employees + 1",
     },
+    // A session needs a login of its company: the row inserts one first, through the same wall.
+    TenantTable {
+        name: "sessions",
+        tenant_col: "company_id",
+        insert: "WITH u AS (
+                     INSERT INTO users (company_id, id, email, password_hash, full_name, role)
+                     VALUES ($1, gen_random_uuid(), 'session-' || md5(random()::text) || '@example.com',
+                             'not-a-hash', 'Intruder', 'employee')
+                     RETURNING company_id, id
+                 )
+                 INSERT INTO sessions (company_id, id, user_id, expires_at)
+                 SELECT company_id, gen_random_uuid(), id, now() + interval '1 day'
+                 FROM u WHERE $2::uuid IS NOT NULL",
+        unlink: &[],
+        touch: "last_used_at = last_used_at - interval '1 minute'",
+    },
+    TenantTable {
+        name: "session_refresh_tokens",
+        tenant_col: "company_id",
+        insert: "WITH u AS (
+                     INSERT INTO users (company_id, id, email, password_hash, full_name, role)
+                     VALUES ($1, gen_random_uuid(), 'refresh-' || md5(random()::text) || '@example.com',
+                             'not-a-hash', 'Intruder', 'employee')
+                     RETURNING company_id, id
+                 ), s AS (
+                     INSERT INTO sessions (company_id, id, user_id, expires_at)
+                     SELECT company_id, gen_random_uuid(), id, now() + interval '1 day' FROM u
+                     RETURNING company_id, id
+                 )
+                 INSERT INTO session_refresh_tokens (company_id, token_hash, session_id)
+                 SELECT company_id, sha256(convert_to(random()::text, 'UTF8')), id
+                 FROM s WHERE $2::uuid IS NOT NULL",
+        unlink: &[],
+        touch: "issued_at = issued_at - interval '1 minute'",
+    },
     TenantTable {
         name: "media",
         tenant_col: "company_id",
@@ -271,6 +306,23 @@ async fn seed_company(
                 &"admin",
                 &None::<Uuid>,
             ],
+        )
+        .await
+        .unwrap();
+    // The admin is signed in twice; the first session was refreshed once.
+    owner
+        .execute(
+            "WITH s AS (
+                 INSERT INTO sessions (company_id, id, user_id, expires_at)
+                 SELECT $1, gen_random_uuid(), $2, now() + interval '30 days'
+                 FROM generate_series(1, 2)
+                 RETURNING company_id, id
+             )
+             INSERT INTO session_refresh_tokens (company_id, token_hash, session_id, used_at)
+             SELECT company_id, sha256(convert_to(id::text || n, 'UTF8')), id,
+                    CASE WHEN n = 1 THEN now() END
+             FROM s, generate_series(1, 2) n",
+            &[&id, &admin_id],
         )
         .await
         .unwrap();

@@ -1,0 +1,13 @@
+//! What the service tells its operators about itself: request ids, structured logs, metrics.
+
+/// The id of one request: taken from a trusted proxy's `X-Request-Id` or made here, echoed in the
+/// answer, and carried into every log line and audit event of the request. Found in the request's
+/// data (`req.data::<RequestId>()`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
