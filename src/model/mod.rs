@@ -8,6 +8,7 @@ pub mod company;
 pub mod employee;
 pub mod employee_list;
 pub mod media;
+pub mod outbox;
 pub mod session;
 pub mod slug;
 pub mod subscription;

@@ -92,6 +92,14 @@ const TENANT_TABLES: &[TenantTable] = &[
         unlink: &[],
         touch: "employees = employees + 1",
     },
+    TenantTable {
+        name: "outbox",
+        tenant_col: "company_id",
+        insert: "INSERT INTO outbox (company_id, id, kind, payload)
+                 VALUES ($1, gen_random_uuid(), 'email', jsonb_build_object('employee', $2::uuid))",
+        unlink: &[],
+        touch: "attempts = attempts + 1",
+    },
     // A session needs a login of its company: the row inserts one first, through the same wall.
     TenantTable {
         name: "sessions",
@@ -323,6 +331,14 @@ async fn seed_company(
                     CASE WHEN n = 1 THEN now() END
              FROM s, generate_series(1, 2) n",
             &[&id, &admin_id],
+        )
+        .await
+        .unwrap();
+    owner
+        .execute(
+            "INSERT INTO outbox (company_id, id, kind, payload)
+             VALUES ($1, gen_random_uuid(), 'email', '{}')",
+            &[&id],
         )
         .await
         .unwrap();
