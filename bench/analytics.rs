@@ -332,6 +332,7 @@ impl Service {
         let vars = [
             ("DATABASE_URL", database_url.to_owned()),
             ("BIND_ADDR", "127.0.0.1:0".to_owned()),
+            ("METRICS_ADDR", "127.0.0.1:0".to_owned()),
             (
                 "JWT_SECRET",
                 "bench-secret-bench-secret-bench-secret".to_owned(),

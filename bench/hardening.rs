@@ -231,6 +231,7 @@ impl Service {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("DATABASE_URL", database_url)
             .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("METRICS_ADDR", "127.0.0.1:0")
             .env("JWT_SECRET", "bench-secret-bench-secret-bench-secret")
             .env("DATA_DIR", &data_dir.0)
             .env("RUST_LOG", "error")

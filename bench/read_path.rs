@@ -114,6 +114,7 @@ async fn spawn(database_url: &str, pool: usize) -> anyhow::Result<String> {
     let vars = [
         ("DATABASE_URL", database_url.to_owned()),
         ("BIND_ADDR", "127.0.0.1:0".to_owned()),
+        ("METRICS_ADDR", "127.0.0.1:0".to_owned()),
         (
             "JWT_SECRET",
             "bench-secret-bench-secret-bench-secret".to_owned(),

@@ -98,6 +98,14 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "AUTH_TRUSTED_ADDRESS_TTL",
         "how long a login's address stays trusted [default: 30d]",
     ),
+    (
+        "METRICS_ADDR",
+        "address of the Prometheus metrics listener, or `off` [default: 127.0.0.1:9898]",
+    ),
+    (
+        "REQUEST_ID_HEADER",
+        "header of a trusted proxy holding the request id, e.g. X-Request-Id",
+    ),
 ];
 
 /// Variables read outside [`Config`]: by the logger and by the local cluster.
@@ -105,6 +113,10 @@ pub const PROCESS_ENV_VARS: &[(&str, &str)] = &[
     (
         "RUST_LOG",
         "log filter, e.g. debug or info,callingcard=debug [default: info,poem=warn]",
+    ),
+    (
+        "LOG_FORMAT",
+        "`text` (default) or `json`, one object a line",
     ),
     (
         "POSTGRES_BIN_DIR",
@@ -183,6 +195,12 @@ pub struct Config {
     pub image_decode: ImageDecodeLimits,
     /// Bounds on password hashing and on guessing passwords.
     pub auth: AuthLimits,
+    /// `METRICS_ADDR`: where Prometheus metrics are served (`GET /metrics`), apart from the
+    /// public port; `None` (`off`): not at all.
+    pub metrics_addr: Option<SocketAddr>,
+    /// `REQUEST_ID_HEADER`: a header set by a trusted proxy holding the request's id (e.g.
+    /// `X-Request-Id`); `None`: every request id is made here.
+    pub request_id_header: Option<String>,
 }
 
 /// What a visitor's requests may cost: cache hits are free, misses (a database lookup, a QR
@@ -385,6 +403,15 @@ impl Config {
             public_limits,
             image_decode,
             auth: AuthLimits::from_lookup(&lookup)?,
+            metrics_addr: match lookup("METRICS_ADDR").as_deref().map(str::trim) {
+                Some("off") => None,
+                Some(raw) => Some(
+                    raw.parse()
+                        .context("METRICS_ADDR must look like 127.0.0.1:9898, or be `off`")?,
+                ),
+                None => Some(SocketAddr::from(([127, 0, 0, 1], 9898))),
+            },
+            request_id_header: lookup("REQUEST_ID_HEADER").map(|h| h.trim().to_owned()),
         })
     }
 }

@@ -1,16 +1,14 @@
 //! The `callingcard` command: serve (default), migrate, openapi, create-superadmin.
 
-use std::io::IsTerminal;
-
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 use callingcard::{
     api,
     config::{self, Config},
     db::{Db, migrations},
     startup::{Application, Database, shutdown_signal},
+    telemetry::logging::{self, LogFormat},
 };
 
 #[derive(Parser)]
@@ -56,13 +54,7 @@ async fn main() -> anyhow::Result<()> {
         println!("{}", api::spec_json());
         return Ok(());
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,poem=warn")),
-        )
-        // Colours for a person at a terminal; a file or a log collector gets plain text.
-        .with_ansi(std::io::stdout().is_terminal())
-        .init();
+    logging::init(LogFormat::from_env()?);
     let config = Config::from_env()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {

@@ -9,7 +9,7 @@ use poem::{
     endpoint::BoxEndpoint,
     get,
     listener::{Acceptor, TcpAcceptor},
-    middleware::{Cors, Tracing},
+    middleware::Cors,
 };
 use tokio_postgres::NoTls;
 
@@ -30,7 +30,12 @@ use crate::{
         embedded::{self, LocalCluster},
         migrations,
     },
-    error,
+    error, model,
+    telemetry::{
+        metrics::{self as telemetry_metrics, IngestCounts, Metrics, OutboxBacklog, Sources},
+        request::{self as request_telemetry, RequestIds},
+        routes::RouteTemplates,
+    },
 };
 
 /// How often partitions are made ahead and retention is applied.
@@ -168,7 +173,7 @@ pub fn routes(state: AppState, cors_origins: &[String]) -> BoxEndpoint<'static> 
     } else {
         cross_origin(app, cors_origins, &public_base_url)
     };
-    app.with(Tracing).boxed()
+    app.boxed()
 }
 
 /// Methods the service answers; what a preflight may ask for (never CONNECT or TRACE).
@@ -357,6 +362,10 @@ pub struct Application {
     image_decodes: Arc<WorkBudget>,
     ingest_stats: Arc<IngestStats>,
     throttle_sweep: JoinHandle<()>,
+    metrics: Arc<Metrics>,
+    /// The metrics listener, apart from the public one; `None` when `METRICS_ADDR=off`.
+    metrics_acceptor: Option<TcpAcceptor>,
+    metrics_port: Option<u16>,
 }
 
 impl Application {
@@ -426,6 +435,56 @@ impl Application {
             .and_then(|addr| addr.as_socket_addr().map(|a| a.port()))
             .unwrap_or_default();
         let endpoint = routes(state, &config.cors_origins);
+        // Telemetry: the outermost middleware (request id, span, metrics) and the metrics listener.
+        let metrics = Arc::new(Metrics::new(
+            RouteTemplates::of_spec("/api", &api::spec_value()),
+            Sources {
+                db: db.clone(),
+                ingest: Box::new({
+                    let stats = ingest_stats.clone();
+                    move || {
+                        use std::sync::atomic::Ordering::Relaxed;
+                        IngestCounts {
+                            queued: stats.queued.load(Relaxed),
+                            stored: stats.events.load(Relaxed),
+                            failed: stats.failed.load(Relaxed),
+                            dropped: stats.dropped.load(Relaxed),
+                        }
+                    }
+                }),
+                outbox: Box::new({
+                    let db = db.clone();
+                    move || {
+                        let db = db.clone();
+                        Box::pin(async move {
+                            let (pending, failed) = db
+                                .read_public(async |tx| model::outbox_stats::backlog(&tx).await)
+                                .await?;
+                            Ok(OutboxBacklog { pending, failed })
+                        })
+                    }
+                }),
+            },
+        ));
+        let request_ids = Arc::new(RequestIds::new(config.request_id_header.as_deref())?);
+        let endpoint = {
+            let metrics = metrics.clone();
+            endpoint
+                .around(move |next, req| {
+                    request_telemetry::observe(next, req, request_ids.clone(), metrics.clone())
+                })
+                .boxed()
+        };
+        let (metrics_acceptor, metrics_port) = match config.metrics_addr {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding METRICS_ADDR {addr}"))?;
+                let port = listener.local_addr()?.port();
+                (Some(TcpAcceptor::from_tokio(listener)?), Some(port))
+            }
+            None => (None, None),
+        };
         let host = match config.bind_addr.ip() {
             ip if ip.is_unspecified() || ip.is_loopback() => "localhost".to_owned(),
             std::net::IpAddr::V6(ip) => format!("[{ip}]"),
@@ -445,7 +504,15 @@ impl Application {
             image_decodes,
             ingest_stats,
             throttle_sweep,
+            metrics,
+            metrics_acceptor,
+            metrics_port,
         })
+    }
+
+    /// The port of the metrics listener (`GET /metrics`), unless `METRICS_ADDR=off`.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
     }
 
     /// The public path's caches and counters (tests look at what a request cost).
@@ -478,9 +545,28 @@ impl Application {
             "listening on {url}, API docs at {url}/docs",
             url = self.local_url
         );
-        Server::new_with_acceptor(self.acceptor)
+        let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+        let metrics_server = self.metrics_acceptor.map(|acceptor| {
+            tracing::info!(port = self.metrics_port, "metrics served at /metrics");
+            tokio::spawn(
+                Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
+                    telemetry_metrics::endpoint(self.metrics.clone()),
+                    async move {
+                        let _ = metrics_stopped.await;
+                    },
+                    Some(Duration::from_secs(1)),
+                ),
+            )
+        });
+        let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(self.endpoint, shutdown, Some(Duration::from_secs(30)))
-            .await?;
+            .await;
+        // Scraped until the service stops answering, then no more.
+        let _ = stop_metrics.send(());
+        if let Some(metrics_server) = metrics_server {
+            let _ = metrics_server.await;
+        }
+        served?;
         self.maintenance.abort();
         self.cards.stop_listening();
         self.throttle_sweep.abort();

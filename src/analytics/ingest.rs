@@ -126,6 +126,7 @@ impl EventSink {
 async fn write_batches(db: Db, mut receiver: mpsc::Receiver<Pending>, stats: Arc<IngestStats>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        crate::telemetry::metrics::ANALYTICS_BATCH_SIZES.observe(batch.len() as f64);
         let results = write_batch(&db, &batch).await;
         stats.batches.fetch_add(1, Ordering::Relaxed);
         for (pending, result) in batch.drain(..).zip(results) {

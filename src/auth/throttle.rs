@@ -68,6 +68,7 @@ impl LoginThrottle {
         self.failures
             .peek(&client.0, Instant::now())
             .map_err(|wait| {
+                crate::telemetry::metrics::LOGINS_THROTTLED.inc();
                 ApiError::too_many_requests(
                     "too_many_attempts",
                     "Too many failed attempts from this address; try again later",
@@ -115,6 +116,7 @@ impl LoginThrottle {
         if wait_seconds <= 0 {
             return Ok(());
         }
+        crate::telemetry::metrics::LOGINS_THROTTLED.inc();
         Err(ApiError::too_many_requests(
             "too_many_attempts",
             "Too many failed attempts on this account; try again later, or from a device that \

@@ -92,6 +92,12 @@ impl<V: Clone> CardCache<V> {
     }
 
     pub fn get(&self, company_slug: &str, employee_slug: &str) -> Option<V> {
+        let found = self.find(company_slug, employee_slug);
+        crate::telemetry::metrics::count_card_cache_lookup(found.is_some());
+        found
+    }
+
+    fn find(&self, company_slug: &str, employee_slug: &str) -> Option<V> {
         if !self.live.load(Ordering::Acquire) {
             return None;
         }

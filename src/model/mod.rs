@@ -9,6 +9,7 @@ pub mod employee;
 pub mod employee_list;
 pub mod media;
 pub mod outbox;
+pub mod outbox_stats;
 pub mod session;
 pub mod slug;
 pub mod subscription;

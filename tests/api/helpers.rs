@@ -185,6 +185,9 @@ pub struct TestApp {
     pub image_decodes: Arc<WorkBudget>,
     /// The analytics writer's counters: `queued` tells when a request has handed its event over.
     pub ingest: Arc<IngestStats>,
+    /// `GET` here for the app's Prometheus metrics (its own listener); `None` with
+    /// `METRICS_ADDR=off`.
+    pub metrics_url: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -264,6 +267,7 @@ pub async fn spawn_app_at(url: &str, dbname: &str, vars: &[(&str, &str)]) -> Tes
         // Tests share a busy machine: a password check may wait for a thread far longer than a
         // production deadline allows without anything being wrong.
         ("PASSWORD_HASH_MAX_WAIT".into(), "60s".into()),
+        ("METRICS_ADDR".into(), "127.0.0.1:0".into()),
     ];
     for (k, v) in vars {
         env.retain(|(key, _)| key != k);
@@ -274,6 +278,9 @@ pub async fn spawn_app_at(url: &str, dbname: &str, vars: &[(&str, &str)]) -> Tes
             .expect("test configuration");
     let app = Application::build(config).await.expect("building the app");
     let port = app.port();
+    let metrics_url = app
+        .metrics_port()
+        .map(|port| format!("http://127.0.0.1:{port}/metrics"));
     let (cards, image_decodes, ingest) =
         (app.public_cards(), app.image_decodes(), app.ingest_stats());
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
@@ -292,6 +299,7 @@ pub async fn spawn_app_at(url: &str, dbname: &str, vars: &[(&str, &str)]) -> Tes
         cards,
         image_decodes,
         ingest,
+        metrics_url,
     }
 }
 
@@ -587,4 +595,16 @@ pub fn tracked_id(resp: &Response) -> Uuid {
         .as_str()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no event_id in {}", resp.body))
+}
+
+// Telemetry: the metrics listener.
+
+impl TestApp {
+    /// The app's metrics, as the Prometheus text the scraper reads.
+    pub async fn scrape_metrics(&self) -> String {
+        let url = self.metrics_url.as_deref().expect("a metrics listener");
+        let resp = self.client.get(url).send().await.expect("scraping metrics");
+        assert_eq!(resp.status(), 200, "GET /metrics on the metrics listener");
+        resp.text().await.expect("reading the metrics")
+    }
 }

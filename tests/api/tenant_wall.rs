@@ -1247,6 +1247,11 @@ async fn service_role_has_no_way_around_the_wall() {
             "p_email text, p_address bytea, p_limit integer, p_trust_seconds integer",
             "integer",
         ),
+        (
+            "outbox_backlog",
+            "p_limit integer",
+            "TABLE(pending bigint, failed bigint)",
+        ),
         ("superadmin_employee_company", "p_employee_id uuid", "uuid"),
     ]
     .map(|(name, args, result)| (name.to_owned(), args.to_owned(), result.to_owned()));
