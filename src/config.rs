@@ -617,6 +617,33 @@ mod tests {
     }
 
     #[test]
+    fn metrics_listener_and_request_id_header() {
+        let secret = ("JWT_SECRET", "0123456789abcdef0123456789abcdef");
+        let defaults = config(&[secret]).unwrap();
+        assert_eq!(
+            defaults.metrics_addr,
+            Some("127.0.0.1:9898".parse().unwrap())
+        );
+        assert_eq!(defaults.request_id_header, None);
+        let set = config(&[
+            secret,
+            ("METRICS_ADDR", "127.0.0.1:0"),
+            ("REQUEST_ID_HEADER", " X-Request-Id "),
+        ])
+        .unwrap();
+        assert_eq!(set.metrics_addr, Some("127.0.0.1:0".parse().unwrap()));
+        assert_eq!(set.request_id_header.as_deref(), Some("X-Request-Id"));
+        assert_eq!(
+            config(&[secret, ("METRICS_ADDR", "off")])
+                .unwrap()
+                .metrics_addr,
+            None
+        );
+        let err = config(&[secret, ("METRICS_ADDR", "9898")]).unwrap_err();
+        assert!(err.to_string().contains("METRICS_ADDR"), "{err}");
+    }
+
+    #[test]
     fn public_and_decode_limits() {
         let secret = ("JWT_SECRET", "0123456789abcdef0123456789abcdef");
         let c = config(&[

@@ -197,7 +197,8 @@ where
         .allow_credentials(false)
         .allow_methods(METHODS)
         .expose_header("X-Total-Count")
-        .expose_header("X-Next-Cursor");
+        .expose_header("X-Next-Cursor")
+        .expose_header("X-Request-Id");
     // `*` alone allows every origin (an empty list, to poem's `Cors`).
     if !cors_origins.iter().any(|origin| origin == "*") {
         for origin in cors_origins {
