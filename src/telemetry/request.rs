@@ -142,4 +142,55 @@ mod tests {
         assert_ne!(made.as_str(), "from-client");
         assert!(RequestIds::new(Some("bad header")).is_err());
     }
+
+    /// The whole middleware around an endpoint that answers the id it finds in the request data.
+    #[tokio::test]
+    async fn handlers_find_the_id_in_the_request_data_and_the_request_is_counted() {
+        use poem::EndpointExt;
+
+        use crate::telemetry::{metrics, routes::RouteTemplates};
+        // A pool that never connects: nothing here asks it for a connection.
+        let db = crate::db::Db::connect_as_app(
+            &"postgres://nobody@127.0.0.1:1/nothing".parse().unwrap(),
+            None,
+            1,
+        )
+        .unwrap();
+        let metrics = Arc::new(Metrics::new(
+            RouteTemplates::new("", ["/echo/{thing}"], &[]),
+            metrics::Sources {
+                db,
+                ingest: Box::new(metrics::IngestCounts::default),
+                outbox: Box::new(|| Box::pin(async { Ok(metrics::OutboxBacklog::default()) })),
+            },
+        ));
+        let ids = Arc::new(RequestIds::new(Some("x-request-id")).unwrap());
+        let echo = poem::endpoint::make_sync(|req: Request| {
+            req.data::<RequestId>()
+                .map(|id| id.0.clone())
+                .unwrap_or_default()
+        });
+        let app = {
+            let metrics = metrics.clone();
+            echo.around(move |next, req| observe(next, req, ids.clone(), metrics.clone()))
+        };
+        let req = Request::builder()
+            .uri_str("/echo/7a4f0c2e-5d1b-4d8e-9a1c-0b6f2e3d4c5a")
+            .header("x-request-id", "kept-by-proxy")
+            .finish();
+        let resp = app.call(req).await.unwrap();
+        assert_eq!(resp.headers()[REQUEST_ID_HEADER], "kept-by-proxy");
+        assert_eq!(
+            resp.into_body().into_string().await.unwrap(),
+            "kept-by-proxy"
+        );
+        let text = metrics.render().await;
+        assert!(
+            text.contains(
+                r#"http_requests_total{route="/echo/:thing",method="GET",status="2xx"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("7a4f0c2e"), "{text}");
+    }
 }
