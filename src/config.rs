@@ -98,6 +98,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "AUTH_TRUSTED_ADDRESS_TTL",
         "how long a login's address stays trusted [default: 30d]",
     ),
+    (
+        "AUDIT_RETENTION_DAYS",
+        "days audit events are kept, 30 or more [default: 365]",
+    ),
 ];
 
 /// Variables read outside [`Config`]: by the logger and by the local cluster.
@@ -183,6 +187,9 @@ pub struct Config {
     pub image_decode: ImageDecodeLimits,
     /// Bounds on password hashing and on guessing passwords.
     pub auth: AuthLimits,
+    /// `AUDIT_RETENTION_DAYS`: how long audit events are kept (default 365; at least 30, which
+    /// the database enforces too).
+    pub audit_retention_days: u32,
 }
 
 /// What a visitor's requests may cost: cache hits are free, misses (a database lookup, a QR
@@ -385,6 +392,7 @@ impl Config {
             public_limits,
             image_decode,
             auth: AuthLimits::from_lookup(&lookup)?,
+            audit_retention_days: number(&lookup, "AUDIT_RETENTION_DAYS", 365, 30..=36_500)?,
         })
     }
 }
