@@ -43,13 +43,14 @@ CREATE TABLE audit_events (
                AND (actor_user_id IS NULL) = (actor_role IS NULL)),
     PRIMARY KEY (company_id, id)
 );
--- The list, newest first, and its filters: each continues after a cursor (occurred_at, id).
-CREATE INDEX audit_events_newest ON audit_events (company_id, occurred_at DESC, id DESC);
-CREATE INDEX audit_events_actor ON audit_events (company_id, actor_user_id, occurred_at DESC, id DESC)
+-- The list, newest first, and its filters: each index is read backwards from the cursor
+-- `(occurred_at, id) < (…)`, a range of its last two columns.
+CREATE INDEX audit_events_newest ON audit_events (company_id, occurred_at, id);
+CREATE INDEX audit_events_actor ON audit_events (company_id, actor_user_id, occurred_at, id)
     WHERE actor_user_id IS NOT NULL;
-CREATE INDEX audit_events_target ON audit_events (company_id, target_type, target_id, occurred_at DESC, id DESC);
--- `action` is "C"-collated so that a prefix (`employee.%`) is a range of this index.
-CREATE INDEX audit_events_action ON audit_events (company_id, action, occurred_at DESC, id DESC);
+CREATE INDEX audit_events_target ON audit_events (company_id, target_type, target_id, occurred_at, id);
+-- `action` is "C"-collated so that a prefix (`employee.` ≤ action < `employee/`) is a range.
+CREATE INDEX audit_events_action ON audit_events (company_id, action, occurred_at, id);
 -- Retention, across companies.
 CREATE INDEX audit_events_occurred_at ON audit_events (occurred_at);
 

@@ -357,10 +357,13 @@ impl AuthApi {
             .passwords
             .hash_new("new_password", b.new_password.into_inner(), context)
             .await?;
+        let audit = AuditContext::of(req, &auth.0);
         state
             .db
             .write(&tenant, async |tx| {
-                model::user::set_password_hash(&tx, user_id, &hash).await
+                model::user::set_password_hash(&tx, user_id, &hash).await?;
+                let event = AuditEvent::new("user.password_changed", Target::user(user_id));
+                model::audit::record(&tx, &audit, event).await
             })
             .await?;
         Ok(NoContent::NoContent)
