@@ -105,6 +105,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     (
         "REQUEST_ID_HEADER",
         "header of a trusted proxy holding the request id, e.g. X-Request-Id",
+        "AUDIT_RETENTION_DAYS",
+        "days audit events are kept, 30 or more [default: 365]",
     ),
 ];
 
@@ -201,6 +203,9 @@ pub struct Config {
     /// `REQUEST_ID_HEADER`: a header set by a trusted proxy holding the request's id (e.g.
     /// `X-Request-Id`); `None`: every request id is made here.
     pub request_id_header: Option<String>,
+    /// `AUDIT_RETENTION_DAYS`: how long audit events are kept (default 365; at least 30, which
+    /// the database enforces too).
+    pub audit_retention_days: u32,
 }
 
 /// What a visitor's requests may cost: cache hits are free, misses (a database lookup, a QR
@@ -412,6 +417,7 @@ impl Config {
                 None => Some(SocketAddr::from(([127, 0, 0, 1], 9898))),
             },
             request_id_header: lookup("REQUEST_ID_HEADER").map(|h| h.trim().to_owned()),
+            audit_retention_days: number(&lookup, "AUDIT_RETENTION_DAYS", 365, 30..=36_500)?,
         })
     }
 }

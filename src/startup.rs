@@ -50,6 +50,9 @@ const IMAGE_DECODE_WAIT: Duration = Duration::from_secs(2);
 /// How often failed logins that left their hour, and expired trust, are forgotten.
 const LOGIN_THROTTLE_SWEEP: Duration = Duration::from_secs(600);
 
+/// How often audit events past their retention are deleted.
+const AUDIT_RETENTION_SWEEP: Duration = Duration::from_secs(3600);
+
 /// Largest request body accepted anywhere (the JSON API needs far less).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
@@ -367,6 +370,7 @@ pub struct Application {
     /// The metrics listener, apart from the public one; `None` when `METRICS_ADDR=off`.
     metrics_acceptor: Option<TcpAcceptor>,
     metrics_port: Option<u16>,
+    audit_retention: JoinHandle<()>,
 }
 
 impl Application {
@@ -416,6 +420,11 @@ impl Application {
                 .clone()
                 .forget_every(db.clone(), LOGIN_THROTTLE_SWEEP),
         );
+        let audit_retention = tokio::spawn(purge_audit_every(
+            db.clone().with_deadline(ANALYTICS_MAINTENANCE_DEADLINE),
+            config.audit_retention_days,
+            AUDIT_RETENTION_SWEEP,
+        ));
         let state = AppState {
             db: db.clone(),
             jwt: JwtKeys::new(config.jwt_secret.expose(), config.jwt_ttl),
@@ -425,6 +434,7 @@ impl Application {
             image_decodes: image_decodes.clone(),
             passwords,
             throttle,
+            login_attempts: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind(config.bind_addr)
             .await
@@ -508,6 +518,7 @@ impl Application {
             metrics,
             metrics_acceptor,
             metrics_port,
+            audit_retention,
         })
     }
 
@@ -571,6 +582,7 @@ impl Application {
         self.maintenance.abort();
         self.cards.stop_listening();
         self.throttle_sweep.abort();
+        self.audit_retention.abort();
         // Every acknowledged event is committed already; this stores the page views still queued.
         if tokio::time::timeout(Duration::from_secs(10), self.event_writer)
             .await
@@ -582,6 +594,42 @@ impl Application {
         self.database.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Deletes audit events older than `retention_days`, now and then every `period`, a batch at a
+/// time (each its own short transaction) until none is left; through the `SECURITY DEFINER`
+/// `audit_purge`, the only way anything leaves the trail. Failures are logged; the next round
+/// tries again.
+async fn purge_audit_every(db: Db, retention_days: u32, period: Duration) {
+    use crate::{db::Tenant, model::audit};
+    let days = i32::try_from(retention_days).unwrap_or(i32::MAX);
+    let mut ticks = tokio::time::interval(period);
+    loop {
+        ticks.tick().await;
+        let mut purged = 0;
+        loop {
+            let batch = db
+                .write(&Tenant::maintenance(), async |tx| {
+                    audit::purge_expired(&tx, days).await
+                })
+                .await;
+            match batch {
+                Ok(deleted) => {
+                    purged += deleted;
+                    if deleted < i64::from(audit::PURGE_BATCH) {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "audit retention failed");
+                    break;
+                }
+            }
+        }
+        if purged > 0 {
+            tracing::info!(purged, retention_days, "audit retention applied");
+        }
     }
 }
 

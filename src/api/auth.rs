@@ -9,7 +9,11 @@ use crate::{
     auth::{BearerAuth, Role, policy::PasswordContext, throttle::LoginThrottle},
     db::{DbError, Tenant},
     error::ApiError,
-    model::{self, user::NewUser},
+    model::{
+        self,
+        audit::{AuditContext, AuditEvent, LoginAttempt, Target},
+        user::NewUser,
+    },
 };
 
 #[derive(Debug, Object)]
@@ -83,10 +87,15 @@ pub async fn open_session(
         Some(state.analytics.client_ip(req)),
     );
     let ttl = model::session::DEFAULT_TTL;
+    let actor = super::audit_context::signed_in(user.user_id, user.company_id, user.role);
+    let audit = AuditContext::anonymous(req).by(actor);
     let session = state
         .db
         .write(&Tenant::session_opening(user.company_id), async |tx| {
-            model::session::open(&tx, user.user_id, &client, ttl).await
+            let session = model::session::open(&tx, user.user_id, &client, ttl).await?;
+            let event = AuditEvent::new("auth.login", Target::user(user.user_id));
+            model::audit::record(&tx, &audit, event).await?;
+            Ok::<_, DbError>(session)
         })
         .await?;
     token(state, user, &session)
@@ -162,12 +171,17 @@ impl AuthApi {
         };
         let tenant = Tenant::signup(company_id);
         let mut signed_up = false;
+        let audit = AuditContext::anonymous(req);
         for slug in model::company::slug_candidates(&company_name) {
             let company = (company_id, company_name.as_str(), slug.as_str());
             if state
                 .db
                 .write(&tenant, async |tx| {
-                    model::user::sign_up(&tx, company, &admin).await
+                    let created = model::user::sign_up(&tx, company, &admin).await?;
+                    if created {
+                        model::audit::record_sign_up(&tx, &audit, company, &admin).await?;
+                    }
+                    Ok::<_, DbError>(created)
                 })
                 .await?
             {
@@ -205,7 +219,13 @@ impl AuthApi {
         let b = body.0;
         let email = b.email.trim().to_lowercase();
         let client = state.throttle.client(state.analytics.client_ip(req));
-        state.throttle.check_address(&client)?;
+        if let Err(refused) = state.throttle.check_address(&client) {
+            let attempts = &state.login_attempts;
+            attempts
+                .record(&state.db, req, &email, LoginAttempt::Throttled)
+                .await;
+            return Err(refused);
+        }
         // Refused for want of a hashing thread before any database work, so a storm of logins
         // costs the database nothing beyond what the pool can check.
         let reservation = state.passwords.reserve()?;
@@ -221,7 +241,13 @@ impl AuthApi {
                 Ok::<_, DbError>((account?, wait?))
             })
             .await?;
-        LoginThrottle::account_refusal(wait)?;
+        if let Err(refused) = LoginThrottle::account_refusal(wait) {
+            let attempts = &state.login_attempts;
+            attempts
+                .record(&state.db, req, &email, LoginAttempt::Throttled)
+                .await;
+            return Err(refused);
+        }
         let stored = account.as_ref().map(|a| a.password_hash.clone());
         if !state
             .passwords
@@ -229,6 +255,10 @@ impl AuthApi {
             .await?
         {
             state.throttle.failed(&state.db, &email, &client).await?;
+            let attempts = &state.login_attempts;
+            attempts
+                .record(&state.db, req, &email, LoginAttempt::Failed)
+                .await;
             return Err(ApiError::new(
                 poem::http::StatusCode::UNAUTHORIZED,
                 "invalid_credentials",
@@ -238,6 +268,10 @@ impl AuthApi {
         let account =
             account.ok_or_else(|| ApiError::internal("verified a password without a user"))?;
         if !account.is_active {
+            let attempts = &state.login_attempts;
+            attempts
+                .record(&state.db, req, &email, LoginAttempt::Disabled)
+                .await;
             return Err(ApiError::new(
                 poem::http::StatusCode::FORBIDDEN,
                 "account_disabled",
@@ -323,10 +357,13 @@ impl AuthApi {
             .passwords
             .hash_new("new_password", b.new_password.into_inner(), context)
             .await?;
+        let audit = AuditContext::of(req, &auth.0);
         state
             .db
             .write(&tenant, async |tx| {
-                model::user::set_password_hash(&tx, user_id, &hash).await
+                model::user::set_password_hash(&tx, user_id, &hash).await?;
+                let event = AuditEvent::new("user.password_changed", Target::user(user_id));
+                model::audit::record(&tx, &audit, event).await
             })
             .await?;
         Ok(NoContent::NoContent)

@@ -1,7 +1,7 @@
 //! Companies (the tenants) and their branding.
 
 use chrono::{DateTime, Utc};
-use poem::web::Data;
+use poem::{Request, web::Data};
 use poem_openapi::{
     Object, OpenApi, param::Path, param::Query, payload::Json, types::MaybeUndefined,
 };
@@ -19,6 +19,7 @@ use crate::{
     error::ApiError,
     model::{
         self,
+        audit::{AuditContext, AuditEvent, Changes, Target},
         company::{CompanyChange, NewCompany},
         media::ImageSlot,
     },
@@ -110,6 +111,7 @@ impl CompaniesApi {
     async fn create_company(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         auth: BearerAuth,
         body: Json<CreateCompany>,
     ) -> Result<Created<Company>, ApiError> {
@@ -125,11 +127,22 @@ impl CompaniesApi {
         };
         // The superadmin enters the new tenant explicitly to create it.
         let tenant = auth.0.enter_as_superadmin(new.id)?;
+        let audit = AuditContext::of(req, &auth.0);
         for slug in model::company::slug_candidates(&new.name) {
             let created = state
                 .db
                 .write(&tenant, async |tx| {
-                    model::company::create(&tx, &new, &slug).await
+                    let company = model::company::create(&tx, &new, &slug).await?;
+                    if let Some(company) = &company {
+                        let changes = Changes::between(None, Some(company)).field(
+                            "plan",
+                            None::<&str>,
+                            new.plan,
+                        );
+                        let event = AuditEvent::new("company.created", Target::company(company.id));
+                        model::audit::record(&tx, &audit, event.changes(changes)).await?;
+                    }
+                    Ok::<_, crate::db::DbError>(company)
                 })
                 .await?;
             if let Some(company) = created {
@@ -208,6 +221,7 @@ impl CompaniesApi {
     async fn update_company(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         auth: BearerAuth,
         company_id: Path<Uuid>,
         body: Json<UpdateCompany>,
@@ -228,10 +242,21 @@ impl CompaniesApi {
                 validate::optional_color("brand_color", Some(v))
             })?),
         };
+        let audit = AuditContext::of(req, &auth.0);
         let company = state
             .db
             .write(&tenant, async |tx| {
-                model::company::update(&tx, company_id.0, change).await
+                // The row as it was, locked (the update below locks it again: a no-op).
+                let Some(before) = model::company::lock(&tx, company_id.0).await? else {
+                    return Ok(None);
+                };
+                let after = model::company::update(&tx, company_id.0, change).await?;
+                if let Some(after) = &after {
+                    let changes = Changes::between(Some(&before), Some(after));
+                    let event = AuditEvent::new("company.updated", Target::company(after.id));
+                    model::audit::record(&tx, &audit, event.changes(changes)).await?;
+                }
+                Ok::<_, crate::db::DbError>(after)
             })
             .await?
             .ok_or_else(company_not_found)?;
@@ -253,11 +278,13 @@ impl CompaniesApi {
     async fn put_logo(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         auth: BearerAuth,
         company_id: Path<Uuid>,
         body: ImageUpload,
     ) -> Result<Json<Company>, ApiError> {
-        let company = change_logo(&state, &auth.0, company_id.0, Some(body)).await?;
+        let audit = AuditContext::of(req, &auth.0);
+        let company = change_logo(&state, &auth.0, &audit, company_id.0, Some(body)).await?;
         Ok(Json(Company::shown(company, &state.public_base_url)))
     }
 
@@ -270,10 +297,12 @@ impl CompaniesApi {
     async fn delete_logo(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         auth: BearerAuth,
         company_id: Path<Uuid>,
     ) -> Result<NoContent, ApiError> {
-        change_logo(&state, &auth.0, company_id.0, None).await?;
+        let audit = AuditContext::of(req, &auth.0);
+        change_logo(&state, &auth.0, &audit, company_id.0, None).await?;
         Ok(NoContent::NoContent)
     }
 }
@@ -282,6 +311,7 @@ impl CompaniesApi {
 async fn change_logo(
     state: &AppState,
     caller: &Caller,
+    audit: &AuditContext,
     company_id: Uuid,
     upload: Option<ImageUpload>,
 ) -> Result<model::company::Company, ApiError> {
@@ -301,6 +331,15 @@ async fn change_logo(
             let slot = ImageSlot::Logo { company_id };
             let old = company.logo_hash.as_deref();
             model::media::replace(&tx, company_id, slot, old, image.as_ref()).await?;
+            let new = image.as_ref().map(|image| image.hash.as_str());
+            let action = if new.is_some() {
+                "company.logo_set"
+            } else {
+                "company.logo_removed"
+            };
+            let event = AuditEvent::new(action, Target::company(company_id));
+            let changes = Changes::new().field("logo_hash", old, new);
+            model::audit::record(&tx, audit, event.changes(changes)).await?;
             model::company::get(&tx, company_id).await
         })
         .await?

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use poem::web::Data;
+use poem::{Request, web::Data};
 use poem_openapi::{
     Object, OpenApi, param::Path, param::Query, payload::Json, types::MaybeUndefined,
 };
@@ -23,6 +23,7 @@ use crate::{
     error::ApiError,
     model::{
         self,
+        audit::{AuditContext, AuditEvent, Changes, Target},
         employee::{Editor, EmployeeChange, NewEmployee},
         employee_list::{self, Cursor, ListQuery, Sort, Start},
         media::ImageSlot,
@@ -225,6 +226,7 @@ impl EmployeesApi {
     async fn create_employee(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         auth: BearerAuth,
         company_id: Path<Uuid>,
         body: Json<CreateEmployee>,
@@ -250,10 +252,15 @@ impl EmployeesApi {
             bio: validate::optional_multiline_text("bio", b.bio, 2000)?,
             social_links: validate::social_links(b.social_links.unwrap_or_default())?,
         };
+        let audit = AuditContext::of(req, &caller);
         let employee = state
             .db
             .write(&tenant, async |tx| {
-                model::employee::create(&tx, company_id.0, &new).await
+                let employee = model::employee::create(&tx, company_id.0, &new).await?;
+                let changes = Changes::between(None, Some(&employee));
+                let event = AuditEvent::new("employee.created", Target::employee(employee.id));
+                model::audit::record(&tx, &audit, event.changes(changes)).await?;
+                Ok::<_, model::employee::CreateError>(employee)
             })
             .await?;
         // Its slugs may be remembered as unknown here; other instances hear of it by notification.
@@ -362,6 +369,7 @@ impl EmployeesApi {
     async fn update_employee(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         auth: BearerAuth,
         employee_id: Path<Uuid>,
         body: Json<UpdateEmployee>,
@@ -398,10 +406,17 @@ impl EmployeesApi {
             },
         };
         let editor = editor(&caller);
+        let audit = AuditContext::of(req, &caller);
         let employee = state
             .db
             .write(&tenant, async |tx| {
-                model::employee::update(&tx, employee_id.0, editor, change).await
+                // The row as it was, locked (the update below locks it again: a no-op).
+                let before = model::employee::lock_editable(&tx, employee_id.0, editor).await?;
+                let after = model::employee::update(&tx, employee_id.0, editor, change).await?;
+                let changes = Changes::between(Some(&before), Some(&after));
+                let event = AuditEvent::new("employee.updated", Target::employee(after.id));
+                model::audit::record(&tx, &audit, event.changes(changes)).await?;
+                Ok::<_, model::employee::EditError>(after)
             })
             .await?;
         state
@@ -422,16 +437,23 @@ impl EmployeesApi {
     async fn delete_employee(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         auth: BearerAuth,
         employee_id: Path<Uuid>,
     ) -> Result<NoContent, ApiError> {
         let caller = auth.0;
         let tenant = caller.employee_tenant(&state.db, employee_id.0).await?;
         caller.require_admin()?;
+        let (audit, editor) = (AuditContext::of(req, &caller), editor(&caller));
         let deleted = state
             .db
             .write(&tenant, async |tx| {
-                model::employee::delete(&tx, employee_id.0).await
+                let before = model::employee::lock_editable(&tx, employee_id.0, editor).await?;
+                let deleted = model::employee::delete(&tx, employee_id.0).await?;
+                let changes = Changes::between(Some(&before), None);
+                let event = AuditEvent::new("employee.deleted", Target::employee(before.id));
+                model::audit::record(&tx, &audit, event.changes(changes)).await?;
+                Ok::<_, model::employee::EditError>(deleted)
             })
             .await?;
         if !deleted {
@@ -457,11 +479,13 @@ impl EmployeesApi {
     async fn put_photo(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         auth: BearerAuth,
         employee_id: Path<Uuid>,
         body: ImageUpload,
     ) -> Result<Json<Employee>, ApiError> {
-        let employee = change_photo(&state, &auth.0, employee_id.0, Some(body)).await?;
+        let audit = AuditContext::of(req, &auth.0);
+        let employee = change_photo(&state, &auth.0, &audit, employee_id.0, Some(body)).await?;
         Ok(Json(Employee::shown(employee, &state.public_base_url)))
     }
 
@@ -476,10 +500,12 @@ impl EmployeesApi {
     async fn delete_photo(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         auth: BearerAuth,
         employee_id: Path<Uuid>,
     ) -> Result<NoContent, ApiError> {
-        change_photo(&state, &auth.0, employee_id.0, None).await?;
+        let audit = AuditContext::of(req, &auth.0);
+        change_photo(&state, &auth.0, &audit, employee_id.0, None).await?;
         Ok(NoContent::NoContent)
     }
 }
@@ -490,6 +516,7 @@ impl EmployeesApi {
 async fn change_photo(
     state: &AppState,
     caller: &Caller,
+    audit: &AuditContext,
     employee_id: Uuid,
     upload: Option<ImageUpload>,
 ) -> Result<model::employee::Employee, ApiError> {
@@ -515,6 +542,15 @@ async fn change_photo(
             let slot = ImageSlot::Photo { employee_id };
             let old = employee.photo_hash.as_deref();
             model::media::replace(&tx, employee.company_id, slot, old, image.as_ref()).await?;
+            let new = image.as_ref().map(|image| image.hash.as_str());
+            let action = if new.is_some() {
+                "employee.photo_set"
+            } else {
+                "employee.photo_removed"
+            };
+            let event = AuditEvent::new(action, Target::employee(employee_id));
+            let changes = Changes::new().field("photo_hash", old, new);
+            model::audit::record(&tx, audit, event.changes(changes)).await?;
             model::employee::get(&tx, employee_id)
                 .await?
                 .ok_or(model::employee::EditError::NotFound)

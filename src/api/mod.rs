@@ -2,6 +2,8 @@
 
 pub mod analytics;
 pub mod attachment;
+pub mod audit;
+pub mod audit_context;
 pub mod auth;
 pub mod cards;
 pub mod companies;
@@ -50,6 +52,8 @@ pub struct AppState {
     pub passwords: Arc<HashingPool>,
     /// Counts failed logins per account and per client address.
     pub throttle: Arc<LoginThrottle>,
+    /// Records the login attempts that change nothing in the audit trail.
+    pub login_attempts: Arc<audit_context::LoginAttempts>,
 }
 
 /// The product's sections, in its order: the spec lists them so (see [`ApiTags::ORDER`]).
@@ -96,6 +100,7 @@ pub type Apis = (
     analytics::AnalyticsApi,
     users::UsersApi,
     subscriptions::SubscriptionsApi,
+    audit::AuditApi,
     health::HealthApi,
 );
 
@@ -111,6 +116,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             analytics::AnalyticsApi,
             users::UsersApi,
             subscriptions::SubscriptionsApi,
+            audit::AuditApi,
             health::HealthApi,
         ),
         "CallingCard",

@@ -62,6 +62,7 @@ pub const ERRORS: &[(&str, &str, &[u16])] = &[
     ("get", "/subscriptions/plans", &[503]),
     ("get", "/subscriptions/current", &[404, 503]),
     ("put", "/company/{company_id}/subscription", &[403, 404, 503]),
+    ("get", "/company/{company_id}/audit", &[403, 404, 422, 503]),
     // Touches nothing but the process.
     ("get", "/health/live", &[]),
     // Its 503 is its own answer (`degraded`), already in the spec.

@@ -1,12 +1,19 @@
 //! Plans and subscriptions. No payment provider: a superadmin sets a company's plan.
 
 use chrono::{DateTime, Utc};
-use poem::web::Data;
+use poem::{Request, web::Data};
 use poem_openapi::{Object, OpenApi, param::Path, payload::Json};
 use uuid::Uuid;
 
 use super::{ApiTags, AppState, schemas::Plan};
-use crate::{auth::BearerAuth, error::ApiError, model};
+use crate::{
+    auth::BearerAuth,
+    error::ApiError,
+    model::{
+        self,
+        audit::{AuditContext, AuditEvent, Changes, Target},
+    },
+};
 
 #[derive(Debug, Object)]
 pub struct PlanInfo {
@@ -118,16 +125,29 @@ impl SubscriptionsApi {
     async fn change_plan(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         auth: BearerAuth,
         company_id: Path<Uuid>,
         body: Json<ChangePlan>,
     ) -> Result<Json<Subscription>, ApiError> {
         let tenant = auth.0.enter_as_superadmin(company_id.0)?;
         let plan = body.0.plan.as_str();
+        let audit = AuditContext::of(req, &auth.0);
         let subscription = state
             .db
             .write(&tenant, async |tx| {
-                model::subscription::change_plan(&tx, company_id.0, plan).await
+                let before = model::subscription::current(&tx, company_id.0).await?;
+                let after = model::subscription::change_plan(&tx, company_id.0, plan).await?;
+                if let Some(after) = &after {
+                    let before = before.as_ref().map(|s| s.plan.as_str());
+                    let changes = Changes::new().field("plan", before, &after.plan);
+                    let event = AuditEvent::new(
+                        "subscription.changed",
+                        Target::subscription(after.company_id),
+                    );
+                    model::audit::record(&tx, &audit, event.changes(changes)).await?;
+                }
+                Ok::<_, crate::db::DbError>(after)
             })
             .await?
             .ok_or_else(|| ApiError::not_found("Company not found"))?;

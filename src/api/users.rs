@@ -1,6 +1,6 @@
 //! Logins: an admin gives a teammate access to the company, as admin or employee.
 
-use poem::web::Data;
+use poem::{Request, web::Data};
 use poem_openapi::{Object, OpenApi, param::Path, param::Query, payload::Json};
 use uuid::Uuid;
 
@@ -9,7 +9,11 @@ use crate::{
     auth::{BearerAuth, Role, password::HashingPool, policy::PasswordContext},
     db::Tenant,
     error::ApiError,
-    model::{self, user::NewUser},
+    model::{
+        self,
+        audit::{AuditContext, AuditEvent, Changes, Target},
+        user::NewUser,
+    },
 };
 
 /// Roles an admin may hand out.
@@ -51,6 +55,7 @@ impl UsersApi {
     async fn create_user(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         auth: BearerAuth,
         company_id: Path<Uuid>,
         body: Json<CreateUser>,
@@ -89,10 +94,15 @@ impl UsersApi {
             role,
             employee_id: body.employee_id,
         };
+        let audit = AuditContext::of(req, &caller);
         let user = state
             .db
             .write(&tenant, async |tx| {
-                model::user::create(&tx, company_id.0, &new).await
+                let user = model::user::create(&tx, company_id.0, &new).await?;
+                let event = AuditEvent::new("user.created", Target::user(user.id));
+                let changes = Changes::between(None, Some(&user));
+                model::audit::record(&tx, &audit, event.changes(changes)).await?;
+                Ok::<_, crate::db::DbError>(user)
             })
             .await?;
         Ok(Created::Created(Json(user.into())))

@@ -3,6 +3,7 @@
 //! HTTP in here (the JSON API in `api/` and any other door call these).
 
 pub mod analytics;
+pub mod audit;
 pub mod card;
 pub mod company;
 pub mod employee;

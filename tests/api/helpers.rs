@@ -608,3 +608,25 @@ impl TestApp {
         resp.text().await.expect("reading the metrics")
     }
 }
+
+// The audit trail.
+
+/// The events of `session`'s company matching `query` (e.g. `action=employee.*`), newest first,
+/// across every page (50 at most per page, so a long trail takes several).
+pub async fn audit_events(app: &TestApp, session: &Session, query: &str) -> Vec<Value> {
+    let mut events = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!("/api/company/{}/audit?{query}", session.company_id);
+        if let Some(cursor) = &cursor {
+            path.push_str(&format!("&cursor={cursor}"));
+        }
+        let resp = app.get(&path, Some(&session.token)).await;
+        resp.assert_status(200);
+        events.extend(resp.body["events"].as_array().expect("events").clone());
+        match resp.body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return events,
+        }
+    }
+}

@@ -10,6 +10,8 @@ mod analytics_dashboards_smoke;
 mod analytics_retention;
 mod analytics_tracking;
 mod api_contract;
+mod audit;
+mod audit_logins;
 mod auth;
 mod bad_input;
 mod card_page_browser;

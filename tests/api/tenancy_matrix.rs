@@ -221,6 +221,7 @@ const MATRIX: &[Row] = &[
     row(Get,    "/analytics/employee/{EA}/timeseries",                    Body::Empty,          R, [200, 404,  200, 200,  401, 401]),
     row(Get,    "/analytics/employee/{EA2}",                              Body::Empty,          R, [200, 404,  403, 200,  401, 401]),
     row(Post,   "/analytics/track?company_slug={CS}&employee_slug={ESA}", Body::Call,           T, [200, 200,  200, 200,  200, 200]),
+    row(Get,    "/company/{A}/audit",                                     Body::Empty,          R, [200, 404,  403, 200,  401, 401]),
 ];
 
 impl Row {

@@ -34,7 +34,16 @@ impl TenantTable {
     fn is_root(&self) -> bool {
         self.name == "companies"
     }
+
+    /// No UPDATE or DELETE is granted on it at all (see [`APPEND_ONLY`]).
+    fn is_append_only(&self) -> bool {
+        APPEND_ONLY.contains(&self.name)
+    }
 }
+
+/// Tables the service role may only INSERT into and SELECT from: its UPDATE and DELETE checks
+/// become checks that both are refused outright.
+const APPEND_ONLY: &[&str] = &["audit_events"];
 
 /// Every tenant table. `catalog_walls_every_tenant_table` fails when a table with a `company_id`
 /// is missing here, so a new table gets the behavioural checks below too.
@@ -214,6 +223,14 @@ const TENANT_TABLES: &[TenantTable] = &[
         unlink: &[],
         touch: "visitors = visitors + 1",
     },
+    TenantTable {
+        name: "audit_events",
+        tenant_col: "company_id",
+        insert: "INSERT INTO audit_events (company_id, action, target_type, target_id, outcome)
+                 VALUES ($1, 'employee.updated', 'employee', $2, 'success')",
+        unlink: &[],
+        touch: "outcome = outcome",
+    },
 ];
 
 /// The `touch` of the tables that keep a creation time.
@@ -372,6 +389,14 @@ async fn seed_company(
     owner
         .execute(
             "INSERT INTO subscriptions (company_id, plan) VALUES ($1, 'free')",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    owner
+        .execute(
+            "INSERT INTO audit_events (company_id, action, target_type, target_id, outcome)
+             VALUES ($1, 'company.created', 'company', $1, 'success')",
             &[&id],
         )
         .await
@@ -601,20 +626,25 @@ async fn every_tenant_table_shows_and_changes_only_the_current_tenant() {
             .unwrap_or_else(|e| panic!("{t}: a user predicate ran on another tenant's rows: {e}"))
             .get(0);
         assert_eq!(probing, a_count, "{t}");
-        let updated = tx
-            .execute(
-                &format!("UPDATE {t} SET {} WHERE {col} = $1", table.touch),
-                &[&b],
-            )
-            .await
-            .unwrap();
-        assert_eq!(updated, 0, "{t}: UPDATE reached B's rows");
-        let deleted = tx
-            .execute(&format!("DELETE FROM {t} WHERE {col} = $1"), &[&b])
-            .await
-            .unwrap();
-        assert_eq!(deleted, 0, "{t}: DELETE reached B's rows");
-        tx.commit().await.unwrap();
+        if table.is_append_only() {
+            tx.commit().await.unwrap();
+            assert_no_update_or_delete(&mut app, table, a).await;
+        } else {
+            let updated = tx
+                .execute(
+                    &format!("UPDATE {t} SET {} WHERE {col} = $1", table.touch),
+                    &[&b],
+                )
+                .await
+                .unwrap();
+            assert_eq!(updated, 0, "{t}: UPDATE reached B's rows");
+            let deleted = tx
+                .execute(&format!("DELETE FROM {t} WHERE {col} = $1"), &[&b])
+                .await
+                .unwrap();
+            assert_eq!(deleted, 0, "{t}: DELETE reached B's rows");
+            tx.commit().await.unwrap();
+        }
         assert_eq!(
             w.snapshot(table, b).await,
             b_before,
@@ -636,15 +666,42 @@ async fn every_tenant_table_shows_and_changes_only_the_current_tenant() {
 
         // A row of A cannot be moved out to B (WITH CHECK).
         let tx = begin(&mut app, Some(a), Some("admin")).await;
-        expect_rls_violation(
-            tx.execute(
+        let moved = tx
+            .execute(
                 &format!("UPDATE {t} SET {col} = $1 WHERE {col} = $2"),
                 &[&b, &a],
             )
-            .await,
-            &format!("{t}: UPDATE moving A's rows to B"),
-        );
+            .await;
+        let what = format!("{t}: UPDATE moving A's rows to B");
+        if table.is_append_only() {
+            expect_sqlstate(moved, &SqlState::INSUFFICIENT_PRIVILEGE, &what);
+        } else {
+            expect_rls_violation(moved, &what);
+        }
         tx.rollback().await.unwrap();
+        if table.is_append_only() {
+            // Its own rows: inserted, never changed (checked above).
+            let tx = begin(&mut app, Some(a), Some("admin")).await;
+            assert_eq!(
+                tx.execute(table.insert, &[&a, &w.a.spare_employee])
+                    .await
+                    .unwrap(),
+                1,
+                "{t}: own INSERT"
+            );
+            tx.rollback().await.unwrap();
+            assert_eq!(
+                w.snapshot(table, a).await,
+                a_before,
+                "{t}: A's rows changed"
+            );
+            assert_eq!(
+                w.snapshot(table, b).await,
+                b_before,
+                "{t}: B's rows changed"
+            );
+            continue;
+        }
 
         // Controls: the same statements work on the tenant's own rows, so the refusals above
         // come from the wall and not from a broken statement.
@@ -713,6 +770,30 @@ async fn every_tenant_table_shows_and_changes_only_the_current_tenant() {
     }
 }
 
+/// An append-only table: UPDATE and DELETE are refused outright (no privilege), not merely
+/// filtered by the wall, whichever rows they aim at.
+async fn assert_no_update_or_delete(app: &mut Client, table: &TenantTable, tenant: Uuid) {
+    let (t, col) = (table.name, table.tenant_col);
+    for sql in [
+        format!("UPDATE {t} SET {} WHERE {col} <> $1", table.touch),
+        format!("UPDATE {t} SET {} WHERE {col} = $1", table.touch),
+        format!("DELETE FROM {t} WHERE {col} <> $1"),
+        format!("DELETE FROM {t} WHERE {col} = $1"),
+    ] {
+        let tx = begin(app, Some(tenant), Some("admin")).await;
+        let message = expect_sqlstate(
+            tx.execute(&sql, &[&tenant]).await,
+            &SqlState::INSUFFICIENT_PRIVILEGE,
+            &format!("{t}: {sql}"),
+        );
+        assert!(
+            !message.contains("row-level security"),
+            "{t}: {sql}: {message}"
+        );
+        tx.rollback().await.unwrap();
+    }
+}
+
 /// With no tenant in the transaction nothing under the wall is visible or writable.
 async fn assert_walled_off(
     app: &mut Client,
@@ -740,6 +821,21 @@ async fn assert_walled_off(
             .unwrap()
             .get(0);
         assert_eq!(visible, 0, "{context}: {t} visible without a tenant");
+        if table.is_append_only() {
+            for sql in [
+                format!("UPDATE {t} SET {}", table.touch),
+                format!("DELETE FROM {t}"),
+            ] {
+                let savepoint = tx.savepoint("append_only").await.unwrap();
+                expect_sqlstate(
+                    savepoint.execute(&sql, &[]).await,
+                    &SqlState::INSUFFICIENT_PRIVILEGE,
+                    &format!("{context}: {sql}"),
+                );
+                savepoint.rollback().await.unwrap();
+            }
+            continue;
+        }
         let sql = format!("UPDATE {t} SET {}", table.touch);
         assert_eq!(
             tx.execute(&sql, &[]).await.unwrap(),
@@ -1142,6 +1238,29 @@ async fn service_role_has_no_way_around_the_wall() {
         }
     }
 
+    // The audit trail: written and read, never changed, by the service role.
+    let audit_grants: Vec<bool> = w
+        .owner
+        .query_one(
+            "SELECT has_table_privilege('callingcard_app', 'audit_events', 'SELECT'),
+                    has_table_privilege('callingcard_app', 'audit_events', 'INSERT'),
+                    has_table_privilege('callingcard_app', 'audit_events', 'UPDATE'),
+                    has_table_privilege('callingcard_app', 'audit_events', 'DELETE'),
+                    has_table_privilege('callingcard_app', 'audit_events', 'TRUNCATE'),
+                    has_table_privilege('callingcard_app', 'audit_events', 'REFERENCES'),
+                    has_table_privilege('callingcard_app', 'audit_events', 'TRIGGER'),
+                    has_any_column_privilege('callingcard_app', 'audit_events', 'UPDATE')",
+            &[],
+        )
+        .await
+        .map(|r| (0..8).map(|i| r.get(i)).collect())
+        .unwrap();
+    assert_eq!(
+        audit_grants,
+        [true, true, false, false, false, false, false, false],
+        "callingcard_app on audit_events: exactly SELECT and INSERT"
+    );
+
     // The same, live.
     let app = w.app().await;
     let plans: i64 = app
@@ -1186,7 +1305,7 @@ async fn service_role_has_no_way_around_the_wall() {
                                         'card_events', 'card_rollup_employee_hourly',
                                         'card_rollup_company_hourly', 'card_rollup_action_hourly',
                                         'card_rollup_employee_daily', 'card_rollup_company_daily',
-                                        'card_visitor_days', 'card_rollup_visitors_hourly')
+                                        'card_visitor_days', 'card_rollup_visitors_hourly', 'audit_events')
                           OR tablename LIKE 'card\\_events\\_%')";
     let superuser_sees: i64 = w.owner.query_one(stats_sql, &[]).await.unwrap().get(0);
     assert!(superuser_sees > 0, "control: ANALYZE produced statistics");
@@ -1228,6 +1347,13 @@ async fn service_role_has_no_way_around_the_wall() {
             "",
             "TABLE(dropped_partitions integer, purged_events bigint)",
         ),
+        ("audit_events_fill_actor", "", "trigger"),
+        (
+            "audit_login_attempt",
+            "p_email text, p_action text, p_outcome text, p_request_id text, p_client_address inet, p_user_agent text",
+            "boolean",
+        ),
+        ("audit_purge", "p_retention_days integer, p_batch integer", "bigint"),
         ("card_company", "p_company_slug text", "uuid"),
         ("employee_search", "p_pattern text", "SETOF uuid"),
         (
@@ -1704,7 +1830,7 @@ async fn a_visitor_reads_its_card_company_but_no_logins_or_billing() {
     let mut app = w.app().await;
     // Logins, billing and analytics (restrictive `not_for_visitors` policies): nothing a card
     // shows.
-    let hidden_from_visitors: Vec<&str> = ["users", "subscriptions"]
+    let hidden_from_visitors: Vec<&str> = ["users", "subscriptions", "audit_events"]
         .into_iter()
         .chain(ANALYTICS_TABLES)
         .collect();
