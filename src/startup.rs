@@ -31,6 +31,11 @@ use crate::{
         migrations,
     },
     error,
+    mail::{
+        account::{AccountMail, PasswordResets},
+        transport::Mailer,
+        worker::{EmailDispatch, OutboxWorker, Pacing},
+    },
 };
 
 /// How often partitions are made ahead and retention is applied.
@@ -357,6 +362,8 @@ pub struct Application {
     image_decodes: Arc<WorkBudget>,
     ingest_stats: Arc<IngestStats>,
     throttle_sweep: JoinHandle<()>,
+    outbox: OutboxWorker,
+    password_resets: JoinHandle<()>,
 }
 
 impl Application {
@@ -406,6 +413,15 @@ impl Application {
                 .clone()
                 .forget_every(db.clone(), LOGIN_THROTTLE_SWEEP),
         );
+        let outbox = start_outbox(&config, &db)?;
+        let account_mail = Arc::new(AccountMail::new(
+            &config.public_base_url,
+            config.mail.account_emails_per_hour,
+            config.mail.address_requests_per_hour,
+            format!("account-mail:{}", config.jwt_secret.expose()).as_bytes(),
+        ));
+        let (password_resets, password_reset_task) =
+            PasswordResets::start(db.clone(), account_mail.clone());
         let state = AppState {
             db: db.clone(),
             jwt: JwtKeys::new(config.jwt_secret.expose(), config.jwt_ttl),
@@ -415,6 +431,8 @@ impl Application {
             image_decodes: image_decodes.clone(),
             passwords,
             throttle,
+            account_mail,
+            password_resets: Arc::new(password_resets),
         };
         let listener = tokio::net::TcpListener::bind(config.bind_addr)
             .await
@@ -445,6 +463,8 @@ impl Application {
             image_decodes,
             ingest_stats,
             throttle_sweep,
+            outbox,
+            password_resets: password_reset_task,
         })
     }
 
@@ -484,6 +504,9 @@ impl Application {
         self.maintenance.abort();
         self.cards.stop_listening();
         self.throttle_sweep.abort();
+        self.password_resets.abort();
+        // Messages being sent get to finish; the rest wait in the outbox for the next start.
+        self.outbox.stop(Duration::from_secs(45)).await;
         // Every acknowledged event is committed already; this stores the page views still queued.
         if tokio::time::timeout(Duration::from_secs(10), self.event_writer)
             .await
@@ -496,6 +519,37 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The outbox worker, sending over SMTP, or without `SMTP_URL` into `DATA_DIR/outbox/`.
+fn start_outbox(config: &Config, db: &Db) -> anyhow::Result<OutboxWorker> {
+    let mail = &config.mail;
+    let files = config.data_dir.join("outbox");
+    let mailer = Mailer::new(
+        mail.smtp_url.as_ref().map(|url| url.expose()),
+        &mail.from,
+        files.clone(),
+    )?;
+    if mail.smtp_url.is_none() {
+        if config.environment == Environment::Production {
+            tracing::warn!(
+                "no SMTP_URL: emails are only written to {}",
+                files.display()
+            );
+        } else {
+            tracing::info!(dir = %files.display(), "no SMTP_URL: emails are written to files");
+        }
+    }
+    let pacing = Pacing {
+        poll_interval: mail.poll_interval,
+        retry_base: mail.retry_base,
+        max_attempts: mail.max_attempts,
+    };
+    Ok(OutboxWorker::start(
+        db.clone(),
+        vec![Box::new(EmailDispatch(Arc::new(mailer)))],
+        pacing,
+    ))
 }
 
 /// Decodes in flight are bounded by estimated memory (in KiB units) and by count; a few more

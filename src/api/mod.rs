@@ -1,5 +1,6 @@
 //! The JSON API: one module per resource, each an `OpenApi` impl, merged into one service.
 
+pub mod account;
 pub mod analytics;
 pub mod attachment;
 pub mod auth;
@@ -50,6 +51,10 @@ pub struct AppState {
     pub passwords: Arc<HashingPool>,
     /// Counts failed logins per account and per client address.
     pub throttle: Arc<LoginThrottle>,
+    /// Issues reset and verification tokens and queues their emails.
+    pub account_mail: Arc<crate::mail::account::AccountMail>,
+    /// Forgotten-password requests, handled off the request.
+    pub password_resets: Arc<crate::mail::account::PasswordResets>,
 }
 
 /// The product's sections, in its order: the spec lists them so (see [`ApiTags::ORDER`]).
@@ -89,6 +94,7 @@ impl ApiTags {
 
 pub type Apis = (
     auth::AuthApi,
+    account::AccountApi,
     companies::CompaniesApi,
     employees::EmployeesApi,
     cards::CardsApi,
@@ -104,6 +110,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
             auth::AuthApi,
+            account::AccountApi,
             companies::CompaniesApi,
             employees::EmployeesApi,
             cards::CardsApi,
