@@ -19,6 +19,7 @@ mod database_outage;
 mod employee_list;
 mod employees;
 mod login_throttle;
+mod mail;
 mod migrations;
 mod public_cards;
 mod public_limits;
