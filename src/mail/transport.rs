@@ -177,7 +177,9 @@ mod tests {
         use base64::Engine;
         let name = base64::engine::general_purpose::STANDARD.encode("Acme <Tools> & Co");
         assert!(
-            raw.contains(&format!("From: =?utf-8?b?{name}?= <no-reply@cards.example.com>")),
+            raw.contains(&format!(
+                "From: =?utf-8?b?{name}?= <no-reply@cards.example.com>"
+            )),
             "{raw}"
         );
         assert!(

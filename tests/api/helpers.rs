@@ -265,7 +265,10 @@ pub async fn spawn_app_at(url: &str, dbname: &str, vars: &[(&str, &str)]) -> Tes
         // production deadline allows without anything being wrong.
         ("PASSWORD_HASH_MAX_WAIT".into(), "60s".into()),
         // Without SMTP_URL emails land in DATA_DIR/outbox: a directory of the test's own.
-        ("DATA_DIR".into(), test_data_dir(&dbname).display().to_string()),
+        (
+            "DATA_DIR".into(),
+            test_data_dir(&dbname).display().to_string(),
+        ),
     ];
     for (k, v) in vars {
         env.retain(|(key, _)| key != k);
@@ -637,7 +640,8 @@ impl SmtpServer {
 
     /// A server that will listen on `port` once [`resume`](Self::resume)d; nothing listens yet.
     pub fn stopped(port: u16) -> Self {
-        let dir = std::env::temp_dir().join(format!("callingcard-smtp-{}", Uuid::new_v4().simple()));
+        let dir =
+            std::env::temp_dir().join(format!("callingcard-smtp-{}", Uuid::new_v4().simple()));
         // A Maildir: Python's mailbox makes these only for a directory that does not exist.
         for sub in ["new", "cur", "tmp"] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
@@ -778,7 +782,11 @@ impl ReceivedEmail {
             .split_whitespace()
             .find(|w| w.starts_with(&prefix))
             .unwrap_or_else(|| panic!("no {prefix} link in: {}", self.text));
-        assert!(self.html.contains(link), "the HTML lacks {link}: {}", self.html);
+        assert!(
+            self.html.contains(link),
+            "the HTML lacks {link}: {}",
+            self.html
+        );
         link[prefix.len()..].to_owned()
     }
 }
