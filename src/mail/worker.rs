@@ -43,6 +43,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 /// Sent and failed messages are kept this long, then forgotten.
 const KEEP: Duration = Duration::from_secs(30 * 86_400);
 const HOUSEKEEPING: Duration = Duration::from_secs(3600);
+/// The shortest pause between two looks at the outbox that found nothing to claim.
+const MIN_PAUSE: Duration = Duration::from_millis(20);
 /// After a database error, the worker waits this long before it tries again.
 const DATABASE_RETRY: Duration = Duration::from_secs(2);
 
@@ -200,10 +202,12 @@ impl Worker {
             .read(&maintenance, async |tx| model::outbox::next_due(&tx).await)
             .await?;
         let poll = self.pacing.poll_interval;
+        // Never a busy loop: a message due now but locked by another worker's claim in progress
+        // is looked at again a moment later.
         Ok(Some(next.map_or(poll, |seconds| {
             Duration::try_from_secs_f64(seconds)
                 .unwrap_or(poll)
-                .min(poll)
+                .clamp(MIN_PAUSE, poll.max(MIN_PAUSE))
         })))
     }
 
