@@ -322,7 +322,7 @@ mod tests {
     use poem_openapi::types::ParseFromJSON;
 
     use super::*;
-    use crate::api::{auth, companies, employees, subscriptions, tracking, users};
+    use crate::api::{account, auth, companies, employees, subscriptions, tracking, users};
 
     fn spec() -> Value {
         serde_json::from_str(&crate::api::spec_json()).unwrap()
@@ -497,6 +497,22 @@ mod tests {
                 refuses_unknown_fields::<auth::ChangePasswordRequest>(
                     json!({"current_password": "p", "new_password": "q"}),
                 ),
+            ),
+            (
+                "ForgotPasswordRequest",
+                refuses_unknown_fields::<account::ForgotPasswordRequest>(
+                    json!({"email": "a@example.com"}),
+                ),
+            ),
+            (
+                "ResetPasswordRequest",
+                refuses_unknown_fields::<account::ResetPasswordRequest>(
+                    json!({"token": "t", "password": "p"}),
+                ),
+            ),
+            (
+                "VerifyEmailRequest",
+                refuses_unknown_fields::<account::VerifyEmailRequest>(json!({"token": "t"})),
             ),
             (
                 "CreateCompany",
