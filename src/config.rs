@@ -105,8 +105,38 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     (
         "REQUEST_ID_HEADER",
         "header of a trusted proxy holding the request id, e.g. X-Request-Id",
+    ),
+    (
         "AUDIT_RETENTION_DAYS",
         "days audit events are kept, 30 or more [default: 365]",
+    ),
+    (
+        "SMTP_URL",
+        "smtp://[user:pass@]host[:port] (?tls=required for STARTTLS) or smtps://…; unset: .eml files under DATA_DIR/outbox",
+    ),
+    (
+        "MAIL_FROM",
+        "sender address of emails [default: CallingCard <no-reply@localhost>]",
+    ),
+    (
+        "OUTBOX_POLL_INTERVAL",
+        "longest the outbox worker sleeps without looking [default: 30s]",
+    ),
+    (
+        "OUTBOX_RETRY_BASE",
+        "wait after a first failed send, doubled each time [default: 5s]",
+    ),
+    (
+        "OUTBOX_MAX_ATTEMPTS",
+        "sends tried before a message is given up [default: 12]",
+    ),
+    (
+        "AUTH_ACCOUNT_EMAILS_PER_HOUR",
+        "reset or verification emails per account an hour [default: 5]",
+    ),
+    (
+        "AUTH_ADDRESS_EMAIL_REQUESTS_PER_HOUR",
+        "forgotten-password and verification requests per address an hour [default: 20]",
     ),
 ];
 
@@ -206,6 +236,63 @@ pub struct Config {
     /// `AUDIT_RETENTION_DAYS`: how long audit events are kept (default 365; at least 30, which
     /// the database enforces too).
     pub audit_retention_days: u32,
+    /// How email is sent, and how often.
+    pub mail: MailConfig,
+}
+
+/// Email: the transport, the sender, the outbox worker's pace, and what a client may ask for.
+#[derive(Clone, Debug)]
+pub struct MailConfig {
+    /// `SMTP_URL`; `None`: messages are written to `DATA_DIR/outbox/` as `.eml` files.
+    pub smtp_url: Option<Secret>,
+    /// `MAIL_FROM`: the address (and, for messages of no company, the name) emails come from.
+    pub from: String,
+    /// `OUTBOX_POLL_INTERVAL`: the longest the worker sleeps without looking (a notification
+    /// wakes it sooner).
+    pub poll_interval: Duration,
+    /// `OUTBOX_RETRY_BASE`: the wait after a first failure, doubled after each (at most 1 h).
+    pub retry_base: Duration,
+    /// `OUTBOX_MAX_ATTEMPTS`: attempts before a message is given up.
+    pub max_attempts: u32,
+    /// `AUTH_ACCOUNT_EMAILS_PER_HOUR`: password reset (or verification) emails one account may
+    /// be sent in an hour; further requests send nothing (and answer the same).
+    pub account_emails_per_hour: u32,
+    /// `AUTH_ADDRESS_EMAIL_REQUESTS_PER_HOUR`: forgotten-password and new-verification-link
+    /// requests per client address (then 429).
+    pub address_requests_per_hour: u32,
+}
+
+impl MailConfig {
+    fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let duration = |key: &str, default: u64| -> anyhow::Result<Duration> {
+            match lookup(key) {
+                Some(raw) => parse_duration(&raw).with_context(|| format!("{key}, e.g. 30s")),
+                None => Ok(Duration::from_secs(default)),
+            }
+        };
+        let smtp_url = lookup("SMTP_URL").map(|url| url.trim().to_owned());
+        if let Some(url) = &smtp_url
+            && !(url.starts_with("smtp://") || url.starts_with("smtps://"))
+        {
+            bail!("SMTP_URL must start with smtp:// or smtps://");
+        }
+        Ok(Self {
+            smtp_url: smtp_url.map(Secret::new),
+            from: lookup("MAIL_FROM")
+                .map(|from| from.trim().to_owned())
+                .unwrap_or_else(|| "CallingCard <no-reply@localhost>".into()),
+            poll_interval: duration("OUTBOX_POLL_INTERVAL", 30)?,
+            retry_base: duration("OUTBOX_RETRY_BASE", 5)?,
+            max_attempts: number(lookup, "OUTBOX_MAX_ATTEMPTS", 12, 1..=100)?,
+            account_emails_per_hour: number(lookup, "AUTH_ACCOUNT_EMAILS_PER_HOUR", 5, 1..=1000)?,
+            address_requests_per_hour: number(
+                lookup,
+                "AUTH_ADDRESS_EMAIL_REQUESTS_PER_HOUR",
+                20,
+                1..=100_000,
+            )?,
+        })
+    }
 }
 
 /// What a visitor's requests may cost: cache hits are free, misses (a database lookup, a QR
@@ -418,6 +505,7 @@ impl Config {
             },
             request_id_header: lookup("REQUEST_ID_HEADER").map(|h| h.trim().to_owned()),
             audit_retention_days: number(&lookup, "AUDIT_RETENTION_DAYS", 365, 30..=36_500)?,
+            mail: MailConfig::from_lookup(&lookup)?,
         })
     }
 }
@@ -647,6 +735,34 @@ mod tests {
         );
         let err = config(&[secret, ("METRICS_ADDR", "9898")]).unwrap_err();
         assert!(err.to_string().contains("METRICS_ADDR"), "{err}");
+    }
+
+    #[test]
+    fn mail_defaults_and_settings() {
+        let secret = ("JWT_SECRET", "0123456789abcdef0123456789abcdef");
+        let defaults = config(&[secret]).unwrap().mail;
+        assert!(defaults.smtp_url.is_none());
+        assert_eq!(defaults.from, "CallingCard <no-reply@localhost>");
+        assert_eq!(defaults.retry_base, Duration::from_secs(5));
+        assert_eq!(defaults.max_attempts, 12);
+        let set = config(&[
+            secret,
+            ("SMTP_URL", "smtps://user:pa%20ss@mail.example.com"),
+            ("OUTBOX_RETRY_BASE", "100ms"),
+            ("OUTBOX_MAX_ATTEMPTS", "3"),
+        ])
+        .unwrap();
+        assert!(!format!("{set:?}").contains("pa%20ss"));
+        assert_eq!(set.mail.retry_base, Duration::from_millis(100));
+        assert_eq!(set.mail.max_attempts, 3);
+        for (key, bad) in [
+            ("SMTP_URL", "mail.example.com"),
+            ("OUTBOX_MAX_ATTEMPTS", "0"),
+            ("OUTBOX_POLL_INTERVAL", "soon"),
+        ] {
+            let err = config(&[secret, (key, bad)]).unwrap_err();
+            assert!(format!("{err:#}").contains(key), "{key}={bad}: {err:#}");
+        }
     }
 
     #[test]

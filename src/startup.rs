@@ -30,7 +30,13 @@ use crate::{
         embedded::{self, LocalCluster},
         migrations,
     },
-    error, model,
+    error,
+    mail::{
+        account::{AccountMail, PasswordResets},
+        transport::Mailer,
+        worker::{EmailDispatch, OutboxWorker, Pacing},
+    },
+    model,
     telemetry::{
         metrics::{self as telemetry_metrics, IngestCounts, Metrics, OutboxBacklog, Sources},
         request::{self as request_telemetry, RequestIds},
@@ -371,6 +377,8 @@ pub struct Application {
     metrics_acceptor: Option<TcpAcceptor>,
     metrics_port: Option<u16>,
     audit_retention: JoinHandle<()>,
+    outbox: OutboxWorker,
+    password_resets: JoinHandle<()>,
 }
 
 impl Application {
@@ -425,6 +433,15 @@ impl Application {
             config.audit_retention_days,
             AUDIT_RETENTION_SWEEP,
         ));
+        let outbox = start_outbox(&config, &db)?;
+        let account_mail = Arc::new(AccountMail::new(
+            &config.public_base_url,
+            config.mail.account_emails_per_hour,
+            config.mail.address_requests_per_hour,
+            format!("account-mail:{}", config.jwt_secret.expose()).as_bytes(),
+        ));
+        let (password_resets, password_reset_task) =
+            PasswordResets::start(db.clone(), account_mail.clone());
         let state = AppState {
             db: db.clone(),
             jwt: JwtKeys::new(config.jwt_secret.expose(), config.jwt_ttl),
@@ -435,6 +452,8 @@ impl Application {
             passwords,
             throttle,
             login_attempts: Default::default(),
+            account_mail,
+            password_resets: Arc::new(password_resets),
         };
         let listener = tokio::net::TcpListener::bind(config.bind_addr)
             .await
@@ -519,6 +538,8 @@ impl Application {
             metrics_acceptor,
             metrics_port,
             audit_retention,
+            outbox,
+            password_resets: password_reset_task,
         })
     }
 
@@ -583,6 +604,9 @@ impl Application {
         self.cards.stop_listening();
         self.throttle_sweep.abort();
         self.audit_retention.abort();
+        self.password_resets.abort();
+        // Messages being sent get to finish; the rest wait in the outbox for the next start.
+        self.outbox.stop(Duration::from_secs(45)).await;
         // Every acknowledged event is committed already; this stores the page views still queued.
         if tokio::time::timeout(Duration::from_secs(10), self.event_writer)
             .await
@@ -631,6 +655,37 @@ async fn purge_audit_every(db: Db, retention_days: u32, period: Duration) {
             tracing::info!(purged, retention_days, "audit retention applied");
         }
     }
+}
+
+/// The outbox worker, sending over SMTP, or without `SMTP_URL` into `DATA_DIR/outbox/`.
+fn start_outbox(config: &Config, db: &Db) -> anyhow::Result<OutboxWorker> {
+    let mail = &config.mail;
+    let files = config.data_dir.join("outbox");
+    let mailer = Mailer::new(
+        mail.smtp_url.as_ref().map(|url| url.expose()),
+        &mail.from,
+        files.clone(),
+    )?;
+    if mail.smtp_url.is_none() {
+        if config.environment == Environment::Production {
+            tracing::warn!(
+                "no SMTP_URL: emails are only written to {}",
+                files.display()
+            );
+        } else {
+            tracing::info!(dir = %files.display(), "no SMTP_URL: emails are written to files");
+        }
+    }
+    let pacing = Pacing {
+        poll_interval: mail.poll_interval,
+        retry_base: mail.retry_base,
+        max_attempts: mail.max_attempts,
+    };
+    Ok(OutboxWorker::start(
+        db.clone(),
+        vec![Box::new(EmailDispatch(Arc::new(mailer)))],
+        pacing,
+    ))
 }
 
 /// Decodes in flight are bounded by estimated memory (in KiB units) and by count; a few more

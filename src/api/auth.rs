@@ -172,14 +172,17 @@ impl AuthApi {
         let tenant = Tenant::signup(company_id);
         let mut signed_up = false;
         let audit = AuditContext::anonymous(req);
+        let mail = &state.account_mail;
         for slug in model::company::slug_candidates(&company_name) {
             let company = (company_id, company_name.as_str(), slug.as_str());
             if state
                 .db
                 .write(&tenant, async |tx| {
                     let created = model::user::sign_up(&tx, company, &admin).await?;
+                    // The verification email is queued with the account, or not at all.
                     if created {
                         model::audit::record_sign_up(&tx, &audit, company, &admin).await?;
+                        mail.queue_verification(&tx, admin.id).await?;
                     }
                     Ok::<_, DbError>(created)
                 })

@@ -1,5 +1,6 @@
 //! The JSON API: one module per resource, each an `OpenApi` impl, merged into one service.
 
+pub mod account;
 pub mod analytics;
 pub mod attachment;
 pub mod audit;
@@ -54,6 +55,10 @@ pub struct AppState {
     pub throttle: Arc<LoginThrottle>,
     /// Records the login attempts that change nothing in the audit trail.
     pub login_attempts: Arc<audit_context::LoginAttempts>,
+    /// Issues reset and verification tokens and queues their emails.
+    pub account_mail: Arc<crate::mail::account::AccountMail>,
+    /// Forgotten-password requests, handled off the request.
+    pub password_resets: Arc<crate::mail::account::PasswordResets>,
 }
 
 /// The product's sections, in its order: the spec lists them so (see [`ApiTags::ORDER`]).
@@ -93,6 +98,7 @@ impl ApiTags {
 
 pub type Apis = (
     auth::AuthApi,
+    account::AccountApi,
     companies::CompaniesApi,
     employees::EmployeesApi,
     cards::CardsApi,
@@ -109,6 +115,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
             auth::AuthApi,
+            account::AccountApi,
             companies::CompaniesApi,
             employees::EmployeesApi,
             cards::CardsApi,

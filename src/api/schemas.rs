@@ -25,6 +25,8 @@ pub struct User {
     #[oai(nullable)]
     pub employee_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
+    /// Whether a link emailed to the address was followed (verification or password reset).
+    pub email_verified: bool,
 }
 
 impl From<model::user::User> for User {
@@ -38,6 +40,7 @@ impl From<model::user::User> for User {
             is_active: u.is_active,
             employee_id: u.employee_id,
             created_at: u.created_at,
+            email_verified: u.email_verified,
         }
     }
 }

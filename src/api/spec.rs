@@ -32,6 +32,10 @@ pub const ERRORS: &[(&str, &str, &[u16])] = &[
     ("post", "/auth/login", &[401, 403, 429, 503]),
     ("get", "/auth/me", &[503]),
     ("post", "/auth/change-password", &[403, 429, 503]),
+    ("post", "/auth/forgot-password", &[429, 503]),
+    ("post", "/auth/reset-password", &[400, 410, 503]),
+    ("post", "/auth/verify-email", &[400, 410, 503]),
+    ("post", "/auth/resend-verification", &[409, 429, 503]),
     ("post", "/company", &[403, 409, 503]),
     ("get", "/company", &[422, 503]),
     ("get", "/company/{company_id}", &[404, 422, 503]),
@@ -72,7 +76,10 @@ pub const ERRORS: &[(&str, &str, &[u16])] = &[
 /// What a status means, for any operation; `code` says which case it is.
 fn description(status: u16) -> &'static str {
     match status {
-        400 => "The form cannot be read, or has no `file` field (`bad_request`).",
+        400 => {
+            "The form cannot be read, or has no `file` field (`bad_request`); or the token of an \
+                emailed link is not one (`invalid_token`)."
+        }
         401 => {
             "Not authenticated: the bearer token is missing, invalid or expired, or (login) the \
                 email or password is wrong."
@@ -83,7 +90,13 @@ fn description(status: u16) -> &'static str {
                 change) a wrong current password."
         }
         404 => "Not found, or not visible to the caller.",
-        409 => "Conflicts with an existing record (`email_taken`, `slug_taken`).",
+        409 => {
+            "Conflicts with an existing record (`email_taken`, `slug_taken`), or with the \
+                account's state (`already_verified`)."
+        }
+        410 => {
+            "The emailed link was used or replaced (`token_used`), or expired (`token_expired`)."
+        }
         413 => "The body is too large (`payload_too_large`).",
         415 => "The body's content type is not accepted here.",
         422 => "A parameter or the body is invalid; `detail` names it.",
@@ -310,7 +323,7 @@ mod tests {
     use poem_openapi::types::ParseFromJSON;
 
     use super::*;
-    use crate::api::{auth, companies, employees, subscriptions, tracking, users};
+    use crate::api::{account, auth, companies, employees, subscriptions, tracking, users};
 
     fn spec() -> Value {
         serde_json::from_str(&crate::api::spec_json()).unwrap()
@@ -485,6 +498,22 @@ mod tests {
                 refuses_unknown_fields::<auth::ChangePasswordRequest>(
                     json!({"current_password": "p", "new_password": "q"}),
                 ),
+            ),
+            (
+                "ForgotPasswordRequest",
+                refuses_unknown_fields::<account::ForgotPasswordRequest>(
+                    json!({"email": "a@example.com"}),
+                ),
+            ),
+            (
+                "ResetPasswordRequest",
+                refuses_unknown_fields::<account::ResetPasswordRequest>(
+                    json!({"token": "t", "password": "p"}),
+                ),
+            ),
+            (
+                "VerifyEmailRequest",
+                refuses_unknown_fields::<account::VerifyEmailRequest>(json!({"token": "t"})),
             ),
             (
                 "CreateCompany",

@@ -89,6 +89,13 @@ impl Tenant {
         Self::member(company_id, Role::Admin)
     }
 
+    /// The company of a login reached by email rather than by a token: a password reset asked
+    /// for its address, or a link from one of its emails (a reset, a verification), once a
+    /// `SECURITY DEFINER` lookup named the company. As an employee: the least a login can be.
+    pub fn account_email(company_id: Uuid) -> Self {
+        Self::member(company_id, Role::Employee)
+    }
+
     /// The operator at the server's command line (`create-superadmin`), acting as a superadmin
     /// in the platform company.
     pub fn platform_operator(platform_company_id: Uuid) -> Self {

@@ -2,6 +2,7 @@
 //! operation takes the tenant's transaction first, so the tenant wall stays the only door; no
 //! HTTP in here (the JSON API in `api/` and any other door call these).
 
+pub mod account_token;
 pub mod analytics;
 pub mod audit;
 pub mod card;

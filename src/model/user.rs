@@ -10,7 +10,8 @@ use crate::db::{DbError, Role, TenantTx};
 
 macro_rules! user_columns {
     () => {
-        "id, company_id, email, full_name, role, is_active, employee_id, created_at"
+        "id, company_id, email, full_name, role, is_active, employee_id, created_at, \
+         email_verified_at IS NOT NULL AS email_verified"
     };
 }
 
@@ -26,6 +27,8 @@ pub struct User {
     /// The employee record this login may edit, if any.
     pub employee_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
+    /// A link sent to the address was followed (a verification, or a password reset).
+    pub email_verified: bool,
 }
 
 fn role(raw: &str) -> Result<Role, DbError> {
@@ -45,6 +48,7 @@ impl TryFrom<&Row> for User {
             is_active: row.try_get("is_active")?,
             employee_id: row.try_get("employee_id")?,
             created_at: row.try_get("created_at")?,
+            email_verified: row.try_get("email_verified")?,
         })
     }
 }

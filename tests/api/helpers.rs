@@ -268,6 +268,11 @@ pub async fn spawn_app_at(url: &str, dbname: &str, vars: &[(&str, &str)]) -> Tes
         // production deadline allows without anything being wrong.
         ("PASSWORD_HASH_MAX_WAIT".into(), "60s".into()),
         ("METRICS_ADDR".into(), "127.0.0.1:0".into()),
+        // Without SMTP_URL emails land in DATA_DIR/outbox: a directory of the test's own.
+        (
+            "DATA_DIR".into(),
+            test_data_dir(&dbname).display().to_string(),
+        ),
     ];
     for (k, v) in vars {
         env.retain(|(key, _)| key != k);
@@ -629,4 +634,226 @@ pub async fn audit_events(app: &TestApp, session: &Session, query: &str) -> Vec<
             None => return events,
         }
     }
+}
+// ---- Email (mail.rs, password_reset.rs, email_verification.rs) ----
+
+/// The data directory of an app spawned on `dbname`, unless the test set `DATA_DIR`: emails
+/// written without SMTP land in its `outbox/`.
+pub fn test_data_dir(dbname: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("callingcard-test-{dbname}"))
+}
+
+/// A port nothing listens on right now (the listener that found it is closed).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A real SMTP server on loopback: Python's aiosmtpd, storing what it receives in a Maildir
+/// (`scripts/ensure-smtp` installs it). Stopped when dropped.
+pub struct SmtpServer {
+    pub port: u16,
+    pub dir: std::path::PathBuf,
+    child: Option<tokio::process::Child>,
+}
+
+/// The interpreter that has aiosmtpd: `SMTP_TEST_PYTHON`, else Debian's, else `python3`.
+fn smtp_python() -> String {
+    std::env::var("SMTP_TEST_PYTHON").unwrap_or_else(|_| {
+        if std::path::Path::new("/usr/bin/python3").exists() {
+            "/usr/bin/python3".into()
+        } else {
+            "python3".into()
+        }
+    })
+}
+
+impl SmtpServer {
+    /// A server on a free port, receiving.
+    pub async fn start() -> Self {
+        let mut server = Self::stopped(free_port());
+        server.resume().await;
+        server
+    }
+
+    /// A server that will listen on `port` once [`resume`](Self::resume)d; nothing listens yet.
+    pub fn stopped(port: u16) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("callingcard-smtp-{}", Uuid::new_v4().simple()));
+        // A Maildir: Python's mailbox makes these only for a directory that does not exist.
+        for sub in ["new", "cur", "tmp"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        Self {
+            port,
+            dir,
+            child: None,
+        }
+    }
+
+    /// `smtp://127.0.0.1:PORT`, for `SMTP_URL`.
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts listening (again) and waits until it accepts connections.
+    pub async fn resume(&mut self) {
+        assert!(self.child.is_none(), "the SMTP server runs already");
+        let child = tokio::process::Command::new(smtp_python())
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{}", self.port))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&self.dir)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starting aiosmtpd (scripts/ensure-smtp installs it)");
+        self.child = Some(child);
+        let port = self.port;
+        wait_for("the SMTP server to accept connections", async || {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        })
+        .await;
+    }
+
+    /// Stops the server; nothing listens on its port afterwards.
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// Every message received so far, oldest first.
+    pub fn messages(&self) -> Vec<ReceivedEmail> {
+        let mut files = Vec::new();
+        for sub in ["new", "cur"] {
+            if let Ok(entries) = std::fs::read_dir(self.dir.join(sub)) {
+                for entry in entries.flatten() {
+                    let modified = entry.metadata().and_then(|m| m.modified()).ok();
+                    files.push((modified, entry.path()));
+                }
+            }
+        }
+        files.sort();
+        files
+            .into_iter()
+            .map(|(_, path)| ReceivedEmail::parse(&std::fs::read(path).unwrap()))
+            .collect()
+    }
+
+    /// Waits until at least `n` messages arrived; all of them.
+    pub async fn wait_for_messages(&self, n: usize) -> Vec<ReceivedEmail> {
+        wait_for(&format!("{n} emails to arrive"), async || {
+            self.messages().len() >= n
+        })
+        .await;
+        self.messages()
+    }
+
+    /// Waits for the first message to `to`.
+    pub async fn wait_for_message_to(&self, to: &str) -> ReceivedEmail {
+        wait_for(&format!("an email to {to}"), async || {
+            self.messages().iter().any(|m| m.to == to)
+        })
+        .await;
+        self.messages().into_iter().find(|m| m.to == to).unwrap()
+    }
+
+    pub fn messages_to(&self, to: &str) -> Vec<ReceivedEmail> {
+        self.messages().into_iter().filter(|m| m.to == to).collect()
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A message as received, parsed.
+#[derive(Clone, Debug)]
+pub struct ReceivedEmail {
+    pub raw: String,
+    pub from: String,
+    pub to: String,
+    pub subject: String,
+    pub message_id: String,
+    pub text: String,
+    pub html: String,
+}
+
+impl ReceivedEmail {
+    pub fn parse(raw: &[u8]) -> Self {
+        use mailparse::MailHeaderMap;
+        let mail = mailparse::parse_mail(raw).expect("a parsable email");
+        let header = |name: &str| mail.headers.get_first_value(name).unwrap_or_default();
+        let part = |mime: &str| {
+            mail.subparts
+                .iter()
+                .find(|p| p.ctype.mimetype == mime)
+                .map(|p| p.get_body().unwrap())
+                .unwrap_or_default()
+        };
+        Self {
+            raw: String::from_utf8_lossy(raw).into_owned(),
+            from: header("From"),
+            to: header("To"),
+            subject: header("Subject"),
+            message_id: header("Message-ID"),
+            text: part("text/plain"),
+            html: part("text/html"),
+        }
+    }
+
+    /// The `token` of the link to `{PUBLIC_BASE_URL}/app/{page}` in the plain text (the HTML
+    /// must hold the same link).
+    #[track_caller]
+    pub fn token(&self, page: &str) -> String {
+        let prefix = format!("{PUBLIC_BASE_URL}/app/{page}?token=");
+        let link = self
+            .text
+            .split_whitespace()
+            .find(|w| w.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no {prefix} link in: {}", self.text));
+        assert!(
+            self.html.contains(link),
+            "the HTML lacks {link}: {}",
+            self.html
+        );
+        link[prefix.len()..].to_owned()
+    }
+}
+
+/// The app, sending its email to `smtp`.
+pub async fn spawn_app_with_smtp(smtp: &SmtpServer, vars: &[(&str, &str)]) -> TestApp {
+    let url = smtp.url();
+    let mut all: Vec<(&str, &str)> = vec![("SMTP_URL", &url)];
+    all.extend_from_slice(vars);
+    spawn_app_with(&all).await
+}
+
+/// Signs up a company named `company_name` with an admin of the given email; its session.
+pub async fn signup_as(app: &TestApp, email: &str, company_name: &str) -> Session {
+    let resp = app
+        .post(
+            "/api/auth/signup",
+            None,
+            json!({"email": email, "password": ADMIN_PASSWORD, "full_name": "Ada Admin", "company_name": company_name}),
+        )
+        .await;
+    resp.assert_status(201);
+    session(&resp.body, email)
+}
+
+/// A fresh email address.
+pub fn new_email(who: &str) -> String {
+    format!("{who}-{}@example.com", Uuid::new_v4().simple())
 }

@@ -78,6 +78,11 @@ enum Body {
     Login,
     /// A wrong current password: nothing changes even when the caller is allowed.
     WrongPassword,
+    /// A password reset asked for an address no account has.
+    ForgotUnknown,
+    /// A reset, or (without the password) a verification, with a token that names nothing.
+    UnknownResetToken,
+    UnknownToken,
     NewCompany,
     /// A new name and new branding.
     Rebrand,
@@ -183,6 +188,10 @@ const MATRIX: &[Row] = &[
     row(Post,   "/auth/login",                                            Body::Login,          R, [200, 200,  200, 200,  200, 200]),
     row(Get,    "/auth/me",                                               Body::Empty,          R, [200, 200,  200, 200,  401, 401]),
     row(Post,   "/auth/change-password",                                  Body::WrongPassword,  R, [403, 403,  403, 403,  401, 401]),
+    row(Post,   "/auth/forgot-password",                                  Body::ForgotUnknown,  R, [202, 202,  202, 202,  202, 202]),
+    row(Post,   "/auth/reset-password",                                   Body::UnknownResetToken, R, [400, 400, 400, 400, 400, 400]),
+    row(Post,   "/auth/verify-email",                                     Body::UnknownToken,   R, [400, 400,  400, 400,  400, 400]),
+    row(Post,   "/auth/resend-verification",                              Body::Empty,          W, [202, 202,  202, 202,  401, 401]),
     row(Post,   "/company",                                               Body::NewCompany,     R, [403, 403,  403, 201,  401, 401]),
     row(Get,    "/company",                                               Body::Empty,          R, [200, 200,  200, 200,  401, 401]),
     row(Get,    "/company/{A}",                                           Body::Empty,          R, [200, 404,  200, 200,  401, 401]),
@@ -524,6 +533,11 @@ impl World {
                                    "full_name": "Sam Signup", "company_name": format!("Signup Probe {}", &n[..8])})
             }
             Body::Login => json!({"email": self.login_probe.email, "password": SIGNUP_PASSWORD}),
+            Body::ForgotUnknown => json!({"email": format!("nobody-{n}@example.com")}),
+            Body::UnknownResetToken => {
+                json!({"token": format!("{n}{n}"), "password": "brand-new-password-49"})
+            }
+            Body::UnknownToken => json!({"token": format!("{n}{n}")}),
             Body::WrongPassword => {
                 json!({"current_password": "not-the-password", "new_password": "brand-new-password"})
             }

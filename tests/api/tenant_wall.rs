@@ -109,6 +109,23 @@ const TENANT_TABLES: &[TenantTable] = &[
         unlink: &[],
         touch: "attempts = attempts + 1",
     },
+    // An emailed token needs a login of its company: the row inserts one first.
+    TenantTable {
+        name: "account_tokens",
+        tenant_col: "company_id",
+        insert: "WITH u AS (
+                     INSERT INTO users (company_id, id, email, password_hash, full_name, role)
+                     VALUES ($1, gen_random_uuid(), 'token-' || md5(random()::text) || '@example.com',
+                             'not-a-hash', 'Intruder', 'employee')
+                     RETURNING company_id, id, email
+                 )
+                 INSERT INTO account_tokens (company_id, token_hash, user_id, purpose, email, expires_at)
+                 SELECT company_id, sha256(convert_to(random()::text, 'UTF8')), id, 'password_reset',
+                        email, now() + interval '1 hour'
+                 FROM u WHERE $2::uuid IS NOT NULL",
+        unlink: &[],
+        touch: "expires_at = expires_at - interval '1 minute'",
+    },
     // A session needs a login of its company: the row inserts one first, through the same wall.
     TenantTable {
         name: "sessions",
@@ -356,6 +373,15 @@ async fn seed_company(
             "INSERT INTO outbox (company_id, id, kind, payload)
              VALUES ($1, gen_random_uuid(), 'email', '{}')",
             &[&id],
+        )
+        .await
+        .unwrap();
+    owner
+        .execute(
+            "INSERT INTO account_tokens (company_id, token_hash, user_id, purpose, email, expires_at)
+             SELECT $1, sha256(convert_to($2::uuid::text || p, 'UTF8')), $2, p, $3, now() + interval '1 hour'
+             FROM unnest(ARRAY['password_reset', 'email_verification']) p",
+            &[&id, &admin_id, &admin_email],
         )
         .await
         .unwrap();
@@ -1343,6 +1369,12 @@ async fn service_role_has_no_way_around_the_wall() {
         .collect();
     let expected = [
         (
+            "account_token_lookup",
+            "p_token_hash bytea",
+            "TABLE(company_id uuid, purpose text, expired boolean, used boolean)",
+        ),
+        ("account_tokens_forget", "", "bigint"),
+        (
             "analytics_maintain",
             "",
             "TABLE(dropped_partitions integer, purged_events bigint)",
@@ -1377,6 +1409,24 @@ async fn service_role_has_no_way_around_the_wall() {
             "outbox_backlog",
             "p_limit integer",
             "TABLE(pending bigint, failed bigint)",
+        ),
+        (
+            "outbox_claim",
+            "p_limit integer, p_lease_seconds double precision",
+            "TABLE(company_id uuid, id uuid, kind text, payload jsonb, attempts integer, claim uuid)",
+        ),
+        (
+            "outbox_failed",
+            "p_company_id uuid, p_id uuid, p_claim uuid, p_error text, p_permanent boolean, \
+             p_max_attempts integer, p_retry_seconds double precision",
+            "boolean",
+        ),
+        ("outbox_forget", "p_keep_seconds double precision", "bigint"),
+        ("outbox_next_due", "", "double precision"),
+        (
+            "outbox_sent",
+            "p_company_id uuid, p_id uuid, p_claim uuid",
+            "boolean",
         ),
         ("superadmin_employee_company", "p_employee_id uuid", "uuid"),
     ]
