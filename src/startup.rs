@@ -192,6 +192,7 @@ where
         .allow_credentials(false)
         .allow_methods(METHODS)
         .expose_header("X-Total-Count")
+        .expose_header("X-Total-Count-Exact")
         .expose_header("X-Next-Cursor");
     // `*` alone allows every origin (an empty list, to poem's `Cors`).
     if !cors_origins.iter().any(|origin| origin == "*") {
