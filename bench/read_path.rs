@@ -192,7 +192,7 @@ impl Fixture {
                 None,
             ),
             (
-                "GET /api/company/{id}/employees (read, 2 queries joined)",
+                "GET /api/company/{id}/employees (read, page and total in 1 query)",
                 Method::GET,
                 format!("/api/company/{}/employees", self.company_id),
                 None,
@@ -385,6 +385,7 @@ impl ListFixture {
         let last = c.employees - 20;
         for (name, query) in [
             ("last page by skip", format!("limit=20&skip={last}")),
+            ("middle page by skip", "limit=20&skip=5000".to_owned()),
             ("sort=name", "limit=20&sort=name".to_owned()),
             ("sort=-name", "limit=20&sort=-name".to_owned()),
             ("sort=-created_at", "limit=20&sort=-created_at".to_owned()),
@@ -394,6 +395,7 @@ impl ListFixture {
                 "limit=20&q=person-4242%40".to_owned(),
             ),
             ("q=a (most match)", "limit=20&q=a".to_owned()),
+            ("q=son (all match, trigram)", "limit=20&q=son".to_owned()),
             (
                 "q=hopper&sort=-name",
                 "limit=20&q=hopper&sort=-name".to_owned(),

@@ -206,6 +206,7 @@ where
         .allow_credentials(false)
         .allow_methods(METHODS)
         .expose_header("X-Total-Count")
+        .expose_header("X-Total-Count-Exact")
         .expose_header("X-Next-Cursor")
         .expose_header("X-Request-Id");
     // `*` alone allows every origin (an empty list, to poem's `Cors`).

@@ -153,9 +153,15 @@ pub enum EmployeeList {
     #[oai(status = 200)]
     Ok(
         PreRenderedJson<Vec<Employee>>,
-        /// How many employees the whole list holds (with `q`: how many match).
+        /// How many employees the whole list holds; with `q`, how many match, counted up to
+        /// 1,000 (see `X-Total-Count-Exact`).
         #[oai(header = "X-Total-Count")]
         i64,
+        /// `true` when `X-Total-Count` is the exact size of the list; `false` when a search
+        /// matches more than 1,000 employees: `X-Total-Count` then says 1000, and at least that
+        /// many match.
+        #[oai(header = "X-Total-Count-Exact")]
+        bool,
         /// Where the next page starts, for `cursor`; absent on the last page.
         #[oai(header = "X-Next-Cursor")]
         Option<String>,
@@ -276,10 +282,11 @@ impl EmployeesApi {
     /// List a company's employees
     ///
     /// Oldest first unless `sort` says otherwise; `X-Total-Count` holds the size of the whole
-    /// list (with `q`: how many match). While more follow, `X-Next-Cursor` holds where the next
-    /// page starts: pass it as `cursor` with the same `sort` and `q` (not `skip`). A cursor stays
-    /// good while employees come and go, and deep pages by cursor cost what the first one does;
-    /// deep pages by `skip` cost more the further they go.
+    /// list (with `q`: how many match, counted up to 1,000; `X-Total-Count-Exact` is `false`
+    /// when more match). While more follow, `X-Next-Cursor` holds where the next page starts:
+    /// pass it as `cursor` with the same `sort` and `q` (not `skip`). A cursor stays good while
+    /// employees come and go, and deep pages by cursor cost what the first one does; a page by
+    /// `skip` costs more the further it is from either end of the list.
     #[oai(
         path = "/company/:company_id/employees",
         method = "get",
@@ -329,6 +336,7 @@ impl EmployeesApi {
         Ok(EmployeeList::Ok(
             PreRenderedJson::new(body.into()),
             page.total,
+            page.total_exact,
             next,
         ))
     }

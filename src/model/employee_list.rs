@@ -209,18 +209,31 @@ impl Cursor {
     }
 }
 
+/// How many matches of a search are counted at most: a search's total stops there, and
+/// `total_exact` says so. It bounds what one request makes the database do, however broad the
+/// search (`q=a` matches nearly everyone): counting every match of a large company costs more than
+/// the page does, for a figure nobody reads to the last digit.
+pub const SEARCH_COUNT_LIMIT: i64 = 1000;
+
 /// One page of the list.
 pub struct EmployeePage {
     /// The employees of the page.
     pub employees: Vec<Employee>,
-    /// How many employees the whole list holds (with `q`: how many match).
+    /// How many employees the whole list holds (with `q`: how many match, up to
+    /// [`SEARCH_COUNT_LIMIT`]).
     pub total: i64,
+    /// Whether `total` is the exact size of the list; `false` when a search matches more than
+    /// [`SEARCH_COUNT_LIMIT`] (then `total` is that limit: at least that many match).
+    pub total_exact: bool,
     /// Where the next page starts; `None` on the last page.
     pub next: Option<Cursor>,
 }
 
 /// One page of `company_id`'s employees, or `None` when there is no such company (to the
 /// tenant: row-level security hides the others).
+///
+/// One statement answers the page and the total together: one snapshot for both, and one
+/// statement fewer per request than a count of its own.
 pub async fn list(
     tx: &TenantTx,
     company_id: Uuid,
@@ -230,53 +243,41 @@ pub async fn list(
     // One row more than asked tells whether there is a next page.
     let fetch = query.limit + 1;
     let sql = list_statement(query);
-    let rows = async {
-        match (&query.start, &pattern) {
-            (Start::Skip(0), None) => tx.query(sql, [&company_id, &fetch]).await,
-            (Start::Skip(0), Some(pattern)) => tx.query(sql, [&company_id, &fetch, pattern]).await,
-            (Start::Skip(skip), None) => tx.query(sql, [&company_id, &fetch, skip]).await,
-            (Start::Skip(skip), Some(pattern)) => {
-                tx.query(sql, [&company_id, &fetch, skip, pattern]).await
-            }
-            (Start::After(cursor), pattern) => {
-                let id = &cursor.after_id;
-                match (&cursor.after, pattern) {
-                    (CursorKey::Name(key), None) => {
-                        tx.query(sql, [&company_id, &fetch, key, id]).await
-                    }
-                    (CursorKey::Name(key), Some(p)) => {
-                        tx.query(sql, [&company_id, &fetch, key, id, p]).await
-                    }
-                    (CursorKey::CreatedAt(key), None) => {
-                        tx.query(sql, [&company_id, &fetch, key, id]).await
-                    }
-                    (CursorKey::CreatedAt(key), Some(p)) => {
-                        tx.query(sql, [&company_id, &fetch, key, id, p]).await
-                    }
+    let mut rows = match (&query.start, &pattern) {
+        (Start::Skip(0), None) => tx.query(sql, [&company_id, &fetch]).await,
+        (Start::Skip(0), Some(pattern)) => tx.query(sql, [&company_id, &fetch, pattern]).await,
+        (Start::Skip(skip), None) => tx.query(sql, [&company_id, &fetch, skip]).await,
+        (Start::Skip(skip), Some(pattern)) => {
+            tx.query(sql, [&company_id, &fetch, skip, pattern]).await
+        }
+        (Start::After(cursor), pattern) => {
+            let id = &cursor.after_id;
+            match (&cursor.after, pattern) {
+                (CursorKey::Name(key), None) => tx.query(sql, [&company_id, &fetch, key, id]).await,
+                (CursorKey::Name(key), Some(p)) => {
+                    tx.query(sql, [&company_id, &fetch, key, id, p]).await
+                }
+                (CursorKey::CreatedAt(key), None) => {
+                    tx.query(sql, [&company_id, &fetch, key, id]).await
+                }
+                (CursorKey::CreatedAt(key), Some(p)) => {
+                    tx.query(sql, [&company_id, &fetch, key, id, p]).await
                 }
             }
         }
+    }?;
+    // Every row carries the head; an empty page is the head alone, its employee columns NULL.
+    let Some(head) = rows.first() else {
+        return Err(DbError::Decode("the list answered no head row".into()));
     };
-    let head = async {
-        match (&pattern, Matching::of(query.search.as_deref())) {
-            (Some(pattern), Matching::Indexed) => {
-                tx.query_one(COMPANY_AND_INDEXED_MATCHES, [&company_id, pattern])
-                    .await
-            }
-            (Some(pattern), _) => {
-                tx.query_one(COMPANY_AND_SCANNED_MATCHES, [&company_id, pattern])
-                    .await
-            }
-            (None, _) => tx.query_one(COMPANY_AND_TOTAL, [&company_id]).await,
-        }
-    };
-    // Both are sent before either answer is awaited: one round trip.
-    let (rows, head) = tokio::join!(rows, head);
-    let (mut rows, head) = (rows?, head?);
-    if !head.try_get::<_, bool>(0)? {
+    if !head.try_get::<_, bool>("company_found")? {
         return Ok(None);
     }
-    let total: i64 = head.try_get(1)?;
+    let total: i64 = head.try_get("list_total")?;
+    let total_exact: bool = head.try_get("list_total_exact")?;
+    if head.try_get::<_, Option<Uuid>>("id")?.is_none() {
+        rows.clear();
+    }
     let next = if rows.len() as i64 > query.limit {
         rows.truncate(query.limit as usize);
         rows.last().map(|row| Cursor::at(row, query)).transpose()?
@@ -287,6 +288,7 @@ pub async fn list(
     Ok(Some(EmployeePage {
         employees,
         total,
+        total_exact,
         next,
     }))
 }
@@ -308,30 +310,26 @@ fn like_pattern(search: &str) -> String {
 /// The columns of an employee, and the name sort key for cursors.
 const COLUMNS: &str = concat!(employee_columns!(), ", e.name_key AS sort_name");
 
-/// Whether the company exists (an empty list is not a missing company), and the total.
-const COMPANY_AND_TOTAL: &str = "SELECT EXISTS (SELECT 1 FROM companies WHERE id = $1),
-            coalesce((SELECT employees FROM employee_counts WHERE company_id = $1), 0::bigint)";
-
-const COMPANY_AND_INDEXED_MATCHES: &str = "SELECT EXISTS (SELECT 1 FROM companies WHERE id = $1),
-            (SELECT count(*) FROM employee_search($2))";
-
-const COMPANY_AND_SCANNED_MATCHES: &str = concat!(
-    "SELECT EXISTS (SELECT 1 FROM companies WHERE id = $1),
-            (SELECT count(*) FROM employees e WHERE e.company_id = $1 AND ",
-    "(e.full_name || E'\\n' || coalesce(e.job_title, '') || E'\\n' || coalesce(e.email, ''))",
-    " ILIKE $2)"
-);
+/// What a search matches: the expression of employees_company_search_idx (V8). Tested row by
+/// row (the walk of a sort index), never through that index: under the tenant wall ILIKE may not
+/// use it, and a pattern without a trigram would read all of it.
+const SEARCHED: &str =
+    "(e.full_name || E'\\n' || coalesce(e.job_title, '') || E'\\n' || coalesce(e.email, ''))";
 
 /// How the rows of a search are found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Matching {
     /// No search.
     All,
-    /// Through the trigram index, by way of `employee_search()`.
+    /// Through the trigram index, by way of `employee_search_keys()`, up to one match more
+    /// than [`SEARCH_COUNT_LIMIT`]: a search that matches fewer is counted exactly and its page
+    /// sorted from the matches; one that matches more is a broad one, whose page the walk of the
+    /// sort index finds after a few rows (as for [`Matching::Scanned`]).
     Indexed,
     /// By testing the company's rows one by one, in the order of the sort: a search without
     /// three letters or digits in a row has no trigram for the index to look up (it would read
     /// the whole index), and it matches so many rows that a page is found after a few anyway.
+    /// The count stops after [`SEARCH_COUNT_LIMIT`] matches.
     Scanned,
 }
 
@@ -349,22 +347,6 @@ impl Matching {
             }
         }
         Matching::Scanned
-    }
-
-    /// The condition on `e` for a search whose pattern is the parameter `param`.
-    fn condition(self, param: &str) -> String {
-        match self {
-            Matching::All => String::new(),
-            // An array, not `IN (SELECT …)`: its ids become an index condition on the primary
-            // key, where a semi-join would make the planner read the whole company.
-            Matching::Indexed => {
-                format!(" AND e.id = ANY (ARRAY(SELECT employee_search({param})))")
-            }
-            // The expression of employees_company_search_idx, as employee_search() tests it.
-            Matching::Scanned => format!(
-                " AND (e.full_name || E'\\n' || coalesce(e.job_title, '') || E'\\n' || coalesce(e.email, '')) ILIKE {param}"
-            ),
-        }
     }
 }
 
@@ -406,53 +388,206 @@ enum Begin {
     Cursor,
 }
 
+/// The parts of a list statement for one sort.
+struct Order {
+    /// The sort key of `e`, and the same of the search matches `m`.
+    key: &'static str,
+    match_key: &'static str,
+    /// The key's name among the page's columns.
+    page_key: &'static str,
+    /// ` DESC` or nothing, and the opposite.
+    direction: &'static str,
+    reverse: &'static str,
+    /// The comparison that means "after" in this direction.
+    beyond: &'static str,
+}
+
+impl Order {
+    fn of(sort: Sort) -> Order {
+        let (key, match_key, page_key) = match sort.key {
+            SortKey::Name => ("e.name_key", "m.name_key", "p.sort_name"),
+            SortKey::CreatedAt => ("e.created_at", "m.created_at", "p.created_at"),
+        };
+        let (direction, reverse, beyond) = if sort.descending {
+            (" DESC", "", "<")
+        } else {
+            ("", " DESC", ">")
+        };
+        Order {
+            key,
+            match_key,
+            page_key,
+            direction,
+            reverse,
+            beyond,
+        }
+    }
+
+    /// `ORDER BY` of `key` and `id` of `table`, forwards or backwards.
+    fn by(&self, key: &str, table: &str, backwards: bool) -> String {
+        let direction = if backwards {
+            self.reverse
+        } else {
+            self.direction
+        };
+        format!("{key}{direction}, {table}.id{direction}")
+    }
+}
+
 /// Parameters: `$1` company, `$2` how many rows; then `$3` the rows to skip, or `$3` the
 /// cursor's sort key and `$4` its id, or nothing on the first page; then the `ILIKE` pattern
 /// when searching.
+///
+/// Every statement answers the head (`company_found`, `list_total`, `list_total_exact`) LEFT
+/// JOINed to the page, so an empty page is still one row.
 fn build_list_statement(sort: Sort, matching: Matching, begin: Begin) -> String {
-    let key = match sort.key {
-        SortKey::Name => "e.name_key",
-        SortKey::CreatedAt => "e.created_at",
+    let order = Order::of(sort);
+    let pattern = match begin {
+        Begin::First => "$3",
+        Begin::Offset => "$4",
+        Begin::Cursor => "$5",
     };
-    let (direction, beyond) = if sort.descending {
-        (" DESC", "<")
-    } else {
-        ("", ">")
+    let limit = SEARCH_COUNT_LIMIT;
+    let found = "EXISTS (SELECT 1 FROM companies WHERE id = $1)";
+    let (with, total, exact, page) = match matching {
+        Matching::All => (
+            match begin {
+                Begin::Offset => format!("WITH {} ", start_row(&order)),
+                Begin::First | Begin::Cursor => String::new(),
+            },
+            "coalesce((SELECT employees FROM employee_counts WHERE company_id = $1), 0::bigint)"
+                .to_owned(),
+            "true".to_owned(),
+            unfiltered_page(&order, begin),
+        ),
+        Matching::Scanned => (
+            format!(
+                "WITH counted AS MATERIALIZED (
+                   SELECT count(*) AS n FROM (
+                     SELECT FROM employees e WHERE e.company_id = $1 AND {SEARCHED} ILIKE {pattern}
+                     ORDER BY e.created_at, e.id LIMIT {limit} + 1) matches) "
+            ),
+            format!("least((SELECT n FROM counted), {limit})"),
+            format!("(SELECT n FROM counted) <= {limit}"),
+            scanned_page(&order, begin, pattern, "true"),
+        ),
+        Matching::Indexed => {
+            // Few matches: the page is sorted out of them, and its rows looked up by id (an
+            // array, not `IN (SELECT …)`: its ids become an index condition on the primary key,
+            // where a semi-join would make the planner read the whole company). Many: the walk.
+            let start = match begin {
+                Begin::First | Begin::Offset => String::new(),
+                Begin::Cursor => format!(
+                    " WHERE ({}, m.id) {} ($3, $4)",
+                    order.match_key, order.beyond
+                ),
+            };
+            let offset = if begin == Begin::Offset {
+                " OFFSET $3"
+            } else {
+                ""
+            };
+            let few = format!(
+                "SELECT {COLUMNS}
+                 FROM employees e JOIN companies c ON c.id = e.company_id
+                 WHERE e.company_id = $1 AND (SELECT n FROM counted) <= {limit}
+                   AND e.id = ANY (ARRAY(SELECT m.id FROM matches m{start}
+                                         ORDER BY {}{offset} LIMIT $2))",
+                order.by(order.match_key, "m", false)
+            );
+            let many = scanned_page(
+                &order,
+                begin,
+                pattern,
+                &format!("(SELECT n FROM counted) > {limit}"),
+            );
+            (
+                format!(
+                    "WITH matches AS MATERIALIZED (
+                       SELECT * FROM employee_search_keys({pattern}, {limit} + 1)),
+                     counted AS MATERIALIZED (SELECT count(*) AS n FROM matches) "
+                ),
+                format!("least((SELECT n FROM counted), {limit})"),
+                format!("(SELECT n FROM counted) <= {limit}"),
+                format!("({few}) UNION ALL ({many})"),
+            )
+        }
     };
-    let order = format!("{key}{direction}, e.id{direction}");
-    if begin == Begin::First {
-        let search = matching.condition("$3");
-        return format!(
-            "SELECT {COLUMNS}
-             FROM employees e JOIN companies c ON c.id = e.company_id
-             WHERE e.company_id = $1{search}
-             ORDER BY {order} LIMIT $2"
-        );
-    }
-    if begin == Begin::Cursor {
-        let search = matching.condition("$5");
+    format!(
+        "{with}SELECT head.*, p.*
+         FROM (SELECT {found} AS company_found, {total} AS list_total,
+                      {exact} AS list_total_exact) head
+         LEFT JOIN ({page}) p ON true
+         ORDER BY {}",
+        order.by(order.page_key, "p", false)
+    )
+}
+
+/// A page of the whole list.
+fn unfiltered_page(order: &Order, begin: Begin) -> String {
+    let key = order.key;
+    let by = order.by(key, "e", false);
+    let select = format!(
+        "SELECT {COLUMNS}
+         FROM employees e JOIN companies c ON c.id = e.company_id
+         WHERE e.company_id = $1"
+    );
+    match begin {
+        Begin::First => format!("{select} ORDER BY {by} LIMIT $2"),
         // The row comparison is a range on the sort index: the page starts where the cursor
         // points, without reading what came before it.
-        format!(
-            "SELECT {COLUMNS}
-             FROM employees e JOIN companies c ON c.id = e.company_id
-             WHERE e.company_id = $1 AND ({key}, e.id) {beyond} ($3, $4){search}
-             ORDER BY {order} LIMIT $2"
-        )
-    } else {
-        let search = matching.condition("$4");
-        // The skipped rows are stepped over in the index alone (ids only), and only the page's
-        // rows are read from the table.
-        format!(
-            "SELECT {COLUMNS}
-             FROM (SELECT e.id FROM employees e
-                   WHERE e.company_id = $1{search}
-                   ORDER BY {order} OFFSET $3 LIMIT $2) page
-             JOIN employees e ON e.company_id = $1 AND e.id = page.id
-             JOIN companies c ON c.id = e.company_id
-             ORDER BY {order}"
-        )
+        Begin::Cursor => format!(
+            "{select} AND ({key}, e.id) {} ($3, $4) ORDER BY {by} LIMIT $2",
+            order.beyond
+        ),
+        // The page starts at the row `$3` rows in (`start_row`, see [`start_row`]); from there
+        // on it is a range of the index, as after a cursor.
+        Begin::Offset => format!(
+            "{select} AND ({key}, e.id) {}= ((SELECT k FROM start_row), (SELECT i FROM start_row))
+             ORDER BY {by} LIMIT $2",
+            order.beyond
+        ),
     }
+}
+
+/// The sort key and id of the row `$3` rows into the whole list, as a common table expression:
+/// found by stepping over the rows before it in the sort index alone (an index-only scan), from
+/// whichever end is nearer, so the last page costs what the first does and the middle one half a
+/// walk of the company. The kept count says where the end is, in the same snapshot as the rows.
+/// No row when `$3` is past the end.
+fn start_row(order: &Order) -> String {
+    let key = order.key;
+    let (by, back) = (order.by(key, "e", false), order.by(key, "e", true));
+    let size = "coalesce((SELECT employees FROM employee_counts WHERE company_id = $1), 0::bigint)";
+    format!(
+        "size AS MATERIALIZED (SELECT {size} AS n),
+         start_row AS MATERIALIZED (
+           (SELECT {key} AS k, e.id AS i FROM employees e
+            WHERE e.company_id = $1 AND $3::bigint * 2 < (SELECT n FROM size)
+            ORDER BY {by} OFFSET $3 LIMIT 1)
+           UNION ALL
+           -- greatest(): a Limit computes its offset even when its branch is switched off.
+           (SELECT {key}, e.id FROM employees e
+            WHERE e.company_id = $1 AND $3::bigint * 2 >= (SELECT n FROM size) AND $3 < (SELECT n FROM size)
+            ORDER BY {back} OFFSET greatest((SELECT n FROM size) - 1 - $3, 0) LIMIT 1))"
+    )
+}
+
+/// A page of a search found by walking the sort index and testing each row, when `gate` holds.
+fn scanned_page(order: &Order, begin: Begin, pattern: &str, gate: &str) -> String {
+    let key = order.key;
+    let by = order.by(key, "e", false);
+    let (start, offset) = match begin {
+        Begin::First => (String::new(), ""),
+        Begin::Cursor => (format!(" AND ({key}, e.id) {} ($3, $4)", order.beyond), ""),
+        Begin::Offset => (String::new(), " OFFSET $3"),
+    };
+    format!(
+        "SELECT {COLUMNS}
+         FROM employees e JOIN companies c ON c.id = e.company_id
+         WHERE e.company_id = $1 AND {gate}{start} AND {SEARCHED} ILIKE {pattern}
+         ORDER BY {by}{offset} LIMIT $2"
+    )
 }
 
 #[cfg(test)]

@@ -55,6 +55,14 @@ fn total(resp: &Response) -> i64 {
         .unwrap()
 }
 
+fn total_exact(resp: &Response) -> bool {
+    match resp.headers["x-total-count-exact"].to_str().unwrap() {
+        "true" => true,
+        "false" => false,
+        other => panic!("X-Total-Count-Exact: {other:?}"),
+    }
+}
+
 fn next_cursor(resp: &Response) -> Option<String> {
     resp.headers
         .get("x-next-cursor")
@@ -143,6 +151,7 @@ async fn search_matches_name_title_or_email_ignoring_case_within_the_company() {
         resp.assert_status(200);
         assert_eq!(names(&resp), *expected, "q={q:?}");
         assert_eq!(total(&resp), expected.len() as i64, "q={q:?}");
+        assert!(total_exact(&resp), "q={q:?}");
     }
     // An empty search is no search.
     let resp = list(&app, &admin, "q=").await;
@@ -438,21 +447,23 @@ async fn the_total_follows_additions_and_deletions() {
     }
 }
 
-/// `employee_search()` reads past the wall to use its index: it must answer exactly what the
-/// employees policy would, the current tenant's matches, and nothing without a tenant.
+/// `employee_search_keys()` reads past the wall to use its index: it must answer exactly what
+/// the employees policy would, the current tenant's matches, and nothing without a tenant; and
+/// never more than it was asked for.
 #[tokio::test]
 async fn the_search_function_answers_only_the_current_tenant() {
     let app = spawn_app().await;
     let a = company(&app, "Search Wall A").await;
     let b = company(&app, "Search Wall B").await;
-    let ada_a = uuid_of(&add(&app, &a, "Ada Walled", "Analyst", "ada@a.example").await);
+    let ada_a = add(&app, &a, "Ada Walled", "Analyst", "ada@a.example").await;
     add(&app, &b, "Ada Walled", "Analyst", "ada@b.example").await;
+    let ada_a_id = uuid_of(&ada_a);
     let service = helpers::connect(&helpers::app_role_url(&app.dbname)).await;
-    let search = "SELECT coalesce(array_agg(id), '{}') FROM employee_search('%walled%') AS id";
+    let search = "SELECT coalesce(array_agg(id), '{}') FROM employee_search_keys('%walled%', $1)";
     let found = |rows: Vec<tokio_postgres::Row>| -> Vec<Uuid> { rows[0].get(0) };
 
     // No tenant at all, then a tenant that is no company.
-    assert!(found(service.query(search, &[]).await.unwrap()).is_empty());
+    assert!(found(service.query(search, &[&10]).await.unwrap()).is_empty());
     for tenant in [String::new(), Uuid::new_v4().to_string()] {
         service.batch_execute("BEGIN").await.unwrap();
         service
@@ -460,12 +471,12 @@ async fn the_search_function_answers_only_the_current_tenant() {
             .await
             .unwrap();
         assert!(
-            found(service.query(search, &[]).await.unwrap()).is_empty(),
+            found(service.query(search, &[&10]).await.unwrap()).is_empty(),
             "{tenant:?}"
         );
         service.batch_execute("ROLLBACK").await.unwrap();
     }
-    // Tenant A: A's employee only, even as a superadmin.
+    // Tenant A: A's employee only, even as a superadmin; with its sort keys; within the limit.
     for role in ["admin", "superadmin"] {
         service.batch_execute("BEGIN").await.unwrap();
         service
@@ -476,10 +487,123 @@ async fn the_search_function_answers_only_the_current_tenant() {
             .await
             .unwrap();
         assert_eq!(
-            found(service.query(search, &[]).await.unwrap()),
-            [ada_a],
+            found(service.query(search, &[&10]).await.unwrap()),
+            [ada_a_id],
             "{role}"
         );
+        for limit in [0, -1] {
+            assert!(
+                found(service.query(search, &[&limit]).await.unwrap()).is_empty(),
+                "{role}, limit {limit}"
+            );
+        }
+        let keys = service
+            .query_one(
+                "SELECT created_at, name_key FROM employee_search_keys('%walled%', 10)",
+                &[],
+            )
+            .await
+            .unwrap();
+        let created: chrono::DateTime<chrono::Utc> = keys.get(0);
+        assert_eq!(created.to_rfc3339(), ada_a["created_at"].as_str().unwrap());
+        assert_eq!(keys.get::<_, &str>(1), "ada walled");
         service.batch_execute("ROLLBACK").await.unwrap();
+    }
+}
+
+/// Adds `n` employees to `company` in one statement, as the database owner (past the plan
+/// limit): `Walker {i}`, job title `Engineer`, created a second apart in the order of `i`.
+async fn add_many(app: &TestApp, company: &Session, n: i32) {
+    let owner = helpers::connect(&helpers::superuser_url(&app.dbname)).await;
+    owner
+        .execute(
+            "INSERT INTO employees (company_id, id, full_name, job_title, email, public_slug,
+                                    created_at)
+             SELECT $1, gen_random_uuid(), 'Walker ' || i, 'Engineer', 'w' || i || '@many.example',
+                    'walker-' || i, now() - make_interval(secs => $2::int - i)
+             FROM generate_series(1, $2::int) AS i",
+            &[&company.company_id, &n],
+        )
+        .await
+        .unwrap();
+}
+
+/// A search that matches more than 1,000 employees is counted up to 1,000 and says so; its
+/// pages are still right, whether it is looked up in the trigram index or scanned.
+#[tokio::test]
+async fn a_broad_search_is_counted_up_to_the_limit_and_says_so() {
+    let app = spawn_app().await;
+    let admin = company(&app, "Broad Co").await;
+    add_many(&app, &admin, 1003).await;
+
+    let resp = list(&app, &admin, "limit=2").await;
+    assert_eq!((total(&resp), total_exact(&resp)), (1003, true));
+    // `walker` has trigrams (the index), `w` none (the scan); both match all 1,003.
+    for q in ["walker", "w", "engineer"] {
+        let resp = list(&app, &admin, &format!("q={q}&sort=-name&limit=3")).await;
+        resp.assert_status(200);
+        assert_eq!((total(&resp), total_exact(&resp)), (1000, false), "q={q}");
+        // Names sort as text: 999, 998, …
+        assert_eq!(
+            names(&resp),
+            ["Walker 999", "Walker 998", "Walker 997"],
+            "q={q}"
+        );
+        let cursor = next_cursor(&resp).unwrap();
+        let resp = list(
+            &app,
+            &admin,
+            &format!("q={q}&sort=-name&limit=3&cursor={cursor}"),
+        )
+        .await;
+        assert_eq!(
+            names(&resp),
+            ["Walker 996", "Walker 995", "Walker 994"],
+            "q={q}"
+        );
+        assert!(!total_exact(&resp), "q={q}");
+        let resp = list(&app, &admin, &format!("q={q}&limit=2&skip=1001")).await;
+        assert_eq!(names(&resp), ["Walker 1002", "Walker 1003"], "q={q}");
+    }
+    // Up to the limit the count is exact: `walker 1` matches 1, 10–19, 100–199, 1000–1003.
+    let resp = list(&app, &admin, "q=walker%201&limit=2").await;
+    assert_eq!((total(&resp), total_exact(&resp)), (115, true));
+    let resp = list(&app, &admin, "q=walker%2010&sort=name&limit=20").await;
+    let expected: Vec<String> = ["10", "100", "1000", "1001", "1002", "1003", "101", "102"]
+        .into_iter()
+        .chain(["103", "104", "105", "106", "107", "108", "109"])
+        .map(|n| format!("Walker {n}"))
+        .collect();
+    assert_eq!(names(&resp), expected);
+    assert_eq!((total(&resp), total_exact(&resp)), (15, true));
+    assert_eq!(next_cursor(&resp), None);
+}
+
+/// A page by `skip` is the same slice of the list whichever end it is found from, in every sort,
+/// with or without a search; past the end it is empty, and the total stays.
+#[tokio::test]
+async fn skip_pages_are_slices_of_the_whole_list() {
+    let app = spawn_app().await;
+    let admin = company(&app, "Skip Co").await;
+    add_many(&app, &admin, 21).await;
+    for sort in ["name", "-name", "created_at", "-created_at"] {
+        for q in ["", "walker", "1"] {
+            let whole = ids(&list(&app, &admin, &format!("sort={sort}&q={q}&limit=100")).await);
+            let size = whole.len();
+            assert!(size >= 12, "{sort} {q}: {size}");
+            for skip in 0..=size + 1 {
+                let resp = list(
+                    &app,
+                    &admin,
+                    &format!("sort={sort}&q={q}&limit=3&skip={skip}"),
+                )
+                .await;
+                resp.assert_status(200);
+                let expected = &whole[skip.min(size)..(skip + 3).min(size)];
+                assert_eq!(ids(&resp), expected, "sort={sort} q={q} skip={skip}");
+                assert_eq!(total(&resp), size as i64, "sort={sort} q={q} skip={skip}");
+                assert_eq!(next_cursor(&resp).is_some(), skip + 3 < size);
+            }
+        }
     }
 }

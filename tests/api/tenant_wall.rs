@@ -1387,7 +1387,11 @@ async fn service_role_has_no_way_around_the_wall() {
         ),
         ("audit_purge", "p_retention_days integer, p_batch integer", "bigint"),
         ("card_company", "p_company_slug text", "uuid"),
-        ("employee_search", "p_pattern text", "SETOF uuid"),
+        (
+            "employee_search_keys",
+            "p_pattern text, p_limit integer",
+            "TABLE(id uuid, created_at timestamp with time zone, name_key text)",
+        ),
         (
             "login_failed",
             "p_email text, p_address bytea, p_limit integer, p_trust_seconds integer",
