@@ -408,7 +408,8 @@ impl Application {
         );
         let state = AppState {
             db: db.clone(),
-            jwt: JwtKeys::new(config.jwt_secret.expose(), config.jwt_ttl),
+            jwt: JwtKeys::new(config.jwt_secret.expose(), config.jwt_ttl)
+                .with_sessions(config.sessions),
             public_base_url: config.public_base_url.clone(),
             cards: cards.clone(),
             analytics,

@@ -32,6 +32,11 @@ pub const ERRORS: &[(&str, &str, &[u16])] = &[
     ("post", "/auth/login", &[401, 403, 429, 503]),
     ("get", "/auth/me", &[503]),
     ("post", "/auth/change-password", &[403, 429, 503]),
+    ("post", "/auth/refresh", &[401, 503]),
+    ("post", "/auth/logout", &[503]),
+    ("post", "/auth/logout-all", &[503]),
+    ("get", "/auth/sessions", &[503]),
+    ("delete", "/auth/sessions/{session_id}", &[404, 422, 503]),
     ("post", "/company", &[403, 409, 503]),
     ("get", "/company", &[422, 503]),
     ("get", "/company/{company_id}", &[404, 422, 503]),
@@ -73,8 +78,10 @@ fn description(status: u16) -> &'static str {
     match status {
         400 => "The form cannot be read, or has no `file` field (`bad_request`).",
         401 => {
-            "Not authenticated: the bearer token is missing, invalid or expired, or (login) the \
-                email or password is wrong."
+            "Not authenticated: the bearer token is missing, invalid or expired, its session \
+                has ended (`session_ended`) or its login's role changed (`token_outdated`: \
+                refresh it), or (login) the email or password is wrong, or (refresh) the refresh \
+                token is unknown (`invalid_refresh_token`) or its session over."
         }
         402 => "The company's plan allows no more of these (`plan_limit_reached`).",
         403 => {

@@ -563,7 +563,8 @@ fn token_for(session: &Session, secret: &[u8]) -> String {
         .unwrap()
         .as_secs();
     let claims = json!({"sub": session.user_id, "company_id": session.company_id, "role": "admin",
-                        "iat": now, "exp": now + 3600});
+                        "sid": helpers::session_id_of(&session.token), "iat": now,
+                        "exp": now + 3600});
     encode(
         &Header::default(),
         &claims,
