@@ -64,6 +64,7 @@ pub struct SessionInfo {
     /// Its last refresh (its login, before the first refresh).
     pub last_used_at: DateTime<Utc>,
     /// The browser or app that opened it, as it said.
+    #[oai(nullable)]
     pub user_agent: Option<String>,
     /// The session of the token this request came with.
     pub current: bool,

@@ -620,3 +620,55 @@ async fn a_login_keeps_at_most_fifty_live_sessions_and_sweeps_its_ended_ones() {
     assert_eq!(ids[..2], [newest.session_id, first.session_id]);
     assert_eq!(current, [newest.session_id]);
 }
+
+#[tokio::test]
+async fn the_session_functions_need_no_tenant_and_answer_only_what_they_must() {
+    let app = spawn_app().await;
+    let (_, tokens) = app.signup_tokens("Definer Co").await;
+    let service = helpers::connect(&helpers::app_role_url(&app.dbname)).await;
+    // Without a tenant the tables show nothing…
+    for table in ["sessions", "session_refresh_tokens"] {
+        let seen = helpers::scalar(&service, &format!("SELECT count(*) FROM {table}"), &[]).await;
+        assert_eq!(seen, 0, "{table}");
+    }
+    // …and the check answers only yes, or raises.
+    let check = "SELECT session_check($1, $2, $3, $4)";
+    let (company, session, user) = (tokens.company_id, tokens.session_id, tokens.user_id);
+    let live: bool = service
+        .query_one(check, &[&company, &session, &user, &"admin"])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(live);
+    let stranger = Uuid::new_v4();
+    // Another login, company or session: ended (CC001); the wrong role: outdated (CC002).
+    for (company, session, user, role, expected) in [
+        (company, session, stranger, "admin", "CC001"),
+        (stranger, session, user, "admin", "CC001"),
+        (company, stranger, user, "admin", "CC001"),
+        (company, session, user, "superadmin", "CC002"),
+    ] {
+        let err = service
+            .query_one(check, &[&company, &session, &user, &role])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.as_db_error().map(|e| e.code().code()),
+            Some(expected),
+            "{company} {session} {user} {role}: {err}"
+        );
+    }
+    // A refresh of a token nobody has says so, and nothing else.
+    let unknown = callingcard::model::session::token_hash("never issued");
+    let row = service
+        .query_one(
+            "SELECT * FROM session_refresh($1, $2, 604800)",
+            &[&unknown, &unknown],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, &str>("outcome"), "unknown");
+    assert!(row.get::<_, Option<Uuid>>("session_id").is_none());
+    assert!(row.get::<_, Option<Uuid>>("user_id").is_none());
+    assert!(row.get::<_, Option<String>>("role").is_none());
+}

@@ -1247,6 +1247,16 @@ async fn service_role_has_no_way_around_the_wall() {
             "p_email text, p_address bytea, p_limit integer, p_trust_seconds integer",
             "integer",
         ),
+        (
+            "session_check",
+            "p_company uuid, p_session uuid, p_user uuid, p_role text",
+            "boolean",
+        ),
+        (
+            "session_refresh",
+            "p_token_hash bytea, p_new_hash bytea, p_idle_seconds double precision",
+            "TABLE(outcome text, session_id uuid, user_id uuid, company_id uuid, role text, expires_at timestamp with time zone)",
+        ),
         ("superadmin_employee_company", "p_employee_id uuid", "uuid"),
     ]
     .map(|(name, args, result)| (name.to_owned(), args.to_owned(), result.to_owned()));
