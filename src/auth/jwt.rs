@@ -36,8 +36,8 @@ pub struct SessionLifetimes {
 impl Default for SessionLifetimes {
     fn default() -> Self {
         Self {
-            absolute: Duration::from_secs(30 * 86_400),
-            idle: Duration::from_secs(7 * 86_400),
+            absolute: crate::model::session::DEFAULT_TTL,
+            idle: crate::model::session::DEFAULT_IDLE_TTL,
         }
     }
 }

@@ -23,8 +23,13 @@ pub struct ClientInfo {
     pub address: Option<IpAddr>,
 }
 
-/// How long a session lasts at most, refreshed or not (`SESSION_TTL`).
+/// How long a session lasts at most, refreshed or not (`SESSION_TTL`'s default).
 pub const DEFAULT_TTL: Duration = Duration::from_secs(30 * 86_400);
+
+/// How long a session lasts without a refresh (`SESSION_IDLE_TTL`'s default): a week, so that
+/// someone using the app weekly stays signed in while a refresh token left on a forgotten device
+/// dies within the week.
+pub const DEFAULT_IDLE_TTL: Duration = Duration::from_secs(7 * 86_400);
 
 /// The most live sessions a login keeps: opening one more ends the oldest. Also the longest
 /// list of sessions.
