@@ -338,6 +338,8 @@ impl Service {
                 "bench-secret-bench-secret-bench-secret".to_owned(),
             ),
             ("CLIENT_IP_HEADER", "X-Forwarded-For".to_owned()),
+            // One token serves the whole run (some 20 minutes), past the default 15.
+            ("JWT_TTL", "24h".to_owned()),
         ];
         let config = Config::from_lookup(|key| {
             vars.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone())

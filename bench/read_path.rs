@@ -1,7 +1,9 @@
 //! Measures the read paths, the public card's above all: PostgreSQL round trips per request
 //! (counted by a TCP proxy between the service and the database) and requests per second under
 //! concurrent load, beside a static endpoint of the same server (`/api/health/live`) as the
-//! ceiling.
+//! ceiling. Every authenticated read checks the caller's session in the statement that sets
+//! its tenant: the round trips below include that check; the refresh rows measure rotating a
+//! session's tokens.
 //!
 //!     cargo bench --bench read_path                 # defaults: 10 s per scenario, 32 clients
 //!     BENCH_SECONDS=5 BENCH_CLIENTS=64 cargo bench --bench read_path
@@ -81,6 +83,23 @@ async fn main() -> anyhow::Result<()> {
         }
         println!("| {name} | {:.2} |", proxy.turns() as f64 / n as f64);
     }
+    {
+        // A refresh trades each token for the next: a chain of one session.
+        let mut refresh = sessions(&client, &counted, &fixture, 1).await?.remove(0);
+        let (warm_up, n) = (3, 50);
+        for i in 0..warm_up + n {
+            if i == warm_up {
+                proxy.reset();
+            }
+            refresh = refreshed(&client, &counted, &refresh)
+                .await
+                .ok_or_else(|| anyhow::anyhow!("a refresh failed"))?;
+        }
+        println!(
+            "| POST /api/auth/refresh (rotate the pair: one function call, then COMMIT) | {:.2} |",
+            proxy.turns() as f64 / n as f64
+        );
+    }
 
     // A second instance straight on the database, with its normal pool, for throughput.
     let direct = spawn(&cluster.url("bench"), 16).await?;
@@ -105,6 +124,18 @@ async fn main() -> anyhow::Result<()> {
             result.failed
         );
     }
+    let refresh = "POST /api/auth/refresh (a session per client)";
+    if refresh.contains(&only) {
+        let tokens = sessions(&client, &direct, &fixture, clients).await?;
+        let result = load_refresh(&direct, tokens, clients, Duration::from_secs(seconds)).await;
+        println!(
+            "| {refresh} | {:.0} | {:.2} | {:.2} | {} |",
+            result.per_second(),
+            result.p50_ms(),
+            result.p99_ms(),
+            result.failed
+        );
+    }
     println!();
     cluster.stop().await?;
     Ok(())
@@ -120,6 +151,8 @@ async fn spawn(database_url: &str, pool: usize) -> anyhow::Result<String> {
             "bench-secret-bench-secret-bench-secret".to_owned(),
         ),
         ("DATABASE_POOL_SIZE", pool.to_string()),
+        // One token serves the whole run, which can outlast the default 15 minutes.
+        ("JWT_TTL", "24h".to_owned()),
     ];
     let config =
         Config::from_lookup(|key| vars.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()))?;
@@ -186,7 +219,7 @@ impl Fixture {
         use reqwest::Method;
         vec![
             (
-                "GET /api/employees/{id} (read, 1 query)",
+                "GET /api/employees/{id} (read, 1 query, the session checked)",
                 Method::GET,
                 format!("/api/employees/{}", self.employee_id),
                 None,
@@ -498,6 +531,91 @@ async fn load(
                     Outcome::Done
                 }
                 _ => Outcome::Failed,
+            }
+        }
+    })
+    .await
+}
+
+/// The refresh tokens of `count` fresh sessions, each of a login of its own (a login keeps at
+/// most 50 live sessions), made by the fixture's admin.
+async fn sessions(
+    client: &reqwest::Client,
+    base: &str,
+    fixture: &Fixture,
+    count: usize,
+) -> anyhow::Result<Vec<String>> {
+    let mut tokens = Vec::with_capacity(count);
+    for _ in 0..count {
+        let email = format!("refresher-{}@bench.example", uuid::Uuid::new_v4().simple());
+        let password = "quiet-otter-harbor-1911";
+        let created = client
+            .post(format!("{base}/api/company/{}/users", fixture.company_id))
+            .bearer_auth(&fixture.token)
+            .json(
+                &json!({"email": email, "password": password, "full_name": "Refresher",
+                          "role": "employee"}),
+            )
+            .send()
+            .await?;
+        anyhow::ensure!(created.status().is_success(), "{}", created.status());
+        let login: Value = client
+            .post(format!("{base}/api/auth/login"))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let refresh = login["refresh_token"].as_str().unwrap_or_default();
+        anyhow::ensure!(!refresh.is_empty(), "no refresh token: {login}");
+        tokens.push(refresh.to_owned());
+    }
+    Ok(tokens)
+}
+
+/// The next refresh token of `token`'s session; `None` when the refresh failed.
+async fn refreshed(client: &reqwest::Client, base: &str, token: &str) -> Option<String> {
+    let resp = client
+        .post(format!("{base}/api/auth/refresh"))
+        .json(&json!({ "refresh_token": token }))
+        .send()
+        .await
+        .ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    let body: Value = resp.json().await.ok()?;
+    body["refresh_token"].as_str().map(str::to_owned)
+}
+
+/// `clients` keep-alive clients refreshing for `duration`, each request taking a session's
+/// current token from `tokens` (one per client, so one is always free) and putting the next one
+/// back.
+async fn load_refresh(
+    base: &str,
+    tokens: Vec<String>,
+    clients: usize,
+    duration: Duration,
+) -> LoadResult {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()
+        .unwrap();
+    let tokens = Arc::new(std::sync::Mutex::new(tokens));
+    let base = base.to_owned();
+    closed_loop(clients, duration, move || {
+        let (client, base, tokens) = (client.clone(), base.clone(), tokens.clone());
+        async move {
+            let Some(token) = tokens.lock().unwrap().pop() else {
+                return Outcome::Failed;
+            };
+            match refreshed(&client, &base, &token).await {
+                Some(next) => {
+                    tokens.lock().unwrap().push(next);
+                    Outcome::Done
+                }
+                // The session is over (a refresh lost): this client has none any more.
+                None => Outcome::Failed,
             }
         }
     })

@@ -46,7 +46,18 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "JWT_SECRET",
         "token signing secret, 32+ characters (required in production)",
     ),
-    ("JWT_TTL", "token lifetime, e.g. 12h or 7d [default: 7d]"),
+    (
+        "JWT_TTL",
+        "access token lifetime, e.g. 900, 15m or 1h [default: 15m]",
+    ),
+    (
+        "SESSION_TTL",
+        "a session's absolute lifetime, refreshed or not [default: 30d]",
+    ),
+    (
+        "SESSION_IDLE_TTL",
+        "a session ends when not refreshed for this long [default: 7d]",
+    ),
     (
         "CLIENT_IP_HEADER",
         "header of a trusted proxy holding the client address",
@@ -210,7 +221,11 @@ pub struct Config {
     pub database_timeout: Duration,
     pub bind_addr: SocketAddr,
     pub jwt_secret: Secret,
+    /// `JWT_TTL`: how long an access token lives (default 15 minutes). Revocation does not wait
+    /// for it (every request checks its session), but a short life bounds a stolen token.
     pub jwt_ttl: Duration,
+    /// `SESSION_TTL` (default 30 days) and `SESSION_IDLE_TTL` (default 7 days).
+    pub sessions: crate::auth::SessionLifetimes,
     pub public_base_url: String,
     pub cors_origins: Vec<String>,
     /// Where the local cluster and the development JWT secret live.
@@ -435,7 +450,18 @@ impl Config {
         };
         let jwt_ttl = match lookup("JWT_TTL") {
             Some(raw) => parse_duration(&raw).context("JWT_TTL, e.g. 3600, 90m, 12h or 7d")?,
-            None => Duration::from_secs(7 * 24 * 3600),
+            None => Duration::from_secs(15 * 60),
+        };
+        let defaults = crate::auth::SessionLifetimes::default();
+        let sessions = crate::auth::SessionLifetimes {
+            absolute: match lookup("SESSION_TTL") {
+                Some(raw) => parse_duration(&raw).context("SESSION_TTL, e.g. 30d")?,
+                None => defaults.absolute,
+            },
+            idle: match lookup("SESSION_IDLE_TTL") {
+                Some(raw) => parse_duration(&raw).context("SESSION_IDLE_TTL, e.g. 7d")?,
+                None => defaults.idle,
+            },
         };
         let public_base_url = lookup("PUBLIC_BASE_URL")
             .unwrap_or_else(|| format!("http://localhost:{}", bind_addr.port()))
@@ -487,6 +513,7 @@ impl Config {
             bind_addr,
             jwt_secret,
             jwt_ttl,
+            sessions,
             public_base_url,
             cors_origins,
             data_dir,
@@ -698,6 +725,13 @@ mod tests {
             ["https://app.example.com", "http://localhost:3000"]
         );
         assert_eq!(c.jwt_ttl, Duration::from_secs(43_200));
+        assert_eq!(
+            c.sessions,
+            crate::auth::SessionLifetimes {
+                absolute: Duration::from_secs(30 * 86_400),
+                idle: Duration::from_secs(7 * 86_400),
+            }
+        );
         assert_eq!(c.public_limits.miss_burst, 100);
         assert_eq!(c.image_decode.memory_bytes, 320 << 20);
         assert_eq!(c.database_timeout, crate::db::DEFAULT_DEADLINE);
@@ -762,6 +796,26 @@ mod tests {
         ] {
             let err = config(&[secret, (key, bad)]).unwrap_err();
             assert!(format!("{err:#}").contains(key), "{key}={bad}: {err:#}");
+        }
+    }
+
+    #[test]
+    fn token_and_session_lifetimes() {
+        let secret = ("JWT_SECRET", "0123456789abcdef0123456789abcdef");
+        assert_eq!(config(&[secret]).unwrap().jwt_ttl, Duration::from_secs(900));
+        let c = config(&[
+            secret,
+            ("JWT_TTL", "5m"),
+            ("SESSION_TTL", "14d"),
+            ("SESSION_IDLE_TTL", "2s"),
+        ])
+        .unwrap();
+        assert_eq!(c.jwt_ttl, Duration::from_secs(300));
+        assert_eq!(c.sessions.absolute, Duration::from_secs(14 * 86_400));
+        assert_eq!(c.sessions.idle, Duration::from_secs(2));
+        for key in ["SESSION_TTL", "SESSION_IDLE_TTL"] {
+            let err = config(&[secret, (key, "0")]).unwrap_err();
+            assert!(format!("{err:#}").contains(key), "{err:#}");
         }
     }
 

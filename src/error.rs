@@ -87,6 +87,24 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
     }
 
+    /// A signed-in caller's session refused its transaction: 401, `session_ended` (log in
+    /// again) or `token_outdated` (the login's role changed: refresh the token).
+    pub fn session_refused(refusal: crate::db::SessionRefusal) -> Self {
+        use crate::db::SessionRefusal;
+        match refusal {
+            SessionRefusal::Ended => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "session_ended",
+                "This session has ended; log in again",
+            ),
+            SessionRefusal::RoleChanged => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "token_outdated",
+                "This login's role has changed; refresh the token",
+            ),
+        }
+    }
+
     pub fn forbidden(detail: &str) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
     }
@@ -252,6 +270,7 @@ impl From<DbError> for ApiError {
                     "internal_error",
                     "Internal server error",
                 ),
+                DbError::SessionEnded(refusal) => Self::session_refused(refusal),
                 other => Self::internal(other),
             };
         };

@@ -445,7 +445,8 @@ impl Application {
             PasswordResets::start(db.clone(), account_mail.clone());
         let state = AppState {
             db: db.clone(),
-            jwt: JwtKeys::new(config.jwt_secret.expose(), config.jwt_ttl),
+            jwt: JwtKeys::new(config.jwt_secret.expose(), config.jwt_ttl)
+                .with_sessions(config.sessions),
             public_base_url: config.public_base_url.clone(),
             cards: cards.clone(),
             analytics,

@@ -1,7 +1,8 @@
-//! Sign-up, login and the caller's own account.
+//! Sign-up, login, sessions (refresh, logout, the list of them) and the caller's own account.
 
+use chrono::{DateTime, Utc};
 use poem::{Request, web::Data};
-use poem_openapi::{Object, OpenApi, payload::Json};
+use poem_openapi::{Object, OpenApi, param::Path, payload::Json};
 use uuid::Uuid;
 
 use super::{ApiTags, AppState, Created, JsonString, NoContent, schemas::User, validate};
@@ -52,6 +53,28 @@ pub struct ChangePasswordRequest {
 }
 
 #[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// The refresh token of the last login or refresh: used once.
+    pub refresh_token: JsonString,
+}
+
+/// One of the caller's live sessions.
+#[derive(Debug, Object)]
+pub struct SessionInfo {
+    pub id: Uuid,
+    /// The login that opened it.
+    pub created_at: DateTime<Utc>,
+    /// Its last refresh (its login, before the first refresh).
+    pub last_used_at: DateTime<Utc>,
+    /// The browser or app that opened it, as it said.
+    #[oai(nullable)]
+    pub user_agent: Option<String>,
+    /// The session of the token this request came with.
+    pub current: bool,
+}
+
+#[derive(Debug, Object)]
 pub struct TokenResponse {
     pub access_token: String,
     /// Always `bearer`.
@@ -86,7 +109,7 @@ pub async fn open_session(
         req.header(poem::http::header::USER_AGENT),
         Some(state.analytics.client_ip(req)),
     );
-    let ttl = model::session::DEFAULT_TTL;
+    let ttl = state.jwt.sessions().absolute;
     let actor = super::audit_context::signed_in(user.user_id, user.company_id, user.role);
     let audit = AuditContext::anonymous(req).by(actor);
     let session = state
@@ -124,6 +147,32 @@ fn token(
         company_id,
         role,
     })
+}
+
+/// 401 for a refresh token that buys nothing: `invalid_refresh_token` for one we do not know,
+/// `session_ended` for one whose session is over (or has just been ended for its reuse).
+fn refresh_refused(refusal: model::session::Refusal) -> ApiError {
+    use model::session::Refusal;
+    let unauthorized = poem::http::StatusCode::UNAUTHORIZED;
+    match refusal {
+        Refusal::Unknown => ApiError::new(
+            unauthorized,
+            "invalid_refresh_token",
+            "Unknown or malformed refresh token; log in again",
+        ),
+        Refusal::Reused => ApiError::new(
+            unauthorized,
+            "session_ended",
+            "This refresh token was already used; its session has ended, log in again",
+        ),
+        Refusal::Revoked | Refusal::Expired | Refusal::Idle | Refusal::Deactivated => {
+            ApiError::new(
+                unauthorized,
+                "session_ended",
+                "This session has ended; log in again",
+            )
+        }
+    }
 }
 
 pub struct AuthApi;
@@ -361,14 +410,160 @@ impl AuthApi {
             .hash_new("new_password", b.new_password.into_inner(), context)
             .await?;
         let audit = AuditContext::of(req, &auth.0);
+        let current = auth.0.session_id();
         state
             .db
             .write(&tenant, async |tx| {
                 model::user::set_password_hash(&tx, user_id, &hash).await?;
+                // Whoever else holds a session of this login (a thief, say) is out at once; the
+                // caller's own session goes on.
+                model::session::end_for_user(&tx, user_id, Some(current), "password_changed")
+                    .await?;
                 let event = AuditEvent::new("user.password_changed", Target::user(user_id));
                 model::audit::record(&tx, &audit, event).await
             })
             .await?;
+        Ok(NoContent::NoContent)
+    }
+
+    /// Refresh the tokens
+    ///
+    /// Trades a refresh token for a new access token and a new refresh token (the same answer
+    /// as a login). The old refresh token is then used up: presenting it again ends its whole
+    /// session (it must have been copied), and answers 401 `session_ended`. A session ends
+    /// `SESSION_TTL` after its login however often it is refreshed, and when it is not
+    /// refreshed for `SESSION_IDLE_TTL`. The new access token carries the login's role as it
+    /// is now.
+    #[oai(path = "/refresh", method = "post", operation_id = "refreshTokens")]
+    async fn refresh(
+        &self,
+        state: Data<&AppState>,
+        body: Json<RefreshRequest>,
+    ) -> Result<Json<TokenResponse>, ApiError> {
+        let presented = body.0.refresh_token;
+        if !model::session::is_well_formed(&presented) {
+            return Err(refresh_refused(model::session::Refusal::Unknown));
+        }
+        let idle = state.jwt.sessions().idle;
+        let outcome = state
+            .db
+            .write_public(async |tx| model::session::refresh(&tx, &presented, idle).await)
+            .await?;
+        match outcome {
+            model::session::Refresh::Refreshed {
+                session,
+                user_id,
+                company_id,
+                role,
+            } => {
+                let user = SessionUser {
+                    user_id,
+                    company_id,
+                    role,
+                };
+                Ok(Json(token(&state, user, &session)?))
+            }
+            model::session::Refresh::Refused(refusal) => Err(refresh_refused(refusal)),
+        }
+    }
+
+    /// Log out
+    ///
+    /// Ends the session of the token this request came with: its refresh token and every access
+    /// token of it stop working at once, on every instance.
+    #[oai(path = "/logout", method = "post", operation_id = "logout")]
+    async fn logout(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+    ) -> Result<NoContent, ApiError> {
+        let (user_id, session_id) = (auth.0.user_id(), auth.0.session_id());
+        let idle = state.jwt.sessions().idle;
+        state
+            .db
+            .write(&auth.0.tenant(), async |tx| {
+                model::session::end(&tx, session_id, user_id, "logout", idle).await
+            })
+            .await?;
+        Ok(NoContent::NoContent)
+    }
+
+    /// Log out everywhere
+    ///
+    /// Ends every session of the caller's login, this one included.
+    #[oai(path = "/logout-all", method = "post", operation_id = "logoutAll")]
+    async fn logout_all(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+    ) -> Result<NoContent, ApiError> {
+        let user_id = auth.0.user_id();
+        state
+            .db
+            .write(&auth.0.tenant(), async |tx| {
+                model::session::end_for_user(&tx, user_id, None, "logout_all").await
+            })
+            .await?;
+        Ok(NoContent::NoContent)
+    }
+
+    /// The caller's sessions
+    ///
+    /// The live sessions of the caller's login, newest first (at most 50: a login keeps no
+    /// more); `current` marks the one of this request's token.
+    #[oai(path = "/sessions", method = "get", operation_id = "listSessions")]
+    async fn sessions(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+    ) -> Result<Json<Vec<SessionInfo>>, ApiError> {
+        let (user_id, current) = (auth.0.user_id(), auth.0.session_id());
+        let idle = state.jwt.sessions().idle;
+        let sessions = state
+            .db
+            .read(&auth.0.tenant(), async |tx| {
+                model::session::list(&tx, user_id, idle).await
+            })
+            .await?;
+        Ok(Json(
+            sessions
+                .into_iter()
+                .map(|s| SessionInfo {
+                    current: s.id == current,
+                    id: s.id,
+                    created_at: s.created_at,
+                    last_used_at: s.last_used_at,
+                    user_agent: s.user_agent,
+                })
+                .collect(),
+        ))
+    }
+
+    /// End one of the caller's sessions
+    ///
+    /// Another login's session, or one that is over, answers 404.
+    #[oai(
+        path = "/sessions/:session_id",
+        method = "delete",
+        operation_id = "deleteSession"
+    )]
+    async fn delete_session(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        session_id: Path<Uuid>,
+    ) -> Result<NoContent, ApiError> {
+        let user_id = auth.0.user_id();
+        let idle = state.jwt.sessions().idle;
+        let ended = state
+            .db
+            .write(&auth.0.tenant(), async |tx| {
+                model::session::end(&tx, session_id.0, user_id, "revoked", idle).await
+            })
+            .await?;
+        if !ended {
+            return Err(ApiError::not_found("Session not found"));
+        }
         Ok(NoContent::NoContent)
     }
 }

@@ -36,6 +36,11 @@ pub const ERRORS: &[(&str, &str, &[u16])] = &[
     ("post", "/auth/reset-password", &[400, 410, 503]),
     ("post", "/auth/verify-email", &[400, 410, 503]),
     ("post", "/auth/resend-verification", &[409, 429, 503]),
+    ("post", "/auth/refresh", &[401, 503]),
+    ("post", "/auth/logout", &[503]),
+    ("post", "/auth/logout-all", &[503]),
+    ("get", "/auth/sessions", &[503]),
+    ("delete", "/auth/sessions/{session_id}", &[404, 422, 503]),
     ("post", "/company", &[403, 409, 503]),
     ("get", "/company", &[422, 503]),
     ("get", "/company/{company_id}", &[404, 422, 503]),
@@ -81,8 +86,10 @@ fn description(status: u16) -> &'static str {
                 emailed link is not one (`invalid_token`)."
         }
         401 => {
-            "Not authenticated: the bearer token is missing, invalid or expired, or (login) the \
-                email or password is wrong."
+            "Not authenticated: the bearer token is missing, invalid or expired, its session \
+                has ended (`session_ended`) or its login's role changed (`token_outdated`: \
+                refresh it), or (login) the email or password is wrong, or (refresh) the refresh \
+                token is unknown (`invalid_refresh_token`) or its session over."
         }
         402 => "The company's plan allows no more of these (`plan_limit_reached`).",
         403 => {
@@ -387,9 +394,10 @@ mod tests {
         for (method, path, operation) in operations(&spec()) {
             let secured = operation.get("security").is_some();
             let has_401 = operation["responses"].get("401").is_some();
+            // Login and refresh are how one gets a token: they answer 401 without taking one.
             assert_eq!(
                 has_401,
-                secured || path == "/auth/login",
+                secured || path == "/auth/login" || path == "/auth/refresh",
                 "{method} {path}: 401 and bearer security go together"
             );
         }
@@ -514,6 +522,10 @@ mod tests {
             (
                 "VerifyEmailRequest",
                 refuses_unknown_fields::<account::VerifyEmailRequest>(json!({"token": "t"})),
+            ),
+            (
+                "RefreshRequest",
+                refuses_unknown_fields::<auth::RefreshRequest>(json!({"refresh_token": "t"})),
             ),
             (
                 "CreateCompany",

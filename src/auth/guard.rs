@@ -1,5 +1,10 @@
 //! The bearer guard: a verified token becomes a [`Caller`], and a caller becomes a [`Tenant`].
 //! This is the only place a signed-in user's tenant is made.
+//!
+//! Verifying the token costs no database work; its session is checked by every transaction the
+//! caller's tenant runs (the tenant carries a [`SessionCheck`]), in the statement that sets the
+//! tenant: an ended session, a disabled or deleted login or a changed role refuse the request
+//! with 401 on its first database operation, on every instance at once.
 
 use poem::Request;
 use poem_openapi::{SecurityScheme, auth::Bearer};
@@ -7,7 +12,7 @@ use uuid::Uuid;
 
 use super::{Claims, JwtKeys, Role};
 use crate::{
-    db::{Db, Tenant},
+    db::{Db, SessionCheck, Tenant},
     error::ApiError,
     model,
 };
@@ -47,6 +52,16 @@ impl Caller {
         self.0.role
     }
 
+    /// The server-side session the caller's token belongs to.
+    pub fn session_id(&self) -> Uuid {
+        self.0.sid
+    }
+
+    /// What every transaction of the caller checks: its session, login and role.
+    fn session(&self) -> SessionCheck {
+        SessionCheck::new(self.0.company_id, self.0.sid, self.0.sub, self.0.role)
+    }
+
     pub fn is_superadmin(&self) -> bool {
         self.0.role == Role::Superadmin
     }
@@ -57,7 +72,7 @@ impl Caller {
 
     /// The caller's own company.
     pub fn tenant(&self) -> Tenant {
-        Tenant::member(self.0.company_id, self.0.role)
+        Tenant::caller(self.session())
     }
 
     /// The tenant named by a path. Another company answers exactly like a missing one, except to
@@ -66,7 +81,7 @@ impl Caller {
         if company_id == self.0.company_id {
             Ok(self.tenant())
         } else if self.is_superadmin() {
-            Ok(Tenant::superadmin_entering(company_id))
+            Ok(Tenant::superadmin_entering(company_id, self.session()))
         } else {
             Err(ApiError::not_found(missing))
         }
@@ -75,7 +90,7 @@ impl Caller {
     /// A superadmin entering any company, existing or being created; 403 to anyone else.
     pub fn enter_as_superadmin(&self, company_id: Uuid) -> Result<Tenant, ApiError> {
         self.require_superadmin()?;
-        Ok(Tenant::superadmin_entering(company_id))
+        Ok(Tenant::superadmin_entering(company_id, self.session()))
     }
 
     /// The tenant of `/employees/{employee_id}`: the caller's own company, or for a superadmin
@@ -90,7 +105,7 @@ impl Caller {
             })
             .await?
             .ok_or_else(|| ApiError::not_found("Employee not found"))?;
-        Ok(Tenant::superadmin_entering(company))
+        Ok(Tenant::superadmin_entering(company, self.session()))
     }
 
     /// Admins of the tenant and superadmins.

@@ -1,4 +1,5 @@
-//! HS256 access tokens.
+//! HS256 access tokens, short-lived, each naming its server-side session (`model::session`);
+//! and how long sessions last.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -14,9 +15,9 @@ pub struct Claims {
     pub sub: Uuid,
     pub company_id: Uuid,
     pub role: Role,
-    /// The server-side session the token belongs to (see `model::session`).
-    #[serde(default)]
-    pub sid: Option<Uuid>,
+    /// The server-side session the token belongs to (see `model::session`). Required: a token
+    /// naming none is no token of ours.
+    pub sid: Uuid,
     pub exp: u64,
     pub iat: u64,
 }
@@ -24,12 +25,30 @@ pub struct Claims {
 /// Seconds of clock difference tolerated on `exp`, `nbf` and `iat`.
 const LEEWAY_SECS: u64 = 5;
 
+/// How long a session lives: at most `absolute` from its login however often it is refreshed,
+/// and no longer than `idle` after its last refresh (`SESSION_TTL`, `SESSION_IDLE_TTL`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionLifetimes {
+    pub absolute: Duration,
+    pub idle: Duration,
+}
+
+impl Default for SessionLifetimes {
+    fn default() -> Self {
+        Self {
+            absolute: crate::model::session::DEFAULT_TTL,
+            idle: crate::model::session::DEFAULT_IDLE_TTL,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct JwtKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
     ttl: Duration,
+    sessions: SessionLifetimes,
 }
 
 impl JwtKeys {
@@ -40,16 +59,30 @@ impl JwtKeys {
         // A token that names a start (`nbf`) is not valid before it.
         validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
+        // `sid` is required too: `Claims` has no default for it.
         Self {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             decoding: DecodingKey::from_secret(secret.as_bytes()),
             validation,
             ttl,
+            sessions: SessionLifetimes::default(),
         }
     }
 
+    /// The same keys, opening sessions of these lifetimes.
+    pub fn with_sessions(mut self, sessions: SessionLifetimes) -> Self {
+        self.sessions = sessions;
+        self
+    }
+
+    /// How long an access token lives (`JWT_TTL`).
     pub fn ttl(&self) -> Duration {
         self.ttl
+    }
+
+    /// How long the sessions behind the tokens live.
+    pub fn sessions(&self) -> SessionLifetimes {
+        self.sessions
     }
 
     pub fn issue(
@@ -64,7 +97,7 @@ impl JwtKeys {
             sub: user_id,
             company_id,
             role,
-            sid: Some(session_id),
+            sid: session_id,
             iat: now,
             exp: now + self.ttl.as_secs(),
         };
@@ -161,7 +194,8 @@ mod tests {
         let now = now();
         let claims = |nbf: u64| {
             serde_json::json!({"sub": Uuid::new_v4(), "company_id": Uuid::new_v4(),
-                               "role": "admin", "iat": now, "exp": now + 3600, "nbf": nbf})
+                               "sid": Uuid::new_v4(), "role": "admin", "iat": now,
+                               "exp": now + 3600, "nbf": nbf})
         };
         assert!(keys.verify(&signed(&keys, &claims(now - 60))).is_some());
         assert!(keys.verify(&signed(&keys, &claims(now))).is_some());
@@ -184,7 +218,8 @@ mod tests {
         let now = now();
         let claims = |iat: u64| {
             serde_json::json!({"sub": Uuid::new_v4(), "company_id": Uuid::new_v4(),
-                               "role": "admin", "iat": iat, "exp": iat + 3600})
+                               "sid": Uuid::new_v4(), "role": "admin", "iat": iat,
+                               "exp": iat + 3600})
         };
         assert!(keys.verify(&signed(&keys, &claims(now - 600))).is_some());
         assert!(
@@ -199,13 +234,29 @@ mod tests {
     }
 
     #[test]
+    fn refuses_tokens_naming_no_session() {
+        let keys = JwtKeys::new(SECRET, Duration::from_secs(60));
+        let now = now();
+        let mut claims = serde_json::json!({"sub": Uuid::new_v4(), "company_id": Uuid::new_v4(),
+                                            "sid": Uuid::new_v4(), "role": "admin", "iat": now,
+                                            "exp": now + 3600});
+        assert!(keys.verify(&signed(&keys, &claims)).is_some());
+        for sid in [serde_json::Value::Null, serde_json::json!("not-a-uuid")] {
+            claims["sid"] = sid;
+            assert!(keys.verify(&signed(&keys, &claims)).is_none());
+        }
+        claims.as_object_mut().unwrap().remove("sid");
+        assert!(keys.verify(&signed(&keys, &claims)).is_none());
+    }
+
+    #[test]
     fn refuses_expired_tokens() {
         let keys = JwtKeys::new(SECRET, Duration::from_secs(60));
         let claims = Claims {
             sub: Uuid::new_v4(),
             company_id: Uuid::new_v4(),
             role: Role::Admin,
-            sid: None,
+            sid: Uuid::new_v4(),
             iat: 1_000,
             exp: 2_000,
         };

@@ -9,4 +9,4 @@ pub mod throttle;
 
 pub use crate::db::Role;
 pub use guard::{BearerAuth, Caller};
-pub use jwt::{Claims, JwtKeys};
+pub use jwt::{Claims, JwtKeys, SessionLifetimes};

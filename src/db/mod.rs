@@ -15,7 +15,7 @@ pub mod migrations;
 pub mod notifications;
 mod tenant;
 
-pub use tenant::{Role, Tenant};
+pub use tenant::{Role, SessionCheck, Tenant};
 
 use std::{
     pin::Pin,
@@ -37,6 +37,14 @@ pub const APP_ROLE: &str = "callingcard_app";
 
 const SET_TENANT: &str =
     "SELECT set_config('app.company_id', $1, true), set_config('app.role', $2, true)";
+/// The same for a signed-in caller, with its session checked in the same statement (so in the
+/// same round trip): `session_check` raises [`SESSION_ENDED`] or [`ROLE_CHANGED`], which aborts
+/// the transaction before any of the body's statements runs.
+const SET_TENANT_CHECKED: &str = "SELECT set_config('app.company_id', $1, true), \
+     set_config('app.role', $2, true), session_check($3, $4, $5, $6)";
+/// The SQLSTATEs `session_check` raises (`sql/V9__sessions.sql`).
+const SESSION_ENDED: &str = "CC001";
+const ROLE_CHANGED: &str = "CC002";
 const BEGIN_READ_ONLY: &str = "BEGIN READ ONLY";
 const BEGIN: &str = "BEGIN";
 const COMMIT: &str = "COMMIT";
@@ -68,6 +76,29 @@ pub enum DbError {
     /// A row did not hold what the model expected of it (a bug, or a schema out of step).
     #[error("unexpected row: {0}")]
     Decode(String),
+    /// The caller's session refused the transaction before it ran anything (see
+    /// [`SessionCheck`]). The connection went back to the pool: the refusal leaves it idle, so a
+    /// revoked token cannot be used to make the service open connections.
+    #[error("the caller's session refused the transaction: {0:?}")]
+    SessionEnded(SessionRefusal),
+}
+
+/// Why a caller's session refused a transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionRefusal {
+    /// Logged out, revoked, past its end, or its login disabled or deleted.
+    Ended,
+    /// The login's role is no longer the token's: a refreshed token carries the new one.
+    RoleChanged,
+}
+
+/// The refusal of `session_check`, if that is what `e` is.
+fn session_refusal(e: &tokio_postgres::Error) -> Option<SessionRefusal> {
+    match e.as_db_error()?.code().code() {
+        SESSION_ENDED => Some(SessionRefusal::Ended),
+        ROLE_CHANGED => Some(SessionRefusal::RoleChanged),
+        _ => None,
+    }
 }
 
 impl DbError {
@@ -86,7 +117,10 @@ impl DbError {
         match self {
             DbError::Unavailable(_) | DbError::Timeout(_) => true,
             DbError::Postgres(e) => is_connection_lost(e),
-            DbError::PreparedLate | DbError::Misuse(_) | DbError::Decode(_) => false,
+            DbError::PreparedLate
+            | DbError::Misuse(_)
+            | DbError::Decode(_)
+            | DbError::SessionEnded(_) => false,
         }
     }
 }
@@ -229,7 +263,7 @@ impl Db {
         F: AsyncFnOnce(TenantTx) -> Result<T, E> + Clone,
         E: From<DbError>,
     {
-        let settings = tenant.map(Tenant::settings);
+        let settings = tenant.map(Settings::of);
         let mut conn = self.pool.get().await.map_err(DbError::from)?;
         for _ in 0..MAX_PREPARE_RETRIES {
             let tx = TenantTx::new(conn);
@@ -238,31 +272,31 @@ impl Db {
                 .prepare_cached(BEGIN_READ_ONLY)
                 .await
                 .map_err(DbError::from)?;
-            let set_tenant = client
-                .prepare_cached(SET_TENANT)
-                .await
-                .map_err(DbError::from)?;
+            let set_tenant = match &settings {
+                Some(settings) => Some(settings.prepare(client).await?),
+                None => None,
+            };
             let commit = client.prepare_cached(COMMIT).await.map_err(DbError::from)?;
 
             // join!, not try_join!: every part runs to its end, so the connection is never left
             // inside the transaction by an early return.
             let (began, set, result, committed) = tokio::join!(
                 client.execute(&begin, &[]),
-                async {
-                    match &settings {
-                        Some((company, role)) => client
-                            .execute(&set_tenant, &[company, role])
-                            .await
-                            .map(drop),
-                        None => Ok(()),
-                    }
-                },
+                Settings::apply(settings.as_ref(), set_tenant.as_ref(), client),
                 body.clone()(tx.clone()),
                 async {
                     tx.seal();
                     client.execute(&commit, &[]).await
                 },
             );
+            if let (Ok(_), Err(e), Ok(_)) = (&began, &set, &committed)
+                && let Some(refusal) = session_refusal(e)
+            {
+                // The check aborted the transaction and COMMIT ended it (as a rollback): the
+                // connection is idle, as after any read, and goes back to the pool.
+                tx.finish_cleanly();
+                return Err(DbError::SessionEnded(refusal).into());
+            }
             if let Err(e) = began.and(set).and(committed) {
                 // The connection's state is unknown: it is closed, not pooled.
                 return Err(DbError::from(e).into());
@@ -322,23 +356,15 @@ impl Db {
         let tx = TenantTx::new(self.pool.get().await.map_err(DbError::from)?);
         let client = tx.client();
         let begin = client.prepare_cached(BEGIN).await.map_err(DbError::from)?;
-        let set_tenant = client
-            .prepare_cached(SET_TENANT)
-            .await
-            .map_err(DbError::from)?;
-        let settings = tenant.map(Tenant::settings);
+        let settings = tenant.map(Settings::of);
+        let set_tenant = match &settings {
+            Some(settings) => Some(settings.prepare(client).await?),
+            None => None,
+        };
 
         let (began, set, result) = tokio::join!(
             client.execute(&begin, &[]),
-            async {
-                match &settings {
-                    Some((company, role)) => client
-                        .execute(&set_tenant, &[company, role])
-                        .await
-                        .map(drop),
-                    None => Ok(()),
-                }
-            },
+            Settings::apply(settings.as_ref(), set_tenant.as_ref(), client),
             body(tx.clone()),
         );
         // Whatever a clone of `tx` (moved into a task, say) sends from now on would run after
@@ -356,6 +382,13 @@ impl Db {
             Ok(stmt) => client.execute(&stmt, &[]).await,
             Err(e) => Err(e),
         };
+        if let (Ok(_), Err(e), Ok(_)) = (&began, &set, &ended)
+            && let Some(refusal) = session_refusal(e)
+        {
+            // Refused before the body ran anything; the ROLLBACK left the connection idle.
+            tx.finish_cleanly();
+            return Err(DbError::SessionEnded(refusal).into());
+        }
         if let Err(e) = began.and(set) {
             return Err(DbError::from(e).into());
         }
@@ -374,6 +407,68 @@ impl Db {
                 }
             }
         }
+    }
+}
+
+/// A transaction's tenant settings, and for a signed-in caller the session to check.
+struct Settings {
+    company: String,
+    role: &'static str,
+    session: Option<SessionCheck>,
+}
+
+impl Settings {
+    fn of(tenant: &Tenant) -> Self {
+        let (company, role) = tenant.settings();
+        Self {
+            company,
+            role,
+            session: tenant.session().copied(),
+        }
+    }
+
+    async fn prepare(&self, client: &Object) -> Result<tokio_postgres::Statement, DbError> {
+        let sql = match self.session {
+            Some(_) => SET_TENANT_CHECKED,
+            None => SET_TENANT,
+        };
+        Ok(client.prepare_cached(sql).await?)
+    }
+
+    /// Sets the tenant (and checks the session) with `statement`, made by [`Settings::prepare`];
+    /// nothing without settings.
+    async fn apply(
+        settings: Option<&Self>,
+        statement: Option<&tokio_postgres::Statement>,
+        client: &Object,
+    ) -> Result<(), tokio_postgres::Error> {
+        let (Some(settings), Some(statement)) = (settings, statement) else {
+            return Ok(());
+        };
+        match &settings.session {
+            Some(s) => {
+                let role = s.role.as_str();
+                client
+                    .execute(
+                        statement,
+                        &[
+                            &settings.company,
+                            &settings.role,
+                            &s.company_id,
+                            &s.session_id,
+                            &s.user_id,
+                            &role,
+                        ],
+                    )
+                    .await
+            }
+            None => {
+                client
+                    .execute(statement, &[&settings.company, &settings.role])
+                    .await
+            }
+        }
+        .map(drop)
     }
 }
 

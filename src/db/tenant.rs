@@ -47,6 +47,33 @@ pub struct Tenant {
     /// `None` only for maintenance: no company's rows are visible.
     company_id: Option<Uuid>,
     role: TenantRole,
+    /// A signed-in caller's session, checked by the statement that sets the tenant (see
+    /// `Db::read`): a transaction of an ended session, or of a token whose role is no longer the
+    /// login's, never runs a statement.
+    session: Option<SessionCheck>,
+}
+
+/// What a caller's token claims about its session, checked against the database by every
+/// transaction of the request (`session_check` in `sql/V9__sessions.sql`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionCheck {
+    /// The caller's own company: for a superadmin entering another one, still its own.
+    pub(super) company_id: Uuid,
+    pub(super) session_id: Uuid,
+    pub(super) user_id: Uuid,
+    pub(super) role: Role,
+}
+
+impl SessionCheck {
+    /// Only the bearer guard (`auth::Caller`) makes one, from the claims of a token it verified.
+    pub(crate) fn new(company_id: Uuid, session_id: Uuid, user_id: Uuid, role: Role) -> Self {
+        Self {
+            company_id,
+            session_id,
+            user_id,
+            role,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,19 +89,31 @@ pub(super) enum TenantRole {
 }
 
 impl Tenant {
-    /// The company and role of a verified caller. Only the bearer guard (`auth::Caller`) calls
-    /// this, with the claims of a token it checked.
-    pub(crate) fn member(company_id: Uuid, role: Role) -> Self {
+    fn member(company_id: Uuid, role: Role) -> Self {
         Self {
             company_id: Some(company_id),
             role: TenantRole::Member(role),
+            session: None,
         }
     }
 
-    /// A superadmin entering a company named in the request (or one it is creating). Only the
-    /// bearer guard calls this, for a caller it verified to be a superadmin.
-    pub(crate) fn superadmin_entering(company_id: Uuid) -> Self {
-        Self::member(company_id, Role::Superadmin)
+    /// The company and role of a verified caller, whose session every transaction checks. Only
+    /// the bearer guard (`auth::Caller`) calls this, with the claims of a token it checked.
+    pub(crate) fn caller(session: SessionCheck) -> Self {
+        Self {
+            session: Some(session),
+            ..Self::member(session.company_id, session.role)
+        }
+    }
+
+    /// A superadmin entering a company named in the request (or one it is creating); its own
+    /// session is still checked. Only the bearer guard calls this, for a caller it verified to
+    /// be a superadmin.
+    pub(crate) fn superadmin_entering(company_id: Uuid, session: SessionCheck) -> Self {
+        Self {
+            session: Some(session),
+            ..Self::member(company_id, Role::Superadmin)
+        }
     }
 
     /// The first admin of a company being signed up: the new company is its own tenant from
@@ -108,6 +147,7 @@ impl Tenant {
         Self {
             company_id: Some(company_id),
             role: TenantRole::Visitor,
+            session: None,
         }
     }
 
@@ -116,6 +156,7 @@ impl Tenant {
         Self {
             company_id: Some(company_id),
             role: TenantRole::Collector,
+            session: None,
         }
     }
 
@@ -127,6 +168,7 @@ impl Tenant {
         Self {
             company_id: None,
             role: TenantRole::Maintenance,
+            session: None,
         }
     }
 
@@ -141,6 +183,11 @@ impl Tenant {
             TenantRole::Member(role) => Some(role),
             TenantRole::Visitor | TenantRole::Collector | TenantRole::Maintenance => None,
         }
+    }
+
+    /// The session its transactions check, for a signed-in caller's tenant.
+    pub(super) fn session(&self) -> Option<&SessionCheck> {
+        self.session.as_ref()
     }
 
     pub(super) fn is_visitor(&self) -> bool {
@@ -173,5 +220,22 @@ mod tests {
         let id = Uuid::new_v4();
         assert_eq!(Tenant::visitor(id).settings(), (id.to_string(), "public"));
         assert_eq!(Tenant::signup(id).settings(), (id.to_string(), "admin"));
+        assert!(Tenant::signup(id).session().is_none());
+    }
+
+    #[test]
+    fn a_superadmin_entering_a_company_is_checked_by_its_own_session() {
+        let (own, entered, session, user) = (
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+        );
+        let check = SessionCheck::new(own, session, user, Role::Superadmin);
+        let tenant = Tenant::superadmin_entering(entered, check);
+        assert_eq!(tenant.settings(), (entered.to_string(), "superadmin"));
+        assert_eq!(tenant.session(), Some(&check));
+        let caller = Tenant::caller(SessionCheck::new(own, session, user, Role::Employee));
+        assert_eq!(caller.settings(), (own.to_string(), "employee"));
     }
 }

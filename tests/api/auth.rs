@@ -277,7 +277,8 @@ async fn tokens_expired_forged_unsigned_or_malformed_are_refused() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let claims = |exp: u64| json!({"sub": admin.user_id, "company_id": admin.company_id, "role": "admin", "iat": now - 7200, "exp": exp});
+    let sid = helpers::session_id_of(&admin.token);
+    let claims = |exp: u64| json!({"sub": admin.user_id, "company_id": admin.company_id, "sid": sid, "role": "admin", "iat": now - 7200, "exp": exp});
     let expired = encode(
         &Header::default(),
         &claims(now - 3600),
@@ -455,6 +456,7 @@ async fn tokens_not_valid_yet_or_issued_in_the_future_are_refused() {
     };
     let claims = |iat: u64, nbf: Option<u64>| {
         let mut c = json!({"sub": admin.user_id, "company_id": admin.company_id, "role": "admin",
+                           "sid": helpers::session_id_of(&admin.token),
                            "iat": iat, "exp": now + 2 * year});
         if let Some(nbf) = nbf {
             c["nbf"] = json!(nbf);

@@ -10,24 +10,15 @@ use std::{
     time::Duration,
 };
 
-use crate::helpers::{self, connect, fresh_database, spawn_app_with, superuser_url};
+use crate::helpers::{self, connect, fresh_database, member_tenant, spawn_app_with, superuser_url};
 use callingcard::{
-    auth::{Caller, JwtKeys, Role},
-    db::{Db, DbError, Tenant},
+    auth::Role,
+    db::{Db, DbError, SessionRefusal, Tenant},
     error::ApiError,
 };
 use serde_json::json;
 use tokio_postgres::{Client, error::SqlState};
 use uuid::Uuid;
-
-/// The tenant of a verified token of `role` in `company`, as a request would have it.
-fn member_tenant(company: Uuid, role: Role) -> Tenant {
-    let keys = JwtKeys::new(helpers::JWT_SECRET, Duration::from_secs(60));
-    let token = keys
-        .issue(Uuid::new_v4(), company, role, Uuid::new_v4())
-        .unwrap();
-    Caller::verify(&keys, &token).unwrap().tenant()
-}
 
 struct Fixture {
     dbname: String,
@@ -37,16 +28,20 @@ struct Fixture {
     db: Db,
     a: Uuid,
     b: Uuid,
+    /// An admin of A and an employee login of B, each with a live session, as the bearer guard
+    /// would make their tenants.
+    admin_a: Tenant,
+    employee_b: Tenant,
 }
 
 impl Fixture {
     fn tenant_a(&self) -> Tenant {
-        member_tenant(self.a, Role::Admin)
+        self.admin_a
     }
 
     /// The next tenant on the pool, B, works as itself and sees its own employee only.
     async fn assert_b_reads_its_own(&self, context: &str) {
-        let tenant = member_tenant(self.b, Role::Employee);
+        let tenant = self.employee_b;
         let row = self
             .db
             .read(&tenant, async |tx| {
@@ -176,12 +171,16 @@ async fn fixture_with_pool(size: usize) -> Fixture {
     let a = seed_company(&owner, "alpha", 2).await;
     let b = seed_company(&owner, "beta", 1).await;
     let db = Db::connect_as_app(&superuser_url(&dbname).parse().unwrap(), None, size).unwrap();
+    let admin_a = member_tenant(&owner, a, Role::Admin).await;
+    let employee_b = member_tenant(&owner, b, Role::Employee).await;
     Fixture {
         dbname,
         owner,
         db,
         a,
         b,
+        admin_a,
+        employee_b,
     }
 }
 
@@ -789,4 +788,54 @@ async fn failed_requests_leave_the_pool_clean_for_the_next_tenant() {
         (2, 2, 1, 1),
         "(A's employees, A's cards, A's logins, B's untouched employee)"
     );
+}
+
+#[tokio::test]
+async fn a_session_refusing_a_transaction_leaves_its_connection_pooled_and_clean() {
+    let f = fixture().await;
+    let pid = assert_next_read_clean(&f.db, "before").await;
+    // A's admin is disabled, then its role changed: both refuse before any statement runs.
+    for (change, refusal, code) in [
+        (
+            "UPDATE users SET is_active = false WHERE company_id = $1",
+            SessionRefusal::Ended,
+            "session_ended",
+        ),
+        (
+            "UPDATE users SET is_active = true, role = 'employee' WHERE company_id = $1",
+            SessionRefusal::RoleChanged,
+            "token_outdated",
+        ),
+    ] {
+        f.owner.execute(change, &[&f.a]).await.unwrap();
+        let read =
+            f.db.read(&f.tenant_a(), async |tx| {
+                tx.query_one("SELECT count(*) FROM employees", []).await
+            })
+            .await;
+        assert!(
+            matches!(read, Err(DbError::SessionEnded(r)) if r == refusal),
+            "{read:?}"
+        );
+        let written =
+            f.db.write(&f.tenant_a(), async |tx| {
+                tx.execute(INSERT_EMPLOYEE, [&f.a, &"Refused Writer"]).await
+            })
+            .await;
+        let err = written.unwrap_err();
+        assert!(
+            matches!(err, DbError::SessionEnded(r) if r == refusal),
+            "{err:?}"
+        );
+        let answer = ApiError::from(err);
+        assert_eq!((answer.status().as_u16(), answer.code()), (401, code));
+        assert_eq!(f.employees_named(f.a, "Refused Writer").await, 0);
+        // The same connection, idle and clean: refusals cost no connection.
+        assert_eq!(
+            assert_next_read_clean(&f.db, code).await,
+            pid,
+            "{code}: the connection was replaced"
+        );
+        f.assert_b_reads_its_own(code).await;
+    }
 }

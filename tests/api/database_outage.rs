@@ -14,23 +14,14 @@ use crate::helpers::{
     wait_for,
 };
 use callingcard::{
-    auth::{Caller, JwtKeys, Role},
-    db::{Db, DbError, Tenant, embedded::LocalCluster},
+    auth::Role,
+    db::{Db, DbError, embedded::LocalCluster},
     error::ApiError,
     startup::create_database_if_missing,
 };
 use serde_json::json;
 use tokio_postgres::Client;
 use uuid::Uuid;
-
-/// The tenant of a verified token of `role` in `company`, as a request would have it.
-fn member_tenant(company: Uuid, role: Role) -> Tenant {
-    let keys = JwtKeys::new(helpers::JWT_SECRET, Duration::from_secs(60));
-    let token = keys
-        .issue(Uuid::new_v4(), company, role, Uuid::new_v4())
-        .unwrap();
-    Caller::verify(&keys, &token).unwrap().tenant()
-}
 
 /// Far beyond any deadline of the service: only a hung request takes this long.
 const HUNG: Duration = Duration::from_secs(90);
@@ -312,7 +303,7 @@ async fn an_operation_past_its_deadline_answers_503_and_its_connection_is_discar
     let db = Db::connect_as_app(&superuser_url(&dbname).parse().unwrap(), None, 1)
         .unwrap()
         .with_deadline(Duration::from_millis(200));
-    let tenant = member_tenant(company, Role::Admin);
+    let tenant = helpers::member_tenant(&owner, company, Role::Admin).await;
     let sleep = "SELECT pg_sleep($1::float8)";
     // Prepared first, so that the slow read is one pipeline that does not answer in time.
     db.read(&tenant, async |tx| tx.query_one(sleep, [&0.0f64]).await)

@@ -857,3 +857,130 @@ pub async fn signup_as(app: &TestApp, email: &str, company_name: &str) -> Sessio
 pub fn new_email(who: &str) -> String {
     format!("{who}-{}@example.com", Uuid::new_v4().simple())
 }
+
+// ---- Sessions: token pairs, refreshing, and real sessions below HTTP -----------------------
+
+/// What a login, a sign-up or a refresh answers: an access token and a refresh token.
+#[derive(Clone, Debug)]
+pub struct Tokens {
+    pub access: String,
+    pub refresh: String,
+    /// The session the access token names (`sid`).
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub company_id: Uuid,
+}
+
+impl Tokens {
+    /// The pair in a 200 or 201 token answer (asserting its shape).
+    #[track_caller]
+    pub fn of(resp: &Response) -> Tokens {
+        assert!(resp.status.is_success(), "no tokens in {}", resp.body);
+        let text = |key: &str| {
+            resp.body[key]
+                .as_str()
+                .unwrap_or_else(|| panic!("no {key} in {}", resp.body))
+                .to_owned()
+        };
+        assert_eq!(resp.body["token_type"], "bearer");
+        let access = text("access_token");
+        Tokens {
+            session_id: session_id_of(&access),
+            refresh: text("refresh_token"),
+            user_id: text("user_id").parse().unwrap(),
+            company_id: text("company_id").parse().unwrap(),
+            access,
+        }
+    }
+}
+
+/// The `sid` claim of an access token (read, not verified).
+pub fn session_id_of(access_token: &str) -> Uuid {
+    use base64::Engine;
+    let payload = access_token.split('.').nth(1).expect("a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("a JWT payload");
+    let claims: Value = serde_json::from_slice(&bytes).expect("JSON claims");
+    claims["sid"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no sid in {claims}"))
+}
+
+impl TestApp {
+    /// Logs in with `user_agent`; the token pair.
+    pub async fn login_tokens(&self, email: &str, password: &str, user_agent: &str) -> Tokens {
+        let resp = self
+            .client
+            .post(format!("{}/api/auth/login", self.address))
+            .header("user-agent", user_agent)
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .expect("sending the login");
+        let resp = Self::read(resp).await;
+        resp.assert_status(200);
+        Tokens::of(&resp)
+    }
+
+    /// Signs up a new company; its admin's email and token pair.
+    pub async fn signup_tokens(&self, company_name: &str) -> (String, Tokens) {
+        let email = format!("admin-{}@example.com", Uuid::new_v4().simple());
+        let resp = self
+            .post(
+                "/api/auth/signup",
+                None,
+                json!({"email": email, "password": ADMIN_PASSWORD, "full_name": "Ada Admin",
+                       "company_name": company_name}),
+            )
+            .await;
+        resp.assert_status(201);
+        (email, Tokens::of(&resp))
+    }
+
+    /// `POST /api/auth/refresh` with `refresh_token`.
+    pub async fn refresh(&self, refresh_token: &str) -> Response {
+        self.post(
+            "/api/auth/refresh",
+            None,
+            json!({"refresh_token": refresh_token}),
+        )
+        .await
+    }
+}
+
+/// A caller's tenant as the bearer guard makes it, for tests below HTTP: a login of `role` in
+/// `company` and a live session of it are created as the superuser (`owner`), and a token of
+/// that session is verified.
+pub async fn member_tenant(
+    owner: &Client,
+    company: Uuid,
+    role: callingcard::auth::Role,
+) -> callingcard::db::Tenant {
+    use callingcard::auth::{Caller, JwtKeys};
+    let (user, session) = (Uuid::new_v4(), Uuid::new_v4());
+    owner
+        .execute(
+            "WITH u AS (
+                 INSERT INTO users (company_id, id, email, password_hash, full_name, role)
+                 VALUES ($1, $2, $5, 'not-a-hash', 'Below Http', $4)
+             )
+             INSERT INTO sessions (company_id, id, user_id, expires_at)
+             VALUES ($1, $3, $2, now() + interval '1 day')",
+            &[
+                &company,
+                &user,
+                &session,
+                &role.as_str(),
+                &format!("{user}@below-http.example"),
+            ],
+        )
+        .await
+        .expect("creating a login and its session");
+    let keys = JwtKeys::new(JWT_SECRET, Duration::from_secs(600));
+    let token = keys.issue(user, company, role, session).expect("a token");
+    Caller::verify(&keys, &token)
+        .expect("a valid token")
+        .tenant()
+}

@@ -2,23 +2,12 @@
 //! body (moved into a spawned task, say) cannot send anything after COMMIT, where it would run
 //! outside the transaction and its tenant, on a connection about to serve someone else.
 
-use std::time::Duration;
-
-use crate::helpers::{self, connect, fresh_database, superuser_url};
+use crate::helpers::{connect, fresh_database, member_tenant, superuser_url};
 use callingcard::{
-    auth::{Caller, JwtKeys, Role},
-    db::{Db, DbError, Tenant},
+    auth::Role,
+    db::{Db, DbError},
 };
 use uuid::Uuid;
-
-/// The tenant of a verified token of `role` in `company`, as a request would have it.
-fn member_tenant(company: Uuid, role: Role) -> Tenant {
-    let keys = JwtKeys::new(helpers::JWT_SECRET, Duration::from_secs(60));
-    let token = keys
-        .issue(Uuid::new_v4(), company, role, Uuid::new_v4())
-        .unwrap();
-    Caller::verify(&keys, &token).unwrap().tenant()
-}
 
 /// A session-level setting: one sent after COMMIT would outlive the transaction.
 const MARK: &str = "SELECT set_config('test.mark', $1, false), pg_backend_pid()";
@@ -40,7 +29,7 @@ async fn a_clone_used_after_the_write_body_returned_is_refused_and_runs_nothing(
         .unwrap();
     // One connection: the reads below run on the very connection the write used.
     let db = Db::connect_as_app(&superuser_url(&dbname).parse().unwrap(), None, 1).unwrap();
-    let tenant = member_tenant(company, Role::Admin);
+    let tenant = member_tenant(&owner, company, Role::Admin).await;
 
     // Every statement prepared on the connection first, so nothing below waits for a PREPARE.
     let warm_up: i32 = db

@@ -96,6 +96,8 @@ enum Body {
     /// A visitor's call from the card, as the card page's beacon reports it from a browser (a
     /// bot's user agent would only count as a preview).
     Call,
+    /// A well-formed refresh token that was never issued.
+    UnknownRefresh,
 }
 
 /// What a row does to company A.
@@ -140,7 +142,7 @@ impl Effect {
 /// it is at the root of the site (the `!` dropped); it may end in a query string (`?by=device`),
 /// sent as it is once its placeholders are filled. In it, `{A}` is company A, `{EA}` the
 /// employee linked to the employee login, `{EA2}` another employee of A, `{X}` a fresh employee
-/// of A created for each cell; `{CS}` is A's slug, `{ESA}` EA's public slug, `{PHOTO}` the hash
+/// of A created for each cell, `{SA}` the session of A's admin; `{CS}` is A's slug, `{ESA}` EA's public slug, `{PHOTO}` the hash
 /// of EA's photo and `{LOGO}` that of A's logo (see [`World::restore_images`]).
 struct Row {
     verb: Verb,
@@ -192,6 +194,11 @@ const MATRIX: &[Row] = &[
     row(Post,   "/auth/reset-password",                                   Body::UnknownResetToken, R, [400, 400, 400, 400, 400, 400]),
     row(Post,   "/auth/verify-email",                                     Body::UnknownToken,   R, [400, 400,  400, 400,  400, 400]),
     row(Post,   "/auth/resend-verification",                              Body::Empty,          W, [202, 202,  202, 202,  401, 401]),
+    row(Post,   "/auth/refresh",                                          Body::UnknownRefresh, R, [401, 401,  401, 401,  401, 401]),
+    row(Get,    "/auth/sessions",                                         Body::Empty,          R, [200, 200,  200, 200,  401, 401]),
+    row(Delete, "/auth/sessions/{SA}",                                    Body::Empty,          W, [204, 404,  404, 404,  401, 401]),
+    row(Post,   "/auth/logout",                                           Body::Empty,          W, [204, 204,  204, 204,  401, 401]),
+    row(Post,   "/auth/logout-all",                                       Body::Empty,          W, [204, 204,  204, 204,  401, 401]),
     row(Post,   "/company",                                               Body::NewCompany,     R, [403, 403,  403, 201,  401, 401]),
     row(Get,    "/company",                                               Body::Empty,          R, [200, 200,  200, 200,  401, 401]),
     row(Get,    "/company/{A}",                                           Body::Empty,          R, [200, 404,  200, 200,  401, 401]),
@@ -245,6 +252,7 @@ impl Row {
     /// The `code` of an expected error.
     fn expected_code(&self, status: u16) -> Option<&'static str> {
         match status {
+            401 if self.body == Body::UnknownRefresh => Some("invalid_refresh_token"),
             401 => Some("unauthorized"),
             403 if self.body == Body::WrongPassword => Some("wrong_password"),
             403 => Some("forbidden"),
@@ -472,6 +480,28 @@ impl World {
         }
     }
 
+    /// Brings back (as the superuser) the sessions of the principals that a cell ended (a
+    /// logout, a session deleted), so that every cell starts with all of them live.
+    async fn restore_sessions(&self) {
+        let sessions: Vec<Uuid> = [
+            &self.admin_a,
+            &self.admin_b,
+            &self.employee,
+            &self.superadmin,
+        ]
+        .iter()
+        .map(|s| helpers::session_id_of(&s.token))
+        .collect();
+        self.owner
+            .execute(
+                "UPDATE sessions SET revoked_at = NULL, revoked_reason = NULL
+                 WHERE id = ANY($1) AND revoked_at IS NOT NULL",
+                &[&sessions],
+            )
+            .await
+            .expect("restoring the principals' sessions");
+    }
+
     fn company_a(&self) -> Uuid {
         self.admin_a.company_id
     }
@@ -503,6 +533,8 @@ impl World {
             Some(("{EA}", self.ea))
         } else if template.contains("{EA2}") {
             Some(("{EA2}", self.ea2))
+        } else if template.contains("{SA}") {
+            Some(("{SA}", helpers::session_id_of(&self.admin_a.token)))
         } else if template.contains("{X}") {
             let n = Uuid::new_v4().simple().to_string();
             let name = format!("Doomed Alpha {}", &n[..8]);
@@ -557,6 +589,10 @@ impl World {
             }
             Body::Enterprise => json!({"plan": "enterprise"}),
             Body::Call => return Some(Payload::Beacon(json!({"action": "call"}))),
+            Body::UnknownRefresh => {
+                let (token, _) = callingcard::model::session::new_refresh_token();
+                json!({ "refresh_token": token })
+            }
         }))
     }
 }
@@ -578,7 +614,8 @@ fn token_for(session: &Session, secret: &[u8]) -> String {
         .unwrap()
         .as_secs();
     let claims = json!({"sub": session.user_id, "company_id": session.company_id, "role": "admin",
-                        "iat": now, "exp": now + 3600});
+                        "sid": helpers::session_id_of(&session.token), "iat": now,
+                        "exp": now + 3600});
     encode(
         &Header::default(),
         &claims,
@@ -698,6 +735,11 @@ const SNAPSHOT: &str = "SELECT jsonb_build_object(
                    FROM cards k WHERE k.company_id = $1),
          'users', (SELECT coalesce(jsonb_agg(to_jsonb(u) ORDER BY u.id), '[]')
                    FROM users u WHERE u.company_id = $1),
+         'sessions', (SELECT coalesce(jsonb_agg(to_jsonb(s) ORDER BY s.id), '[]')
+                      FROM sessions s WHERE s.company_id = $1),
+         'session_refresh_tokens',
+             (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.token_hash), '[]')
+              FROM session_refresh_tokens t WHERE t.company_id = $1),
          'media', (SELECT coalesce(jsonb_agg(jsonb_build_object(
                        'hash', m.hash, 'content_type', m.content_type,
                        'sha256', encode(sha256(m.bytes), 'hex'), 'created_at', m.created_at)
@@ -826,6 +868,9 @@ fn fingerprints(snapshot: &Value) -> Vec<String> {
     for u in snapshot["users"].as_array().unwrap() {
         found.extend([&u["id"], &u["email"]]);
     }
+    for s in snapshot["sessions"].as_array().unwrap() {
+        found.push(&s["id"]);
+    }
     for e in snapshot["card_events"].as_array().unwrap() {
         found.push(&e["id"]);
     }
@@ -877,6 +922,7 @@ async fn run_matrix(app: &TestApp, world: &World) -> Vec<Cell> {
     let mut cells = Vec::new();
     for row in MATRIX {
         for principal in PRINCIPALS {
+            world.restore_sessions().await;
             world.restore_images(app).await;
             let target = world.target(app, row.path).await;
             let path = match target {

@@ -1432,6 +1432,16 @@ async fn service_role_has_no_way_around_the_wall() {
             "p_company_id uuid, p_id uuid, p_claim uuid",
             "boolean",
         ),
+        (
+            "session_check",
+            "p_company uuid, p_session uuid, p_user uuid, p_role text",
+            "boolean",
+        ),
+        (
+            "session_refresh",
+            "p_token_hash bytea, p_new_hash bytea, p_idle_seconds double precision",
+            "TABLE(outcome text, session_id uuid, user_id uuid, company_id uuid, role text, expires_at timestamp with time zone)",
+        ),
         ("superadmin_employee_company", "p_employee_id uuid", "uuid"),
     ]
     .map(|(name, args, result)| (name.to_owned(), args.to_owned(), result.to_owned()));
