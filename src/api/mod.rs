@@ -8,6 +8,7 @@ pub mod companies;
 pub mod employees;
 pub mod health;
 pub mod http;
+pub mod invitations;
 pub mod json_string;
 pub mod media;
 pub mod nul;
@@ -61,7 +62,7 @@ pub enum ApiTags {
     Companies,
     /// Employees and their cards.
     Employees,
-    /// Logins of a company's admins and employees.
+    /// Logins of a company's admins and employees, and invitations to join.
     Users,
     /// Plans and the company's subscription.
     Subscriptions,
@@ -95,6 +96,8 @@ pub type Apis = (
     tracking::TrackingApi,
     analytics::AnalyticsApi,
     users::UsersApi,
+    invitations::InvitationsApi,
+    invitations::AcceptInvitationApi,
     subscriptions::SubscriptionsApi,
     health::HealthApi,
 );
@@ -110,6 +113,8 @@ pub fn service() -> OpenApiService<Apis, ()> {
             tracking::TrackingApi,
             analytics::AnalyticsApi,
             users::UsersApi,
+            invitations::InvitationsApi,
+            invitations::AcceptInvitationApi,
             subscriptions::SubscriptionsApi,
             health::HealthApi,
         ),

@@ -59,6 +59,13 @@ pub const ERRORS: &[(&str, &str, &[u16])] = &[
     ("get", "/analytics/company/{company_id}/export.csv", &[403, 404, 422, 503]),
     ("post", "/company/{company_id}/users", &[403, 404, 409, 503]),
     ("get", "/company/{company_id}/users", &[403, 404, 422, 503]),
+    ("get", "/company/{company_id}/users/{user_id}", &[403, 404, 422, 503]),
+    ("put", "/company/{company_id}/users/{user_id}", &[403, 404, 409, 503]),
+    ("delete", "/company/{company_id}/users/{user_id}", &[403, 404, 409, 422, 503]),
+    ("post", "/company/{company_id}/invitations", &[403, 404, 409, 429, 503]),
+    ("get", "/company/{company_id}/invitations", &[403, 404, 422, 503]),
+    ("delete", "/company/{company_id}/invitations/{invitation_id}", &[403, 404, 422, 503]),
+    ("post", "/auth/accept-invitation", &[404, 409, 410, 503]),
     ("get", "/subscriptions/plans", &[503]),
     ("get", "/subscriptions/current", &[404, 503]),
     ("put", "/company/{company_id}/subscription", &[403, 404, 503]),
@@ -82,7 +89,14 @@ fn description(status: u16) -> &'static str {
                 change) a wrong current password."
         }
         404 => "Not found, or not visible to the caller.",
-        409 => "Conflicts with an existing record (`email_taken`, `slug_taken`).",
+        409 => {
+            "Conflicts with an existing record or rule (`email_taken`, `slug_taken`, \
+                `employee_already_linked`, `employee_already_invited`, `last_admin`)."
+        }
+        410 => {
+            "The invitation was accepted, withdrawn or replaced, or has expired \
+                (`invitation_used`, `invitation_withdrawn`, `invitation_expired`)."
+        }
         413 => "The body is too large (`payload_too_large`).",
         415 => "The body's content type is not accepted here.",
         422 => "A parameter or the body is invalid; `detail` names it.",
