@@ -85,7 +85,7 @@ async fn an_invited_person_accepts_the_emailed_link_and_is_signed_in() {
         .parse()
         .unwrap();
     assert_eq!(expires - created, chrono::Duration::days(7));
-    assert_eq!(pending(&app, &admin).await, [email.clone()]);
+    assert_eq!(pending(&app, &admin).await, [email.as_str()]);
 
     // The email: in the company's name, plain text and HTML, with the one-time link.
     let sent = invitation_email_for(&app, &email).await;
@@ -218,7 +218,7 @@ async fn withdrawn_replaced_expired_and_unknown_links_are_refused() {
     let first = app.invitation_token(&admin, &email, "admin", None).await;
     let second = app.invitation_token(&admin, &email, "employee", None).await;
     assert_ne!(first, second);
-    assert_eq!(pending(&app, &admin).await, [email.clone()]);
+    assert_eq!(pending(&app, &admin).await, [email.as_str()]);
     app.accept_invitation(&first, TEAMMATE_PASSWORD)
         .await
         .assert_error(410, "invitation_withdrawn");
@@ -323,7 +323,7 @@ async fn the_password_is_held_to_the_signup_policy_and_a_refusal_keeps_the_link(
         "{}",
         refused.body
     );
-    assert_eq!(pending(&app, &admin).await, [email.clone()]);
+    assert_eq!(pending(&app, &admin).await, [email.as_str()]);
     app.accept_invitation(&token, TEAMMATE_PASSWORD)
         .await
         .assert_status(201);
@@ -461,7 +461,7 @@ async fn only_the_companys_admins_invite_list_and_withdraw() {
         )
         .await;
     assert_eq!(at_a.body, at_b.body);
-    assert_eq!(pending(&app, &admin).await, [email.clone()]);
+    assert_eq!(pending(&app, &admin).await, [email.as_str()]);
 
     // A superadmin invites into any company, as itself.
     let root = app.superadmin().await;

@@ -91,6 +91,12 @@ enum Body {
     /// A visitor's call from the card, as the card page's beacon reports it from a browser (a
     /// bot's user agent would only count as a preview).
     Call,
+    /// A new name for a login, and its deactivation.
+    EditLogin,
+    /// An invitation of a new admin by email.
+    NewInvitation,
+    /// Accepting an invitation with a token no invitation has.
+    UnknownInvitation,
 }
 
 /// What a row does to company A.
@@ -135,7 +141,8 @@ impl Effect {
 /// it is at the root of the site (the `!` dropped); it may end in a query string (`?by=device`),
 /// sent as it is once its placeholders are filled. In it, `{A}` is company A, `{EA}` the
 /// employee linked to the employee login, `{EA2}` another employee of A, `{X}` a fresh employee
-/// of A created for each cell; `{CS}` is A's slug, `{ESA}` EA's public slug, `{PHOTO}` the hash
+/// of A created for each cell, `{Y}` a fresh login and `{I}` a fresh pending invitation of A
+/// (see [`World::fresh`]); `{CS}` is A's slug, `{ESA}` EA's public slug, `{PHOTO}` the hash
 /// of EA's photo and `{LOGO}` that of A's logo (see [`World::restore_images`]).
 struct Row {
     verb: Verb,
@@ -195,6 +202,13 @@ const MATRIX: &[Row] = &[
     row(Delete, "/employees/{X}",                                         Body::Empty,          W, [204, 404,  403, 204,  401, 401]),
     row(Post,   "/company/{A}/users",                                     Body::NewAdminLogin,  W, [201, 404,  403, 201,  401, 401]),
     row(Get,    "/company/{A}/users",                                     Body::Empty,          R, [200, 404,  403, 200,  401, 401]),
+    row(Get,    "/company/{A}/users/{Y}",                                 Body::Empty,          R, [200, 404,  403, 200,  401, 401]),
+    row(Put,    "/company/{A}/users/{Y}",                                 Body::EditLogin,      W, [200, 404,  403, 200,  401, 401]),
+    row(Delete, "/company/{A}/users/{Y}",                                 Body::Empty,          W, [204, 404,  403, 204,  401, 401]),
+    row(Post,   "/company/{A}/invitations",                               Body::NewInvitation,  W, [201, 404,  403, 201,  401, 401]),
+    row(Get,    "/company/{A}/invitations",                               Body::Empty,          R, [200, 404,  403, 200,  401, 401]),
+    row(Delete, "/company/{A}/invitations/{I}",                           Body::Empty,          W, [204, 404,  403, 204,  401, 401]),
+    row(Post,   "/auth/accept-invitation",                                Body::UnknownInvitation, R, [404, 404, 404, 404,  404, 404]),
     row(Get,    "/subscriptions/plans",                                   Body::Empty,          R, [200, 200,  200, 200,  200, 200]),
     row(Get,    "/subscriptions/current",                                 Body::Empty,          R, [200, 200,  200, 200,  401, 401]),
     row(Put,    "/company/{A}/subscription",                              Body::Enterprise,     W, [403, 403,  403, 200,  401, 401]),
@@ -237,6 +251,7 @@ impl Row {
         match status {
             401 => Some("unauthorized"),
             403 if self.body == Body::WrongPassword => Some("wrong_password"),
+            404 if self.body == Body::UnknownInvitation => Some("invitation_not_found"),
             403 => Some("forbidden"),
             404 => Some("not_found"),
             _ => None,
@@ -485,6 +500,48 @@ impl World {
             .replace("{LOGO}", &self.images[2].hash)
     }
 
+    /// `template` with `{Y}` and `{I}` made: a fresh login (role `employee`) and a fresh
+    /// pending invitation of A, stored as the superuser (no password to hash, no email to send).
+    async fn fresh(&self, template: &str) -> String {
+        let mut path = template.to_owned();
+        if path.contains("{Y}") {
+            let id = Uuid::new_v4();
+            self.owner
+                .execute(
+                    "INSERT INTO users (company_id, id, email, password_hash, full_name, role)
+                     VALUES ($1, $2, $3, 'not-a-hash', 'Fresh Login', 'employee')",
+                    &[
+                        &self.company_a(),
+                        &id,
+                        &format!("fresh-{}@alpha-tenant.test", id.simple()),
+                    ],
+                )
+                .await
+                .expect("adding a fresh login to A");
+            path = path.replace("{Y}", &id.to_string());
+        }
+        if path.contains("{I}") {
+            let id = Uuid::new_v4();
+            self.owner
+                .execute(
+                    "INSERT INTO invitations (company_id, id, email, role, token_hash, invited_by,
+                                              expires_at)
+                     VALUES ($1, $2, $3, 'employee', sha256(convert_to($3, 'UTF8')), $4,
+                             now() + interval '7 days')",
+                    &[
+                        &self.company_a(),
+                        &id,
+                        &format!("invited-{}@alpha-tenant.test", id.simple()),
+                        &self.admin_a.user_id,
+                    ],
+                )
+                .await
+                .expect("adding a fresh invitation to A");
+            path = path.replace("{I}", &id.to_string());
+        }
+        path
+    }
+
     /// The id a path template names, if any, creating the fresh employee `{X}` stands for.
     async fn target(&self, app: &TestApp, template: &str) -> Option<(&'static str, Uuid)> {
         if template.contains("{A}") {
@@ -542,6 +599,15 @@ impl World {
             }
             Body::Enterprise => json!({"plan": "enterprise"}),
             Body::Call => return Some(Payload::Beacon(json!({"action": "call"}))),
+            Body::EditLogin => {
+                json!({"full_name": format!("Edited Login {}", &n[..8]), "is_active": false})
+            }
+            Body::NewInvitation => {
+                json!({"email": format!("invitee-{n}@example.com"), "role": "admin"})
+            }
+            Body::UnknownInvitation => {
+                json!({"token": n, "password": helpers::TEAMMATE_PASSWORD})
+            }
         }))
     }
 }
@@ -683,6 +749,8 @@ const SNAPSHOT: &str = "SELECT jsonb_build_object(
                    FROM cards k WHERE k.company_id = $1),
          'users', (SELECT coalesce(jsonb_agg(to_jsonb(u) ORDER BY u.id), '[]')
                    FROM users u WHERE u.company_id = $1),
+         'invitations', (SELECT coalesce(jsonb_agg(to_jsonb(i) ORDER BY i.id), '[]')
+                         FROM invitations i WHERE i.company_id = $1),
          'media', (SELECT coalesce(jsonb_agg(jsonb_build_object(
                        'hash', m.hash, 'content_type', m.content_type,
                        'sha256', encode(sha256(m.bytes), 'hex'), 'created_at', m.created_at)
@@ -790,7 +858,8 @@ fn without_employee(snapshot: &Value, employee_id: Uuid) -> Value {
 }
 
 /// The strings that betray a company: its id, name, slug and logo's hash, its employees' ids,
-/// names, emails, slugs and photos' hashes, its logins' ids and emails, its events' ids.
+/// names, emails, slugs and photos' hashes, its logins' ids and emails, its invitations' ids,
+/// emails and token hashes, its events' ids.
 fn fingerprints(snapshot: &Value) -> Vec<String> {
     let company = &snapshot["company"];
     let mut found: Vec<&Value> = vec![
@@ -810,6 +879,9 @@ fn fingerprints(snapshot: &Value) -> Vec<String> {
     }
     for u in snapshot["users"].as_array().unwrap() {
         found.extend([&u["id"], &u["email"]]);
+    }
+    for i in snapshot["invitations"].as_array().unwrap() {
+        found.extend([&i["id"], &i["email"], &i["token_hash"]]);
     }
     for e in snapshot["card_events"].as_array().unwrap() {
         found.push(&e["id"]);
@@ -863,10 +935,11 @@ async fn run_matrix(app: &TestApp, world: &World) -> Vec<Cell> {
     for row in MATRIX {
         for principal in PRINCIPALS {
             world.restore_images(app).await;
-            let target = world.target(app, row.path).await;
+            let template = world.fresh(row.path).await;
+            let target = world.target(app, &template).await;
             let path = match target {
-                Some((placeholder, id)) => row.path.replace(placeholder, &id.to_string()),
-                None => row.path.to_owned(),
+                Some((placeholder, id)) => template.replace(placeholder, &id.to_string()),
+                None => template.clone(),
             };
             let path = world.fill(&path);
             let token = world.token(principal);
@@ -877,7 +950,7 @@ async fn run_matrix(app: &TestApp, world: &World) -> Vec<Cell> {
             let decoy = match target {
                 Some((placeholder, _)) if principal == OtherAdmin && !row.effect.is_public() => {
                     let path =
-                        world.fill(&row.path.replace(placeholder, &Uuid::new_v4().to_string()));
+                        world.fill(&template.replace(placeholder, &Uuid::new_v4().to_string()));
                     Some(send(app, row.verb, &path, token, world.body(row.body)).await)
                 }
                 _ => None,
@@ -1139,7 +1212,12 @@ async fn company_lists_stay_within_the_tenant() {
 
     // A's admin addressing B's lists and B itself gets what a missing company gets.
     let b_secrets = fingerprints(&snapshot(&world.owner, b).await);
-    for template in ["/company/{}/employees", "/company/{}/users", "/company/{}"] {
+    for template in [
+        "/company/{}/employees",
+        "/company/{}/users",
+        "/company/{}/invitations",
+        "/company/{}",
+    ] {
         let b_path = template.replace("{}", &b.to_string());
         let missing_path = template.replace("{}", &Uuid::new_v4().to_string());
         let token = Some(world.admin_a.token.as_str());
