@@ -323,7 +323,7 @@ mod tests {
     use poem_openapi::types::ParseFromJSON;
 
     use super::*;
-    use crate::api::{auth, companies, employees, subscriptions, tracking, users};
+    use crate::api::{auth, companies, employees, invitations, subscriptions, tracking, users};
 
     fn spec() -> Value {
         serde_json::from_str(&crate::api::spec_json()).unwrap()
@@ -400,8 +400,13 @@ mod tests {
     /// fields of an update: left out they are kept, but they cannot be cleared (`null` is 422).
     #[test]
     fn optional_properties_are_nullable() {
-        const KEPT_NOT_CLEARED: [(&str, &str); 2] =
-            [("UpdateCompany", "name"), ("UpdateEmployee", "full_name")];
+        const KEPT_NOT_CLEARED: [(&str, &str); 5] = [
+            ("UpdateCompany", "name"),
+            ("UpdateEmployee", "full_name"),
+            ("UpdateUser", "full_name"),
+            ("UpdateUser", "role"),
+            ("UpdateUser", "is_active"),
+        ];
         let spec = spec();
         for (name, schema) in spec["components"]["schemas"].as_object().unwrap() {
             let Some(properties) = schema["properties"].as_object() else {
@@ -519,6 +524,22 @@ mod tests {
                 "CreateUser",
                 refuses_unknown_fields::<users::CreateUser>(json!({
                     "email": "a@example.com", "password": "p", "full_name": "A", "role": "admin"
+                })),
+            ),
+            (
+                "UpdateUser",
+                refuses_unknown_fields::<users::UpdateUser>(json!({})),
+            ),
+            (
+                "CreateInvitation",
+                refuses_unknown_fields::<invitations::CreateInvitation>(json!({
+                    "email": "a@example.com", "role": "employee"
+                })),
+            ),
+            (
+                "AcceptInvitation",
+                refuses_unknown_fields::<invitations::AcceptInvitation>(json!({
+                    "token": "t", "password": "p"
                 })),
             ),
             (
