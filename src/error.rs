@@ -285,6 +285,10 @@ impl From<DbError> for ApiError {
                 "employees_public_slug_key" => {
                     Self::conflict("slug_taken", "This employee slug is taken")
                 }
+                "users_employee_key" => Self::conflict(
+                    "employee_already_linked",
+                    "This employee already has a login",
+                ),
                 _ => Self::conflict("conflict", "This conflicts with an existing record"),
             };
         }

@@ -11,6 +11,7 @@ pub mod companies;
 pub mod employees;
 pub mod health;
 pub mod http;
+pub mod invitations;
 pub mod json_string;
 pub mod media;
 pub mod nul;
@@ -70,7 +71,7 @@ pub enum ApiTags {
     Companies,
     /// Employees and their cards.
     Employees,
-    /// Logins of a company's admins and employees.
+    /// Logins of a company's admins and employees, and invitations to join.
     Users,
     /// Plans and the company's subscription.
     Subscriptions,
@@ -105,6 +106,8 @@ pub type Apis = (
     tracking::TrackingApi,
     analytics::AnalyticsApi,
     users::UsersApi,
+    invitations::InvitationsApi,
+    invitations::AcceptInvitationApi,
     subscriptions::SubscriptionsApi,
     audit::AuditApi,
     health::HealthApi,
@@ -122,6 +125,8 @@ pub fn service() -> OpenApiService<Apis, ()> {
             tracking::TrackingApi,
             analytics::AnalyticsApi,
             users::UsersApi,
+            invitations::InvitationsApi,
+            invitations::AcceptInvitationApi,
             subscriptions::SubscriptionsApi,
             audit::AuditApi,
             health::HealthApi,

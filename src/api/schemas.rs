@@ -1,6 +1,7 @@
 //! Shapes of the JSON API that the endpoints of more than one resource answer with or take:
-//! a login (`/auth/me` and the users of a company), a plan (companies and subscriptions), what
-//! visitors do and on which device (tracking and the dashboards).
+//! a login (`/auth/me` and the users of a company), the roles a teammate may be given (logins
+//! and invitations), a plan (companies and subscriptions), what visitors do and on which device
+//! (tracking and the dashboards).
 
 use chrono::{DateTime, Utc};
 use poem_openapi::{Enum, Object};
@@ -41,6 +42,23 @@ impl From<model::user::User> for User {
             employee_id: u.employee_id,
             created_at: u.created_at,
             email_verified: u.email_verified,
+        }
+    }
+}
+
+/// Roles an admin may hand out (a superadmin is made at the server's command line only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum TeamRole {
+    Admin,
+    Employee,
+}
+
+impl TeamRole {
+    pub fn role(self) -> Role {
+        match self {
+            TeamRole::Admin => Role::Admin,
+            TeamRole::Employee => Role::Employee,
         }
     }
 }

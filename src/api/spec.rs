@@ -68,6 +68,13 @@ pub const ERRORS: &[(&str, &str, &[u16])] = &[
     ("get", "/analytics/company/{company_id}/export.csv", &[403, 404, 422, 503]),
     ("post", "/company/{company_id}/users", &[403, 404, 409, 503]),
     ("get", "/company/{company_id}/users", &[403, 404, 422, 503]),
+    ("get", "/company/{company_id}/users/{user_id}", &[403, 404, 422, 503]),
+    ("put", "/company/{company_id}/users/{user_id}", &[403, 404, 409, 503]),
+    ("delete", "/company/{company_id}/users/{user_id}", &[403, 404, 409, 422, 503]),
+    ("post", "/company/{company_id}/invitations", &[403, 404, 409, 429, 503]),
+    ("get", "/company/{company_id}/invitations", &[403, 404, 422, 503]),
+    ("delete", "/company/{company_id}/invitations/{invitation_id}", &[403, 404, 422, 503]),
+    ("post", "/auth/accept-invitation", &[404, 409, 410, 503]),
     ("get", "/subscriptions/plans", &[503]),
     ("get", "/subscriptions/current", &[404, 503]),
     ("put", "/company/{company_id}/subscription", &[403, 404, 503]),
@@ -98,11 +105,13 @@ fn description(status: u16) -> &'static str {
         }
         404 => "Not found, or not visible to the caller.",
         409 => {
-            "Conflicts with an existing record (`email_taken`, `slug_taken`), or with the \
-                account's state (`already_verified`)."
+            "Conflicts with an existing record or rule (`email_taken`, `slug_taken`, \
+                `employee_already_linked`, `employee_already_invited`, `last_admin`), or with \
+                the account's state (`already_verified`)."
         }
         410 => {
-            "The emailed link was used or replaced (`token_used`), or expired (`token_expired`)."
+            "The emailed link was used, withdrawn or replaced (`token_used`, `invitation_used`, \
+                `invitation_withdrawn`), or has expired (`token_expired`, `invitation_expired`)."
         }
         413 => "The body is too large (`payload_too_large`).",
         415 => "The body's content type is not accepted here.",
@@ -330,7 +339,9 @@ mod tests {
     use poem_openapi::types::ParseFromJSON;
 
     use super::*;
-    use crate::api::{account, auth, companies, employees, subscriptions, tracking, users};
+    use crate::api::{
+        account, auth, companies, employees, invitations, subscriptions, tracking, users,
+    };
 
     fn spec() -> Value {
         serde_json::from_str(&crate::api::spec_json()).unwrap()
@@ -408,8 +419,13 @@ mod tests {
     /// fields of an update: left out they are kept, but they cannot be cleared (`null` is 422).
     #[test]
     fn optional_properties_are_nullable() {
-        const KEPT_NOT_CLEARED: [(&str, &str); 2] =
-            [("UpdateCompany", "name"), ("UpdateEmployee", "full_name")];
+        const KEPT_NOT_CLEARED: [(&str, &str); 5] = [
+            ("UpdateCompany", "name"),
+            ("UpdateEmployee", "full_name"),
+            ("UpdateUser", "full_name"),
+            ("UpdateUser", "role"),
+            ("UpdateUser", "is_active"),
+        ];
         let spec = spec();
         for (name, schema) in spec["components"]["schemas"].as_object().unwrap() {
             let Some(properties) = schema["properties"].as_object() else {
@@ -547,6 +563,22 @@ mod tests {
                 "CreateUser",
                 refuses_unknown_fields::<users::CreateUser>(json!({
                     "email": "a@example.com", "password": "p", "full_name": "A", "role": "admin"
+                })),
+            ),
+            (
+                "UpdateUser",
+                refuses_unknown_fields::<users::UpdateUser>(json!({})),
+            ),
+            (
+                "CreateInvitation",
+                refuses_unknown_fields::<invitations::CreateInvitation>(json!({
+                    "email": "a@example.com", "role": "employee"
+                })),
+            ),
+            (
+                "AcceptInvitation",
+                refuses_unknown_fields::<invitations::AcceptInvitation>(json!({
+                    "token": "t", "password": "p"
                 })),
             ),
             (

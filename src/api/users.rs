@@ -1,10 +1,17 @@
-//! Logins: an admin gives a teammate access to the company, as admin or employee.
+//! Logins: an admin gives a teammate access to the company, as admin or employee, and reads,
+//! changes or removes the company's logins.
 
-use poem::{Request, web::Data};
-use poem_openapi::{Object, OpenApi, param::Path, param::Query, payload::Json};
+use poem::{Request, http::StatusCode, web::Data};
+use poem_openapi::{
+    Object, OpenApi, param::Path, param::Query, payload::Json, types::MaybeUndefined,
+};
 use uuid::Uuid;
 
-use super::{ApiTags, AppState, Created, JsonString, Paged, page, schemas::User, validate};
+use super::{
+    ApiTags, AppState, Created, JsonString, NoContent, Paged, page,
+    schemas::{TeamRole, User},
+    validate,
+};
 use crate::{
     auth::{BearerAuth, Role, password::HashingPool, policy::PasswordContext},
     db::Tenant,
@@ -12,17 +19,9 @@ use crate::{
     model::{
         self,
         audit::{AuditContext, AuditEvent, Changes, Target},
-        user::NewUser,
+        user::{ChangeError, Changer, NewUser, UserChange},
     },
 };
-
-/// Roles an admin may hand out.
-#[derive(Debug, Clone, Copy, poem_openapi::Enum)]
-#[oai(rename_all = "lowercase")]
-pub enum TeamRole {
-    Admin,
-    Employee,
-}
 
 #[derive(Debug, Object)]
 #[oai(deny_unknown_fields)]
@@ -67,10 +66,7 @@ impl UsersApi {
         let email = validate::email("email", &body.email)?.to_lowercase();
         let full_name = validate::required_text("full_name", &body.full_name, 200)?;
         validate::password("password", &body.password)?;
-        let role = match body.role {
-            TeamRole::Admin => Role::Admin,
-            TeamRole::Employee => Role::Employee,
-        };
+        let role = body.role.role();
         let company_name = state
             .db
             .read(&tenant, async |tx| {
@@ -141,6 +137,145 @@ impl UsersApi {
             .ok_or_else(|| ApiError::not_found("Company not found"))?;
         let users = users.into_iter().map(User::from).collect();
         Ok(Paged::Ok(Json(users), total))
+    }
+
+    /// One of the company's logins
+    ///
+    /// Admins of the company and superadmins. Another company's login answers 404, like a
+    /// missing one.
+    #[oai(
+        path = "/company/:company_id/users/:user_id",
+        method = "get",
+        operation_id = "getUser"
+    )]
+    async fn get_user(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        company_id: Path<Uuid>,
+        user_id: Path<Uuid>,
+    ) -> Result<Json<User>, ApiError> {
+        let caller = auth.0;
+        let tenant = caller.tenant_for(company_id.0, USER_NOT_FOUND)?;
+        caller.require_admin()?;
+        let user = state
+            .db
+            .read(&tenant, async |tx| {
+                model::user::get_in_company(&tx, company_id.0, user_id.0).await
+            })
+            .await?
+            .ok_or_else(|| ApiError::not_found(USER_NOT_FOUND))?;
+        Ok(Json(user.into()))
+    }
+
+    /// Change a login
+    ///
+    /// Admins of the company and superadmins. Every field is optional: a field left out is
+    /// kept, and `employee_id: null` unlinks the login from its employee. The role is `admin`
+    /// or `employee`. Deactivating a login or changing its role ends its sessions. The company's
+    /// last active admin cannot be demoted or deactivated (409 `last_admin`); an employee
+    /// record has one login at most (409 `employee_already_linked`); a superadmin's login is
+    /// changed by superadmins only (403).
+    #[oai(
+        path = "/company/:company_id/users/:user_id",
+        method = "put",
+        operation_id = "updateUser"
+    )]
+    async fn update_user(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        company_id: Path<Uuid>,
+        user_id: Path<Uuid>,
+        body: Json<UpdateUser>,
+    ) -> Result<Json<User>, ApiError> {
+        let caller = auth.0;
+        let tenant = caller.tenant_for(company_id.0, USER_NOT_FOUND)?;
+        caller.require_admin()?;
+        let b = body.0;
+        let change = UserChange {
+            full_name: validate::not_null("full_name", b.full_name)?
+                .map(|name| validate::required_text("full_name", &name, 200))
+                .transpose()?,
+            role: validate::not_null("role", b.role)?.map(TeamRole::role),
+            is_active: validate::not_null("is_active", b.is_active)?,
+            employee_id: validate::change(b.employee_id),
+        };
+        let changer = changer(caller.is_superadmin());
+        let user = state
+            .db
+            .write(&tenant, async |tx| {
+                model::user::change(&tx, company_id.0, user_id.0, changer, change).await
+            })
+            .await?;
+        Ok(Json(user.into()))
+    }
+
+    /// Delete a login
+    ///
+    /// Admins of the company and superadmins; an admin may delete their own login. Its
+    /// sessions end with it. The company's last active admin cannot be deleted (409
+    /// `last_admin`).
+    #[oai(
+        path = "/company/:company_id/users/:user_id",
+        method = "delete",
+        operation_id = "deleteUser"
+    )]
+    async fn delete_user(
+        &self,
+        state: Data<&AppState>,
+        auth: BearerAuth,
+        company_id: Path<Uuid>,
+        user_id: Path<Uuid>,
+    ) -> Result<NoContent, ApiError> {
+        let caller = auth.0;
+        let tenant = caller.tenant_for(company_id.0, USER_NOT_FOUND)?;
+        caller.require_admin()?;
+        let changer = changer(caller.is_superadmin());
+        state
+            .db
+            .write(&tenant, async |tx| {
+                model::user::delete(&tx, company_id.0, user_id.0, changer).await
+            })
+            .await?;
+        Ok(NoContent::NoContent)
+    }
+}
+
+const USER_NOT_FOUND: &str = "User not found";
+
+/// A change of a login: every field optional, absent = unchanged.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct UpdateUser {
+    #[oai(validator(max_length = 200))]
+    pub full_name: MaybeUndefined<JsonString>,
+    pub role: MaybeUndefined<TeamRole>,
+    /// `false` disables the login: it can no longer sign in, and its sessions end.
+    pub is_active: MaybeUndefined<bool>,
+    /// The employee record this login may edit; `null` unlinks it.
+    #[oai(nullable)]
+    pub employee_id: MaybeUndefined<Uuid>,
+}
+
+fn changer(is_superadmin: bool) -> Changer {
+    Changer { is_superadmin }
+}
+
+impl From<ChangeError> for ApiError {
+    fn from(err: ChangeError) -> Self {
+        match err {
+            ChangeError::NotFound => ApiError::not_found(USER_NOT_FOUND),
+            ChangeError::SuperadminProtected => {
+                ApiError::forbidden("Only a platform superadmin can change a superadmin's login")
+            }
+            ChangeError::LastAdmin => ApiError::new(
+                StatusCode::CONFLICT,
+                "last_admin",
+                "This is the company's last active admin: make another admin first",
+            ),
+            ChangeError::Db(e) => e.into(),
+        }
     }
 }
 

@@ -9,6 +9,7 @@ pub mod card;
 pub mod company;
 pub mod employee;
 pub mod employee_list;
+pub mod invitation;
 pub mod media;
 pub mod outbox;
 pub mod outbox_stats;

@@ -240,3 +240,199 @@ pub async fn create_platform_company(
         .await?;
     Ok(())
 }
+
+// Teammates: one login of the company read, changed or deleted by an admin. Every change takes
+// the company's row lock first (`LOCK_COMPANY_LOGINS`), so that two admins demoting each other
+// at once cannot leave the company without an active admin, and reads the admins after it.
+
+/// A change of a login: `None` keeps a field; `employee_id: Some(None)` unlinks it.
+#[derive(Debug, Default)]
+pub struct UserChange {
+    pub full_name: Option<String>,
+    pub role: Option<Role>,
+    pub is_active: Option<bool>,
+    pub employee_id: Option<Option<Uuid>>,
+}
+
+/// Who changes a login: a superadmin may change superadmins' logins, an admin may not.
+#[derive(Debug, Clone, Copy)]
+pub struct Changer {
+    pub is_superadmin: bool,
+}
+
+/// Why a login cannot be changed or deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error("no such login in this company")]
+    NotFound,
+    #[error("a superadmin's login is changed by superadmins only")]
+    SuperadminProtected,
+    #[error("the company's last active admin cannot be demoted, deactivated or deleted")]
+    LastAdmin,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// Serializes changes of the company's logins (FOR NO KEY UPDATE: rows that reference the
+/// company, employees being added say, are not held up by it).
+const LOCK_COMPANY_LOGINS: &str = "SELECT 1 FROM companies WHERE id = $1 FOR NO KEY UPDATE";
+
+const GET_USER_FOR_UPDATE: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users WHERE company_id = $1 AND id = $2 FOR UPDATE"
+);
+
+/// A new statement after the company's lock: it sees every change committed before.
+const COUNT_ACTIVE_ADMINS: &str =
+    "SELECT count(*) FROM users WHERE company_id = $1 AND role = 'admin' AND is_active";
+
+const UPDATE_USER: &str = concat!(
+    "UPDATE users SET full_name = $3, role = $4, is_active = $5, employee_id = $6
+     WHERE company_id = $1 AND id = $2
+     RETURNING ",
+    user_columns!()
+);
+
+const DELETE_USER: &str = "DELETE FROM users WHERE company_id = $1 AND id = $2";
+
+const GET_COMPANY_USER: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    " FROM users WHERE company_id = $1 AND id = $2"
+);
+
+/// One login of the company.
+pub async fn get_in_company(
+    tx: &TenantTx,
+    company_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<User>, DbError> {
+    tx.query_opt(GET_COMPANY_USER, [&company_id, &user_id])
+        .await?
+        .as_ref()
+        .map(User::try_from)
+        .transpose()
+}
+
+/// Locks the company's logins and the login itself, for a change by `changer`.
+async fn lock_for_change(
+    tx: &TenantTx,
+    company_id: Uuid,
+    user_id: Uuid,
+    changer: Changer,
+) -> Result<User, ChangeError> {
+    if tx
+        .query_opt(LOCK_COMPANY_LOGINS, [&company_id])
+        .await?
+        .is_none()
+    {
+        return Err(ChangeError::NotFound);
+    }
+    let row = tx
+        .query_opt(GET_USER_FOR_UPDATE, [&company_id, &user_id])
+        .await?
+        .ok_or(ChangeError::NotFound)?;
+    let user = User::try_from(&row)?;
+    if user.role == Role::Superadmin && !changer.is_superadmin {
+        return Err(ChangeError::SuperadminProtected);
+    }
+    Ok(user)
+}
+
+/// Refuses to remove `user` from the company's active admins when it is the last one.
+async fn keep_an_admin(tx: &TenantTx, user: &User) -> Result<(), ChangeError> {
+    if user.role != Role::Admin || !user.is_active {
+        return Ok(());
+    }
+    let admins: i64 = tx
+        .query_one(COUNT_ACTIVE_ADMINS, [&user.company_id])
+        .await?
+        .try_get(0)
+        .map_err(DbError::from)?;
+    if admins <= 1 {
+        return Err(ChangeError::LastAdmin);
+    }
+    Ok(())
+}
+
+/// Applies `change` to the login. Deactivating it or changing its role ends its sessions in the
+/// same transaction; the last active admin keeps both.
+pub async fn change(
+    tx: &TenantTx,
+    company_id: Uuid,
+    user_id: Uuid,
+    changer: Changer,
+    change: UserChange,
+) -> Result<User, ChangeError> {
+    let before = lock_for_change(tx, company_id, user_id, changer).await?;
+    let role = change.role.unwrap_or(before.role);
+    let is_active = change.is_active.unwrap_or(before.is_active);
+    if role != Role::Admin || !is_active {
+        keep_an_admin(tx, &before).await?;
+    }
+    let full_name = change.full_name.unwrap_or_else(|| before.full_name.clone());
+    let employee_id = change.employee_id.unwrap_or(before.employee_id);
+    let row = tx
+        .query_one(
+            UPDATE_USER,
+            [
+                &company_id,
+                &user_id,
+                &full_name,
+                &role.as_str(),
+                &is_active,
+                &employee_id,
+            ],
+        )
+        .await?;
+    let after = User::try_from(&row)?;
+    let ended = if before.is_active && !after.is_active {
+        Some("deactivated")
+    } else if before.role != after.role {
+        Some("role_changed")
+    } else {
+        None
+    };
+    if let Some(reason) = ended {
+        super::session::end_for_user(tx, user_id, None, reason).await?;
+    }
+    Ok(after)
+}
+
+/// Deletes the login, its sessions ended first; the last active admin stays.
+pub async fn delete(
+    tx: &TenantTx,
+    company_id: Uuid,
+    user_id: Uuid,
+    changer: Changer,
+) -> Result<(), ChangeError> {
+    let user = lock_for_change(tx, company_id, user_id, changer).await?;
+    keep_an_admin(tx, &user).await?;
+    super::session::end_for_user(tx, user_id, None, "deleted").await?;
+    tx.execute(DELETE_USER, [&company_id, &user_id]).await?;
+    Ok(())
+}
+
+const EMAIL_HAS_LOGIN: &str = "SELECT email_has_login($1)";
+
+/// Whether any company has a login with this email (logins are unique by email platform-wide;
+/// a SECURITY DEFINER lookup).
+pub async fn email_has_login(tx: &TenantTx, email: &str) -> Result<bool, DbError> {
+    Ok(tx.query_one(EMAIL_HAS_LOGIN, [&email]).await?.try_get(0)?)
+}
+
+const EMPLOYEE_HAS_LOGIN: &str =
+    "SELECT EXISTS (SELECT 1 FROM users WHERE company_id = $1 AND employee_id = $2)";
+
+/// Whether a login of the company is linked to the employee already.
+pub async fn employee_has_login(
+    tx: &TenantTx,
+    company_id: Uuid,
+    employee_id: Uuid,
+) -> Result<bool, DbError> {
+    Ok(tx
+        .query_one(EMPLOYEE_HAS_LOGIN, [&company_id, &employee_id])
+        .await?
+        .try_get(0)?)
+}

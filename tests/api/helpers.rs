@@ -984,3 +984,116 @@ pub async fn member_tenant(
         .expect("a valid token")
         .tenant()
 }
+
+// Teammates and invitations.
+
+/// An email as the service sent it.
+#[derive(Clone, Debug)]
+pub struct SentEmail {
+    pub to: String,
+    pub from_name: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// The latest invitation email sent to `to`, waiting for it. Today it is read from the outbox
+/// (as the superuser); once the SMTP worker is in, this is the one place to read it from the
+/// test mail server instead.
+pub async fn invitation_email_for(app: &TestApp, to: &str) -> SentEmail {
+    let db = superuser(app).await;
+    let mut found = None;
+    wait_for(&format!("an invitation email to {to}"), async || {
+        found = db
+            .query_opt(
+                "SELECT payload FROM outbox
+                 WHERE kind = 'email' AND lower(payload->>'to') = lower($1)
+                   AND payload->>'text' LIKE '%/app/accept-invitation?token=%'
+                 ORDER BY created_at DESC, id DESC LIMIT 1",
+                &[&to],
+            )
+            .await
+            .expect("reading the outbox")
+            .map(|row| row.get::<_, Value>(0));
+        found.is_some()
+    })
+    .await;
+    let payload = found.unwrap();
+    let field = |name: &str| {
+        payload[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {name} in {payload}"))
+            .to_owned()
+    };
+    SentEmail {
+        to: field("to"),
+        from_name: field("from_name"),
+        subject: field("subject"),
+        text: field("text"),
+        html: field("html"),
+    }
+}
+
+/// The link of an invitation email, as its plain text shows it.
+pub fn invitation_link(email: &SentEmail) -> String {
+    let start = email
+        .text
+        .find(PUBLIC_BASE_URL)
+        .unwrap_or_else(|| panic!("no link in {:?}", email.text));
+    email.text[start..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// The token of an invitation link.
+pub fn invitation_token(link: &str) -> String {
+    let prefix = format!("{PUBLIC_BASE_URL}/app/accept-invitation?token=");
+    link.strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("{link} is not an invitation link"))
+        .to_owned()
+}
+
+impl TestApp {
+    /// `POST /api/company/{id}/invitations` as `admin`.
+    pub async fn invite(
+        &self,
+        admin: &Session,
+        company_id: Uuid,
+        email: &str,
+        role: &str,
+        employee_id: Option<Uuid>,
+    ) -> Response {
+        self.post(
+            &format!("/api/company/{company_id}/invitations"),
+            Some(&admin.token),
+            json!({"email": email, "role": role, "employee_id": employee_id}),
+        )
+        .await
+    }
+
+    /// Invites `email` into `admin`'s company; the token of the link in the email sent.
+    pub async fn invitation_token(
+        &self,
+        admin: &Session,
+        email: &str,
+        role: &str,
+        employee_id: Option<Uuid>,
+    ) -> String {
+        self.invite(admin, admin.company_id, email, role, employee_id)
+            .await
+            .assert_status(201);
+        invitation_token(&invitation_link(&invitation_email_for(self, email).await))
+    }
+
+    /// `POST /api/auth/accept-invitation`.
+    pub async fn accept_invitation(&self, token: &str, password: &str) -> Response {
+        self.post(
+            "/api/auth/accept-invitation",
+            None,
+            json!({"token": token, "password": password}),
+        )
+        .await
+    }
+}

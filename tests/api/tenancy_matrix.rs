@@ -98,6 +98,12 @@ enum Body {
     Call,
     /// A well-formed refresh token that was never issued.
     UnknownRefresh,
+    /// A new name for a login, and its deactivation.
+    EditLogin,
+    /// An invitation of a new admin by email.
+    NewInvitation,
+    /// Accepting an invitation with a token no invitation has.
+    UnknownInvitation,
 }
 
 /// What a row does to company A.
@@ -142,7 +148,8 @@ impl Effect {
 /// it is at the root of the site (the `!` dropped); it may end in a query string (`?by=device`),
 /// sent as it is once its placeholders are filled. In it, `{A}` is company A, `{EA}` the
 /// employee linked to the employee login, `{EA2}` another employee of A, `{X}` a fresh employee
-/// of A created for each cell, `{SA}` the session of A's admin; `{CS}` is A's slug, `{ESA}` EA's public slug, `{PHOTO}` the hash
+/// of A created for each cell, `{Y}` a fresh login and `{I}` a fresh pending invitation of A
+/// (see [`World::fresh`]), `{SA}` the session of A's admin; `{CS}` is A's slug, `{ESA}` EA's public slug, `{PHOTO}` the hash
 /// of EA's photo and `{LOGO}` that of A's logo (see [`World::restore_images`]).
 struct Row {
     verb: Verb,
@@ -211,6 +218,13 @@ const MATRIX: &[Row] = &[
     row(Delete, "/employees/{X}",                                         Body::Empty,          W, [204, 404,  403, 204,  401, 401]),
     row(Post,   "/company/{A}/users",                                     Body::NewAdminLogin,  W, [201, 404,  403, 201,  401, 401]),
     row(Get,    "/company/{A}/users",                                     Body::Empty,          R, [200, 404,  403, 200,  401, 401]),
+    row(Get,    "/company/{A}/users/{Y}",                                 Body::Empty,          R, [200, 404,  403, 200,  401, 401]),
+    row(Put,    "/company/{A}/users/{Y}",                                 Body::EditLogin,      W, [200, 404,  403, 200,  401, 401]),
+    row(Delete, "/company/{A}/users/{Y}",                                 Body::Empty,          W, [204, 404,  403, 204,  401, 401]),
+    row(Post,   "/company/{A}/invitations",                               Body::NewInvitation,  W, [201, 404,  403, 201,  401, 401]),
+    row(Get,    "/company/{A}/invitations",                               Body::Empty,          R, [200, 404,  403, 200,  401, 401]),
+    row(Delete, "/company/{A}/invitations/{I}",                           Body::Empty,          W, [204, 404,  403, 204,  401, 401]),
+    row(Post,   "/auth/accept-invitation",                                Body::UnknownInvitation, R, [404, 404, 404, 404,  404, 404]),
     row(Get,    "/subscriptions/plans",                                   Body::Empty,          R, [200, 200,  200, 200,  200, 200]),
     row(Get,    "/subscriptions/current",                                 Body::Empty,          R, [200, 200,  200, 200,  401, 401]),
     row(Put,    "/company/{A}/subscription",                              Body::Enterprise,     W, [403, 403,  403, 200,  401, 401]),
@@ -255,6 +269,7 @@ impl Row {
             401 if self.body == Body::UnknownRefresh => Some("invalid_refresh_token"),
             401 => Some("unauthorized"),
             403 if self.body == Body::WrongPassword => Some("wrong_password"),
+            404 if self.body == Body::UnknownInvitation => Some("invitation_not_found"),
             403 => Some("forbidden"),
             404 => Some("not_found"),
             _ => None,
@@ -525,6 +540,48 @@ impl World {
             .replace("{LOGO}", &self.images[2].hash)
     }
 
+    /// `template` with `{Y}` and `{I}` made: a fresh login (role `employee`) and a fresh
+    /// pending invitation of A, stored as the superuser (no password to hash, no email to send).
+    async fn fresh(&self, template: &str) -> String {
+        let mut path = template.to_owned();
+        if path.contains("{Y}") {
+            let id = Uuid::new_v4();
+            self.owner
+                .execute(
+                    "INSERT INTO users (company_id, id, email, password_hash, full_name, role)
+                     VALUES ($1, $2, $3, 'not-a-hash', 'Fresh Login', 'employee')",
+                    &[
+                        &self.company_a(),
+                        &id,
+                        &format!("fresh-{}@alpha-tenant.test", id.simple()),
+                    ],
+                )
+                .await
+                .expect("adding a fresh login to A");
+            path = path.replace("{Y}", &id.to_string());
+        }
+        if path.contains("{I}") {
+            let id = Uuid::new_v4();
+            self.owner
+                .execute(
+                    "INSERT INTO invitations (company_id, id, email, role, token_hash, invited_by,
+                                              expires_at)
+                     VALUES ($1, $2, $3, 'employee', sha256(convert_to($3, 'UTF8')), $4,
+                             now() + interval '7 days')",
+                    &[
+                        &self.company_a(),
+                        &id,
+                        &format!("invited-{}@alpha-tenant.test", id.simple()),
+                        &self.admin_a.user_id,
+                    ],
+                )
+                .await
+                .expect("adding a fresh invitation to A");
+            path = path.replace("{I}", &id.to_string());
+        }
+        path
+    }
+
     /// The id a path template names, if any, creating the fresh employee `{X}` stands for.
     async fn target(&self, app: &TestApp, template: &str) -> Option<(&'static str, Uuid)> {
         if template.contains("{A}") {
@@ -592,6 +649,15 @@ impl World {
             Body::UnknownRefresh => {
                 let (token, _) = callingcard::model::session::new_refresh_token();
                 json!({ "refresh_token": token })
+            }
+            Body::EditLogin => {
+                json!({"full_name": format!("Edited Login {}", &n[..8]), "is_active": false})
+            }
+            Body::NewInvitation => {
+                json!({"email": format!("invitee-{n}@example.com"), "role": "admin"})
+            }
+            Body::UnknownInvitation => {
+                json!({"token": n, "password": helpers::TEAMMATE_PASSWORD})
             }
         }))
     }
@@ -740,6 +806,8 @@ const SNAPSHOT: &str = "SELECT jsonb_build_object(
          'session_refresh_tokens',
              (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.token_hash), '[]')
               FROM session_refresh_tokens t WHERE t.company_id = $1),
+         'invitations', (SELECT coalesce(jsonb_agg(to_jsonb(i) ORDER BY i.id), '[]')
+                         FROM invitations i WHERE i.company_id = $1),
          'media', (SELECT coalesce(jsonb_agg(jsonb_build_object(
                        'hash', m.hash, 'content_type', m.content_type,
                        'sha256', encode(sha256(m.bytes), 'hex'), 'created_at', m.created_at)
@@ -847,7 +915,8 @@ fn without_employee(snapshot: &Value, employee_id: Uuid) -> Value {
 }
 
 /// The strings that betray a company: its id, name, slug and logo's hash, its employees' ids,
-/// names, emails, slugs and photos' hashes, its logins' ids and emails, its events' ids.
+/// names, emails, slugs and photos' hashes, its logins' ids and emails, its invitations' ids,
+/// emails and token hashes, its events' ids.
 fn fingerprints(snapshot: &Value) -> Vec<String> {
     let company = &snapshot["company"];
     let mut found: Vec<&Value> = vec![
@@ -870,6 +939,9 @@ fn fingerprints(snapshot: &Value) -> Vec<String> {
     }
     for s in snapshot["sessions"].as_array().unwrap() {
         found.push(&s["id"]);
+    }
+    for i in snapshot["invitations"].as_array().unwrap() {
+        found.extend([&i["id"], &i["email"], &i["token_hash"]]);
     }
     for e in snapshot["card_events"].as_array().unwrap() {
         found.push(&e["id"]);
@@ -924,10 +996,11 @@ async fn run_matrix(app: &TestApp, world: &World) -> Vec<Cell> {
         for principal in PRINCIPALS {
             world.restore_sessions().await;
             world.restore_images(app).await;
-            let target = world.target(app, row.path).await;
+            let template = world.fresh(row.path).await;
+            let target = world.target(app, &template).await;
             let path = match target {
-                Some((placeholder, id)) => row.path.replace(placeholder, &id.to_string()),
-                None => row.path.to_owned(),
+                Some((placeholder, id)) => template.replace(placeholder, &id.to_string()),
+                None => template.clone(),
             };
             let path = world.fill(&path);
             let token = world.token(principal);
@@ -938,7 +1011,7 @@ async fn run_matrix(app: &TestApp, world: &World) -> Vec<Cell> {
             let decoy = match target {
                 Some((placeholder, _)) if principal == OtherAdmin && !row.effect.is_public() => {
                     let path =
-                        world.fill(&row.path.replace(placeholder, &Uuid::new_v4().to_string()));
+                        world.fill(&template.replace(placeholder, &Uuid::new_v4().to_string()));
                     Some(send(app, row.verb, &path, token, world.body(row.body)).await)
                 }
                 _ => None,
@@ -1200,7 +1273,12 @@ async fn company_lists_stay_within_the_tenant() {
 
     // A's admin addressing B's lists and B itself gets what a missing company gets.
     let b_secrets = fingerprints(&snapshot(&world.owner, b).await);
-    for template in ["/company/{}/employees", "/company/{}/users", "/company/{}"] {
+    for template in [
+        "/company/{}/employees",
+        "/company/{}/users",
+        "/company/{}/invitations",
+        "/company/{}",
+    ] {
         let b_path = template.replace("{}", &b.to_string());
         let missing_path = template.replace("{}", &Uuid::new_v4().to_string());
         let token = Some(world.admin_a.token.as_str());

@@ -162,6 +162,17 @@ const TENANT_TABLES: &[TenantTable] = &[
         touch: "issued_at = issued_at - interval '1 minute'",
     },
     TenantTable {
+        name: "invitations",
+        tenant_col: "company_id",
+        insert: "INSERT INTO invitations (company_id, id, email, role, employee_id, token_hash,
+                                          invited_by, expires_at)
+                 VALUES ($1, gen_random_uuid(), 'intruder-' || md5(random()::text) || '@example.com',
+                         'employee', $2, sha256(convert_to(random()::text, 'UTF8')),
+                         gen_random_uuid(), now() + interval '7 days')",
+        unlink: &[],
+        touch: CREATED_EARLIER,
+    },
+    TenantTable {
         name: "media",
         tenant_col: "company_id",
         insert: "INSERT INTO media (company_id, hash, content_type, bytes)
@@ -385,20 +396,29 @@ async fn seed_company(
         )
         .await
         .unwrap();
+    // A pending invitation; its token is `invitation of {slug}`.
+    owner
+        .execute(
+            "INSERT INTO invitations (company_id, id, email, role, token_hash, invited_by, expires_at)
+             VALUES ($1, gen_random_uuid(), $2, 'employee', sha256(convert_to($3, 'UTF8')), $4,
+                     now() + interval '7 days')",
+            &[
+                &id,
+                &format!("invited@{slug}.example.com"),
+                &format!("invitation of {slug}"),
+                &admin_id,
+            ],
+        )
+        .await
+        .unwrap();
     for i in 0..extra_logins {
-        let linked = employees[i % employees.len()];
+        // One login per employee record: the logins beyond the carded employees are unlinked.
+        let linked = employees.get(i).copied();
         let email = format!("employee-{i}@{slug}.example.com");
         owner
             .execute(
                 insert_user,
-                &[
-                    &id,
-                    &Uuid::new_v4(),
-                    &email,
-                    &"x",
-                    &"employee",
-                    &Some(linked),
-                ],
+                &[&id, &Uuid::new_v4(), &email, &"x", &"employee", &linked],
             )
             .await
             .unwrap();
@@ -1387,10 +1407,16 @@ async fn service_role_has_no_way_around_the_wall() {
         ),
         ("audit_purge", "p_retention_days integer, p_batch integer", "bigint"),
         ("card_company", "p_company_slug text", "uuid"),
+        ("email_has_login", "p_email text", "boolean"),
         (
             "employee_search_keys",
             "p_pattern text, p_limit integer",
             "TABLE(id uuid, created_at timestamp with time zone, name_key text)",
+        ),
+        (
+            "invitation_by_token",
+            "p_token_hash bytea",
+            "TABLE(invitation_id uuid, company_id uuid, company_name text, email text, role text, employee_id uuid, employee_name text, state text)",
         ),
         (
             "login_failed",
@@ -1604,6 +1630,70 @@ async fn login_lookup_needs_no_tenant_and_answers_only_what_login_needs() {
             .await
             .unwrap();
         assert!(rows.is_empty(), "{unknown:?} matched {} logins", rows.len());
+    }
+}
+
+#[tokio::test]
+async fn invitation_lookups_need_no_tenant_and_answer_only_what_was_asked() {
+    let w = world().await;
+    let app = w.app().await;
+    let invitations: i64 = app
+        .query_one("SELECT count(*) FROM invitations", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(invitations, 0, "no tenant: no invitation visible");
+    // A token finds its own invitation, with its company and state, and nothing else.
+    let hash = |token: &str| -> Vec<u8> {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(token.as_bytes()).to_vec()
+    };
+    let rows = app
+        .query(
+            "SELECT * FROM invitation_by_token($1)",
+            &[&hash("invitation of alpha")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    let columns: Vec<&str> = rows[0].columns().iter().map(|c| c.name()).collect();
+    assert_eq!(
+        columns,
+        [
+            "invitation_id",
+            "company_id",
+            "company_name",
+            "email",
+            "role",
+            "employee_id",
+            "employee_name",
+            "state"
+        ]
+    );
+    assert_eq!(rows[0].get::<_, Uuid>("company_id"), w.a.id);
+    assert_eq!(rows[0].get::<_, &str>("email"), "invited@alpha.example.com");
+    assert_eq!(rows[0].get::<_, &str>("state"), "pending");
+    for unknown in [hash("invitation of nobody"), Vec::new(), b"%".to_vec()] {
+        let rows = app
+            .query("SELECT * FROM invitation_by_token($1)", &[&unknown])
+            .await
+            .unwrap();
+        assert!(rows.is_empty());
+    }
+    // Whether an email has a login, in any case and any company; no pattern matches.
+    for (email, taken) in [
+        (w.a.admin_email.to_uppercase(), true),
+        (w.b.admin_email.clone(), true),
+        ("nobody@example.com".to_owned(), false),
+        ("admin@%".to_owned(), false),
+        ("%".to_owned(), false),
+    ] {
+        let answer: bool = app
+            .query_one("SELECT email_has_login($1)", &[&email])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(answer, taken, "{email}");
     }
 }
 
@@ -1894,7 +1984,7 @@ async fn a_visitor_reads_its_card_company_but_no_logins_or_billing() {
     let mut app = w.app().await;
     // Logins, billing and analytics (restrictive `not_for_visitors` policies): nothing a card
     // shows.
-    let hidden_from_visitors: Vec<&str> = ["users", "subscriptions", "audit_events"]
+    let hidden_from_visitors: Vec<&str> = ["users", "subscriptions", "audit_events", "invitations"]
         .into_iter()
         .chain(ANALYTICS_TABLES)
         .collect();
