@@ -188,6 +188,9 @@ pub struct TestApp {
     /// `GET` here for the app's Prometheus metrics (its own listener); `None` with
     /// `METRICS_ADDR=off`.
     pub metrics_url: Option<String>,
+    /// The SMTP server the app sends its email to, when spawned with one
+    /// ([`spawn_app_with_mail`]).
+    pub mail: Option<Arc<SmtpServer>>,
 }
 
 #[derive(Clone, Debug)]
@@ -305,6 +308,7 @@ pub async fn spawn_app_at(url: &str, dbname: &str, vars: &[(&str, &str)]) -> Tes
         image_decodes,
         ingest,
         metrics_url,
+        mail: None,
     }
 }
 
@@ -840,6 +844,14 @@ pub async fn spawn_app_with_smtp(smtp: &SmtpServer, vars: &[(&str, &str)]) -> Te
     spawn_app_with(&all).await
 }
 
+/// The app with an SMTP server of its own (`app.mail`), receiving everything it sends.
+pub async fn spawn_app_with_mail() -> TestApp {
+    let smtp = SmtpServer::start().await;
+    let mut app = spawn_app_with_smtp(&smtp, &[]).await;
+    app.mail = Some(Arc::new(smtp));
+    app
+}
+
 /// Signs up a company named `company_name` with an admin of the given email; its session.
 pub async fn signup_as(app: &TestApp, email: &str, company_name: &str) -> Session {
     let resp = app
@@ -997,40 +1009,49 @@ pub struct SentEmail {
     pub html: String,
 }
 
-/// The latest invitation email sent to `to`, waiting for it. Today it is read from the outbox
-/// (as the superuser); once the SMTP worker is in, this is the one place to read it from the
-/// test mail server instead.
+/// The latest invitation email sent to `to`, as the app's SMTP server received it (the app
+/// must come from [`spawn_app_with_mail`]): waits until as many messages reached `to` as
+/// invitations were made for that address.
 pub async fn invitation_email_for(app: &TestApp, to: &str) -> SentEmail {
+    let smtp = app
+        .mail
+        .as_ref()
+        .expect("an app spawned with spawn_app_with_mail");
     let db = superuser(app).await;
-    let mut found = None;
-    wait_for(&format!("an invitation email to {to}"), async || {
-        found = db
-            .query_opt(
-                "SELECT payload FROM outbox
-                 WHERE kind = 'email' AND lower(payload->>'to') = lower($1)
-                   AND payload->>'text' LIKE '%/app/accept-invitation?token=%'
-                 ORDER BY created_at DESC, id DESC LIMIT 1",
-                &[&to],
-            )
-            .await
-            .expect("reading the outbox")
-            .map(|row| row.get::<_, Value>(0));
-        found.is_some()
-    })
+    let invited = scalar(
+        &db,
+        "SELECT count(*) FROM invitations WHERE lower(email) = lower($1)",
+        &[&to],
+    )
     .await;
-    let payload = found.unwrap();
-    let field = |name: &str| {
-        payload[name]
-            .as_str()
-            .unwrap_or_else(|| panic!("no {name} in {payload}"))
-            .to_owned()
+    let to = to.to_lowercase();
+    let received = async || {
+        smtp.messages()
+            .into_iter()
+            .filter(|m| m.to.to_lowercase().contains(&to))
+            .collect::<Vec<_>>()
     };
+    wait_for(
+        &format!("{invited} invitation emails to {to}"),
+        async || received().await.len() as i64 >= invited,
+    )
+    .await;
+    let email = received().await.pop().unwrap();
+    // `From: "Company" <address>`: the display name is the company's.
+    let from_name = email
+        .from
+        .split('<')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .trim_matches('"')
+        .to_owned();
     SentEmail {
-        to: field("to"),
-        from_name: field("from_name"),
-        subject: field("subject"),
-        text: field("text"),
-        html: field("html"),
+        to: email.to.clone(),
+        from_name,
+        subject: email.subject,
+        text: email.text,
+        html: email.html,
     }
 }
 

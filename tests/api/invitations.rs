@@ -1,10 +1,10 @@
-//! Invitations: an admin invites by email, the person follows the link in the email (read where
-//! `helpers::invitation_email_for` finds it), chooses a password and is signed in. Links are one
+//! Invitations: an admin invites by email, the person follows the link in the email (as a real
+//! SMTP server received it: `helpers::invitation_email_for`), chooses a password and is signed in. Links are one
 //! time, expire, can be withdrawn or replaced; accepting is race-free.
 
 use crate::helpers::{
     self, ADMIN_PASSWORD, PUBLIC_BASE_URL, TEAMMATE_PASSWORD, TestApp, invitation_email_for,
-    invitation_link, invitation_token, spawn_app, superuser, uuid_of,
+    invitation_link, invitation_token, spawn_app_with_mail, superuser, uuid_of,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -36,7 +36,7 @@ async fn pending(app: &TestApp, admin: &helpers::Session) -> Vec<String> {
 
 #[tokio::test]
 async fn an_invited_person_accepts_the_emailed_link_and_is_signed_in() {
-    let app = spawn_app().await;
+    let app = spawn_app_with_mail().await;
     let admin = app.signup("Welcome Co").await;
     let employee = uuid_of(&app.add_employee(&admin, "Nora Newcomer").await);
     let email = fresh_email("nora");
@@ -155,7 +155,7 @@ async fn an_invited_person_accepts_the_emailed_link_and_is_signed_in() {
 
 #[tokio::test]
 async fn an_admin_invitation_makes_an_admin_named_as_the_person_chooses() {
-    let app = spawn_app().await;
+    let app = spawn_app_with_mail().await;
     let admin = app.signup("Admins Co").await;
     let email = fresh_email("ann");
     let token = app.invitation_token(&admin, &email, "admin", None).await;
@@ -183,7 +183,7 @@ async fn an_admin_invitation_makes_an_admin_named_as_the_person_chooses() {
 
 #[tokio::test]
 async fn withdrawn_replaced_expired_and_unknown_links_are_refused() {
-    let app = spawn_app().await;
+    let app = spawn_app_with_mail().await;
     let admin = app.signup("Ended Co").await;
     let db = superuser(&app).await;
 
@@ -274,7 +274,7 @@ async fn withdrawn_replaced_expired_and_unknown_links_are_refused() {
 
 #[tokio::test]
 async fn two_accepts_of_one_link_at_once_make_one_login() {
-    let app = spawn_app().await;
+    let app = spawn_app_with_mail().await;
     let admin = app.signup("Race Invite Co").await;
     for round in 0..3 {
         let email = fresh_email(&format!("race{round}"));
@@ -301,7 +301,7 @@ async fn two_accepts_of_one_link_at_once_make_one_login() {
 
 #[tokio::test]
 async fn the_password_is_held_to_the_signup_policy_and_a_refusal_keeps_the_link() {
-    let app = spawn_app().await;
+    let app = spawn_app_with_mail().await;
     let admin = app.signup("Policy Co").await;
     let email = fresh_email("policy");
     let token = app.invitation_token(&admin, &email, "employee", None).await;
@@ -331,7 +331,7 @@ async fn the_password_is_held_to_the_signup_policy_and_a_refusal_keeps_the_link(
 
 #[tokio::test]
 async fn addresses_with_a_login_and_employees_with_one_are_refused() {
-    let app = spawn_app().await;
+    let app = spawn_app_with_mail().await;
     let admin = app.signup("Refusing Co").await;
     let other = app.signup("Other Refusing Co").await;
     let path = invitations_path(admin.company_id);
@@ -419,7 +419,7 @@ async fn addresses_with_a_login_and_employees_with_one_are_refused() {
 
 #[tokio::test]
 async fn only_the_companys_admins_invite_list_and_withdraw() {
-    let app = spawn_app().await;
+    let app = spawn_app_with_mail().await;
     let admin = app.signup("Guarded Co").await;
     let mate = app.add_user(&admin, "employee", None).await;
     let other = app.signup("Nosy Co").await;
@@ -475,7 +475,7 @@ async fn only_the_companys_admins_invite_list_and_withdraw() {
 
 #[tokio::test]
 async fn a_company_sends_a_bounded_number_of_invitations_an_hour() {
-    let app = spawn_app().await;
+    let app = spawn_app_with_mail().await;
     let admin = app.signup("Busy Co").await;
     let mut sent = 0;
     let refused = loop {
