@@ -66,7 +66,9 @@ const FORGOT_ANSWER: &str = "If an account has this email address, a link to res
 
 fn invalid_token() -> ApiError {
     ApiError::new(
-        StatusCode::BAD_REQUEST,
+        // Not 400: a well-formed request naming a link we never sent is a lookup that found
+        // nothing, like an unknown invitation.
+        StatusCode::NOT_FOUND,
         "invalid_token",
         "This link is not valid: check that it was copied whole",
     )
@@ -163,7 +165,7 @@ impl AccountApi {
     /// Set a new password with an emailed link
     ///
     /// The token is spent, the password (held to the same policy as at sign-up) is set, and
-    /// every session of the account ends. An unknown token answers 400 `invalid_token`; a used
+    /// every session of the account ends. An unknown token answers 404 `invalid_token`; a used
     /// or replaced one 410 `token_used`, an expired one 410 `token_expired`.
     #[oai(
         path = "/reset-password",

@@ -33,8 +33,8 @@ pub const ERRORS: &[(&str, &str, &[u16])] = &[
     ("get", "/auth/me", &[503]),
     ("post", "/auth/change-password", &[403, 429, 503]),
     ("post", "/auth/forgot-password", &[429, 503]),
-    ("post", "/auth/reset-password", &[400, 410, 503]),
-    ("post", "/auth/verify-email", &[400, 410, 503]),
+    ("post", "/auth/reset-password", &[404, 410, 503]),
+    ("post", "/auth/verify-email", &[404, 410, 503]),
     ("post", "/auth/resend-verification", &[409, 429, 503]),
     ("post", "/auth/refresh", &[401, 503]),
     ("post", "/auth/logout", &[503]),
@@ -88,10 +88,7 @@ pub const ERRORS: &[(&str, &str, &[u16])] = &[
 /// What a status means, for any operation; `code` says which case it is.
 fn description(status: u16) -> &'static str {
     match status {
-        400 => {
-            "The form cannot be read, or has no `file` field (`bad_request`); or the token of an \
-                emailed link is not one (`invalid_token`)."
-        }
+        400 => "The form cannot be read, or has no `file` field (`bad_request`).",
         401 => {
             "Not authenticated: the bearer token is missing, invalid or expired, its session \
                 has ended (`session_ended`) or its login's role changed (`token_outdated`: \
@@ -103,7 +100,10 @@ fn description(status: u16) -> &'static str {
             "Authenticated but not allowed: the caller's role, a disabled account, or (password \
                 change) a wrong current password."
         }
-        404 => "Not found, or not visible to the caller.",
+        404 => {
+            "Not found, or not visible to the caller; or the token of an emailed link is not \
+                one (`invalid_token`)."
+        }
         409 => {
             "Conflicts with an existing record or rule (`email_taken`, `slug_taken`, \
                 `employee_already_linked`, `employee_already_invited`, `last_admin`), or with \

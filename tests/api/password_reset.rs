@@ -122,13 +122,13 @@ async fn unknown_expired_and_malformed_links_are_refused_clearly() {
         NEW_PASSWORD,
     )
     .await
-    .assert_error(400, "invalid_token");
+    .assert_error(404, "invalid_token");
     reset(&app, "not a token!", NEW_PASSWORD)
         .await
-        .assert_error(400, "invalid_token");
+        .assert_error(404, "invalid_token");
     reset(&app, "", NEW_PASSWORD)
         .await
-        .assert_error(400, "invalid_token");
+        .assert_error(404, "invalid_token");
     let token = reset_token(&app, &smtp, &email, 1).await;
     // A verification link is no reset link.
     let verification = smtp
@@ -139,7 +139,7 @@ async fn unknown_expired_and_malformed_links_are_refused_clearly() {
         .token("verify-email");
     reset(&app, &verification, NEW_PASSWORD)
         .await
-        .assert_error(400, "invalid_token");
+        .assert_error(404, "invalid_token");
     let db = superuser(&app).await;
     db.execute(
         "UPDATE account_tokens SET expires_at = now() - interval '1 second'

@@ -198,8 +198,8 @@ const MATRIX: &[Row] = &[
     row(Get,    "/auth/me",                                               Body::Empty,          R, [200, 200,  200, 200,  401, 401]),
     row(Post,   "/auth/change-password",                                  Body::WrongPassword,  R, [403, 403,  403, 403,  401, 401]),
     row(Post,   "/auth/forgot-password",                                  Body::ForgotUnknown,  R, [202, 202,  202, 202,  202, 202]),
-    row(Post,   "/auth/reset-password",                                   Body::UnknownResetToken, R, [400, 400, 400, 400, 400, 400]),
-    row(Post,   "/auth/verify-email",                                     Body::UnknownToken,   R, [400, 400,  400, 400,  400, 400]),
+    row(Post,   "/auth/reset-password",                                   Body::UnknownResetToken, R, [404, 404, 404, 404, 404, 404]),
+    row(Post,   "/auth/verify-email",                                     Body::UnknownToken,   R, [404, 404,  404, 404,  404, 404]),
     row(Post,   "/auth/resend-verification",                              Body::Empty,          W, [202, 202,  202, 202,  401, 401]),
     row(Post,   "/auth/refresh",                                          Body::UnknownRefresh, R, [401, 401,  401, 401,  401, 401]),
     row(Get,    "/auth/sessions",                                         Body::Empty,          R, [200, 200,  200, 200,  401, 401]),
@@ -270,6 +270,9 @@ impl Row {
             401 => Some("unauthorized"),
             403 if self.body == Body::WrongPassword => Some("wrong_password"),
             404 if self.body == Body::UnknownInvitation => Some("invitation_not_found"),
+            404 if matches!(self.body, Body::UnknownResetToken | Body::UnknownToken) => {
+                Some("invalid_token")
+            }
             403 => Some("forbidden"),
             404 => Some("not_found"),
             _ => None,
