@@ -11,6 +11,7 @@ mod analytics_retention;
 mod analytics_tracking;
 mod api_contract;
 mod audit;
+mod audit_accounts;
 mod audit_logins;
 mod auth;
 mod bad_input;
