@@ -481,7 +481,7 @@ impl AuthApi {
     /// session (it must have been copied), and answers 401 `session_ended`. A session ends
     /// `SESSION_TTL` after its login however often it is refreshed, and when it is not
     /// refreshed for `SESSION_IDLE_TTL`. The new access token carries the login's role as it
-    /// is now.
+    /// is now. Limited per client address (429 with `Retry-After`).
     #[oai(path = "/refresh", method = "post", operation_id = "refreshTokens")]
     async fn refresh(
         &self,
@@ -493,6 +493,9 @@ impl AuthApi {
         if !model::session::is_well_formed(&presented) {
             return Err(refresh_refused(model::session::Refusal::Unknown));
         }
+        // A well-formed token costs a transaction to look up: guesses are bounded per address.
+        let client = state.throttle.client(state.analytics.client_ip(req));
+        state.throttle.take_refresh(&client)?;
         let idle = state.jwt.sessions().idle;
         let outcome = state
             .db

@@ -230,6 +230,7 @@ impl AcceptInvitationApi {
     /// policy), and signs it in. An unknown token answers 404 (`invitation_not_found`); one
     /// accepted already, withdrawn (or replaced) or expired answers 410 (`invitation_used`,
     /// `invitation_withdrawn`, `invitation_expired`). Of two accepts of one token, one wins.
+    /// Limited per client address (429 with `Retry-After`).
     #[oai(
         path = "/accept-invitation",
         method = "post",
@@ -245,6 +246,9 @@ impl AcceptInvitationApi {
         validate::password("password", &b.password)?;
         let full_name = validate::optional_text("full_name", b.full_name, 200)?;
         let token = b.token.into_inner();
+        // Each token looked up costs a transaction: guesses are bounded per address.
+        let client = state.throttle.client(state.analytics.client_ip(req));
+        state.throttle.take_invitation_accept(&client)?;
         let invitation = state
             .db
             .read_public(async |tx| model::invitation::by_token(&tx, token.trim()).await)

@@ -39,3 +39,4 @@ mod sessions;
 mod teammates;
 mod tenancy_matrix;
 mod tenant_wall;
+mod token_limits;
