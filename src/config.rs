@@ -106,6 +106,14 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "sign-ups per address an hour [default: 10]",
     ),
     (
+        "AUTH_ADDRESS_TOKEN_BURST",
+        "refresh and invitation tokens per address at once [default: 30]",
+    ),
+    (
+        "AUTH_ADDRESS_TOKENS_PER_HOUR",
+        "and then per hour [default: 3600]",
+    ),
+    (
         "AUTH_TRUSTED_ADDRESS_TTL",
         "how long a login's address stays trusted [default: 30d]",
     ),
@@ -352,6 +360,12 @@ pub struct AuthLimits {
     pub address_failures_per_minute: u32,
     /// Sign-ups per client address an hour (`AUTH_ADDRESS_SIGNUPS_PER_HOUR`, default 10).
     pub address_signups_per_hour: u32,
+    /// Refresh tokens and invitation tokens presented per client address, each endpoint on its
+    /// own (`AUTH_ADDRESS_TOKEN_BURST`, default 30 at once, then `AUTH_ADDRESS_TOKENS_PER_HOUR`,
+    /// default 3600: one a second). Each guess costs a transaction; a real client presents a
+    /// handful an hour.
+    pub address_token_burst: u32,
+    pub address_tokens_per_hour: u32,
     /// How long an address that logged in to an account stays trusted by it: such an address
     /// still gets in while strangers have used up the account's failures
     /// (`AUTH_TRUSTED_ADDRESS_TTL`, default 30 days).
@@ -386,6 +400,13 @@ impl AuthLimits {
                 "AUTH_ADDRESS_SIGNUPS_PER_HOUR",
                 10,
                 1..=100_000,
+            )?,
+            address_token_burst: number(lookup, "AUTH_ADDRESS_TOKEN_BURST", 30, 1..=100_000)?,
+            address_tokens_per_hour: number(
+                lookup,
+                "AUTH_ADDRESS_TOKENS_PER_HOUR",
+                3600,
+                1..=1_000_000,
             )?,
             trusted_address_ttl: match lookup("AUTH_TRUSTED_ADDRESS_TTL") {
                 Some(raw) => parse_duration(&raw).context("AUTH_TRUSTED_ADDRESS_TTL, e.g. 30d")?,
@@ -667,6 +688,8 @@ mod tests {
                 account_failures_per_hour: 100,
                 address_failures_per_minute: 5,
                 address_signups_per_hour: 10,
+                address_token_burst: 30,
+                address_tokens_per_hour: 3600,
                 trusted_address_ttl: Duration::from_secs(30 * 86_400),
             }
         );
@@ -678,6 +701,8 @@ mod tests {
             ("AUTH_ACCOUNT_FAILURES_PER_HOUR", "3"),
             ("AUTH_ADDRESS_FAILURES_PER_MINUTE", "2"),
             ("AUTH_ADDRESS_SIGNUPS_PER_HOUR", "1"),
+            ("AUTH_ADDRESS_TOKEN_BURST", "2"),
+            ("AUTH_ADDRESS_TOKENS_PER_HOUR", "1"),
             ("AUTH_TRUSTED_ADDRESS_TTL", "7d"),
         ])
         .unwrap()
@@ -691,6 +716,8 @@ mod tests {
                 account_failures_per_hour: 3,
                 address_failures_per_minute: 2,
                 address_signups_per_hour: 1,
+                address_token_burst: 2,
+                address_tokens_per_hour: 1,
                 trusted_address_ttl: Duration::from_secs(7 * 86_400),
             }
         );

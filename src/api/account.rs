@@ -3,12 +3,16 @@
 use poem::{Request, http::StatusCode, web::Data};
 use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
 
-use super::{ApiTags, AppState, JsonString, NoContent, validate};
+use super::{ApiTags, AppState, JsonString, NoContent, audit_context::signed_in, validate};
 use crate::{
     auth::{BearerAuth, policy::PasswordContext},
-    db::Tenant,
+    db::{DbError, Tenant},
     error::ApiError,
-    model::{self, account_token::TokenState},
+    model::{
+        self,
+        account_token::{TokenState, Verification},
+        audit::{AuditContext, AuditEvent, Changes, Target},
+    },
 };
 
 /// Longest token accepted: ours are 43 characters.
@@ -175,6 +179,7 @@ impl AccountApi {
     async fn reset_password(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         body: Json<ResetPasswordRequest>,
     ) -> Result<NoContent, ApiError> {
         let b = body.0;
@@ -197,15 +202,21 @@ impl AccountApi {
             .passwords
             .hash_new("password", b.password.into_inner(), context)
             .await?;
+        let audit = AuditContext::anonymous(req);
+        let company_id = tenant.company_id();
         let reset = state
             .db
             .write(&tenant, async |tx| {
-                let Some(user_id) =
-                    model::account_token::reset_password(&tx, &token, &hash).await?
+                let Some(owner) = model::account_token::reset_password(&tx, &token, &hash).await?
                 else {
                     return Ok(false);
                 };
+                let user_id = owner.user_id;
                 model::session::end_for_user(&tx, user_id, None, "password_reset").await?;
+                // The link reached the login's owner: they did it.
+                let audit = audit.clone().by(signed_in(user_id, company_id, owner.role));
+                let event = AuditEvent::new("user.password_reset", Target::user(user_id));
+                model::audit::record(&tx, &audit, event).await?;
                 Ok::<_, ApiError>(true)
             })
             .await?;
@@ -223,6 +234,7 @@ impl AccountApi {
     async fn verify_email(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         body: Json<VerifyEmailRequest>,
     ) -> Result<NoContent, ApiError> {
         let token = token_text(&body.0.token)?.to_owned();
@@ -232,10 +244,20 @@ impl AccountApi {
             model::account_token::Purpose::EmailVerification,
         )
         .await?;
+        let audit = AuditContext::anonymous(req);
+        let company_id = tenant.company_id();
         state
             .db
             .write(&tenant, async |tx| {
-                model::account_token::verify_email(&tx, &token).await
+                let verification = model::account_token::verify_email(&tx, &token).await?;
+                if let Some(Verification::Verified { owner, already }) = verification {
+                    let user_id = owner.user_id;
+                    let audit = audit.clone().by(signed_in(user_id, company_id, owner.role));
+                    let changes = Changes::new().field("email_verified", already, true);
+                    let event = AuditEvent::new("user.email_verified", Target::user(user_id));
+                    model::audit::record(&tx, &audit, event.changes(changes)).await?;
+                }
+                Ok::<_, DbError>(verification)
             })
             .await?
             .ok_or_else(token_used)?;

@@ -7,12 +7,12 @@ use uuid::Uuid;
 
 use super::{ApiTags, AppState, Created, JsonString, NoContent, schemas::User, validate};
 use crate::{
-    auth::{BearerAuth, Role, policy::PasswordContext, throttle::LoginThrottle},
+    auth::{BearerAuth, Caller, Role, policy::PasswordContext, throttle::LoginThrottle},
     db::{DbError, Tenant},
     error::ApiError,
     model::{
         self,
-        audit::{AuditContext, AuditEvent, LoginAttempt, Target},
+        audit::{AuditContext, AuditEvent, Changes, LoginAttempt, Target},
         user::NewUser,
     },
 };
@@ -174,6 +174,54 @@ fn refresh_refused(refusal: model::session::Refusal) -> ApiError {
         }
     }
 }
+
+/// Ends the caller's live session `session_id` for `reason` and records `session.ended`, in
+/// one transaction; whether there was such a session.
+async fn end_session(
+    state: &AppState,
+    caller: &Caller,
+    audit: &AuditContext,
+    session_id: Uuid,
+    reason: &'static str,
+) -> Result<bool, ApiError> {
+    let (user_id, idle) = (caller.user_id(), state.jwt.sessions().idle);
+    let ended = state
+        .db
+        .write(&caller.tenant(), async |tx| {
+            let ended = model::session::end(&tx, session_id, user_id, reason, idle).await?;
+            if ended {
+                let changes = Changes::new().field("revoked_reason", None::<&str>, reason);
+                let event = AuditEvent::new("session.ended", Target::session(session_id));
+                model::audit::record(&tx, audit, event.changes(changes)).await?;
+            }
+            Ok::<_, DbError>(ended)
+        })
+        .await?;
+    Ok(ended)
+}
+
+/// Records `session.revoked` for a session a reused refresh token ended. The refresh found the
+/// company through the `SECURITY DEFINER` function, whose transaction had no tenant to write
+/// the event in, so it goes in one of its own, in that company: at most once per session (the
+/// session is over, a later refresh of it answers `revoked`). Nobody proved who they are: no
+/// actor. The client's answer does not depend on it; a trail that cannot be written is logged.
+async fn record_reuse(state: &AppState, req: &Request, ended: model::session::EndedSession) {
+    let audit = AuditContext::anonymous(req);
+    let changes = Changes::new().field("revoked_reason", None::<&str>, REUSE_REASON);
+    let event = AuditEvent::new("session.revoked", Target::session(ended.id)).changes(changes);
+    let recorded = state
+        .db
+        .write(&Tenant::session_reuse(ended.company_id), async |tx| {
+            model::audit::record(&tx, &audit, event).await
+        })
+        .await;
+    if let Err(e) = recorded {
+        tracing::warn!(error = %e, session = %ended.id, "recording a refresh token reuse failed");
+    }
+}
+
+/// What `session_refresh` keeps as the reason of a session ended for a reused refresh token.
+const REUSE_REASON: &str = "refresh_token_reused";
 
 pub struct AuthApi;
 
@@ -433,17 +481,21 @@ impl AuthApi {
     /// session (it must have been copied), and answers 401 `session_ended`. A session ends
     /// `SESSION_TTL` after its login however often it is refreshed, and when it is not
     /// refreshed for `SESSION_IDLE_TTL`. The new access token carries the login's role as it
-    /// is now.
+    /// is now. Limited per client address (429 with `Retry-After`).
     #[oai(path = "/refresh", method = "post", operation_id = "refreshTokens")]
     async fn refresh(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         body: Json<RefreshRequest>,
     ) -> Result<Json<TokenResponse>, ApiError> {
         let presented = body.0.refresh_token;
         if !model::session::is_well_formed(&presented) {
             return Err(refresh_refused(model::session::Refusal::Unknown));
         }
+        // A well-formed token costs a transaction to look up: guesses are bounded per address.
+        let client = state.throttle.client(state.analytics.client_ip(req));
+        state.throttle.take_refresh(&client)?;
         let idle = state.jwt.sessions().idle;
         let outcome = state
             .db
@@ -463,6 +515,10 @@ impl AuthApi {
                 };
                 Ok(Json(token(&state, user, &session)?))
             }
+            model::session::Refresh::Reused(ended) => {
+                record_reuse(&state, req, ended).await;
+                Err(refresh_refused(model::session::Refusal::Reused))
+            }
             model::session::Refresh::Refused(refusal) => Err(refresh_refused(refusal)),
         }
     }
@@ -475,16 +531,12 @@ impl AuthApi {
     async fn logout(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         auth: BearerAuth,
     ) -> Result<NoContent, ApiError> {
-        let (user_id, session_id) = (auth.0.user_id(), auth.0.session_id());
-        let idle = state.jwt.sessions().idle;
-        state
-            .db
-            .write(&auth.0.tenant(), async |tx| {
-                model::session::end(&tx, session_id, user_id, "logout", idle).await
-            })
-            .await?;
+        let session_id = auth.0.session_id();
+        let audit = AuditContext::of(req, &auth.0);
+        end_session(&state, &auth.0, &audit, session_id, "logout").await?;
         Ok(NoContent::NoContent)
     }
 
@@ -495,13 +547,18 @@ impl AuthApi {
     async fn logout_all(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         auth: BearerAuth,
     ) -> Result<NoContent, ApiError> {
         let user_id = auth.0.user_id();
+        let audit = AuditContext::of(req, &auth.0);
         state
             .db
             .write(&auth.0.tenant(), async |tx| {
-                model::session::end_for_user(&tx, user_id, None, "logout_all").await
+                let ended = model::session::end_for_user(&tx, user_id, None, "logout_all").await?;
+                let changes = Changes::new().field("sessions_ended", None::<u64>, ended);
+                let event = AuditEvent::new("session.ended_all", Target::user(user_id));
+                model::audit::record(&tx, &audit, event.changes(changes)).await
             })
             .await?;
         Ok(NoContent::NoContent)
@@ -550,18 +607,12 @@ impl AuthApi {
     async fn delete_session(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         auth: BearerAuth,
         session_id: Path<Uuid>,
     ) -> Result<NoContent, ApiError> {
-        let user_id = auth.0.user_id();
-        let idle = state.jwt.sessions().idle;
-        let ended = state
-            .db
-            .write(&auth.0.tenant(), async |tx| {
-                model::session::end(&tx, session_id.0, user_id, "revoked", idle).await
-            })
-            .await?;
-        if !ended {
+        let audit = AuditContext::of(req, &auth.0);
+        if !end_session(&state, &auth.0, &audit, session_id.0, "revoked").await? {
             return Err(ApiError::not_found("Session not found"));
         }
         Ok(NoContent::NoContent)

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::{
     ApiTags, AppState, Created, JsonString, NoContent, Paged,
+    audit_context::signed_in,
     auth::{SessionUser, TokenResponse, open_session},
     page,
     schemas::TeamRole,
@@ -20,6 +21,7 @@ use crate::{
     error::ApiError,
     model::{
         self,
+        audit::{AuditContext, AuditEvent, Changes, Target},
         invitation::{AcceptError, AcceptedAccount, InviteError, Invited, NewInvitation},
         outbox::Email,
     },
@@ -101,6 +103,7 @@ impl InvitationsApi {
     async fn create_invitation(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         auth: BearerAuth,
         company_id: Path<Uuid>,
         body: Json<CreateInvitation>,
@@ -116,13 +119,22 @@ impl InvitationsApi {
             invited_by: caller.user_id(),
         };
         let base_url = state.public_base_url.as_str();
+        let audit = AuditContext::of(req, &caller);
         let invitation = state
             .db
             .write(&tenant, async |tx| {
-                model::invitation::create(&tx, company_id.0, &new, |invited| {
+                let invitation = model::invitation::create(&tx, company_id.0, &new, |invited| {
                     invitation_email(base_url, invited)
                 })
-                .await
+                .await?;
+                let changes = Changes::new()
+                    .field("email", None::<&str>, &invitation.email)
+                    .field("role", None::<&str>, invitation.role.as_str())
+                    .field("employee_id", None::<Uuid>, invitation.employee_id);
+                let event =
+                    AuditEvent::new("invitation.created", Target::invitation(invitation.id));
+                model::audit::record(&tx, &audit, event.changes(changes)).await?;
+                Ok::<_, InviteError>(invitation)
             })
             .await?;
         Ok(Created::Created(Json(invitation.into())))
@@ -176,6 +188,7 @@ impl InvitationsApi {
     async fn withdraw_invitation(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         auth: BearerAuth,
         company_id: Path<Uuid>,
         invitation_id: Path<Uuid>,
@@ -183,10 +196,20 @@ impl InvitationsApi {
         let caller = auth.0;
         let tenant = caller.tenant_for(company_id.0, INVITATION_NOT_FOUND)?;
         caller.require_admin()?;
+        let audit = AuditContext::of(req, &caller);
         let withdrawn = state
             .db
             .write(&tenant, async |tx| {
-                model::invitation::withdraw(&tx, company_id.0, invitation_id.0).await
+                let withdrawn =
+                    model::invitation::withdraw(&tx, company_id.0, invitation_id.0).await?;
+                if withdrawn {
+                    let event = AuditEvent::new(
+                        "invitation.withdrawn",
+                        Target::invitation(invitation_id.0),
+                    );
+                    model::audit::record(&tx, &audit, event).await?;
+                }
+                Ok::<_, crate::db::DbError>(withdrawn)
             })
             .await?;
         if !withdrawn {
@@ -207,6 +230,7 @@ impl AcceptInvitationApi {
     /// policy), and signs it in. An unknown token answers 404 (`invitation_not_found`); one
     /// accepted already, withdrawn (or replaced) or expired answers 410 (`invitation_used`,
     /// `invitation_withdrawn`, `invitation_expired`). Of two accepts of one token, one wins.
+    /// Limited per client address (429 with `Retry-After`).
     #[oai(
         path = "/accept-invitation",
         method = "post",
@@ -222,6 +246,9 @@ impl AcceptInvitationApi {
         validate::password("password", &b.password)?;
         let full_name = validate::optional_text("full_name", b.full_name, 200)?;
         let token = b.token.into_inner();
+        // Each token looked up costs a transaction: guesses are bounded per address.
+        let client = state.throttle.client(state.analytics.client_ip(req));
+        state.throttle.take_invitation_accept(&client)?;
         let invitation = state
             .db
             .read_public(async |tx| model::invitation::by_token(&tx, token.trim()).await)
@@ -251,11 +278,29 @@ impl AcceptInvitationApi {
             password_hash: &hash,
             full_name: &full_name,
         };
+        let audit = AuditContext::anonymous(req);
         let user = state
             .db
             .write(
                 &Tenant::session_opening(invitation.company_id),
-                async |tx| model::invitation::accept(&tx, invitation.id, account).await,
+                async |tx| {
+                    let user = model::invitation::accept(&tx, invitation.id, account).await?;
+                    // As at sign-up: the new login creates itself, then says how.
+                    let actor = signed_in(user.id, user.company_id, user.role);
+                    let audit = audit.clone().by(actor);
+                    let created = AuditEvent::new("user.created", Target::user(user.id))
+                        .changes(Changes::between(None, Some(&user)));
+                    model::audit::record(&tx, &audit, created).await?;
+                    let accepted =
+                        AuditEvent::new("invitation.accepted", Target::invitation(invitation.id))
+                            .changes(Changes::new().field(
+                                "accepted_user_id",
+                                None::<Uuid>,
+                                user.id,
+                            ));
+                    model::audit::record(&tx, &audit, accepted).await?;
+                    Ok::<_, AcceptError>(user)
+                },
             )
             .await?;
         let session = SessionUser {

@@ -25,7 +25,7 @@ use crate::error::ParameterWords;
 /// 503 is answered by everything that touches the database (an outage or its deadline:
 /// `database_unavailable`) and by bounded pools that are full (password hashing, image decoding,
 /// public cache misses); 429 by per-client and per-account limits (login, sign-up, password
-/// changes, public card lookups, tracking).
+/// changes, refreshes, invitation accepts, public card lookups, tracking).
 #[rustfmt::skip]
 pub const ERRORS: &[(&str, &str, &[u16])] = &[
     ("post", "/auth/signup", &[409, 429, 503]),
@@ -36,7 +36,7 @@ pub const ERRORS: &[(&str, &str, &[u16])] = &[
     ("post", "/auth/reset-password", &[404, 410, 503]),
     ("post", "/auth/verify-email", &[404, 410, 503]),
     ("post", "/auth/resend-verification", &[409, 429, 503]),
-    ("post", "/auth/refresh", &[401, 503]),
+    ("post", "/auth/refresh", &[401, 429, 503]),
     ("post", "/auth/logout", &[503]),
     ("post", "/auth/logout-all", &[503]),
     ("get", "/auth/sessions", &[503]),
@@ -74,7 +74,7 @@ pub const ERRORS: &[(&str, &str, &[u16])] = &[
     ("post", "/company/{company_id}/invitations", &[403, 404, 409, 429, 503]),
     ("get", "/company/{company_id}/invitations", &[403, 404, 422, 503]),
     ("delete", "/company/{company_id}/invitations/{invitation_id}", &[403, 404, 422, 503]),
-    ("post", "/auth/accept-invitation", &[404, 409, 410, 503]),
+    ("post", "/auth/accept-invitation", &[404, 409, 410, 429, 503]),
     ("get", "/subscriptions/plans", &[503]),
     ("get", "/subscriptions/current", &[404, 503]),
     ("put", "/company/{company_id}/subscription", &[403, 404, 503]),

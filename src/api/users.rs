@@ -184,6 +184,7 @@ impl UsersApi {
     async fn update_user(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         auth: BearerAuth,
         company_id: Path<Uuid>,
         user_id: Path<Uuid>,
@@ -202,10 +203,16 @@ impl UsersApi {
             employee_id: validate::change(b.employee_id),
         };
         let changer = changer(caller.is_superadmin());
+        let audit = AuditContext::of(req, &caller);
         let user = state
             .db
             .write(&tenant, async |tx| {
-                model::user::change(&tx, company_id.0, user_id.0, changer, change).await
+                let (before, after) =
+                    model::user::change(&tx, company_id.0, user_id.0, changer, change).await?;
+                let changes = Changes::between(Some(&before), Some(&after));
+                let event = AuditEvent::new("user.updated", Target::user(after.id));
+                model::audit::record(&tx, &audit, event.changes(changes)).await?;
+                Ok::<_, ChangeError>(after)
             })
             .await?;
         Ok(Json(user.into()))
@@ -224,6 +231,7 @@ impl UsersApi {
     async fn delete_user(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         auth: BearerAuth,
         company_id: Path<Uuid>,
         user_id: Path<Uuid>,
@@ -232,10 +240,15 @@ impl UsersApi {
         let tenant = caller.tenant_for(company_id.0, USER_NOT_FOUND)?;
         caller.require_admin()?;
         let changer = changer(caller.is_superadmin());
+        let audit = AuditContext::of(req, &caller);
         state
             .db
             .write(&tenant, async |tx| {
-                model::user::delete(&tx, company_id.0, user_id.0, changer).await
+                let user = model::user::delete(&tx, company_id.0, user_id.0, changer).await?;
+                let changes = Changes::between(Some(&user), None);
+                let event = AuditEvent::new("user.deleted", Target::user(user.id));
+                model::audit::record(&tx, &audit, event.changes(changes)).await?;
+                Ok::<_, ChangeError>(())
             })
             .await?;
         Ok(NoContent::NoContent)

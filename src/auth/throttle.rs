@@ -11,6 +11,9 @@
 //! - Per client address, in this instance's memory: `address_failures_per_minute` failures (a
 //!   token bucket: that many at once, then one every 60/n seconds), and sign-ups alike per hour.
 //!   Only failures count, so people who type their password right are never slowed down.
+//! - Per client address too, the public endpoints that take a token and look it up in a
+//!   transaction (a refresh, accepting an invitation): every token presented counts, each
+//!   endpoint on its own bucket, generous enough that only guessing meets the limit.
 
 use std::{
     net::IpAddr,
@@ -33,6 +36,22 @@ const FORGET: &str = "SELECT login_throttle_forget($1)";
 /// Client addresses tracked per limit; past that, those idle longest are forgotten first.
 const TRACKED_ADDRESSES: usize = 100_000;
 
+/// A bucket per address for one public endpoint that looks a presented token up.
+fn token_limiter(limits: &AuthLimits) -> RateLimiter {
+    let per_second = f64::from(limits.address_tokens_per_hour) / 3600.0;
+    RateLimiter::new(limits.address_token_burst, per_second, TRACKED_ADDRESSES)
+}
+
+fn take_token(limiter: &RateLimiter, client: &ClientKey) -> Result<(), ApiError> {
+    limiter.check(&client.0, Instant::now()).map_err(|wait| {
+        ApiError::too_many_requests(
+            "too_many_requests",
+            "Too many requests from this address; try again later",
+            wait,
+        )
+    })
+}
+
 /// A client address as the throttle knows it: a keyed hash (IPv6 by its /64), the same on every
 /// instance that shares the secret, never the address itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +61,8 @@ pub struct LoginThrottle {
     address_keys: VisitorKey,
     failures: RateLimiter,
     signups: RateLimiter,
+    refreshes: RateLimiter,
+    invitation_accepts: RateLimiter,
     account_limit: i32,
     trust_seconds: i32,
 }
@@ -54,6 +75,8 @@ impl LoginThrottle {
             address_keys: VisitorKey::new(secret),
             failures: RateLimiter::new(per_minute, f64::from(per_minute) / 60.0, TRACKED_ADDRESSES),
             signups: RateLimiter::new(per_hour, f64::from(per_hour) / 3600.0, TRACKED_ADDRESSES),
+            refreshes: token_limiter(limits),
+            invitation_accepts: token_limiter(limits),
             account_limit: i32::try_from(limits.account_failures_per_hour).unwrap_or(i32::MAX),
             trust_seconds: i32::try_from(limits.trusted_address_ttl.as_secs()).unwrap_or(i32::MAX),
         }
@@ -88,6 +111,16 @@ impl LoginThrottle {
                     wait,
                 )
             })
+    }
+
+    /// Takes one of this address's refreshes, or answers 429.
+    pub fn take_refresh(&self, client: &ClientKey) -> Result<(), ApiError> {
+        take_token(&self.refreshes, client)
+    }
+
+    /// Takes one of this address's invitation accepts, or answers 429.
+    pub fn take_invitation_accept(&self, client: &ClientKey) -> Result<(), ApiError> {
+        take_token(&self.invitation_accepts, client)
     }
 
     /// Inside a read: the seconds until `client` may try a password on `email`'s account.

@@ -135,6 +135,13 @@ impl Tenant {
         Self::member(company_id, Role::Employee)
     }
 
+    /// The company of a session whose used refresh token came back (a copy is loose), once the
+    /// `SECURITY DEFINER` refresh has ended that session and named its company: to record the
+    /// revocation in the company's trail. As an employee: the least a login can be.
+    pub fn session_reuse(company_id: Uuid) -> Self {
+        Self::member(company_id, Role::Employee)
+    }
+
     /// The operator at the server's command line (`create-superadmin`), acting as a superadmin
     /// in the platform company.
     pub fn platform_operator(platform_company_id: Uuid) -> Self {

@@ -7,7 +7,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::db::{DbError, TenantTx};
+use crate::db::{DbError, Role, TenantTx};
 
 /// What a token is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,22 +183,40 @@ const RESET_PASSWORD: &str = "WITH spent AS (
                                   ELSE u.email_verified_at END
      FROM spent s
      WHERE u.company_id = s.company_id AND u.id = s.user_id AND u.is_active
-     RETURNING u.id";
+     RETURNING u.id, u.role";
+
+/// The login whose emailed link was just used: the one who acted, for the audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenOwner {
+    pub user_id: Uuid,
+    pub role: Role,
+}
+
+impl TokenOwner {
+    fn of(row: &tokio_postgres::Row, id: &str, role: &str) -> Result<Self, DbError> {
+        let raw: &str = row.try_get(role)?;
+        Ok(Self {
+            user_id: row.try_get(id)?,
+            role: Role::parse(raw).ok_or_else(|| DbError::Decode(format!("role {raw:?}")))?,
+        })
+    }
+}
 
 pub async fn reset_password(
     tx: &TenantTx,
     token: &str,
     password_hash: &str,
-) -> Result<Option<Uuid>, DbError> {
+) -> Result<Option<TokenOwner>, DbError> {
     let hash = token_hash(token);
     let row = tx
         .query_opt(RESET_PASSWORD, [&hash, &password_hash])
         .await?;
-    row.map(|r| r.try_get(0)).transpose().map_err(DbError::from)
+    row.map(|r| TokenOwner::of(&r, "id", "role")).transpose()
 }
 
 /// Spends a verification token and marks the address it was sent to as verified (if the login
-/// still has that address). `None`: no valid unused token; `Some(verified)` otherwise.
+/// still has that address). The last column reads the login as it was before the statement
+/// (every part of one statement sees the same snapshot): whether it was verified already.
 const VERIFY_EMAIL: &str = "WITH spent AS (
          UPDATE account_tokens t SET used_at = now()
          WHERE t.token_hash = $1 AND t.purpose = 'email_verification' AND t.used_at IS NULL
@@ -208,16 +226,38 @@ const VERIFY_EMAIL: &str = "WITH spent AS (
          UPDATE users u SET email_verified_at = coalesce(u.email_verified_at, now())
          FROM spent s
          WHERE u.company_id = s.company_id AND u.id = s.user_id AND lower(u.email) = lower(s.email)
-         RETURNING u.id
+         RETURNING u.company_id, u.id, u.role
      )
-     SELECT (SELECT count(*) FROM spent), (SELECT count(*) FROM verified)";
+     SELECT (SELECT count(*) FROM spent) AS spent, v.id, v.role,
+            (SELECT u.email_verified_at IS NOT NULL FROM users u
+             WHERE u.company_id = v.company_id AND u.id = v.id) AS was_verified
+     FROM (VALUES (1)) AS one (x) LEFT JOIN verified v ON true";
 
-pub async fn verify_email(tx: &TenantTx, token: &str) -> Result<Option<bool>, DbError> {
+/// What spending a verification token did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    /// The login's address is verified; `already`: it was before this token.
+    Verified { owner: TokenOwner, already: bool },
+    /// The token is spent, but the login's address is no longer the one it was sent to.
+    AddressChanged,
+}
+
+/// `None`: no valid unused token.
+pub async fn verify_email(tx: &TenantTx, token: &str) -> Result<Option<Verification>, DbError> {
     let hash = token_hash(token);
     let row = tx.query_one(VERIFY_EMAIL, [&hash]).await?;
-    let spent: i64 = row.try_get(0)?;
-    let verified: i64 = row.try_get(1)?;
-    Ok((spent > 0).then_some(verified > 0))
+    let spent: i64 = row.try_get("spent")?;
+    if spent == 0 {
+        return Ok(None);
+    }
+    let verified: Option<Uuid> = row.try_get("id")?;
+    if verified.is_none() {
+        return Ok(Some(Verification::AddressChanged));
+    }
+    Ok(Some(Verification::Verified {
+        owner: TokenOwner::of(&row, "id", "role")?,
+        already: row.try_get("was_verified")?,
+    }))
 }
 
 const FORGET: &str = "SELECT account_tokens_forget()";

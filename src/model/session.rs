@@ -213,7 +213,7 @@ pub async fn list(
 }
 
 /// Why a refresh token was refused; every case but [`Refusal::Unknown`] leaves its session
-/// ended.
+/// ended. (A reuse comes as [`Refresh::Reused`], with the session it ended.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// Never issued, or its session is gone.
@@ -241,7 +241,17 @@ pub enum Refresh {
         company_id: Uuid,
         role: Role,
     },
+    /// The token was used before: the session it names has just been ended for that.
+    Reused(EndedSession),
     Refused(Refusal),
+}
+
+/// A session a refresh ended, and whose it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndedSession {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub company_id: Uuid,
 }
 
 const REFRESH: &str = "SELECT outcome, session_id, user_id, company_id, role, expires_at
@@ -265,7 +275,13 @@ pub async fn refresh(
     let refusal = match outcome.as_str() {
         "refreshed" => None,
         "unknown" => Some(Refusal::Unknown),
-        "reused" => Some(Refusal::Reused),
+        "reused" => {
+            return Ok(Refresh::Reused(EndedSession {
+                id: row.try_get("session_id")?,
+                user_id: row.try_get("user_id")?,
+                company_id: row.try_get("company_id")?,
+            }));
+        }
         "revoked" => Some(Refusal::Revoked),
         "expired" => Some(Refusal::Expired),
         "idle" => Some(Refusal::Idle),

@@ -356,15 +356,16 @@ async fn keep_an_admin(tx: &TenantTx, user: &User) -> Result<(), ChangeError> {
     Ok(())
 }
 
-/// Applies `change` to the login. Deactivating it or changing its role ends its sessions in the
-/// same transaction; the last active admin keeps both.
+/// Applies `change` to the login; the login before and after it (for the audit trail).
+/// Deactivating it or changing its role ends its sessions in the same transaction; the last
+/// active admin keeps both.
 pub async fn change(
     tx: &TenantTx,
     company_id: Uuid,
     user_id: Uuid,
     changer: Changer,
     change: UserChange,
-) -> Result<User, ChangeError> {
+) -> Result<(User, User), ChangeError> {
     let before = lock_for_change(tx, company_id, user_id, changer).await?;
     let role = change.role.unwrap_or(before.role);
     let is_active = change.is_active.unwrap_or(before.is_active);
@@ -397,21 +398,22 @@ pub async fn change(
     if let Some(reason) = ended {
         super::session::end_for_user(tx, user_id, None, reason).await?;
     }
-    Ok(after)
+    Ok((before, after))
 }
 
-/// Deletes the login, its sessions ended first; the last active admin stays.
+/// Deletes the login, its sessions ended first; the last active admin stays. The login as it
+/// was.
 pub async fn delete(
     tx: &TenantTx,
     company_id: Uuid,
     user_id: Uuid,
     changer: Changer,
-) -> Result<(), ChangeError> {
+) -> Result<User, ChangeError> {
     let user = lock_for_change(tx, company_id, user_id, changer).await?;
     keep_an_admin(tx, &user).await?;
     super::session::end_for_user(tx, user_id, None, "deleted").await?;
     tx.execute(DELETE_USER, [&company_id, &user_id]).await?;
-    Ok(())
+    Ok(user)
 }
 
 const EMAIL_HAS_LOGIN: &str = "SELECT email_has_login($1)";
