@@ -134,6 +134,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "smtp://[user:pass@]host[:port] (?tls=required for STARTTLS) or smtps://…; unset: .eml files under DATA_DIR/outbox",
     ),
     (
+        "SMTP_CA_FILE",
+        "PEM certificate of a private CA the SMTP server's TLS certificate is signed by (trusted besides the public roots)",
+    ),
+    (
         "MAIL_FROM",
         "sender address of emails [default: CallingCard <no-reply@localhost>]",
     ),
@@ -268,6 +272,9 @@ pub struct Config {
 pub struct MailConfig {
     /// `SMTP_URL`; `None`: messages are written to `DATA_DIR/outbox/` as `.eml` files.
     pub smtp_url: Option<Secret>,
+    /// `SMTP_CA_FILE`: a PEM certificate trusted, besides the public roots, for the mail
+    /// server's TLS (`smtps://`, `?tls=required|opportunistic`).
+    pub smtp_ca_file: Option<PathBuf>,
     /// `MAIL_FROM`: the address (and, for messages of no company, the name) emails come from.
     pub from: String,
     /// `OUTBOX_POLL_INTERVAL`: the longest the worker sleeps without looking (a notification
@@ -301,6 +308,10 @@ impl MailConfig {
         }
         Ok(Self {
             smtp_url: smtp_url.map(Secret::new),
+            smtp_ca_file: lookup("SMTP_CA_FILE")
+                .map(|path| path.trim().to_owned())
+                .filter(|path| !path.is_empty())
+                .map(PathBuf::from),
             from: lookup("MAIL_FROM")
                 .map(|from| from.trim().to_owned())
                 .unwrap_or_else(|| "CallingCard <no-reply@localhost>".into()),
@@ -803,12 +814,14 @@ mod tests {
         let secret = ("JWT_SECRET", "0123456789abcdef0123456789abcdef");
         let defaults = config(&[secret]).unwrap().mail;
         assert!(defaults.smtp_url.is_none());
+        assert!(defaults.smtp_ca_file.is_none());
         assert_eq!(defaults.from, "CallingCard <no-reply@localhost>");
         assert_eq!(defaults.retry_base, Duration::from_secs(5));
         assert_eq!(defaults.max_attempts, 12);
         let set = config(&[
             secret,
             ("SMTP_URL", "smtps://user:pa%20ss@mail.example.com"),
+            ("SMTP_CA_FILE", "/etc/callingcard/mail-ca.pem"),
             ("OUTBOX_RETRY_BASE", "100ms"),
             ("OUTBOX_MAX_ATTEMPTS", "3"),
         ])
@@ -816,6 +829,10 @@ mod tests {
         assert!(!format!("{set:?}").contains("pa%20ss"));
         assert_eq!(set.mail.retry_base, Duration::from_millis(100));
         assert_eq!(set.mail.max_attempts, 3);
+        assert_eq!(
+            set.mail.smtp_ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/callingcard/mail-ca.pem"))
+        );
         for (key, bad) in [
             ("SMTP_URL", "mail.example.com"),
             ("OUTBOX_MAX_ATTEMPTS", "0"),

@@ -665,6 +665,7 @@ fn start_outbox(config: &Config, db: &Db) -> anyhow::Result<OutboxWorker> {
     let files = config.data_dir.join("outbox");
     let mailer = Mailer::new(
         mail.smtp_url.as_ref().map(|url| url.expose()),
+        mail.smtp_ca_file.as_deref(),
         &mail.from,
         files.clone(),
     )?;

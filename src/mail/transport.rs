@@ -1,11 +1,19 @@
 //! How a message leaves: over SMTP (`SMTP_URL`), or in development, without one, as an `.eml`
 //! file under `DATA_DIR/outbox/` with its links in the log.
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
+use anyhow::Context;
 use lettre::{
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
     message::{Mailbox, MultiPart},
+    transport::smtp::{
+        AsyncSmtpTransportBuilder,
+        client::{Certificate, Tls, TlsParameters},
+    },
 };
 use uuid::Uuid;
 
@@ -56,18 +64,19 @@ pub struct Mailer {
 impl Mailer {
     /// `smtp_url`: `smtp://[user:pass@]host[:port]` (no TLS, or `?tls=required` /
     /// `?tls=opportunistic` for STARTTLS), `smtps://…` (TLS from the first byte). Without one,
-    /// files under `files_dir`.
-    pub fn new(smtp_url: Option<&str>, from: &str, files_dir: PathBuf) -> anyhow::Result<Self> {
+    /// files under `files_dir`. `ca_file` (`SMTP_CA_FILE`): a PEM certificate the mail
+    /// server's may be signed by, trusted besides the public roots.
+    pub fn new(
+        smtp_url: Option<&str>,
+        ca_file: Option<&Path>,
+        from: &str,
+        files_dir: PathBuf,
+    ) -> anyhow::Result<Self> {
         let from: Mailbox = from
             .parse()
             .map_err(|e| anyhow::anyhow!("MAIL_FROM is not an email address: {e}"))?;
         let transport = match smtp_url {
-            Some(url) => Transport::Smtp(
-                AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-                    .map_err(|e| anyhow::anyhow!("SMTP_URL: {e}"))?
-                    .timeout(Some(SMTP_TIMEOUT))
-                    .build(),
-            ),
+            Some(url) => Transport::Smtp(smtp_builder(url, ca_file)?.build()),
             None => Transport::Files(files_dir),
         };
         Ok(Self { transport, from })
@@ -110,12 +119,71 @@ impl Mailer {
         match &self.transport {
             Transport::Smtp(smtp) => match smtp.send(message).await {
                 Ok(_) => Ok(()),
-                Err(e) if e.is_permanent() => Err(SendError::permanent(e.to_string())),
+                Err(e) if e.is_permanent() && !refused_login(&e) => {
+                    Err(SendError::permanent(e.to_string()))
+                }
                 Err(e) => Err(SendError::transient(e.to_string())),
             },
             Transport::Files(dir) => write_file(dir, id, email, &message).await,
         }
     }
+}
+
+/// The transport `SMTP_URL` describes (host, port, credentials, TLS mode: lettre reads them),
+/// its TLS trusting `ca_file` too when there is one.
+fn smtp_builder(url: &str, ca_file: Option<&Path>) -> anyhow::Result<AsyncSmtpTransportBuilder> {
+    let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+        .map_err(|e| anyhow::anyhow!("SMTP_URL: {e}"))?
+        .timeout(Some(SMTP_TIMEOUT));
+    let Some(ca_file) = ca_file else {
+        return Ok(builder);
+    };
+    let pem =
+        std::fs::read(ca_file).with_context(|| format!("SMTP_CA_FILE {}", ca_file.display()))?;
+    // An empty or foreign file would parse as no certificate at all and silently trust nothing
+    // more: refuse it at startup instead.
+    if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+        anyhow::bail!(
+            "SMTP_CA_FILE {} holds no PEM certificate",
+            ca_file.display()
+        );
+    }
+    let certificate = Certificate::from_pem(&pem)
+        .map_err(|e| anyhow::anyhow!("SMTP_CA_FILE {}: {e}", ca_file.display()))?;
+    // The same reading of the URL as lettre's, for the one thing its builder does not expose:
+    // which TLS mode it chose.
+    let parsed = url::Url::parse(url).context("SMTP_URL")?;
+    let host = parsed
+        .host_str()
+        .context("SMTP_URL has no host")?
+        .to_owned();
+    let tls_query = parsed
+        .query_pairs()
+        .find(|(key, _)| key == "tls")
+        .map(|(_, value)| value.into_owned());
+    let parameters = || {
+        TlsParameters::builder(host.clone())
+            .add_root_certificate(certificate.clone())
+            .build()
+            .map_err(|e| anyhow::anyhow!("SMTP_CA_FILE {}: {e}", ca_file.display()))
+    };
+    let tls = match (parsed.scheme(), tls_query.as_deref()) {
+        ("smtps", _) => Tls::Wrapper(parameters()?),
+        ("smtp", Some("required")) => Tls::Required(parameters()?),
+        ("smtp", Some("opportunistic")) => Tls::Opportunistic(parameters()?),
+        // Plain SMTP: there is no TLS for the certificate to matter to.
+        _ => return Ok(builder),
+    };
+    Ok(builder.tls(tls))
+}
+
+/// The server refused our login (RFC 4954: 530 authentication required, 534 mechanism too
+/// weak, 535 credentials invalid, 538 encryption required). A 5xx, but about this sender's
+/// configuration, not the message: once the credentials are fixed it goes out, so it waits.
+fn refused_login(error: &lettre::transport::smtp::Error) -> bool {
+    error
+        .status()
+        .is_some_and(|code| matches!(u16::from(code), 530 | 534 | 535 | 538))
 }
 
 /// Writes the message as `<id>.eml` (a temporary name first, so a reader never sees half a
@@ -169,8 +237,13 @@ mod tests {
 
     #[test]
     fn the_company_name_is_the_sender_and_the_address_is_mail_from() {
-        let mailer =
-            Mailer::new(None, "CallingCard <no-reply@cards.example.com>", "x".into()).unwrap();
+        let mailer = Mailer::new(
+            None,
+            None,
+            "CallingCard <no-reply@cards.example.com>",
+            "x".into(),
+        )
+        .unwrap();
         let id = Uuid::new_v4();
         let raw = String::from_utf8(mailer.message(id, &email()).unwrap().formatted()).unwrap();
         // The name has `<`, `>` and `&`: it is encoded whole, never read as an address.
@@ -195,14 +268,31 @@ mod tests {
 
     #[test]
     fn a_bad_recipient_is_a_permanent_failure() {
-        let mailer = Mailer::new(None, "no-reply@localhost", "x".into()).unwrap();
+        let mailer = Mailer::new(None, None, "no-reply@localhost", "x".into()).unwrap();
         let bad = Email {
             to: "not an address".into(),
             ..email()
         };
         assert!(mailer.message(Uuid::new_v4(), &bad).unwrap_err().permanent);
-        assert!(Mailer::new(None, "nobody", "x".into()).is_err());
-        assert!(Mailer::new(Some("ftp://mail.example.com"), "a@b.c", "x".into()).is_err());
+        assert!(Mailer::new(None, None, "nobody", "x".into()).is_err());
+        assert!(Mailer::new(Some("ftp://mail.example.com"), None, "a@b.c", "x".into()).is_err());
+    }
+
+    #[test]
+    fn an_smtp_ca_file_that_holds_no_certificate_fails_at_startup() {
+        let url = Some("smtps://mail.example.com");
+        let missing = std::env::temp_dir().join(format!("no-such-ca-{}.pem", Uuid::new_v4()));
+        let Err(err) = Mailer::new(url, Some(&missing), "a@b.c", "x".into()) else {
+            panic!("a missing SMTP_CA_FILE was accepted");
+        };
+        assert!(format!("{err:#}").contains("SMTP_CA_FILE"), "{err:#}");
+        let not_pem = std::env::temp_dir().join(format!("not-a-ca-{}.pem", Uuid::new_v4()));
+        std::fs::write(&not_pem, "hello").unwrap();
+        let Err(err) = Mailer::new(url, Some(&not_pem), "a@b.c", "x".into()) else {
+            panic!("an SMTP_CA_FILE without a certificate was accepted");
+        };
+        let _ = std::fs::remove_file(&not_pem);
+        assert!(err.to_string().contains("no PEM certificate"), "{err:#}");
     }
 
     #[test]
