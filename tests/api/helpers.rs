@@ -661,7 +661,26 @@ pub fn free_port() -> u16 {
 pub struct SmtpServer {
     pub port: u16,
     pub dir: std::path::PathBuf,
+    options: SmtpOptions,
     child: Option<tokio::process::Child>,
+}
+
+/// What an [`SmtpServer`] asks of its clients.
+#[derive(Clone, Debug, Default)]
+pub struct SmtpOptions {
+    /// The one user and password it accepts (AUTH required); others are refused with a 535.
+    pub login: Option<(String, String)>,
+    pub tls: SmtpTls,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum SmtpTls {
+    #[default]
+    None,
+    /// Plain first, then STARTTLS, required before anything else.
+    StartTls,
+    /// TLS from the first byte (`smtps://`).
+    Implicit,
 }
 
 /// The interpreter that has aiosmtpd: `SMTP_TEST_PYTHON`, else Debian's, else `python3`.
@@ -678,9 +697,65 @@ fn smtp_python() -> String {
 impl SmtpServer {
     /// A server on a free port, receiving.
     pub async fn start() -> Self {
+        Self::start_with(SmtpOptions::default()).await
+    }
+
+    /// A server on a free port with a login and/or TLS; its certificate, self-signed for
+    /// `localhost` and `127.0.0.1`, is [`ca_file`](Self::ca_file).
+    pub async fn start_with(options: SmtpOptions) -> Self {
         let mut server = Self::stopped(free_port());
+        if options.tls != SmtpTls::None {
+            // A private CA and the server's certificate signed by it (rustls will not take a
+            // self-signed CA certificate as the server's own).
+            let dir = &server.dir;
+            openssl(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=CallingCard test mail CA",
+                "-keyout",
+                &dir.join("ca-key.pem").display().to_string(),
+                "-out",
+                &server.ca_file().display().to_string(),
+            ]);
+            openssl(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=localhost",
+                "-addext",
+                "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                "-addext",
+                "basicConstraints=critical,CA:FALSE",
+                "-CA",
+                &server.ca_file().display().to_string(),
+                "-CAkey",
+                &dir.join("ca-key.pem").display().to_string(),
+                "-keyout",
+                &dir.join("key.pem").display().to_string(),
+                "-out",
+                &dir.join("cert.pem").display().to_string(),
+            ]);
+        }
+        server.options = options;
         server.resume().await;
         server
+    }
+
+    /// The certificate of the CA that signed the server's (PEM), for `SMTP_CA_FILE`; only
+    /// with TLS.
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        self.dir.join("ca.pem")
     }
 
     /// A server that will listen on `port` once [`resume`](Self::resume)d; nothing listens yet.
@@ -694,6 +769,7 @@ impl SmtpServer {
         Self {
             port,
             dir,
+            options: SmtpOptions::default(),
             child: None,
         }
     }
@@ -706,11 +782,30 @@ impl SmtpServer {
     /// Starts listening (again) and waits until it accepts connections.
     pub async fn resume(&mut self) {
         assert!(self.child.is_none(), "the SMTP server runs already");
-        let child = tokio::process::Command::new(smtp_python())
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{}", self.port))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&self.dir)
+        let launcher = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_server.py");
+        let mut command = tokio::process::Command::new(smtp_python());
+        command
+            .arg(launcher)
+            .args(["127.0.0.1", &self.port.to_string()])
+            .arg(&self.dir);
+        if let Some((user, password)) = &self.options.login {
+            command.args(["--login", user, password]);
+        }
+        match self.options.tls {
+            SmtpTls::None => {}
+            SmtpTls::StartTls => {
+                command.arg("--starttls");
+            }
+            SmtpTls::Implicit => {
+                command.arg("--implicit-tls");
+            }
+        }
+        if self.options.tls != SmtpTls::None {
+            command
+                .arg(self.dir.join("cert.pem"))
+                .arg(self.dir.join("key.pem"));
+        }
+        let child = command
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true)
             .spawn()
@@ -771,6 +866,18 @@ impl SmtpServer {
     pub fn messages_to(&self, to: &str) -> Vec<ReceivedEmail> {
         self.messages().into_iter().filter(|m| m.to == to).collect()
     }
+}
+
+/// Runs `openssl` (for test certificates), which must succeed.
+fn openssl(args: &[&str]) {
+    let status = std::process::Command::new("openssl")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("running openssl (scripts/ensure-smtp installs it)");
+    assert!(status.success(), "openssl {args:?} failed");
 }
 
 impl Drop for SmtpServer {

@@ -9,8 +9,8 @@ use callingcard::{
 use serde_json::json;
 
 use crate::helpers::{
-    self, ReceivedEmail, SmtpServer, TestApp, new_email, scalar, signup_as, spawn_app_on,
-    spawn_app_with, spawn_app_with_smtp, superuser, test_data_dir, wait_for,
+    self, ReceivedEmail, SmtpOptions, SmtpServer, SmtpTls, TestApp, new_email, scalar, signup_as,
+    spawn_app_on, spawn_app_with, spawn_app_with_smtp, superuser, test_data_dir, wait_for,
 };
 
 fn email_to(to: &str, subject: &str) -> Email {
@@ -228,4 +228,120 @@ async fn without_smtp_url_emails_are_written_as_eml_files() {
     let me = app.get("/api/auth/me", Some(&admin.token)).await;
     assert_eq!(me.body["email_verified"], true, "{}", me.body);
     let _ = std::fs::remove_dir_all(test_data_dir(&app.dbname));
+}
+
+fn login(user: &str, password: &str) -> Option<(String, String)> {
+    Some((user.to_owned(), password.to_owned()))
+}
+
+/// Waits until the app delivered its signup email to `email` and recorded it sent.
+async fn delivered(app: &TestApp, smtp: &SmtpServer, email: &str) {
+    smtp.wait_for_message_to(email).await.token("verify-email");
+    let db = superuser(app).await;
+    wait_for("the message to be marked sent", async || {
+        scalar(
+            &db,
+            "SELECT count(*) FROM outbox WHERE payload->>'to' = $1 AND sent_at IS NOT NULL",
+            &[&email],
+        )
+        .await
+            == 1
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn starttls_and_a_login_deliver_trusting_smtp_ca_file() {
+    let smtp = SmtpServer::start_with(SmtpOptions {
+        login: login("mailer", "s3cret pass"),
+        tls: SmtpTls::StartTls,
+    })
+    .await;
+    let url = format!(
+        "smtp://mailer:s3cret%20pass@127.0.0.1:{}?tls=required",
+        smtp.port
+    );
+    let ca = smtp.ca_file().display().to_string();
+    let app = spawn_app_with(&[("SMTP_URL", &url), ("SMTP_CA_FILE", &ca)]).await;
+    let email = new_email("secure");
+    signup_as(&app, &email, "Sealed Ltd").await;
+    delivered(&app, &smtp, &email).await;
+}
+
+/// A refused login (535) is the sender's configuration, not the message's fault: the message
+/// waits and is retried (never `failed_at` at once), and nothing is delivered.
+#[tokio::test]
+async fn a_wrong_smtp_password_delivers_nothing_and_keeps_the_message() {
+    let smtp = SmtpServer::start_with(SmtpOptions {
+        login: login("mailer", "right"),
+        tls: SmtpTls::StartTls,
+    })
+    .await;
+    let url = format!("smtp://mailer:wrong@127.0.0.1:{}?tls=required", smtp.port);
+    let ca = smtp.ca_file().display().to_string();
+    let app = spawn_app_with(&[
+        ("SMTP_URL", &url),
+        ("SMTP_CA_FILE", &ca),
+        ("OUTBOX_RETRY_BASE", "100ms"),
+    ])
+    .await;
+    let email = new_email("refused");
+    signup_as(&app, &email, "Wrong Key Co").await;
+    let db = superuser(&app).await;
+    wait_for("two refused attempts, the message kept", async || {
+        scalar(
+            &db,
+            "SELECT count(*) FROM outbox WHERE payload->>'to' = $1 AND attempts >= 2
+               AND last_error LIKE '%535%' AND sent_at IS NULL AND failed_at IS NULL",
+            &[&email],
+        )
+        .await
+            == 1
+    })
+    .await;
+    stop(app).await;
+    assert!(smtp.messages().is_empty());
+}
+
+#[tokio::test]
+async fn smtps_with_a_login_delivers_over_implicit_tls() {
+    let smtp = SmtpServer::start_with(SmtpOptions {
+        login: login("mailer", "wrapped"),
+        tls: SmtpTls::Implicit,
+    })
+    .await;
+    let url = format!("smtps://mailer:wrapped@localhost:{}", smtp.port);
+    let ca = smtp.ca_file().display().to_string();
+    let app = spawn_app_with(&[("SMTP_URL", &url), ("SMTP_CA_FILE", &ca)]).await;
+    let email = new_email("wrapped");
+    signup_as(&app, &email, "Wrapped Inc").await;
+    delivered(&app, &smtp, &email).await;
+}
+
+/// Without `SMTP_CA_FILE` the self-signed certificate is not trusted: nothing goes out.
+#[tokio::test]
+async fn an_untrusted_mail_server_certificate_sends_nothing() {
+    let smtp = SmtpServer::start_with(SmtpOptions {
+        login: None,
+        tls: SmtpTls::Implicit,
+    })
+    .await;
+    let url = format!("smtps://localhost:{}", smtp.port);
+    let app = spawn_app_with(&[("SMTP_URL", &url), ("OUTBOX_RETRY_BASE", "100ms")]).await;
+    let email = new_email("untrusted");
+    signup_as(&app, &email, "Doubt Co").await;
+    let db = superuser(&app).await;
+    wait_for("a failed attempt, the message kept", async || {
+        scalar(
+            &db,
+            "SELECT count(*) FROM outbox WHERE payload->>'to' = $1 AND attempts >= 1
+               AND last_error IS NOT NULL AND sent_at IS NULL AND failed_at IS NULL",
+            &[&email],
+        )
+        .await
+            == 1
+    })
+    .await;
+    stop(app).await;
+    assert!(smtp.messages().is_empty());
 }
