@@ -211,8 +211,15 @@ async fn a_fast_shutdown_under_requests_answers_503_to_them_and_to_every_request
         cluster.stop().await.unwrap();
     };
     let ((list, create), ()) = tokio::join!(in_flight, shutdown);
-    list.assert_error(503, "database_unavailable");
-    create.assert_error(503, "database_unavailable");
+    // A fast shutdown signals every backend at once: the lock holder's may exit first, and a
+    // waiting backend granted the lock can finish its short statement before it sees its own
+    // signal (seen once on a loaded machine). So a request in flight either completes or gets
+    // 503, never a hang, a 500 or a broken answer; every request after gets 503.
+    for (resp, done) in [(&list, 200), (&create, 201)] {
+        if resp.status.as_u16() != done {
+            resp.assert_error(503, "database_unavailable");
+        }
+    }
     for (what, resp) in typical_requests(&app, &admin).await {
         assert_eq!(
             resp.status.as_u16(),
