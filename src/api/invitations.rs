@@ -2,7 +2,6 @@
 //! chooses a password, and is signed in.
 
 use chrono::{DateTime, Utc};
-use maud::html;
 use poem::{Request, http::StatusCode, web::Data};
 use poem_openapi::{Object, OpenApi, param::Path, param::Query, payload::Json};
 use uuid::Uuid;
@@ -341,34 +340,7 @@ fn invitation_email(base_url: &str, invited: Invited<'_>) -> Email {
         .expires_at
         .format("%Y-%m-%d %H:%M UTC")
         .to_string();
-    let subject = format!("Join {company_name} on CallingCard");
-    let text = format!(
-        "You are invited to join {company_name} on CallingCard as {role}.\n\n\
-         Choose your password and sign in here (the link works once, until {until}):\n\
-         {link}\n\n\
-         If you did not expect this invitation, you can ignore this email.\n"
-    );
-    let html = html! {
-        (maud::DOCTYPE)
-        html lang="en" {
-            head { meta charset="utf-8"; title { (subject) } }
-            body {
-                p { "You are invited to join " strong { (company_name) } " on CallingCard as " (role) "." }
-                p { a href=(link) { "Choose your password and sign in" } }
-                p { "The link works once, until " (until) ". If the button does not work, open this address:" }
-                p { (link) }
-                p { "If you did not expect this invitation, you can ignore this email." }
-            }
-        }
-    }
-    .into_string();
-    Email {
-        to: invitation.email.clone(),
-        from_name: company_name.to_owned(),
-        subject,
-        text,
-        html,
-    }
+    crate::mail::message::invitation(&invitation.email, company_name, role, &until, &link)
 }
 
 impl From<InviteError> for ApiError {

@@ -76,6 +76,33 @@ pub fn reset_password(recipient: &Recipient<'_>, link: &str) -> Email {
     email(recipient, subject, text, html)
 }
 
+/// `{base}/app/accept-invitation?token=…`: an invitation to join `company_name` as `role`
+/// ("an admin", "a teammate"), its link valid `until`.
+pub fn invitation(to: &str, company_name: &str, role: &str, until: &str, link: &str) -> Email {
+    let subject = format!("Join {company_name} on CallingCard");
+    let text = format!(
+        "You are invited to join {company_name} on CallingCard as {role}.\n\n\
+         Choose your password and sign in here (the link works once, until {until}):\n\
+         {link}\n\n\
+         If you did not expect this invitation, you can ignore this email.\n"
+    );
+    let html = page(
+        &subject,
+        html! {
+            p { "You are invited to join " strong { (company_name) } " on CallingCard as " (role) "." }
+            (button(link, "Choose your password and sign in"))
+            p { "The link works once, until " (until) ". If the button does not work, open this address:" br; a href=(link) { (link) } }
+            p.small { "If you did not expect this invitation, you can ignore this email." }
+        },
+    );
+    let recipient = Recipient {
+        email: to,
+        full_name: "",
+        company_name,
+    };
+    email(&recipient, subject, text, html)
+}
+
 fn email(recipient: &Recipient<'_>, subject: String, text: String, html: Markup) -> Email {
     Email {
         to: recipient.email.to_owned(),
