@@ -1,12 +1,21 @@
-//! The `callingcard` command: serve (default), migrate, openapi, create-superadmin.
+//! The `callingcard` command: serve (default), migrate, openapi, create-superadmin,
+//! import-employees.
+
+use std::{path::Path, time::Duration};
 
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 
 use callingcard::{
     api,
     config::{self, Config},
-    db::{Db, migrations},
+    db::{Db, DbError, Tenant, migrations},
+    model::{
+        self,
+        audit::AuditContext,
+        employee_import::{self, ImportError, Progress, RowOutcome},
+    },
     startup::{Application, Database, shutdown_signal},
     telemetry::logging::{self, LogFormat},
 };
@@ -43,6 +52,19 @@ enum Command {
         /// Read from SUPERADMIN_PASSWORD, or from standard input when unset.
         #[arg(long, env = "SUPERADMIN_PASSWORD", hide_env_values = true)]
         password: Option<String>,
+    },
+    /// Import a company's employees from a CSV file (header row: full_name, email, job_title,
+    /// phone, whatsapp, photo_url, bio, social_links.<name>); works beside a running `serve`,
+    /// on its local cluster. Exits with 1 when rows failed (the others are imported).
+    ImportEmployees {
+        /// The company's slug.
+        #[arg(long)]
+        company: String,
+        /// The CSV file.
+        file: std::path::PathBuf,
+        /// Check and report only: nothing is written.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -103,8 +125,110 @@ async fn main() -> anyhow::Result<()> {
             println!("superadmin {email} created (user id {user_id})");
             Ok(())
         }
+        Command::ImportEmployees {
+            company,
+            file,
+            dry_run,
+        } => {
+            let database = Database::open_beside_service(&config).await?;
+            let app_password = config
+                .database_app_password
+                .as_ref()
+                .map(|s| s.expose().to_owned());
+            let result = import_employees(
+                &database.owner,
+                app_password.as_deref(),
+                &company,
+                &file,
+                dry_run,
+            )
+            .await;
+            database.close().await;
+            if !result? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Openapi => unreachable!("handled before configuration is read"),
     }
+}
+
+/// The whole import is one transaction: a file of 10,000 rows on a busy database may take a
+/// while, but not forever.
+const IMPORT_DEADLINE: Duration = Duration::from_secs(600);
+
+/// Imports `file` into the company `company_slug`; `false` when rows were in error.
+async fn import_employees(
+    owner: &tokio_postgres::Config,
+    app_password: Option<&str>,
+    company_slug: &str,
+    file: &Path,
+    dry_run: bool,
+) -> anyhow::Result<bool> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let parsed = employee_import::parse_csv(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    for column in &parsed.ignored_columns {
+        eprintln!("ignoring the column `{column}`: it is not an employee field");
+    }
+    let db = Db::connect_as_app(owner, app_password, 2)?.with_deadline(IMPORT_DEADLINE);
+    let slug = company_slug.to_owned();
+    let company_id = db
+        .read_public(async |tx| model::card::company_of_slug(&tx, &slug).await)
+        .await?
+        .with_context(|| format!("no company has the slug `{company_slug}`"))?;
+    let tenant = Tenant::operator_in(company_id);
+    let audit = AuditContext::new(None, None, None, Some("callingcard import-employees"));
+
+    let bar = ProgressBar::new(parsed.rows.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} rows ({elapsed})")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(if dry_run { "checking" } else { "importing" });
+    let mut on_progress = |p: Progress| {
+        bar.set_length(p.total as u64);
+        bar.set_position(p.done as u64);
+    };
+    let rows = &parsed.rows;
+    let report = db
+        .write(&tenant, async |tx| {
+            employee_import::import(&tx, rows, dry_run, company_id, &audit, &mut on_progress).await
+        })
+        .await;
+    bar.finish_and_clear();
+    let report = match report {
+        Ok(report) => report,
+        Err(ImportError::PlanFull {
+            plan_title,
+            limit,
+            existing,
+            creating,
+        }) => anyhow::bail!(
+            "nothing imported: the {plan_title} plan allows {limit} employees; the company has \
+             {existing} and the file would create {creating}"
+        ),
+        Err(ImportError::Db(DbError::Timeout(d))) => {
+            anyhow::bail!("nothing imported: the import took longer than {d:?}")
+        }
+        Err(e) => anyhow::bail!("nothing imported: {e}"),
+    };
+    for row in &report.rows {
+        if row.outcome == RowOutcome::Error {
+            for p in &row.problems {
+                let field = p.field.as_deref().unwrap_or("row");
+                println!("row {}: {field}: {} ({})", row.row, p.detail, p.code);
+            }
+        }
+    }
+    let t = report.totals;
+    let verb = if dry_run { "would be" } else { "were" };
+    println!(
+        "{} rows: {} created, {} updated, {} unchanged, {} in error ({verb} imported into {})",
+        t.rows, t.created, t.updated, t.unchanged, t.errors, report.company_slug
+    );
+    Ok(t.errors == 0)
 }
 
 /// The command line, each `--help` (but `openapi`'s, which reads nothing) ending with the
@@ -112,7 +236,7 @@ async fn main() -> anyhow::Result<()> {
 fn parse_command_line() -> Cli {
     let env_help = config::env_help();
     let mut command = Cli::command().after_help(env_help.clone());
-    for name in ["serve", "migrate", "create-superadmin"] {
+    for name in ["serve", "migrate", "create-superadmin", "import-employees"] {
         command = command.mut_subcommand(name, |sub| sub.after_help(env_help.clone()));
     }
     Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit())

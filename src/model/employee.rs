@@ -7,10 +7,12 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::{Row, types::Json as JsonColumn};
 use uuid::Uuid;
 
-use super::{decode_error, media};
+use super::{decode_error, media, slug};
 use crate::{
     card::CardUrls,
     db::{DbError, TenantTx},
+    error::ApiError,
+    validate,
 };
 
 /// The columns every employee query returns, in [`Employee`]'s terms, from `employees e` joined
@@ -101,6 +103,89 @@ impl Employee {
     pub fn card_page_url(&self, base_url: &str) -> String {
         CardUrls::page_url(base_url, &self.company_slug, &self.public_slug)
     }
+}
+
+/// An employee's text fields, as every door checks them: the JSON API's create and update, and
+/// each row of an import.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmployeeField {
+    FullName,
+    JobTitle,
+    Email,
+    Phone,
+    Whatsapp,
+    PhotoUrl,
+    Bio,
+}
+
+impl EmployeeField {
+    pub const ALL: [EmployeeField; 7] = [
+        Self::FullName,
+        Self::JobTitle,
+        Self::Email,
+        Self::Phone,
+        Self::Whatsapp,
+        Self::PhotoUrl,
+        Self::Bio,
+    ];
+
+    /// The field's name, as in the API and in an import's columns.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::FullName => "full_name",
+            Self::JobTitle => "job_title",
+            Self::Email => "email",
+            Self::Phone => "phone",
+            Self::Whatsapp => "whatsapp",
+            Self::PhotoUrl => "photo_url",
+            Self::Bio => "bio",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// The value as stored: trimmed and checked; `None` for an empty optional field (a
+    /// `full_name` must not be empty).
+    pub fn check(self, value: &str) -> Result<Option<String>, ApiError> {
+        let name = self.name();
+        match self {
+            Self::FullName => validate::required_text(name, value, 200).map(Some),
+            Self::JobTitle => validate::optional_text(name, Some(value), 200),
+            Self::Email => validate::optional_email(name, Some(value)),
+            Self::Phone | Self::Whatsapp => validate::optional_phone(name, Some(value)),
+            Self::PhotoUrl => validate::optional_http_url(name, Some(value)),
+            Self::Bio => validate::optional_multiline_text(name, Some(value), 2000),
+        }
+    }
+
+    /// [`EmployeeField::check`] of an optional field; absent is `None`.
+    pub fn check_optional(
+        self,
+        value: Option<impl AsRef<str>>,
+    ) -> Result<Option<String>, ApiError> {
+        match value {
+            Some(value) => self.check(value.as_ref()),
+            None => Ok(None),
+        }
+    }
+}
+
+/// `{name: url}` links as every door checks them (see [`validate::social_links`]).
+pub fn check_social_links(
+    links: BTreeMap<String, impl AsRef<str>>,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    validate::social_links(links)
+}
+
+/// A new employee's public slug, from its name: `jane-smith-3f9a2c`.
+pub fn new_public_slug(full_name: &str) -> String {
+    format!(
+        "{}-{}",
+        slug::slug_base(full_name, 60, "card"),
+        slug::random_suffix()
+    )
 }
 
 /// A new employee's fields, validated.
@@ -237,6 +322,12 @@ const DELETE_EMPLOYEE: &str = "WITH gone AS (
      )
      SELECT count(*) FROM gone";
 
+/// Every name of a social link the company's employees have, once each: the columns of an export.
+const SOCIAL_LINK_NAMES: &str = "SELECT DISTINCT name
+     FROM employees e, jsonb_object_keys(e.social_links) AS name
+     WHERE e.company_id = $1
+     ORDER BY name";
+
 /// Which company an employee id belongs to, for a superadmin only (a SECURITY DEFINER lookup).
 const SUPERADMIN_EMPLOYEE_COMPANY: &str = "SELECT superadmin_employee_company($1)";
 
@@ -250,6 +341,16 @@ pub async fn get(tx: &TenantTx, employee_id: Uuid) -> Result<Option<Employee>, D
         .as_ref()
         .map(Employee::try_from)
         .transpose()
+}
+
+/// The names of the social links `company_id`'s employees have, sorted (an export's
+/// `social_links.<name>` columns).
+pub async fn social_link_names(tx: &TenantTx, company_id: Uuid) -> Result<Vec<String>, DbError> {
+    tx.query(SOCIAL_LINK_NAMES, [&company_id])
+        .await?
+        .iter()
+        .map(|row| Ok(row.try_get(0)?))
+        .collect()
 }
 
 /// The company of an employee, when the transaction is a superadmin's (`None` otherwise, and
