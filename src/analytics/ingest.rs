@@ -291,11 +291,36 @@ impl Columns {
     }
 }
 
+/// The channel on which each committed batch of a company's events is announced (see
+/// [`crate::analytics::live`]), as `{company_id} {"events":[...],"omitted":n}`.
+macro_rules! live_channel {
+    () => {
+        "card_activity"
+    };
+}
+pub const LIVE_CHANNEL: &str = live_channel!();
+
+// A notification's payload is limited to 8000 bytes: a batch announces its newest events, at
+// most this many and this many bytes of them, and counts the rest. A human watching a feed
+// cannot read more than that per batch anyway.
+macro_rules! live_max_events {
+    () => {
+        "20"
+    };
+}
+macro_rules! live_max_event_bytes {
+    () => {
+        "7000"
+    };
+}
+
 /// The events, the hourly and daily rollups and the visitors of one company, in one statement.
 /// Rows are locked in a fixed order (ORDER BY) so concurrent batches rarely deadlock; retention
 /// comes from the company's current plan. A visitor id is counted in the hour it is first seen
 /// in its UTC day, for its card and for the company (card = the nil uuid); `ON CONFLICT DO
-/// NOTHING` makes sure a concurrent batch cannot count it twice.
+/// NOTHING` makes sure a concurrent batch cannot count it twice. The same statement announces
+/// the batch's events (previews aside, as the dashboards leave them out) to the live feeds: a
+/// notification is delivered on commit only, so a rolled-back batch announces nothing.
 pub const INGEST: &str = concat!(
     "WITH input AS (
          SELECT * FROM unnest($2::uuid[], $3::timestamptz[], $4::uuid[], $5::text[], $6::text[],
@@ -366,6 +391,34 @@ pub const INGEST: &str = concat!(
          SELECT $1, card, first_hour, count(*) FROM first_seen GROUP BY 2, 3 ORDER BY 2, 3
          ON CONFLICT (company_id, card, hour)
          DO UPDATE SET visitors = r.visitors + excluded.visitors
+     ), live AS (
+         SELECT json_build_object('action', i.action, 'employee_id', i.employee_id,
+                                  'employee_name', left(e.full_name, 60),
+                                  'employee_slug', e.public_slug, 'occurred_at', i.occurred_at,
+                                  'device', i.device, 'region', i.region)::text AS item,
+                i.occurred_at, i.id
+         FROM input i LEFT JOIN employees e ON e.company_id = $1 AND e.id = i.employee_id
+         WHERE i.action <> 'preview'
+     ), live_newest AS (
+         SELECT item, occurred_at, id,
+                row_number() OVER newest AS n, sum(octet_length(item) + 1) OVER newest AS bytes
+         FROM live
+         WINDOW newest AS (ORDER BY occurred_at DESC, id DESC ROWS UNBOUNDED PRECEDING)
      )
-     SELECT count(*) FROM input"
+     SELECT (SELECT count(*) FROM input),
+            (SELECT pg_notify('",
+    live_channel!(),
+    "', $1::uuid::text || ' {\"events\":[' ||
+                 coalesce(string_agg(item, ',' ORDER BY occurred_at, id)
+                          FILTER (WHERE n <= ",
+    live_max_events!(),
+    " AND bytes <= ",
+    live_max_event_bytes!(),
+    "), '') || '],\"omitted\":' ||
+                 count(*) FILTER (WHERE n > ",
+    live_max_events!(),
+    " OR bytes > ",
+    live_max_event_bytes!(),
+    ") || '}')
+             FROM live_newest HAVING count(*) > 0)"
 );

@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod collector;
 pub mod ingest;
+pub mod live;
 pub mod rate_limit;
 pub mod visitor;
 

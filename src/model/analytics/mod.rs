@@ -10,6 +10,7 @@
 //! it fits a pipelined read: one round trip. A company that does not exist (or that the tenant
 //! may not see) reads as `None`.
 
+pub mod live;
 mod ranges;
 mod rows;
 mod sql;
