@@ -1,7 +1,9 @@
 //! The public card page in a real browser: headless Chromium against the spawned app.
 //!
-//! These tests need Chromium (`apt-get install -y chromium`; `.ci/run` installs it). They fail,
-//! never skip, when it is missing. `CHROMIUM` overrides the binary (a path, or a name on `PATH`).
+//! These tests run Chromium itself (`--dump-dom`, `--screenshot`, a NetLog); `browser` drives it
+//! over WebDriver. They need Chromium (`scripts/ensure-chromium`; `.ci/run` installs it) and
+//! fail, never skip, when it is missing. `CHROMIUM` overrides the binary (a path, or a name on
+//! `PATH`).
 //!
 //! Every run gets a fresh profile directory and a NetLog, so a test can see which requests the
 //! page itself made. Host names other than 127.0.0.1 resolve to nothing, so a run never
@@ -13,59 +15,12 @@ use std::{
     time::Duration,
 };
 
+use crate::browser::{TempDir, chromium_binary, scan_qr};
 use crate::helpers::{PUBLIC_BASE_URL, Session, TestApp, spawn_app};
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 /// A browser run that takes longer than this has hung.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The Chromium binary: `$CHROMIUM`, else `/usr/bin/chromium`. Panics when there is none.
-fn chromium_binary() -> PathBuf {
-    let configured = std::env::var_os("CHROMIUM").filter(|v| !v.is_empty());
-    let from_env = configured.is_some();
-    let candidate = configured.map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
-    let found = if candidate.components().count() == 1 {
-        std::env::var_os("PATH").and_then(|path| {
-            std::env::split_paths(&path)
-                .map(|dir| dir.join(&candidate))
-                .find(|p| p.is_file())
-        })
-    } else {
-        candidate.is_file().then(|| candidate.clone())
-    };
-    found.unwrap_or_else(|| {
-        panic!(
-            "Chromium not found at {} ({}). These tests drive a real headless browser: install \
-             it (`apt-get install -y chromium`, as .ci/run does) or set CHROMIUM to a \
-             Chromium or Chrome binary.",
-            candidate.display(),
-            if from_env {
-                "from CHROMIUM"
-            } else {
-                "the default; CHROMIUM is not set"
-            },
-        )
-    })
-}
-
-/// A directory removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("callingcard-chromium-{}", Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).expect("creating a temporary directory");
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// What one Chromium run left behind.
 struct BrowserRun {
@@ -205,19 +160,6 @@ fn artifact(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-/// The texts of the QR codes a scanner finds in an image.
-fn scan_qr_codes(png: &[u8]) -> Vec<String> {
-    let image = image::load_from_memory(png)
-        .expect("the screenshot is an image")
-        .to_luma8();
-    let mut prepared = rqrr::PreparedImage::prepare(image);
-    prepared
-        .detect_grids()
-        .iter()
-        .filter_map(|grid| grid.decode().ok().map(|(_, text)| text))
-        .collect()
-}
-
 /// The public page of a new employee of a new company; `(page URL, company slug, employee slug)`.
 async fn card_of(app: &TestApp, admin: &Session, employee: Value) -> (String, String, String) {
     let resp = app
@@ -336,7 +278,7 @@ async fn full_profile_renders_every_action_and_a_scannable_qr_code() {
     std::fs::write(artifact("card-390-full.png"), &png).expect("saving the screenshot");
     let scan = format!("{PUBLIC_BASE_URL}/card/{cs}/{es}?src=qr");
     assert_eq!(
-        scan_qr_codes(&png),
+        scan_qr(&png),
         std::slice::from_ref(&scan),
         "the screenshot (target/test-artifacts/card-390-full.png) shows no scannable QR code"
     );
@@ -345,7 +287,7 @@ async fn full_profile_renders_every_action_and_a_scannable_qr_code() {
     let (png, _) = screenshot(&url, 390, 2000, &["--force-dark-mode"]).await;
     std::fs::write(artifact("card-390-dark-full.png"), &png).expect("saving the screenshot");
     assert_eq!(
-        scan_qr_codes(&png),
+        scan_qr(&png),
         [scan],
         "the dark-mode screenshot (target/test-artifacts/card-390-dark-full.png) shows no \
          scannable QR code"
