@@ -20,6 +20,13 @@ pub fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// The 1, 5 and 15 minute load averages: other work on the machine skews every number here.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
 /// The `p` quantile of sorted latencies, in milliseconds (0 when there are none).
 pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted
