@@ -130,6 +130,18 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "days audit events are kept, 30 or more [default: 365]",
     ),
     (
+        "LIVE_FEED_PER_COMPANY",
+        "live activity streams open at once per company [default: 20]",
+    ),
+    (
+        "LIVE_FEED_TOTAL",
+        "live activity streams open at once on this instance [default: 1000]",
+    ),
+    (
+        "LIVE_FEED_RECHECK",
+        "how often an open live stream checks its caller's session [default: 60s]",
+    ),
+    (
         "SMTP_URL",
         "smtp://[user:pass@]host[:port] (?tls=required for STARTTLS) or smtps://…; unset: .eml files under DATA_DIR/outbox",
     ),
@@ -265,6 +277,21 @@ pub struct Config {
     pub audit_retention_days: u32,
     /// How email is sent, and how often.
     pub mail: MailConfig,
+    /// How many live activity streams may be open at once.
+    pub live_feed: LiveFeedLimits,
+}
+
+/// Every open live activity stream holds a connection and a subscription: bounded per company
+/// (so one company's open tabs cannot take everyone's room) and on the instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LiveFeedLimits {
+    /// `LIVE_FEED_PER_COMPANY` (default 20).
+    pub per_company: usize,
+    /// `LIVE_FEED_TOTAL` (default 1000).
+    pub total: usize,
+    /// `LIVE_FEED_RECHECK`: how often an open stream checks that its caller's session and
+    /// access still hold (default 60 s).
+    pub recheck: Duration,
 }
 
 /// Email: the transport, the sender, the outbox worker's pace, and what a client may ask for.
@@ -565,6 +592,17 @@ impl Config {
             request_id_header: lookup("REQUEST_ID_HEADER").map(|h| h.trim().to_owned()),
             audit_retention_days: number(&lookup, "AUDIT_RETENTION_DAYS", 365, 30..=36_500)?,
             mail: MailConfig::from_lookup(&lookup)?,
+            live_feed: LiveFeedLimits {
+                per_company: number(&lookup, "LIVE_FEED_PER_COMPANY", 20, 1..=10_000)?,
+                total: number(&lookup, "LIVE_FEED_TOTAL", 1000, 1..=100_000)?,
+                recheck: match lookup("LIVE_FEED_RECHECK") {
+                    Some(raw) => parse_duration(&raw)
+                        .ok()
+                        .filter(|d| !d.is_zero())
+                        .context("LIVE_FEED_RECHECK, e.g. 60s or 5m")?,
+                    None => Duration::from_secs(60),
+                },
+            },
         })
     }
 }

@@ -79,6 +79,11 @@ impl ApiError {
         &body.code
     }
 
+    pub fn detail(&self) -> &str {
+        let ApiError::Default(_, body, _) = self;
+        &body.detail
+    }
+
     pub fn not_found(detail: &str) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", detail)
     }

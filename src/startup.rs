@@ -20,11 +20,13 @@ use crate::{
         self,
         collector::Collector,
         ingest::{EventSink, IngestStats},
+        live::LiveHub,
     },
     api::{self, AppState},
     auth::{JwtKeys, password::HashingPool, throttle::LoginThrottle},
     card::budget::WorkBudget,
     config::{Config, Environment, ImageDecodeLimits},
+    console,
     db::{
         Db,
         embedded::{self, LocalCluster},
@@ -161,12 +163,14 @@ pub fn routes(state: AppState, cors_origins: &[String]) -> BoxEndpoint<'static> 
     let public_base_url = state.public_base_url.clone();
     let app = Route::new()
         .nest("/api", api)
-        .at("/", get(api::cards::home))
+        .at("/", get(console::landing::page))
         .at(
             "/card/:company_slug/:employee_slug",
             get(api::cards::card_page),
         )
         .at("/media/:kind/:company_id/:file", get(api::media::serve))
+        .nest("/app", console::routes())
+        .at("/assets/:file", get(console::assets::serve))
         .nest("/docs", docs)
         .at("/openapi.json", spec)
         // Inside `limit_body`, which bounds the bodies it reads.
@@ -254,9 +258,12 @@ async fn limit_body<E: Endpoint>(
     next: std::sync::Arc<E>,
     mut req: Request,
 ) -> poem::Result<Response> {
-    // Image uploads are the one place where a body may be larger; a tracking beacon is tiny.
+    // Image uploads and employee imports are where a body may be larger; a tracking beacon is
+    // tiny.
     let limit = if api::media::is_upload_route(req.method(), req.uri().path()) {
         api::media::MAX_UPLOAD_REQUEST_BYTES
+    } else if api::employee_import::is_import_route(req.method(), req.uri().path()) {
+        api::employee_import::MAX_IMPORT_REQUEST_BYTES
     } else if req.uri().path() == "/api/analytics/track" {
         api::tracking::MAX_TRACK_BODY_BYTES
     } else {
@@ -380,6 +387,7 @@ pub struct Application {
     audit_retention: JoinHandle<()>,
     outbox: OutboxWorker,
     password_resets: JoinHandle<()>,
+    live: Arc<LiveHub>,
 }
 
 impl Application {
@@ -443,6 +451,8 @@ impl Application {
         ));
         let (password_resets, password_reset_task) =
             PasswordResets::start(db.clone(), account_mail.clone());
+        let live = LiveHub::new(config.live_feed);
+        live.listen(&db);
         let state = AppState {
             db: db.clone(),
             jwt: JwtKeys::new(config.jwt_secret.expose(), config.jwt_ttl)
@@ -456,6 +466,7 @@ impl Application {
             login_attempts: Default::default(),
             account_mail,
             password_resets: Arc::new(password_resets),
+            live: live.clone(),
         };
         let listener = tokio::net::TcpListener::bind(config.bind_addr)
             .await
@@ -542,6 +553,7 @@ impl Application {
             audit_retention,
             outbox,
             password_resets: password_reset_task,
+            live,
         })
     }
 
@@ -593,6 +605,13 @@ impl Application {
                 ),
             )
         });
+        // Live feeds never end by themselves: closing them as the shutdown starts lets the
+        // graceful shutdown wait only for ordinary requests.
+        let live = self.live.clone();
+        let shutdown = async move {
+            shutdown.await;
+            live.close();
+        };
         let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(self.endpoint, shutdown, Some(Duration::from_secs(30)))
             .await;
@@ -604,6 +623,7 @@ impl Application {
         served?;
         self.maintenance.abort();
         self.cards.stop_listening();
+        self.live.close();
         self.throttle_sweep.abort();
         self.audit_retention.abort();
         self.password_resets.abort();

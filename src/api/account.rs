@@ -5,7 +5,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
 
 use super::{ApiTags, AppState, JsonString, NoContent, audit_context::signed_in, validate};
 use crate::{
-    auth::{BearerAuth, policy::PasswordContext},
+    auth::{BearerAuth, Caller, policy::PasswordContext},
     db::{DbError, Tenant},
     error::ApiError,
     model::{
@@ -65,7 +65,7 @@ fn accepted(detail: &str) -> Accepted {
     }))
 }
 
-const FORGOT_ANSWER: &str = "If an account has this email address, a link to reset its password \
+pub const FORGOT_ANSWER: &str = "If an account has this email address, a link to reset its password \
                              is on its way. It works once, for one hour.";
 
 fn invalid_token() -> ApiError {
@@ -124,6 +124,164 @@ async fn token_company(
     }
 }
 
+/// What a request for a new verification link answers.
+pub const RESEND_ANSWER: &str =
+    "A new link to confirm your email address is on its way. It works once, for 48 hours.";
+
+/// Hands a forgotten password's address to the task that emails the link, if an account has
+/// it: the same answer either way (what the caller shows is [`FORGOT_ANSWER`]). `POST
+/// /api/auth/forgot-password` and the console's page both call it.
+pub fn request_password_reset(
+    state: &AppState,
+    req: &Request,
+    email: &str,
+) -> Result<(), ApiError> {
+    let email = validate::email("email", email)?.to_lowercase();
+    state
+        .account_mail
+        .take_request(state.analytics.client_ip(req))
+        .map_err(|wait| {
+            ApiError::too_many_requests(
+                "too_many_requests",
+                "Too many email requests from this address; try again later",
+                wait,
+            )
+        })?;
+    state.password_resets.request(email).map_err(|_| {
+        ApiError::busy(
+            "Too many password reset requests at once; try again shortly",
+            std::time::Duration::from_secs(5),
+        )
+    })?;
+    Ok(())
+}
+
+/// Spends a reset link's token and sets `password`, ending every session of the account.
+pub async fn reset_password(
+    state: &AppState,
+    req: &Request,
+    token: &str,
+    password: String,
+) -> Result<(), ApiError> {
+    let token = token_text(token)?.to_owned();
+    validate::password("password", &password)?;
+    // Each token looked up costs a transaction: guesses are bounded per address.
+    let client = state.throttle.client(state.analytics.client_ip(req));
+    state.throttle.take_emailed_link(&client)?;
+    let tenant = token_company(state, &token, model::account_token::Purpose::PasswordReset).await?;
+    let account = state
+        .db
+        .read(&tenant, async |tx| {
+            model::account_token::reset_account(&tx, &token).await
+        })
+        .await?
+        .ok_or_else(token_used)?;
+    let context = PasswordContext::default()
+        .email("email", &account.email)
+        .name("full_name", &account.full_name)
+        .name("company_name", &account.company_name);
+    let hash = state
+        .passwords
+        .hash_new("password", password, context)
+        .await?;
+    let audit = AuditContext::anonymous(req);
+    let company_id = tenant.company_id();
+    let reset = state
+        .db
+        .write(&tenant, async |tx| {
+            let Some(owner) = model::account_token::reset_password(&tx, &token, &hash).await?
+            else {
+                return Ok(false);
+            };
+            let user_id = owner.user_id;
+            model::session::end_for_user(&tx, user_id, None, "password_reset").await?;
+            // The link reached the login's owner: they did it.
+            let audit = audit.clone().by(signed_in(user_id, company_id, owner.role));
+            let event = AuditEvent::new("user.password_reset", Target::user(user_id));
+            model::audit::record(&tx, &audit, event).await?;
+            Ok::<_, ApiError>(true)
+        })
+        .await?;
+    if !reset {
+        return Err(token_used());
+    }
+    Ok(())
+}
+
+/// Spends a verification link's token: the account's address is verified.
+pub async fn verify_email(state: &AppState, req: &Request, token: &str) -> Result<(), ApiError> {
+    let token = token_text(token)?.to_owned();
+    let client = state.throttle.client(state.analytics.client_ip(req));
+    state.throttle.take_emailed_link(&client)?;
+    let tenant = token_company(
+        state,
+        &token,
+        model::account_token::Purpose::EmailVerification,
+    )
+    .await?;
+    let audit = AuditContext::anonymous(req);
+    let company_id = tenant.company_id();
+    state
+        .db
+        .write(&tenant, async |tx| {
+            let verification = model::account_token::verify_email(&tx, &token).await?;
+            if let Some(Verification::Verified { owner, already }) = verification {
+                let user_id = owner.user_id;
+                let audit = audit.clone().by(signed_in(user_id, company_id, owner.role));
+                let changes = Changes::new().field("email_verified", already, true);
+                let event = AuditEvent::new("user.email_verified", Target::user(user_id));
+                model::audit::record(&tx, &audit, event.changes(changes)).await?;
+            }
+            Ok::<_, DbError>(verification)
+        })
+        .await?
+        .ok_or_else(token_used)?;
+    Ok(())
+}
+
+/// Queues a new verification link to the caller (409 `already_verified`, 429 past the limits).
+pub async fn resend_verification(
+    state: &AppState,
+    req: &Request,
+    caller: &Caller,
+) -> Result<(), ApiError> {
+    let user_id = caller.user_id();
+    let tenant = caller.tenant();
+    let user = state
+        .db
+        .read(&tenant, async |tx| model::user::get(&tx, user_id).await)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("This account no longer exists"))?;
+    if user.email_verified {
+        return Err(ApiError::conflict(
+            "already_verified",
+            "This email address is verified already",
+        ));
+    }
+    let too_many = |wait| {
+        ApiError::too_many_requests(
+            "too_many_requests",
+            "Too many verification emails lately; try again later",
+            wait,
+        )
+    };
+    state
+        .account_mail
+        .take_request(state.analytics.client_ip(req))
+        .map_err(too_many)?;
+    let mail = &state.account_mail;
+    let queued = state
+        .db
+        .write(&tenant, async |tx| {
+            mail.queue_verification(&tx, user_id).await
+        })
+        .await?;
+    if !queued {
+        return Err(too_many(std::time::Duration::from_secs(3600)));
+    }
+    Ok(())
+}
+
 pub struct AccountApi;
 
 #[OpenApi(prefix_path = "/auth", tag = "ApiTags::Auth")]
@@ -146,23 +304,7 @@ impl AccountApi {
         req: &Request,
         body: Json<ForgotPasswordRequest>,
     ) -> Result<Accepted, ApiError> {
-        let email = validate::email("email", &body.0.email)?.to_lowercase();
-        state
-            .account_mail
-            .take_request(state.analytics.client_ip(req))
-            .map_err(|wait| {
-                ApiError::too_many_requests(
-                    "too_many_requests",
-                    "Too many email requests from this address; try again later",
-                    wait,
-                )
-            })?;
-        state.password_resets.request(email).map_err(|_| {
-            ApiError::busy(
-                "Too many password reset requests at once; try again shortly",
-                std::time::Duration::from_secs(5),
-            )
-        })?;
+        request_password_reset(&state, req, &body.0.email)?;
         Ok(accepted(FORGOT_ANSWER))
     }
 
@@ -170,7 +312,9 @@ impl AccountApi {
     ///
     /// The token is spent, the password (held to the same policy as at sign-up) is set, and
     /// every session of the account ends. An unknown token answers 404 `invalid_token`; a used
-    /// or replaced one 410 `token_used`, an expired one 410 `token_expired`.
+    /// or replaced one 410 `token_used`, an expired one 410 `token_expired`. Tokens presented
+    /// are limited per client address (429), in one bucket with verifications and invitation
+    /// accepts.
     #[oai(
         path = "/reset-password",
         method = "post",
@@ -183,53 +327,15 @@ impl AccountApi {
         body: Json<ResetPasswordRequest>,
     ) -> Result<NoContent, ApiError> {
         let b = body.0;
-        let token = token_text(&b.token)?.to_owned();
-        validate::password("password", &b.password)?;
-        let tenant =
-            token_company(&state, &token, model::account_token::Purpose::PasswordReset).await?;
-        let account = state
-            .db
-            .read(&tenant, async |tx| {
-                model::account_token::reset_account(&tx, &token).await
-            })
-            .await?
-            .ok_or_else(token_used)?;
-        let context = PasswordContext::default()
-            .email("email", &account.email)
-            .name("full_name", &account.full_name)
-            .name("company_name", &account.company_name);
-        let hash = state
-            .passwords
-            .hash_new("password", b.password.into_inner(), context)
-            .await?;
-        let audit = AuditContext::anonymous(req);
-        let company_id = tenant.company_id();
-        let reset = state
-            .db
-            .write(&tenant, async |tx| {
-                let Some(owner) = model::account_token::reset_password(&tx, &token, &hash).await?
-                else {
-                    return Ok(false);
-                };
-                let user_id = owner.user_id;
-                model::session::end_for_user(&tx, user_id, None, "password_reset").await?;
-                // The link reached the login's owner: they did it.
-                let audit = audit.clone().by(signed_in(user_id, company_id, owner.role));
-                let event = AuditEvent::new("user.password_reset", Target::user(user_id));
-                model::audit::record(&tx, &audit, event).await?;
-                Ok::<_, ApiError>(true)
-            })
-            .await?;
-        if !reset {
-            return Err(token_used());
-        }
+        reset_password(&state, req, &b.token, b.password.into_inner()).await?;
         Ok(NoContent::NoContent)
     }
 
     /// Confirm the account's email address with an emailed link
     ///
     /// Sign-up sends the link (`{PUBLIC_BASE_URL}/app/verify-email?token=…`, valid 48 hours,
-    /// once); `GET /api/auth/me` then shows `email_verified: true`. Errors as for a reset.
+    /// once); `GET /api/auth/me` then shows `email_verified: true`. Errors, and the limit per
+    /// client address (429), as for a reset.
     #[oai(path = "/verify-email", method = "post", operation_id = "verifyEmail")]
     async fn verify_email(
         &self,
@@ -237,30 +343,7 @@ impl AccountApi {
         req: &Request,
         body: Json<VerifyEmailRequest>,
     ) -> Result<NoContent, ApiError> {
-        let token = token_text(&body.0.token)?.to_owned();
-        let tenant = token_company(
-            &state,
-            &token,
-            model::account_token::Purpose::EmailVerification,
-        )
-        .await?;
-        let audit = AuditContext::anonymous(req);
-        let company_id = tenant.company_id();
-        state
-            .db
-            .write(&tenant, async |tx| {
-                let verification = model::account_token::verify_email(&tx, &token).await?;
-                if let Some(Verification::Verified { owner, already }) = verification {
-                    let user_id = owner.user_id;
-                    let audit = audit.clone().by(signed_in(user_id, company_id, owner.role));
-                    let changes = Changes::new().field("email_verified", already, true);
-                    let event = AuditEvent::new("user.email_verified", Target::user(user_id));
-                    model::audit::record(&tx, &audit, event.changes(changes)).await?;
-                }
-                Ok::<_, DbError>(verification)
-            })
-            .await?
-            .ok_or_else(token_used)?;
+        verify_email(&state, req, &body.0.token).await?;
         Ok(NoContent::NoContent)
     }
 
@@ -279,42 +362,7 @@ impl AccountApi {
         req: &Request,
         auth: BearerAuth,
     ) -> Result<Accepted, ApiError> {
-        let user_id = auth.0.user_id();
-        let tenant = auth.0.tenant();
-        let user = state
-            .db
-            .read(&tenant, async |tx| model::user::get(&tx, user_id).await)
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("This account no longer exists"))?;
-        if user.email_verified {
-            return Err(ApiError::conflict(
-                "already_verified",
-                "This email address is verified already",
-            ));
-        }
-        let too_many = |wait| {
-            ApiError::too_many_requests(
-                "too_many_requests",
-                "Too many verification emails lately; try again later",
-                wait,
-            )
-        };
-        state
-            .account_mail
-            .take_request(state.analytics.client_ip(req))
-            .map_err(too_many)?;
-        let mail = &state.account_mail;
-        let queued = state
-            .db
-            .write(&tenant, async |tx| {
-                mail.queue_verification(&tx, user_id).await
-            })
-            .await?;
-        if !queued {
-            return Err(too_many(std::time::Duration::from_secs(3600)));
-        }
-        Ok(accepted(
-            "A new link to confirm your email address is on its way. It works once, for 48 hours.",
-        ))
+        resend_verification(&state, req, &auth.0).await?;
+        Ok(accepted(RESEND_ANSWER))
     }
 }

@@ -165,6 +165,53 @@ fn action_filter(raw: &str) -> Result<ActionFilter, ApiError> {
     }
 }
 
+/// The filters of the audit trail as a client gave them (the API's query, the console's form).
+#[derive(Debug, Default)]
+pub struct AuditFilters {
+    pub actor: Option<Uuid>,
+    pub action: Option<String>,
+    pub target_type: Option<String>,
+    pub target_id: Option<Uuid>,
+    pub from: Option<TimeBound>,
+    pub to: Option<TimeBound>,
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// The filters, checked: a bad one answers 422 naming it.
+pub fn list_query(f: AuditFilters) -> Result<ListQuery, ApiError> {
+    let limit = f.limit.unwrap_or(DEFAULT_AUDIT_PAGE);
+    if !(1..=MAX_AUDIT_PAGE).contains(&limit) {
+        return Err(invalid("`limit` must be between 1 and 200"));
+    }
+    let target_type = match f.target_type {
+        Some(kind) if is_dotted(&kind, 1) && !kind.contains('.') => Some(kind),
+        Some(_) => {
+            return Err(invalid(
+                "`target_type` must be a kind of thing such as `employee`",
+            ));
+        }
+        None => None,
+    };
+    let (from, to) = time_bound::range(f.from.as_ref(), f.to.as_ref(), Tz::UTC)?;
+    let after = f
+        .cursor
+        .as_deref()
+        .map(Cursor::decode)
+        .transpose()
+        .map_err(|e| ApiError::unprocessable("invalid_cursor", e.to_string()))?;
+    Ok(ListQuery {
+        actor: f.actor,
+        action: f.action.as_deref().map(action_filter).transpose()?,
+        target_type,
+        target_id: f.target_id,
+        from,
+        to,
+        after,
+        limit: i64::from(limit),
+    })
+}
+
 pub struct AuditApi;
 
 #[OpenApi(tag = "ApiTags::Companies")]
@@ -210,36 +257,16 @@ impl AuditApi {
         let caller = auth.0;
         let tenant = caller.tenant_for(company_id.0, "Company not found")?;
         caller.require_admin()?;
-        let limit = limit.0.unwrap_or(DEFAULT_AUDIT_PAGE);
-        if !(1..=MAX_AUDIT_PAGE).contains(&limit) {
-            return Err(invalid("`limit` must be between 1 and 200"));
-        }
-        let target_type = match target_type.0 {
-            Some(kind) if is_dotted(&kind, 1) && !kind.contains('.') => Some(kind),
-            Some(_) => {
-                return Err(invalid(
-                    "`target_type` must be a kind of thing such as `employee`",
-                ));
-            }
-            None => None,
-        };
-        let (from, to) = time_bound::range(from.0.as_ref(), to.0.as_ref(), Tz::UTC)?;
-        let after = cursor
-            .0
-            .as_deref()
-            .map(Cursor::decode)
-            .transpose()
-            .map_err(|e| ApiError::unprocessable("invalid_cursor", e.to_string()))?;
-        let query = ListQuery {
+        let query = list_query(AuditFilters {
             actor: actor.0,
-            action: action.0.as_deref().map(action_filter).transpose()?,
-            target_type,
+            action: action.0,
+            target_type: target_type.0,
             target_id: target_id.0,
-            from,
-            to,
-            after,
-            limit: i64::from(limit),
-        };
+            from: from.0,
+            to: to.0,
+            cursor: cursor.0,
+            limit: limit.0,
+        })?;
         let company_id = company_id.0;
         let page = state
             .db

@@ -74,7 +74,7 @@ pub struct SessionInfo {
     pub current: bool,
 }
 
-#[derive(Debug, Object)]
+#[derive(Debug, Clone, Object)]
 pub struct TokenResponse {
     pub access_token: String,
     /// Always `bearer`.
@@ -177,7 +177,7 @@ fn refresh_refused(refusal: model::session::Refusal) -> ApiError {
 
 /// Ends the caller's live session `session_id` for `reason` and records `session.ended`, in
 /// one transaction; whether there was such a session.
-async fn end_session(
+pub async fn end_session(
     state: &AppState,
     caller: &Caller,
     audit: &AuditContext,
@@ -198,6 +198,46 @@ async fn end_session(
         })
         .await?;
     Ok(ended)
+}
+
+/// Trades a refresh token for a new pair (what `POST /api/auth/refresh` answers): the JSON API
+/// and the console's quiet refresh share it.
+pub async fn refresh_session(
+    state: &AppState,
+    req: &Request,
+    presented: &str,
+) -> Result<TokenResponse, ApiError> {
+    if !model::session::is_well_formed(presented) {
+        return Err(refresh_refused(model::session::Refusal::Unknown));
+    }
+    // A well-formed token costs a transaction to look up: guesses are bounded per address.
+    let client = state.throttle.client(state.analytics.client_ip(req));
+    state.throttle.take_refresh(&client)?;
+    let idle = state.jwt.sessions().idle;
+    let outcome = state
+        .db
+        .write_public(async |tx| model::session::refresh(&tx, presented, idle).await)
+        .await?;
+    match outcome {
+        model::session::Refresh::Refreshed {
+            session,
+            user_id,
+            company_id,
+            role,
+        } => {
+            let user = SessionUser {
+                user_id,
+                company_id,
+                role,
+            };
+            token(state, user, &session)
+        }
+        model::session::Refresh::Reused(ended) => {
+            record_reuse(state, req, ended).await;
+            Err(refresh_refused(model::session::Refusal::Reused))
+        }
+        model::session::Refresh::Refused(refusal) => Err(refresh_refused(refusal)),
+    }
 }
 
 /// Records `session.revoked` for a session a reused refresh token ended. The refresh found the
@@ -223,6 +263,210 @@ async fn record_reuse(state: &AppState, req: &Request, ended: model::session::En
 /// What `session_refresh` keeps as the reason of a session ended for a reused refresh token.
 const REUSE_REASON: &str = "refresh_token_reused";
 
+/// What a sign-up asks for, from either door (the JSON body, the console's form).
+pub struct SignUp {
+    pub email: String,
+    pub password: String,
+    pub full_name: String,
+    /// Defaults to the person's name.
+    pub company_name: Option<String>,
+}
+
+/// Signs up a company: the company, its admin and its subscription in one transaction, the
+/// verification email queued with them, and the admin's first session. `POST
+/// /api/auth/signup` and the console's sign-up page both call it.
+pub async fn sign_up(
+    state: &AppState,
+    req: &Request,
+    form: SignUp,
+) -> Result<TokenResponse, ApiError> {
+    let email = validate::email("email", &form.email)?.to_lowercase();
+    validate::password("password", &form.password)?;
+    let full_name = validate::required_text("full_name", &form.full_name, 200)?;
+    let company_name = validate::optional_text("company_name", form.company_name, 200)?
+        .unwrap_or_else(|| full_name.clone());
+    let client = state.throttle.client(state.analytics.client_ip(req));
+    state.throttle.take_signup(&client)?;
+    let context = PasswordContext::default()
+        .email("email", &email)
+        .name("full_name", &full_name)
+        .name("company_name", &company_name);
+    let hash = state
+        .passwords
+        .hash_new("password", form.password, context)
+        .await?;
+    let company_id = Uuid::new_v4();
+    let admin = NewUser {
+        id: Uuid::new_v4(),
+        email: &email,
+        password_hash: &hash,
+        full_name: &full_name,
+        role: Role::Admin,
+        employee_id: None,
+    };
+    let tenant = Tenant::signup(company_id);
+    let mut signed_up = false;
+    let audit = AuditContext::anonymous(req);
+    let mail = &state.account_mail;
+    for slug in model::company::slug_candidates(&company_name) {
+        let company = (company_id, company_name.as_str(), slug.as_str());
+        if state
+            .db
+            .write(&tenant, async |tx| {
+                let created = model::user::sign_up(&tx, company, &admin).await?;
+                // The verification email is queued with the account, or not at all.
+                if created {
+                    model::audit::record_sign_up(&tx, &audit, company, &admin).await?;
+                    mail.queue_verification(&tx, admin.id).await?;
+                }
+                Ok::<_, DbError>(created)
+            })
+            .await?
+        {
+            signed_up = true;
+            break;
+        }
+    }
+    if !signed_up {
+        return Err(ApiError::no_free_slug());
+    }
+    // Signing up proved the password as well as a login does: this address is trusted.
+    state.throttle.succeeded(&state.db, &email, &client).await?;
+    let user = SessionUser {
+        user_id: admin.id,
+        company_id,
+        role: Role::Admin,
+    };
+    open_session(state, req, user).await
+}
+
+/// Logs in with an email and a password: the throttles (per address, per account), the bounded
+/// hashing pool, the same answer for a wrong email and a wrong password. `POST
+/// /api/auth/login` and the console's login page both call it.
+pub async fn log_in(
+    state: &AppState,
+    req: &Request,
+    email: &str,
+    password: String,
+) -> Result<TokenResponse, ApiError> {
+    let email = email.trim().to_lowercase();
+    let client = state.throttle.client(state.analytics.client_ip(req));
+    if let Err(refused) = state.throttle.check_address(&client) {
+        let attempts = &state.login_attempts;
+        attempts
+            .record(&state.db, req, &email, LoginAttempt::Throttled)
+            .await;
+        return Err(refused);
+    }
+    // Refused for want of a hashing thread before any database work, so a storm of logins
+    // costs the database nothing beyond what the pool can check.
+    let reservation = state.passwords.reserve()?;
+    let throttle = &state.throttle;
+    let (account, wait) = state
+        .db
+        .read_public(async |tx| {
+            // join!, not try_join!: both queries run to their end inside the pipeline.
+            let (account, wait) = tokio::join!(
+                model::user::login_lookup(&tx, &email),
+                throttle.account_wait(&tx, &email, &client),
+            );
+            Ok::<_, DbError>((account?, wait?))
+        })
+        .await?;
+    if let Err(refused) = LoginThrottle::account_refusal(wait) {
+        let attempts = &state.login_attempts;
+        attempts
+            .record(&state.db, req, &email, LoginAttempt::Throttled)
+            .await;
+        return Err(refused);
+    }
+    let stored = account.as_ref().map(|a| a.password_hash.clone());
+    if !state
+        .passwords
+        .verify_reserved(reservation, password, stored)
+        .await?
+    {
+        state.throttle.failed(&state.db, &email, &client).await?;
+        let attempts = &state.login_attempts;
+        attempts
+            .record(&state.db, req, &email, LoginAttempt::Failed)
+            .await;
+        return Err(ApiError::new(
+            poem::http::StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "Incorrect email or password",
+        ));
+    }
+    let account =
+        account.ok_or_else(|| ApiError::internal("verified a password without a user"))?;
+    if !account.is_active {
+        let attempts = &state.login_attempts;
+        attempts
+            .record(&state.db, req, &email, LoginAttempt::Disabled)
+            .await;
+        return Err(ApiError::new(
+            poem::http::StatusCode::FORBIDDEN,
+            "account_disabled",
+            "This account is disabled",
+        ));
+    }
+    let user = SessionUser {
+        user_id: account.user_id,
+        company_id: account.company_id,
+        role: account.role,
+    };
+    state.throttle.succeeded(&state.db, &email, &client).await?;
+    open_session(state, req, user).await
+}
+
+/// The caller's live sessions, newest first, the caller's own marked: `GET
+/// /api/auth/sessions` and the console's sessions page.
+pub async fn list_sessions(
+    state: &AppState,
+    caller: &Caller,
+) -> Result<Vec<SessionInfo>, ApiError> {
+    let (user_id, current) = (caller.user_id(), caller.session_id());
+    let idle = state.jwt.sessions().idle;
+    let sessions = state
+        .db
+        .read(&caller.tenant(), async |tx| {
+            model::session::list(&tx, user_id, idle).await
+        })
+        .await?;
+    Ok(sessions
+        .into_iter()
+        .map(|s| SessionInfo {
+            current: s.id == current,
+            id: s.id,
+            created_at: s.created_at,
+            last_used_at: s.last_used_at,
+            user_agent: s.user_agent,
+        })
+        .collect())
+}
+
+/// Ends every session of the caller's login but the caller's own, and records
+/// `session.ended_all` with how many; how many ended.
+pub async fn end_other_sessions(
+    state: &AppState,
+    caller: &Caller,
+    audit: &AuditContext,
+) -> Result<u64, ApiError> {
+    let (user_id, current) = (caller.user_id(), caller.session_id());
+    let ended = state
+        .db
+        .write(&caller.tenant(), async |tx| {
+            let ended =
+                model::session::end_for_user(&tx, user_id, Some(current), "logout_others").await?;
+            let changes = Changes::new().field("sessions_ended", None::<u64>, ended);
+            let event = AuditEvent::new("session.ended_all", Target::user(user_id));
+            model::audit::record(&tx, audit, event.changes(changes)).await?;
+            Ok::<_, DbError>(ended)
+        })
+        .await?;
+    Ok(ended)
+}
+
 pub struct AuthApi;
 
 #[OpenApi(prefix_path = "/auth", tag = "ApiTags::Auth")]
@@ -242,66 +486,13 @@ impl AuthApi {
         body: Json<SignupRequest>,
     ) -> Result<Created<TokenResponse>, ApiError> {
         let b = body.0;
-        let email = validate::email("email", &b.email)?.to_lowercase();
-        validate::password("password", &b.password)?;
-        let full_name = validate::required_text("full_name", &b.full_name, 200)?;
-        let company_name = validate::optional_text("company_name", b.company_name, 200)?
-            .unwrap_or_else(|| full_name.clone());
-        let client = state.throttle.client(state.analytics.client_ip(req));
-        state.throttle.take_signup(&client)?;
-        let context = PasswordContext::default()
-            .email("email", &email)
-            .name("full_name", &full_name)
-            .name("company_name", &company_name);
-        let hash = state
-            .passwords
-            .hash_new("password", b.password.into_inner(), context)
-            .await?;
-        let company_id = Uuid::new_v4();
-        let admin = NewUser {
-            id: Uuid::new_v4(),
-            email: &email,
-            password_hash: &hash,
-            full_name: &full_name,
-            role: Role::Admin,
-            employee_id: None,
+        let form = SignUp {
+            email: b.email.into_inner(),
+            password: b.password.into_inner(),
+            full_name: b.full_name.into_inner(),
+            company_name: b.company_name.map(JsonString::into_inner),
         };
-        let tenant = Tenant::signup(company_id);
-        let mut signed_up = false;
-        let audit = AuditContext::anonymous(req);
-        let mail = &state.account_mail;
-        for slug in model::company::slug_candidates(&company_name) {
-            let company = (company_id, company_name.as_str(), slug.as_str());
-            if state
-                .db
-                .write(&tenant, async |tx| {
-                    let created = model::user::sign_up(&tx, company, &admin).await?;
-                    // The verification email is queued with the account, or not at all.
-                    if created {
-                        model::audit::record_sign_up(&tx, &audit, company, &admin).await?;
-                        mail.queue_verification(&tx, admin.id).await?;
-                    }
-                    Ok::<_, DbError>(created)
-                })
-                .await?
-            {
-                signed_up = true;
-                break;
-            }
-        }
-        if !signed_up {
-            return Err(ApiError::no_free_slug());
-        }
-        // Signing up proved the password as well as a login does: this address is trusted.
-        state.throttle.succeeded(&state.db, &email, &client).await?;
-        let user = SessionUser {
-            user_id: admin.id,
-            company_id,
-            role: Role::Admin,
-        };
-        Ok(Created::Created(Json(
-            open_session(&state, req, user).await?,
-        )))
+        Ok(Created::Created(Json(sign_up(&state, req, form).await?)))
     }
 
     /// Log in
@@ -317,74 +508,9 @@ impl AuthApi {
         body: Json<LoginRequest>,
     ) -> Result<Json<TokenResponse>, ApiError> {
         let b = body.0;
-        let email = b.email.trim().to_lowercase();
-        let client = state.throttle.client(state.analytics.client_ip(req));
-        if let Err(refused) = state.throttle.check_address(&client) {
-            let attempts = &state.login_attempts;
-            attempts
-                .record(&state.db, req, &email, LoginAttempt::Throttled)
-                .await;
-            return Err(refused);
-        }
-        // Refused for want of a hashing thread before any database work, so a storm of logins
-        // costs the database nothing beyond what the pool can check.
-        let reservation = state.passwords.reserve()?;
-        let throttle = &state.throttle;
-        let (account, wait) = state
-            .db
-            .read_public(async |tx| {
-                // join!, not try_join!: both queries run to their end inside the pipeline.
-                let (account, wait) = tokio::join!(
-                    model::user::login_lookup(&tx, &email),
-                    throttle.account_wait(&tx, &email, &client),
-                );
-                Ok::<_, DbError>((account?, wait?))
-            })
-            .await?;
-        if let Err(refused) = LoginThrottle::account_refusal(wait) {
-            let attempts = &state.login_attempts;
-            attempts
-                .record(&state.db, req, &email, LoginAttempt::Throttled)
-                .await;
-            return Err(refused);
-        }
-        let stored = account.as_ref().map(|a| a.password_hash.clone());
-        if !state
-            .passwords
-            .verify_reserved(reservation, b.password.into_inner(), stored)
-            .await?
-        {
-            state.throttle.failed(&state.db, &email, &client).await?;
-            let attempts = &state.login_attempts;
-            attempts
-                .record(&state.db, req, &email, LoginAttempt::Failed)
-                .await;
-            return Err(ApiError::new(
-                poem::http::StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
-                "Incorrect email or password",
-            ));
-        }
-        let account =
-            account.ok_or_else(|| ApiError::internal("verified a password without a user"))?;
-        if !account.is_active {
-            let attempts = &state.login_attempts;
-            attempts
-                .record(&state.db, req, &email, LoginAttempt::Disabled)
-                .await;
-            return Err(ApiError::new(
-                poem::http::StatusCode::FORBIDDEN,
-                "account_disabled",
-                "This account is disabled",
-            ));
-        }
-        let user = SessionUser {
-            user_id: account.user_id,
-            company_id: account.company_id,
-            role: account.role,
-        };
-        state.throttle.succeeded(&state.db, &email, &client).await?;
-        Ok(Json(open_session(&state, req, user).await?))
+        Ok(Json(
+            log_in(&state, req, &b.email, b.password.into_inner()).await?,
+        ))
     }
 
     /// The caller's account
@@ -489,38 +615,9 @@ impl AuthApi {
         req: &Request,
         body: Json<RefreshRequest>,
     ) -> Result<Json<TokenResponse>, ApiError> {
-        let presented = body.0.refresh_token;
-        if !model::session::is_well_formed(&presented) {
-            return Err(refresh_refused(model::session::Refusal::Unknown));
-        }
-        // A well-formed token costs a transaction to look up: guesses are bounded per address.
-        let client = state.throttle.client(state.analytics.client_ip(req));
-        state.throttle.take_refresh(&client)?;
-        let idle = state.jwt.sessions().idle;
-        let outcome = state
-            .db
-            .write_public(async |tx| model::session::refresh(&tx, &presented, idle).await)
-            .await?;
-        match outcome {
-            model::session::Refresh::Refreshed {
-                session,
-                user_id,
-                company_id,
-                role,
-            } => {
-                let user = SessionUser {
-                    user_id,
-                    company_id,
-                    role,
-                };
-                Ok(Json(token(&state, user, &session)?))
-            }
-            model::session::Refresh::Reused(ended) => {
-                record_reuse(&state, req, ended).await;
-                Err(refresh_refused(model::session::Refusal::Reused))
-            }
-            model::session::Refresh::Refused(refusal) => Err(refresh_refused(refusal)),
-        }
+        Ok(Json(
+            refresh_session(&state, req, &body.0.refresh_token).await?,
+        ))
     }
 
     /// Log out
@@ -574,26 +671,7 @@ impl AuthApi {
         state: Data<&AppState>,
         auth: BearerAuth,
     ) -> Result<Json<Vec<SessionInfo>>, ApiError> {
-        let (user_id, current) = (auth.0.user_id(), auth.0.session_id());
-        let idle = state.jwt.sessions().idle;
-        let sessions = state
-            .db
-            .read(&auth.0.tenant(), async |tx| {
-                model::session::list(&tx, user_id, idle).await
-            })
-            .await?;
-        Ok(Json(
-            sessions
-                .into_iter()
-                .map(|s| SessionInfo {
-                    current: s.id == current,
-                    id: s.id,
-                    created_at: s.created_at,
-                    last_used_at: s.last_used_at,
-                    user_agent: s.user_agent,
-                })
-                .collect(),
-        ))
+        Ok(Json(list_sessions(&state, &auth.0).await?))
     }
 
     /// End one of the caller's sessions

@@ -534,12 +534,6 @@ fn not_found_page() -> Response {
     service_page(StatusCode::NOT_FOUND, crate::card::page::render_not_found())
 }
 
-/// `GET /`: the service's home, where the 404 card page leads.
-#[poem::handler]
-pub fn home() -> Response {
-    service_page(StatusCode::OK, crate::card::page::render_home())
-}
-
 /// A page of the service's own, with its content security policy.
 fn service_page(status: StatusCode, page: &'static crate::card::page::RenderedPage) -> Response {
     security_headers(Response::builder())

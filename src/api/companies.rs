@@ -89,7 +89,7 @@ pub struct UpdateCompany {
 
 /// The tenant of `/company/{company_id}/…` for a change, which only its admins (and
 /// superadmins) may make.
-fn admin_tenant(caller: &Caller, company_id: Uuid) -> Result<crate::db::Tenant, ApiError> {
+pub fn admin_tenant(caller: &Caller, company_id: Uuid) -> Result<crate::db::Tenant, ApiError> {
     let tenant = caller.tenant_for(company_id, "Company not found")?;
     caller.require_admin()?;
     Ok(tenant)
@@ -243,24 +243,7 @@ impl CompaniesApi {
             })?),
         };
         let audit = AuditContext::of(req, &auth.0);
-        let company = state
-            .db
-            .write(&tenant, async |tx| {
-                // The row as it was, locked (the update below locks it again: a no-op).
-                let Some(before) = model::company::lock(&tx, company_id.0).await? else {
-                    return Ok(None);
-                };
-                let after = model::company::update(&tx, company_id.0, change).await?;
-                if let Some(after) = &after {
-                    let changes = Changes::between(Some(&before), Some(after));
-                    let event = AuditEvent::new("company.updated", Target::company(after.id));
-                    model::audit::record(&tx, &audit, event.changes(changes)).await?;
-                }
-                Ok::<_, crate::db::DbError>(after)
-            })
-            .await?
-            .ok_or_else(company_not_found)?;
-        state.cards.forget_company(company.id);
+        let company = update_company(&state, &tenant, &audit, company_id.0, change).await?;
         Ok(Json(Company::shown(company, &state.public_base_url)))
     }
 
@@ -284,7 +267,8 @@ impl CompaniesApi {
         body: ImageUpload,
     ) -> Result<Json<Company>, ApiError> {
         let audit = AuditContext::of(req, &auth.0);
-        let company = change_logo(&state, &auth.0, &audit, company_id.0, Some(body)).await?;
+        let upload = Some(body.into_bytes());
+        let company = change_logo(&state, &auth.0, &audit, company_id.0, upload).await?;
         Ok(Json(Company::shown(company, &state.public_base_url)))
     }
 
@@ -302,24 +286,53 @@ impl CompaniesApi {
         company_id: Path<Uuid>,
     ) -> Result<NoContent, ApiError> {
         let audit = AuditContext::of(req, &auth.0);
-        change_logo(&state, &auth.0, &audit, company_id.0, None).await?;
+        change_logo(&state, &auth.0, &audit, company_id.0, upload::NO_UPLOAD).await?;
         Ok(NoContent::NoContent)
     }
 }
 
+/// Changes a company's name and branding (checked, and only by its admins: `tenant` is
+/// [`admin_tenant`]'s): the API's update and the console's branding form.
+pub async fn update_company(
+    state: &AppState,
+    tenant: &crate::db::Tenant,
+    audit: &AuditContext,
+    company_id: Uuid,
+    change: CompanyChange,
+) -> Result<model::company::Company, ApiError> {
+    let company = state
+        .db
+        .write(tenant, async |tx| {
+            // The row as it was, locked (the update below locks it again: a no-op).
+            let Some(before) = model::company::lock(&tx, company_id).await? else {
+                return Ok(None);
+            };
+            let after = model::company::update(&tx, company_id, change).await?;
+            if let Some(after) = &after {
+                let changes = Changes::between(Some(&before), Some(after));
+                let event = AuditEvent::new("company.updated", Target::company(after.id));
+                model::audit::record(&tx, audit, event.changes(changes)).await?;
+            }
+            Ok::<_, crate::db::DbError>(after)
+        })
+        .await?
+        .ok_or_else(company_not_found)?;
+    state.cards.forget_company(company.id);
+    Ok(company)
+}
+
 /// Replaces (`Some`) or removes (`None`) the company's uploaded logo; the company as it is now.
-async fn change_logo(
+/// `upload` reads the image's bytes (bounded in size), once the caller is known to be an admin.
+pub async fn change_logo(
     state: &AppState,
     caller: &Caller,
     audit: &AuditContext,
     company_id: Uuid,
-    upload: Option<ImageUpload>,
+    upload: Option<impl Future<Output = Result<Vec<u8>, ApiError>>>,
 ) -> Result<model::company::Company, ApiError> {
     let tenant = admin_tenant(caller, company_id)?;
     let image = match upload {
-        Some(upload) => {
-            Some(upload::normalize(state, upload.into_bytes().await?, photo::normalize_logo).await?)
-        }
+        Some(upload) => Some(upload::normalize(state, upload.await?, photo::normalize_logo).await?),
         None => None,
     };
     let company = state

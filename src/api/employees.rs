@@ -24,7 +24,7 @@ use crate::{
     model::{
         self,
         audit::{AuditContext, AuditEvent, Changes, Target},
-        employee::{Editor, EmployeeChange, NewEmployee},
+        employee::{Editor, EmployeeChange, EmployeeField, NewEmployee},
         employee_list::{self, Cursor, ListQuery, Sort, Start},
         media::ImageSlot,
     },
@@ -168,8 +168,9 @@ pub enum EmployeeList {
     ),
 }
 
-/// The list parameters, checked: a bad one answers 422 `invalid_parameter` naming it.
-fn list_query(
+/// The list parameters, checked: a bad one answers 422 `invalid_parameter` naming it (the
+/// API's list and the console's people page).
+pub fn list_query(
     q: Option<String>,
     sort: Option<String>,
     skip: Option<u32>,
@@ -238,41 +239,26 @@ impl EmployeesApi {
         body: Json<CreateEmployee>,
     ) -> Result<Created<Employee>, ApiError> {
         let caller = auth.0;
-        let tenant = caller.tenant_for(company_id.0, "Company not found")?;
+        caller.tenant_for(company_id.0, "Company not found")?;
         caller.require_admin()?;
         let b = body.0;
-        let full_name = validate::required_text("full_name", &b.full_name, 200)?;
+        let full_name = EmployeeField::FullName
+            .check(&b.full_name)?
+            .unwrap_or_default();
         let new = NewEmployee {
             id: Uuid::new_v4(),
-            public_slug: format!(
-                "{}-{}",
-                validate::slug_base(&full_name, 60, "card"),
-                validate::random_suffix()
-            ),
+            public_slug: model::employee::new_public_slug(&full_name),
             full_name,
-            job_title: validate::optional_text("job_title", b.job_title, 200)?,
-            email: validate::optional_email("email", b.email)?,
-            phone: validate::optional_phone("phone", b.phone)?,
-            whatsapp: validate::optional_phone("whatsapp", b.whatsapp)?,
-            photo_url: validate::optional_http_url("photo_url", b.photo_url)?,
-            bio: validate::optional_multiline_text("bio", b.bio, 2000)?,
-            social_links: validate::social_links(b.social_links.unwrap_or_default())?,
+            job_title: EmployeeField::JobTitle.check_optional(b.job_title)?,
+            email: EmployeeField::Email.check_optional(b.email)?,
+            phone: EmployeeField::Phone.check_optional(b.phone)?,
+            whatsapp: EmployeeField::Whatsapp.check_optional(b.whatsapp)?,
+            photo_url: EmployeeField::PhotoUrl.check_optional(b.photo_url)?,
+            bio: EmployeeField::Bio.check_optional(b.bio)?,
+            social_links: model::employee::check_social_links(b.social_links.unwrap_or_default())?,
         };
         let audit = AuditContext::of(req, &caller);
-        let employee = state
-            .db
-            .write(&tenant, async |tx| {
-                let employee = model::employee::create(&tx, company_id.0, &new).await?;
-                let changes = Changes::between(None, Some(&employee));
-                let event = AuditEvent::new("employee.created", Target::employee(employee.id));
-                model::audit::record(&tx, &audit, event.changes(changes)).await?;
-                Ok::<_, model::employee::CreateError>(employee)
-            })
-            .await?;
-        // Its slugs may be remembered as unknown here; other instances hear of it by notification.
-        state
-            .cards
-            .card_created(employee.company_id, &employee.company_slug, employee.id);
+        let employee = create_employee(&state, &caller, &audit, company_id.0, &new).await?;
         Ok(Created::Created(Json(Employee::shown(
             employee,
             &state.public_base_url,
@@ -383,53 +369,33 @@ impl EmployeesApi {
         body: Json<UpdateEmployee>,
     ) -> Result<Json<Employee>, ApiError> {
         let caller = auth.0;
+        // The employee's company first (a superadmin's lookup): an unknown one answers 404
+        // before the body is judged.
         let tenant = caller.employee_tenant(&state.db, employee_id.0).await?;
         let b = body.0;
+        let optional = |field: EmployeeField, value: MaybeUndefined<JsonString>| {
+            validate::maybe(value, |v| field.check(&v)).map(validate::change)
+        };
         let change = EmployeeChange {
             full_name: validate::not_null("full_name", b.full_name)?
-                .map(|n| validate::required_text("full_name", &n, 200))
-                .transpose()?,
-            job_title: validate::change(validate::maybe(b.job_title, |v| {
-                validate::optional_text("job_title", Some(v), 200)
-            })?),
-            email: validate::change(validate::maybe(b.email, |v| {
-                validate::optional_email("email", Some(v))
-            })?),
-            phone: validate::change(validate::maybe(b.phone, |v| {
-                validate::optional_phone("phone", Some(v))
-            })?),
-            whatsapp: validate::change(validate::maybe(b.whatsapp, |v| {
-                validate::optional_phone("whatsapp", Some(v))
-            })?),
-            photo_url: validate::change(validate::maybe(b.photo_url, |v| {
-                validate::optional_http_url("photo_url", Some(v))
-            })?),
-            bio: validate::change(validate::maybe(b.bio, |v| {
-                validate::optional_multiline_text("bio", Some(v), 2000)
-            })?),
+                .map(|n| EmployeeField::FullName.check(&n))
+                .transpose()?
+                .flatten(),
+            job_title: optional(EmployeeField::JobTitle, b.job_title)?,
+            email: optional(EmployeeField::Email, b.email)?,
+            phone: optional(EmployeeField::Phone, b.phone)?,
+            whatsapp: optional(EmployeeField::Whatsapp, b.whatsapp)?,
+            photo_url: optional(EmployeeField::PhotoUrl, b.photo_url)?,
+            bio: optional(EmployeeField::Bio, b.bio)?,
             social_links: match b.social_links {
                 MaybeUndefined::Undefined => None,
                 MaybeUndefined::Null => Some(BTreeMap::new()),
-                MaybeUndefined::Value(links) => Some(validate::social_links(links)?),
+                MaybeUndefined::Value(links) => Some(model::employee::check_social_links(links)?),
             },
         };
-        let editor = editor(&caller);
         let audit = AuditContext::of(req, &caller);
-        let employee = state
-            .db
-            .write(&tenant, async |tx| {
-                // The row as it was, locked (the update below locks it again: a no-op).
-                let before = model::employee::lock_editable(&tx, employee_id.0, editor).await?;
-                let after = model::employee::update(&tx, employee_id.0, editor, change).await?;
-                let changes = Changes::between(Some(&before), Some(&after));
-                let event = AuditEvent::new("employee.updated", Target::employee(after.id));
-                model::audit::record(&tx, &audit, event.changes(changes)).await?;
-                Ok::<_, model::employee::EditError>(after)
-            })
-            .await?;
-        state
-            .cards
-            .forget_employee(employee.company_id, employee.id);
+        let employee =
+            update_employee(&state, &caller, &tenant, &audit, employee_id.0, change).await?;
         Ok(Json(Employee::shown(employee, &state.public_base_url)))
     }
 
@@ -449,27 +415,8 @@ impl EmployeesApi {
         auth: BearerAuth,
         employee_id: Path<Uuid>,
     ) -> Result<NoContent, ApiError> {
-        let caller = auth.0;
-        let tenant = caller.employee_tenant(&state.db, employee_id.0).await?;
-        caller.require_admin()?;
-        let (audit, editor) = (AuditContext::of(req, &caller), editor(&caller));
-        let deleted = state
-            .db
-            .write(&tenant, async |tx| {
-                let before = model::employee::lock_editable(&tx, employee_id.0, editor).await?;
-                let deleted = model::employee::delete(&tx, employee_id.0).await?;
-                let changes = Changes::between(Some(&before), None);
-                let event = AuditEvent::new("employee.deleted", Target::employee(before.id));
-                model::audit::record(&tx, &audit, event.changes(changes)).await?;
-                Ok::<_, model::employee::EditError>(deleted)
-            })
-            .await?;
-        if !deleted {
-            return Err(employee_not_found());
-        }
-        state
-            .cards
-            .forget_employee(tenant.company_id(), employee_id.0);
+        let audit = AuditContext::of(req, &auth.0);
+        delete_employee(&state, &auth.0, &audit, employee_id.0).await?;
         Ok(NoContent::NoContent)
     }
 
@@ -493,7 +440,8 @@ impl EmployeesApi {
         body: ImageUpload,
     ) -> Result<Json<Employee>, ApiError> {
         let audit = AuditContext::of(req, &auth.0);
-        let employee = change_photo(&state, &auth.0, &audit, employee_id.0, Some(body)).await?;
+        let upload = Some(body.into_bytes());
+        let employee = change_photo(&state, &auth.0, &audit, employee_id.0, upload).await?;
         Ok(Json(Employee::shown(employee, &state.public_base_url)))
     }
 
@@ -513,20 +461,109 @@ impl EmployeesApi {
         employee_id: Path<Uuid>,
     ) -> Result<NoContent, ApiError> {
         let audit = AuditContext::of(req, &auth.0);
-        change_photo(&state, &auth.0, &audit, employee_id.0, None).await?;
+        change_photo(&state, &auth.0, &audit, employee_id.0, upload::NO_UPLOAD).await?;
         Ok(NoContent::NoContent)
     }
 }
 
-/// Replaces (`Some`) or removes (`None`) the employee's uploaded photo; the employee as it is
-/// now. Who may edit the employee is checked before the costly decode (and again under the row
-/// lock when storing), so nobody makes the server decode an image for nothing.
-async fn change_photo(
+/// Adds an employee (with its card) to `company_id`, within the plan's limit: the one flow of
+/// `POST /company/{id}/employees` and of the console's "Add person" form.
+pub async fn create_employee(
+    state: &AppState,
+    caller: &Caller,
+    audit: &AuditContext,
+    company_id: Uuid,
+    new: &NewEmployee,
+) -> Result<model::employee::Employee, ApiError> {
+    let tenant = caller.tenant_for(company_id, "Company not found")?;
+    caller.require_admin()?;
+    let employee = state
+        .db
+        .write(&tenant, async |tx| {
+            let employee = model::employee::create(&tx, company_id, new).await?;
+            let changes = Changes::between(None, Some(&employee));
+            let event = AuditEvent::new("employee.created", Target::employee(employee.id));
+            model::audit::record(&tx, audit, event.changes(changes)).await?;
+            Ok::<_, model::employee::CreateError>(employee)
+        })
+        .await?;
+    // Its slugs may be remembered as unknown here; other instances hear of it by notification.
+    state
+        .cards
+        .card_created(employee.company_id, &employee.company_slug, employee.id);
+    Ok(employee)
+}
+
+/// Applies a checked change to an employee, if the caller may edit it (an admin, or the
+/// employee's own login): the API's update and the console's edit form. `tenant` is
+/// [`Caller::employee_tenant`] of the employee.
+pub async fn update_employee(
+    state: &AppState,
+    caller: &Caller,
+    tenant: &crate::db::Tenant,
+    audit: &AuditContext,
+    employee_id: Uuid,
+    change: EmployeeChange,
+) -> Result<model::employee::Employee, ApiError> {
+    let editor = editor(caller);
+    let employee = state
+        .db
+        .write(tenant, async |tx| {
+            // The row as it was, locked (the update below locks it again: a no-op).
+            let before = model::employee::lock_editable(&tx, employee_id, editor).await?;
+            let after = model::employee::update(&tx, employee_id, editor, change).await?;
+            let changes = Changes::between(Some(&before), Some(&after));
+            let event = AuditEvent::new("employee.updated", Target::employee(after.id));
+            model::audit::record(&tx, audit, event.changes(changes)).await?;
+            Ok::<_, model::employee::EditError>(after)
+        })
+        .await?;
+    state
+        .cards
+        .forget_employee(employee.company_id, employee.id);
+    Ok(employee)
+}
+
+/// Deletes an employee and its card (admins only): the API's delete and the console's.
+pub async fn delete_employee(
     state: &AppState,
     caller: &Caller,
     audit: &AuditContext,
     employee_id: Uuid,
-    upload: Option<ImageUpload>,
+) -> Result<(), ApiError> {
+    let tenant = caller.employee_tenant(&state.db, employee_id).await?;
+    caller.require_admin()?;
+    let editor = editor(caller);
+    let deleted = state
+        .db
+        .write(&tenant, async |tx| {
+            let before = model::employee::lock_editable(&tx, employee_id, editor).await?;
+            let deleted = model::employee::delete(&tx, employee_id).await?;
+            let changes = Changes::between(Some(&before), None);
+            let event = AuditEvent::new("employee.deleted", Target::employee(before.id));
+            model::audit::record(&tx, audit, event.changes(changes)).await?;
+            Ok::<_, model::employee::EditError>(deleted)
+        })
+        .await?;
+    if !deleted {
+        return Err(employee_not_found());
+    }
+    state
+        .cards
+        .forget_employee(tenant.company_id(), employee_id);
+    Ok(())
+}
+
+/// Replaces (`Some`) or removes (`None`) the employee's uploaded photo; the employee as it is
+/// now. Who may edit the employee is checked before the costly decode (and again under the row
+/// lock when storing), so nobody makes the server decode an image for nothing. `upload` reads
+/// the image's bytes (bounded in size), only once the caller is known to be allowed.
+pub async fn change_photo(
+    state: &AppState,
+    caller: &Caller,
+    audit: &AuditContext,
+    employee_id: Uuid,
+    upload: Option<impl Future<Output = Result<Vec<u8>, ApiError>>>,
 ) -> Result<model::employee::Employee, ApiError> {
     let tenant = caller.employee_tenant(&state.db, employee_id).await?;
     let editor = editor(caller);
@@ -538,7 +575,7 @@ async fn change_photo(
                     model::employee::check_editable(&tx, employee_id, editor).await
                 })
                 .await?;
-            let bytes = upload.into_bytes().await?;
+            let bytes = upload.await?;
             Some(upload::normalize(state, bytes, photo::normalize_photo).await?)
         }
         None => None,

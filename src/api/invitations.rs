@@ -108,7 +108,7 @@ impl InvitationsApi {
         body: Json<CreateInvitation>,
     ) -> Result<Created<Invitation>, ApiError> {
         let caller = auth.0;
-        let tenant = caller.tenant_for(company_id.0, "Company not found")?;
+        caller.tenant_for(company_id.0, "Company not found")?;
         caller.require_admin()?;
         let b = body.0;
         let new = NewInvitation {
@@ -117,25 +117,8 @@ impl InvitationsApi {
             employee_id: b.employee_id,
             invited_by: caller.user_id(),
         };
-        let base_url = state.public_base_url.as_str();
         let audit = AuditContext::of(req, &caller);
-        let invitation = state
-            .db
-            .write(&tenant, async |tx| {
-                let invitation = model::invitation::create(&tx, company_id.0, &new, |invited| {
-                    invitation_email(base_url, invited)
-                })
-                .await?;
-                let changes = Changes::new()
-                    .field("email", None::<&str>, &invitation.email)
-                    .field("role", None::<&str>, invitation.role.as_str())
-                    .field("employee_id", None::<Uuid>, invitation.employee_id);
-                let event =
-                    AuditEvent::new("invitation.created", Target::invitation(invitation.id));
-                model::audit::record(&tx, &audit, event.changes(changes)).await?;
-                Ok::<_, InviteError>(invitation)
-            })
-            .await?;
+        let invitation = invite(&state, &caller, &audit, company_id.0, &new).await?;
         Ok(Created::Created(Json(invitation.into())))
     }
 
@@ -193,29 +176,72 @@ impl InvitationsApi {
         invitation_id: Path<Uuid>,
     ) -> Result<NoContent, ApiError> {
         let caller = auth.0;
-        let tenant = caller.tenant_for(company_id.0, INVITATION_NOT_FOUND)?;
+        caller.tenant_for(company_id.0, INVITATION_NOT_FOUND)?;
         caller.require_admin()?;
         let audit = AuditContext::of(req, &caller);
-        let withdrawn = state
-            .db
-            .write(&tenant, async |tx| {
-                let withdrawn =
-                    model::invitation::withdraw(&tx, company_id.0, invitation_id.0).await?;
-                if withdrawn {
-                    let event = AuditEvent::new(
-                        "invitation.withdrawn",
-                        Target::invitation(invitation_id.0),
-                    );
-                    model::audit::record(&tx, &audit, event).await?;
-                }
-                Ok::<_, crate::db::DbError>(withdrawn)
-            })
-            .await?;
-        if !withdrawn {
-            return Err(ApiError::not_found(INVITATION_NOT_FOUND));
-        }
+        withdraw(&state, &caller, &audit, company_id.0, invitation_id.0).await?;
         Ok(NoContent::NoContent)
     }
+}
+
+/// Invites a person to `company_id` (the email goes out through the outbox) and audits it: the
+/// flow behind `POST /company/{id}/invitations` and the console's teammates page.
+pub async fn invite(
+    state: &AppState,
+    caller: &crate::auth::Caller,
+    audit: &AuditContext,
+    company_id: Uuid,
+    new: &NewInvitation,
+) -> Result<model::invitation::Invitation, ApiError> {
+    let tenant = caller.tenant_for(company_id, "Company not found")?;
+    caller.require_admin()?;
+    let base_url = state.public_base_url.as_str();
+    let invitation = state
+        .db
+        .write(&tenant, async |tx| {
+            let invitation = model::invitation::create(&tx, company_id, new, |invited| {
+                invitation_email(base_url, invited)
+            })
+            .await?;
+            let changes = Changes::new()
+                .field("email", None::<&str>, &invitation.email)
+                .field("role", None::<&str>, invitation.role.as_str())
+                .field("employee_id", None::<Uuid>, invitation.employee_id);
+            let event = AuditEvent::new("invitation.created", Target::invitation(invitation.id));
+            model::audit::record(&tx, audit, event.changes(changes)).await?;
+            Ok::<_, InviteError>(invitation)
+        })
+        .await?;
+    Ok(invitation)
+}
+
+/// Withdraws a pending invitation of `company_id` and audits it; 404 when there is no such
+/// pending invitation. The flow behind `DELETE /company/{id}/invitations/{id}` and the console.
+pub async fn withdraw(
+    state: &AppState,
+    caller: &crate::auth::Caller,
+    audit: &AuditContext,
+    company_id: Uuid,
+    invitation_id: Uuid,
+) -> Result<(), ApiError> {
+    let tenant = caller.tenant_for(company_id, INVITATION_NOT_FOUND)?;
+    caller.require_admin()?;
+    let withdrawn = state
+        .db
+        .write(&tenant, async |tx| {
+            let withdrawn = model::invitation::withdraw(&tx, company_id, invitation_id).await?;
+            if withdrawn {
+                let event =
+                    AuditEvent::new("invitation.withdrawn", Target::invitation(invitation_id));
+                model::audit::record(&tx, audit, event).await?;
+            }
+            Ok::<_, crate::db::DbError>(withdrawn)
+        })
+        .await?;
+    if !withdrawn {
+        return Err(ApiError::not_found(INVITATION_NOT_FOUND));
+    }
+    Ok(())
 }
 
 pub struct AcceptInvitationApi;
@@ -242,75 +268,83 @@ impl AcceptInvitationApi {
         body: Json<AcceptInvitation>,
     ) -> Result<Created<TokenResponse>, ApiError> {
         let b = body.0;
-        validate::password("password", &b.password)?;
-        let full_name = validate::optional_text("full_name", b.full_name, 200)?;
-        let token = b.token.into_inner();
-        // Each token looked up costs a transaction: guesses are bounded per address.
-        let client = state.throttle.client(state.analytics.client_ip(req));
-        state.throttle.take_invitation_accept(&client)?;
-        let invitation = state
-            .db
-            .read_public(async |tx| model::invitation::by_token(&tx, token.trim()).await)
-            .await?
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "invitation_not_found",
-                    "No invitation has this token",
-                )
-            })?;
-        invitation.check_pending()?;
-        let full_name = full_name
-            .or_else(|| invitation.employee_name.clone())
-            .unwrap_or_else(|| default_name(&invitation.email));
-        let context = PasswordContext::default()
-            .email("email", &invitation.email)
-            .name("full_name", &full_name)
-            .name("company_name", &invitation.company_name);
-        let hash = state
-            .passwords
-            .hash_new("password", b.password.into_inner(), context)
-            .await?;
-        let account = AcceptedAccount {
-            company_id: invitation.company_id,
-            user_id: Uuid::new_v4(),
-            password_hash: &hash,
-            full_name: &full_name,
-        };
-        let audit = AuditContext::anonymous(req);
-        let user = state
-            .db
-            .write(
-                &Tenant::session_opening(invitation.company_id),
-                async |tx| {
-                    let user = model::invitation::accept(&tx, invitation.id, account).await?;
-                    // As at sign-up: the new login creates itself, then says how.
-                    let actor = signed_in(user.id, user.company_id, user.role);
-                    let audit = audit.clone().by(actor);
-                    let created = AuditEvent::new("user.created", Target::user(user.id))
-                        .changes(Changes::between(None, Some(&user)));
-                    model::audit::record(&tx, &audit, created).await?;
-                    let accepted =
-                        AuditEvent::new("invitation.accepted", Target::invitation(invitation.id))
-                            .changes(Changes::new().field(
-                                "accepted_user_id",
-                                None::<Uuid>,
-                                user.id,
-                            ));
-                    model::audit::record(&tx, &audit, accepted).await?;
-                    Ok::<_, AcceptError>(user)
-                },
-            )
-            .await?;
-        let session = SessionUser {
-            user_id: user.id,
-            company_id: user.company_id,
-            role: user.role,
-        };
-        Ok(Created::Created(Json(
-            open_session(&state, req, session).await?,
-        )))
+        let full_name = b.full_name.map(JsonString::into_inner);
+        let pair = accept(&state, req, &b.token, b.password.into_inner(), full_name).await?;
+        Ok(Created::Created(Json(pair)))
     }
+}
+
+/// Accepts an invitation with its link's token: the login it describes is created with
+/// `password` (and `full_name`, else the employee's name or the email's local part) and signed
+/// in. `POST /api/auth/accept-invitation` and the console's page both call it.
+pub async fn accept(
+    state: &AppState,
+    req: &Request,
+    token: &str,
+    password: String,
+    full_name: Option<String>,
+) -> Result<TokenResponse, ApiError> {
+    validate::password("password", &password)?;
+    let full_name = validate::optional_text("full_name", full_name, 200)?;
+    // Each token looked up costs a transaction: guesses are bounded per address.
+    let client = state.throttle.client(state.analytics.client_ip(req));
+    state.throttle.take_invitation_accept(&client)?;
+    let invitation = state
+        .db
+        .read_public(async |tx| model::invitation::by_token(&tx, token.trim()).await)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "invitation_not_found",
+                "No invitation has this token",
+            )
+        })?;
+    invitation.check_pending()?;
+    let full_name = full_name
+        .or_else(|| invitation.employee_name.clone())
+        .unwrap_or_else(|| default_name(&invitation.email));
+    let context = PasswordContext::default()
+        .email("email", &invitation.email)
+        .name("full_name", &full_name)
+        .name("company_name", &invitation.company_name);
+    let hash = state
+        .passwords
+        .hash_new("password", password, context)
+        .await?;
+    let account = AcceptedAccount {
+        company_id: invitation.company_id,
+        user_id: Uuid::new_v4(),
+        password_hash: &hash,
+        full_name: &full_name,
+    };
+    let audit = AuditContext::anonymous(req);
+    let user = state
+        .db
+        .write(
+            &Tenant::session_opening(invitation.company_id),
+            async |tx| {
+                let user = model::invitation::accept(&tx, invitation.id, account).await?;
+                // As at sign-up: the new login creates itself, then says how.
+                let actor = signed_in(user.id, user.company_id, user.role);
+                let audit = audit.clone().by(actor);
+                let created = AuditEvent::new("user.created", Target::user(user.id))
+                    .changes(Changes::between(None, Some(&user)));
+                model::audit::record(&tx, &audit, created).await?;
+                let accepted =
+                    AuditEvent::new("invitation.accepted", Target::invitation(invitation.id))
+                        .changes(Changes::new().field("accepted_user_id", None::<Uuid>, user.id));
+                model::audit::record(&tx, &audit, accepted).await?;
+                Ok::<_, AcceptError>(user)
+            },
+        )
+        .await?;
+    let session = SessionUser {
+        user_id: user.id,
+        company_id: user.company_id,
+        role: user.role,
+    };
+    open_session(state, req, session).await
 }
 
 /// A name for a login whose person gave none: the email's local part (at most 200 characters).

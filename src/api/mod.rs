@@ -8,6 +8,7 @@ pub mod audit_context;
 pub mod auth;
 pub mod cards;
 pub mod companies;
+pub mod employee_import;
 pub mod employees;
 pub mod health;
 pub mod http;
@@ -60,6 +61,8 @@ pub struct AppState {
     pub account_mail: Arc<crate::mail::account::AccountMail>,
     /// Forgotten-password requests, handled off the request.
     pub password_resets: Arc<crate::mail::account::PasswordResets>,
+    /// Fans announced analytics events out to the live feeds of this instance.
+    pub live: Arc<crate::analytics::live::LiveHub>,
 }
 
 /// The product's sections, in its order: the spec lists them so (see [`ApiTags::ORDER`]).
@@ -105,12 +108,14 @@ pub type Apis = (
     cards::CardsApi,
     tracking::TrackingApi,
     analytics::AnalyticsApi,
+    analytics::LiveFeedApi,
     users::UsersApi,
     invitations::InvitationsApi,
     invitations::AcceptInvitationApi,
     subscriptions::SubscriptionsApi,
     audit::AuditApi,
     health::HealthApi,
+    employee_import::EmployeeImportApi,
 );
 
 /// The API with its OpenAPI description, to be nested under `/api`.
@@ -124,12 +129,14 @@ pub fn service() -> OpenApiService<Apis, ()> {
             cards::CardsApi,
             tracking::TrackingApi,
             analytics::AnalyticsApi,
+            analytics::LiveFeedApi,
             users::UsersApi,
             invitations::InvitationsApi,
             invitations::AcceptInvitationApi,
             subscriptions::SubscriptionsApi,
             audit::AuditApi,
             health::HealthApi,
+            employee_import::EmployeeImportApi,
         ),
         "CallingCard",
         env!("CARGO_PKG_VERSION"),

@@ -58,6 +58,10 @@ fn has_json_body(req: &Request) -> bool {
     if req.uri().path() == "/api/analytics/track" {
         return false;
     }
+    // Nor is an import's: a NUL in one row is that row's error, the others are imported.
+    if super::employee_import::is_import_route(req.method(), req.uri().path()) {
+        return false;
+    }
     req.content_type().is_some_and(|ct| {
         let ct = ct.to_ascii_lowercase();
         let essence = ct.split(';').next().unwrap_or_default().trim();

@@ -25,7 +25,7 @@ use crate::error::ParameterWords;
 /// 503 is answered by everything that touches the database (an outage or its deadline:
 /// `database_unavailable`) and by bounded pools that are full (password hashing, image decoding,
 /// public cache misses); 429 by per-client and per-account limits (login, sign-up, password
-/// changes, refreshes, invitation accepts, public card lookups, tracking).
+/// changes, refreshes, emailed-link tokens, public card lookups, tracking).
 #[rustfmt::skip]
 pub const ERRORS: &[(&str, &str, &[u16])] = &[
     ("post", "/auth/signup", &[409, 429, 503]),
@@ -33,8 +33,8 @@ pub const ERRORS: &[(&str, &str, &[u16])] = &[
     ("get", "/auth/me", &[503]),
     ("post", "/auth/change-password", &[403, 429, 503]),
     ("post", "/auth/forgot-password", &[429, 503]),
-    ("post", "/auth/reset-password", &[404, 410, 503]),
-    ("post", "/auth/verify-email", &[404, 410, 503]),
+    ("post", "/auth/reset-password", &[404, 410, 429, 503]),
+    ("post", "/auth/verify-email", &[404, 410, 429, 503]),
     ("post", "/auth/resend-verification", &[409, 429, 503]),
     ("post", "/auth/refresh", &[401, 429, 503]),
     ("post", "/auth/logout", &[503]),
@@ -47,6 +47,7 @@ pub const ERRORS: &[(&str, &str, &[u16])] = &[
     ("put", "/company/{company_id}", &[403, 404, 503]),
     ("post", "/company/{company_id}/employees", &[402, 403, 404, 409, 503]),
     ("get", "/company/{company_id}/employees", &[404, 422, 503]),
+    ("post", "/company/{company_id}/employees/import", &[402, 403, 404, 413, 415, 422, 503]),
     ("get", "/employees/{employee_id}", &[404, 422, 503]),
     ("put", "/employees/{employee_id}", &[403, 404, 503]),
     ("delete", "/employees/{employee_id}", &[403, 404, 422, 503]),
@@ -66,6 +67,7 @@ pub const ERRORS: &[(&str, &str, &[u16])] = &[
     ("get", "/analytics/company/{company_id}/breakdown", &[403, 404, 422, 503]),
     ("get", "/analytics/company/{company_id}/leaderboard", &[403, 404, 422, 503]),
     ("get", "/analytics/company/{company_id}/export.csv", &[403, 404, 422, 503]),
+    ("get", "/company/{company_id}/analytics/live", &[403, 404, 422, 429, 503]),
     ("post", "/company/{company_id}/users", &[403, 404, 409, 503]),
     ("get", "/company/{company_id}/users", &[403, 404, 422, 503]),
     ("get", "/company/{company_id}/users/{user_id}", &[403, 404, 422, 503]),
@@ -183,6 +185,38 @@ fn retry_after() -> Value {
     })
 }
 
+/// poem-openapi describes a `text/event-stream` answer as an array of its messages; OpenAPI
+/// tools (Schemathesis among them) read that schema as the schema of ONE event, as the HTML
+/// specification parses it: `event` names it, `data` carries the message as JSON text.
+fn describe_event_stream(response: &mut Value) {
+    let Some(media) = response
+        .get_mut("content")
+        .and_then(|content| content.get_mut("text/event-stream"))
+    else {
+        return;
+    };
+    let message = media["schema"]["items"].clone();
+    let mut data = json!({
+        "type": "string",
+        "description": "The message, as JSON.",
+        "contentMediaType": "application/json",
+    });
+    if message.is_object() {
+        data["contentSchema"] = message;
+    }
+    media["schema"] = json!({
+        "type": "object",
+        "description": "One event of the stream.",
+        "required": ["data"],
+        "properties": {
+            "event": {"type": "string", "description": "The kind of message."},
+            "data": data,
+            "id": {"type": "string"},
+            "retry": {"type": "integer"},
+        },
+    });
+}
+
 /// The error statuses an operation answers: its entry in [`ERRORS`] and the implied ones.
 fn error_statuses(method: &str, path: &str, operation: &Value) -> Option<Vec<u16>> {
     let (_, _, listed) = ERRORS.iter().find(|(m, p, _)| *m == method && *p == path)?;
@@ -235,6 +269,9 @@ pub fn complete(generated: &str, tag_order: &[&str]) -> Value {
                 .as_object_mut()
                 .expect("an operation has responses");
             responses.remove("default");
+            for response in responses.values_mut() {
+                describe_event_stream(response);
+            }
             for status in statuses {
                 let entry = responses
                     .entry(status.to_string())
@@ -256,11 +293,26 @@ pub fn complete(generated: &str, tag_order: &[&str]) -> Value {
             }
         }
     }
-    for name in strict_bodies {
-        if let Some(schema) = spec["components"]["schemas"].get_mut(&name)
-            && schema["type"] == "object"
+    // Request bodies refuse unknown fields, and so do the objects they hold (an import's rows).
+    while let Some(name) = strict_bodies.pop() {
+        let Some(schema) = spec["components"]["schemas"].get_mut(&name) else {
+            continue;
+        };
+        if schema["type"] != "object" || schema["additionalProperties"] == false {
+            continue;
+        }
+        schema["additionalProperties"] = Value::Bool(false);
+        for property in schema["properties"]
+            .as_object()
+            .into_iter()
+            .flat_map(Map::values)
         {
-            schema["additionalProperties"] = Value::Bool(false);
+            let reference = property["$ref"]
+                .as_str()
+                .or_else(|| property["items"]["$ref"].as_str());
+            if let Some(held) = reference.and_then(|r| r.strip_prefix("#/components/schemas/")) {
+                strict_bodies.push(held.to_owned());
+            }
         }
     }
     spec
@@ -340,7 +392,8 @@ mod tests {
 
     use super::*;
     use crate::api::{
-        account, auth, companies, employees, invitations, subscriptions, tracking, users,
+        account, auth, companies, employee_import, employees, invitations, subscriptions, tracking,
+        users,
     };
 
     fn spec() -> Value {
@@ -442,6 +495,30 @@ mod tests {
                     definition["nullable"] == true,
                     optional,
                     "{name}.{property}: nullable exactly when optional"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn event_streams_are_described_one_event_at_a_time() {
+        let spec = spec();
+        let live = &spec["paths"]["/company/{company_id}/analytics/live"]["get"]["responses"]["200"]
+            ["content"]["text/event-stream"]["schema"];
+        assert_eq!(live["type"], "object", "{live}");
+        assert_eq!(live["required"], json!(["data"]));
+        assert_eq!(live["properties"]["data"]["type"], "string");
+        assert_eq!(
+            live["properties"]["data"]["contentSchema"]["$ref"],
+            "#/components/schemas/LiveMessage"
+        );
+        // Answers without a body stay without one (no `content: null` for tools to trip on).
+        for (method, path, operation) in operations(&spec) {
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                assert_ne!(
+                    response.get("content"),
+                    Some(&Value::Null),
+                    "{method} {path} {status}"
                 );
             }
         }
@@ -588,6 +665,14 @@ mod tests {
             (
                 "TrackRequest",
                 refuses_unknown_fields::<tracking::TrackRequest>(json!({"action": "view"})),
+            ),
+            (
+                "ImportRows",
+                refuses_unknown_fields::<employee_import::ImportRows>(json!({"rows": []})),
+            ),
+            (
+                "ImportRowInput",
+                refuses_unknown_fields::<employee_import::ImportRowInput>(json!({})),
             ),
         ];
         for (name, refuses) in &checked {

@@ -26,6 +26,11 @@ const YEARS: std::ops::RangeInclusive<i32> = 0..=9999;
 pub struct TimeBound(String);
 
 impl TimeBound {
+    /// A bound as typed into a form.
+    pub fn new(text: String) -> Self {
+        Self(text)
+    }
+
     /// The instant a range starts at: a date is the start of that day in `tz`.
     pub fn start(&self, field: &str, tz: Tz) -> Result<DateTime<Utc>, ApiError> {
         match self.parse(field)? {

@@ -19,6 +19,11 @@ pub fn is_upload_route(method: &poem::http::Method, path: &str) -> bool {
     method == poem::http::Method::PUT
         && (path.starts_with("/api/employees/") && path.ends_with("/photo")
             || path.starts_with("/api/company/") && path.ends_with("/logo"))
+        // The console's upload forms.
+        || method == poem::http::Method::POST
+            && (path.starts_with("/app/people/") && path.ends_with("/photo")
+                || path == "/app/branding/logo"
+                || path == "/app/me/photo")
 }
 
 /// An image upload: the file itself, or a form carrying it.
@@ -58,12 +63,20 @@ impl ImageUpload {
                 })?
             }
         };
-        if bytes.len() > MAX_UPLOAD_BYTES {
-            return Err(image_error(ImageError::TooLarge));
-        }
-        Ok(bytes)
+        check_size(bytes)
     }
 }
+
+/// The bytes of an upload, refused (413) when larger than an image may be.
+pub fn check_size(bytes: Vec<u8>) -> Result<Vec<u8>, ApiError> {
+    if bytes.len() > MAX_UPLOAD_BYTES {
+        return Err(image_error(ImageError::TooLarge));
+    }
+    Ok(bytes)
+}
+
+/// No upload: what `change_photo`/`change_logo` take to remove the image.
+pub const NO_UPLOAD: Option<std::future::Ready<Result<Vec<u8>, ApiError>>> = None;
 
 fn image_error(e: ImageError) -> ApiError {
     let status = if e == ImageError::TooLarge {

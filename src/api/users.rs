@@ -191,7 +191,7 @@ impl UsersApi {
         body: Json<UpdateUser>,
     ) -> Result<Json<User>, ApiError> {
         let caller = auth.0;
-        let tenant = caller.tenant_for(company_id.0, USER_NOT_FOUND)?;
+        caller.tenant_for(company_id.0, USER_NOT_FOUND)?;
         caller.require_admin()?;
         let b = body.0;
         let change = UserChange {
@@ -202,19 +202,8 @@ impl UsersApi {
             is_active: validate::not_null("is_active", b.is_active)?,
             employee_id: validate::change(b.employee_id),
         };
-        let changer = changer(caller.is_superadmin());
         let audit = AuditContext::of(req, &caller);
-        let user = state
-            .db
-            .write(&tenant, async |tx| {
-                let (before, after) =
-                    model::user::change(&tx, company_id.0, user_id.0, changer, change).await?;
-                let changes = Changes::between(Some(&before), Some(&after));
-                let event = AuditEvent::new("user.updated", Target::user(after.id));
-                model::audit::record(&tx, &audit, event.changes(changes)).await?;
-                Ok::<_, ChangeError>(after)
-            })
-            .await?;
+        let user = change_user(&state, &caller, &audit, company_id.0, user_id.0, change).await?;
         Ok(Json(user.into()))
     }
 
@@ -237,25 +226,68 @@ impl UsersApi {
         user_id: Path<Uuid>,
     ) -> Result<NoContent, ApiError> {
         let caller = auth.0;
-        let tenant = caller.tenant_for(company_id.0, USER_NOT_FOUND)?;
+        caller.tenant_for(company_id.0, USER_NOT_FOUND)?;
         caller.require_admin()?;
-        let changer = changer(caller.is_superadmin());
         let audit = AuditContext::of(req, &caller);
-        state
-            .db
-            .write(&tenant, async |tx| {
-                let user = model::user::delete(&tx, company_id.0, user_id.0, changer).await?;
-                let changes = Changes::between(Some(&user), None);
-                let event = AuditEvent::new("user.deleted", Target::user(user.id));
-                model::audit::record(&tx, &audit, event.changes(changes)).await?;
-                Ok::<_, ChangeError>(())
-            })
-            .await?;
+        delete_user(&state, &caller, &audit, company_id.0, user_id.0).await?;
         Ok(NoContent::NoContent)
     }
 }
 
 const USER_NOT_FOUND: &str = "User not found";
+
+/// Changes a login of `company_id` and audits it: the flow behind `PUT
+/// /company/{id}/users/{id}` and the console's teammates page. The accounts' rules (the last
+/// admin, superadmins' logins) are the model's. The caller is an admin of the company.
+pub async fn change_user(
+    state: &AppState,
+    caller: &crate::auth::Caller,
+    audit: &AuditContext,
+    company_id: Uuid,
+    user_id: Uuid,
+    change: UserChange,
+) -> Result<model::user::User, ApiError> {
+    let tenant = caller.tenant_for(company_id, USER_NOT_FOUND)?;
+    caller.require_admin()?;
+    let changer = changer(caller.is_superadmin());
+    let user = state
+        .db
+        .write(&tenant, async |tx| {
+            let (before, after) =
+                model::user::change(&tx, company_id, user_id, changer, change).await?;
+            let changes = Changes::between(Some(&before), Some(&after));
+            let event = AuditEvent::new("user.updated", Target::user(after.id));
+            model::audit::record(&tx, audit, event.changes(changes)).await?;
+            Ok::<_, ChangeError>(after)
+        })
+        .await?;
+    Ok(user)
+}
+
+/// Deletes a login of `company_id` and audits it: the flow behind `DELETE
+/// /company/{id}/users/{id}` and the console's teammates page.
+pub async fn delete_user(
+    state: &AppState,
+    caller: &crate::auth::Caller,
+    audit: &AuditContext,
+    company_id: Uuid,
+    user_id: Uuid,
+) -> Result<(), ApiError> {
+    let tenant = caller.tenant_for(company_id, USER_NOT_FOUND)?;
+    caller.require_admin()?;
+    let changer = changer(caller.is_superadmin());
+    state
+        .db
+        .write(&tenant, async |tx| {
+            let user = model::user::delete(&tx, company_id, user_id, changer).await?;
+            let changes = Changes::between(Some(&user), None);
+            let event = AuditEvent::new("user.deleted", Target::user(user.id));
+            model::audit::record(&tx, audit, event.changes(changes)).await?;
+            Ok::<_, ChangeError>(())
+        })
+        .await?;
+    Ok(())
+}
 
 /// A change of a login: every field optional, absent = unchanged.
 #[derive(Debug, Object)]

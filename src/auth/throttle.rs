@@ -12,8 +12,10 @@
 //!   token bucket: that many at once, then one every 60/n seconds), and sign-ups alike per hour.
 //!   Only failures count, so people who type their password right are never slowed down.
 //! - Per client address too, the public endpoints that take a token and look it up in a
-//!   transaction (a refresh, accepting an invitation): every token presented counts, each
-//!   endpoint on its own bucket, generous enough that only guessing meets the limit.
+//!   transaction: every token presented counts, generous enough that only guessing meets the
+//!   limit. Refreshes have a bucket of their own; the tokens of emailed links (accepting an
+//!   invitation, resetting a password, verifying an email address) share one, so a guesser
+//!   cannot triple the rate by spreading guesses over the three.
 
 use std::{
     net::IpAddr,
@@ -62,7 +64,7 @@ pub struct LoginThrottle {
     failures: RateLimiter,
     signups: RateLimiter,
     refreshes: RateLimiter,
-    invitation_accepts: RateLimiter,
+    emailed_links: RateLimiter,
     account_limit: i32,
     trust_seconds: i32,
 }
@@ -76,7 +78,7 @@ impl LoginThrottle {
             failures: RateLimiter::new(per_minute, f64::from(per_minute) / 60.0, TRACKED_ADDRESSES),
             signups: RateLimiter::new(per_hour, f64::from(per_hour) / 3600.0, TRACKED_ADDRESSES),
             refreshes: token_limiter(limits),
-            invitation_accepts: token_limiter(limits),
+            emailed_links: token_limiter(limits),
             account_limit: i32::try_from(limits.account_failures_per_hour).unwrap_or(i32::MAX),
             trust_seconds: i32::try_from(limits.trusted_address_ttl.as_secs()).unwrap_or(i32::MAX),
         }
@@ -120,7 +122,13 @@ impl LoginThrottle {
 
     /// Takes one of this address's invitation accepts, or answers 429.
     pub fn take_invitation_accept(&self, client: &ClientKey) -> Result<(), ApiError> {
-        take_token(&self.invitation_accepts, client)
+        self.take_emailed_link(client)
+    }
+
+    /// Takes one of this address's emailed-link tokens (invitation accepts, password resets,
+    /// email verifications: one bucket), or answers 429.
+    pub fn take_emailed_link(&self, client: &ClientKey) -> Result<(), ApiError> {
+        take_token(&self.emailed_links, client)
     }
 
     /// Inside a read: the seconds until `client` may try a password on `email`'s account.

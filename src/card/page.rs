@@ -297,23 +297,6 @@ pub fn render_not_found() -> &'static RenderedPage {
     &PAGE
 }
 
-/// The service's home (`/`), where the 404 card page leads: what CallingCard is, and the way
-/// to its API. Rendered once.
-pub fn render_home() -> &'static RenderedPage {
-    static PAGE: LazyLock<RenderedPage> = LazyLock::new(|| {
-        message_page(&Message {
-            title: PRODUCT,
-            mark: "C",
-            robots: None,
-            lead: "Digital business cards for companies.",
-            body: "Every employee gets a branded card with a QR code and a contact to save in \
-                   one tap. Companies manage their people and see how their cards do.",
-            link: ("/docs", ICON_HOME, "API documentation"),
-        })
-    });
-    &PAGE
-}
-
 /// A page of the service's own (no company's brand): a title, a short text and one link.
 struct Message<'a> {
     title: &'a str,
@@ -539,7 +522,7 @@ fn csp_hash(text: &str) -> String {
 }
 
 /// The brand color, lowercase, if it is `#rgb` or `#rrggbb`; otherwise the default.
-fn brand_color(raw: Option<&str>) -> String {
+pub fn brand_color(raw: Option<&str>) -> String {
     match raw {
         Some(color) if Rgb::parse_css(color).is_some() => color.to_ascii_lowercase(),
         _ => DEFAULT_BRAND.to_owned(),
@@ -548,7 +531,7 @@ fn brand_color(raw: Option<&str>) -> String {
 
 /// `#ffffff` or `#111111`, whichever contrasts more with a valid `#rgb`/`#rrggbb` color
 /// (anything else counts as black).
-fn text_on(color: &str) -> Rgb {
+pub fn text_on(color: &str) -> Rgb {
     let background = Rgb::parse_css(color).unwrap_or(Rgb::BLACK);
     if contrast_ratio(background, LIGHT_TEXT) >= contrast_ratio(background, DARK_TEXT) {
         LIGHT_TEXT

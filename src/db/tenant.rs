@@ -148,6 +148,12 @@ impl Tenant {
         Self::member(platform_company_id, Role::Superadmin)
     }
 
+    /// The operator at the server's command line acting on one company (`import-employees`),
+    /// once the `card_company` lookup named it by its slug: as a superadmin in that company.
+    pub fn operator_in(company_id: Uuid) -> Self {
+        Self::member(company_id, Role::Superadmin)
+    }
+
     /// The public reading one company's cards, after a `SECURITY DEFINER` slug lookup told us
     /// which company that is (so it exists). Policies see `app.role = 'public'`.
     pub fn visitor(company_id: Uuid) -> Self {

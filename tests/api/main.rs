@@ -2,6 +2,7 @@
 //! `helpers`), every test on a database of its own cloned from the migrated template. One module
 //! per feature; tests/README.md says how to add one.
 
+mod browser;
 mod helpers;
 
 mod analytics_bad_input;
@@ -16,13 +17,24 @@ mod audit_logins;
 mod auth;
 mod bad_input;
 mod card_page_browser;
+mod card_page_webdriver;
 mod companies;
 mod connections;
+mod console_account;
+mod console_admin;
+mod console_analytics;
+mod console_branding;
+mod console_client;
+mod console_import;
+mod console_people;
+mod console_shell;
 mod database_outage;
 mod email_verification;
+mod employee_import;
 mod employee_list;
 mod employees;
 mod invitations;
+mod live_feed;
 mod login_throttle;
 mod mail;
 mod metrics;

@@ -104,6 +104,8 @@ enum Body {
     NewInvitation,
     /// Accepting an invitation with a token no invitation has.
     UnknownInvitation,
+    /// One employee to import, as JSON rows.
+    ImportRows,
 }
 
 /// What a row does to company A.
@@ -252,6 +254,7 @@ const MATRIX: &[Row] = &[
     row(Get,    "/analytics/employee/{EA2}",                              Body::Empty,          R, [200, 404,  403, 200,  401, 401]),
     row(Post,   "/analytics/track?company_slug={CS}&employee_slug={ESA}", Body::Call,           T, [200, 200,  200, 200,  200, 200]),
     row(Get,    "/company/{A}/audit",                                     Body::Empty,          R, [200, 404,  403, 200,  401, 401]),
+    row(Post,   "/company/{A}/employees/import",                          Body::ImportRows,     W, [200, 404,  403, 200,  401, 401]),
 ];
 
 impl Row {
@@ -630,6 +633,10 @@ impl World {
                 json!({"token": format!("{n}{n}"), "password": "brand-new-password-49"})
             }
             Body::UnknownToken => json!({"token": format!("{n}{n}")}),
+            Body::ImportRows => {
+                json!({"rows": [{"full_name": format!("Imported Alpha {}", &n[..8]),
+                                                 "email": format!("imported-{n}@alpha-tenant.test")}]})
+            }
             Body::WrongPassword => {
                 json!({"current_password": "not-the-password", "new_password": "brand-new-password"})
             }

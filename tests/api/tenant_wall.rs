@@ -172,6 +172,15 @@ const TENANT_TABLES: &[TenantTable] = &[
         unlink: &[],
         touch: CREATED_EARLIER,
     },
+    // A CSV file kept between the console's import steps.
+    TenantTable {
+        name: "console_imports",
+        tenant_col: "company_id",
+        insert: "INSERT INTO console_imports (company_id, id, uploaded_by, file_name, bytes)
+                 VALUES ($1, gen_random_uuid(), $2, 'intruder.csv', convert_to('full_name', 'UTF8'))",
+        unlink: &[],
+        touch: CREATED_EARLIER,
+    },
     TenantTable {
         name: "media",
         tenant_col: "company_id",
@@ -408,6 +417,15 @@ async fn seed_company(
                 &format!("invitation of {slug}"),
                 &admin_id,
             ],
+        )
+        .await
+        .unwrap();
+    // A CSV file kept between the console's import steps.
+    owner
+        .execute(
+            "INSERT INTO console_imports (company_id, id, uploaded_by, file_name, bytes)
+             VALUES ($1, gen_random_uuid(), $2, 'people.csv', convert_to('full_name', 'UTF8'))",
+            &[&id, &admin_id],
         )
         .await
         .unwrap();

@@ -1,6 +1,6 @@
-//! The public endpoints that look a presented token up (a refresh, accepting an invitation)
-//! cost a transaction per well-formed guess: each is bounded per client address, on a bucket
-//! of its own, with a 429 `too_many_requests` and `Retry-After` past it.
+//! The public endpoints that look a presented token up (a refresh, accepting an invitation,
+//! resetting a password, verifying an email address) cost a transaction per well-formed guess:
+//! each is bounded per client address, with a 429 `too_many_requests` and `Retry-After` past it.
 //!
 //! Client addresses come from `X-Forwarded-For` (`CLIENT_IP_HEADER`), so one test is many
 //! clients; a bucket of 2 refilled once an hour makes the third guess the refused one.
@@ -91,6 +91,49 @@ async fn invitation_guesses_are_limited_per_address() {
     accept_from(&app, "192.0.2.91", &guess('C'))
         .await
         .assert_error(404, "invitation_not_found");
+    refresh_from(&app, guesser, &guess('C'))
+        .await
+        .assert_error(401, "invalid_refresh_token");
+}
+
+async fn reset_from(app: &TestApp, address: &str, token: &str) -> Response {
+    let body = json!({"token": token, "password": TEAMMATE_PASSWORD});
+    post_from(app, address, "/api/auth/reset-password", body).await
+}
+
+async fn verify_from(app: &TestApp, address: &str, token: &str) -> Response {
+    post_from(
+        app,
+        address,
+        "/api/auth/verify-email",
+        json!({"token": token}),
+    )
+    .await
+}
+
+/// Password resets, email verifications and invitation accepts all take emailed-link tokens:
+/// one bucket per address for the three, so spreading guesses over them gains nothing.
+#[tokio::test]
+async fn emailed_link_guesses_are_limited_per_address() {
+    let app = spawn_app_with(LIMITS).await;
+    let guesser = "192.0.2.100";
+    reset_from(&app, guesser, &guess('A'))
+        .await
+        .assert_error(404, "invalid_token");
+    verify_from(&app, guesser, &guess('B'))
+        .await
+        .assert_error(404, "invalid_token");
+    assert_limited(&reset_from(&app, guesser, &guess('C')).await);
+    assert_limited(&verify_from(&app, guesser, &guess('C')).await);
+    assert_limited(&accept_from(&app, guesser, &guess('C')).await);
+    // Another address has its own bucket; refreshes too.
+    let other = "192.0.2.101";
+    reset_from(&app, other, &guess('C'))
+        .await
+        .assert_error(404, "invalid_token");
+    verify_from(&app, other, &guess('C'))
+        .await
+        .assert_error(404, "invalid_token");
     refresh_from(&app, guesser, &guess('C'))
         .await
         .assert_error(401, "invalid_refresh_token");

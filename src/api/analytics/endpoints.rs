@@ -1,12 +1,9 @@
 //! The dashboard endpoints: each parses, authorizes, makes one read of the model and shapes
 //! the answer.
 
-use std::io;
-
 use chrono::Utc;
 use chrono_tz::Tz;
-use futures::{StreamExt, stream};
-use poem::{Body, web::Data};
+use poem::web::Data;
 use poem_openapi::{
     OpenApi,
     param::{Path, Query},
@@ -15,7 +12,7 @@ use poem_openapi::{
 use uuid::Uuid;
 
 use super::{
-    export::{CSV_HEADER, ExportPages},
+    export::csv_export,
     outputs::*,
     params::{
         BucketPlan, DEFAULT_LEADERBOARD_SIZE, check_order, event_window, hour_range, parse_tz,
@@ -335,34 +332,7 @@ impl AnalyticsApi {
         caller.require_admin()?;
         let (from, to) = time_bound::range(from.0.as_ref(), to.0.as_ref(), Tz::UTC)?;
         check_order(from, to)?;
-        let (company_id, to) = (company_id.0, to.unwrap_or_else(Utc::now));
-        // Authorization, the company's slug and the first page in one read, before any byte.
-        let (slug, rows) = state
-            .db
-            .read(&tenant, async |tx| {
-                analytics::export_start(&tx, company_id, (from, to)).await
-            })
-            .await?
-            .ok_or_else(company_not_found)?;
-        let (first, next) = ExportPages::chunk(&rows, String::from(CSV_HEADER));
-        drop(rows);
-        let first = stream::once(async move { Ok::<_, io::Error>(first) });
-        let body = match next {
-            None => Body::from_bytes_stream(first),
-            Some(after) => Body::from_bytes_stream(
-                first.chain(
-                    ExportPages {
-                        db: state.db.clone(),
-                        tenant,
-                        company_id,
-                        from,
-                        to,
-                        after,
-                    }
-                    .into_stream(),
-                ),
-            ),
-        };
+        let (slug, body) = csv_export(&state, tenant, company_id.0, from, to).await?;
         Ok(CsvExport::Ok(
             Binary(body),
             format!("attachment; filename=\"{slug}-events.csv\""),
@@ -375,7 +345,7 @@ fn company_not_found() -> ApiError {
 }
 
 /// Admins and superadmins, or the employee login linked to the employee.
-fn check_employee_access(caller: &Caller, access: EmployeeAccess) -> Result<(), ApiError> {
+pub fn check_employee_access(caller: &Caller, access: EmployeeAccess) -> Result<(), ApiError> {
     if !access.found {
         return Err(ApiError::not_found("Employee not found"));
     }
@@ -400,7 +370,7 @@ fn event_page(page: EventsPage) -> Result<EventPage, ApiError> {
 }
 
 /// A time series from the counts of its plan's buckets.
-fn series(tz: Tz, interval: Interval, plan: &BucketPlan, counts: SeriesCounts) -> Timeseries {
+pub fn series(tz: Tz, interval: Interval, plan: &BucketPlan, counts: SeriesCounts) -> Timeseries {
     let mut totals = analytics::Tally::default();
     for tally in &counts.buckets {
         totals.merge(tally);

@@ -4,16 +4,59 @@ use std::io;
 
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
-use futures::{Stream, stream};
+use futures::{Stream, StreamExt, stream};
+use poem::Body;
 use uuid::Uuid;
 
 use crate::{
+    api::AppState,
     db::{Db, Tenant},
     error::ApiError,
     model::analytics::{self, Cursor, EXPORT_PAGE_ROWS, EventRow},
 };
 
-pub(super) const CSV_HEADER: &str = "occurred_at,event_id,employee_id,action,link,device,region\n";
+pub const CSV_HEADER: &str = "occurred_at,event_id,employee_id,action,link,device,region\n";
+
+/// The export of `[from, to)` (`to` default now) of the tenant's company: its slug (for the file
+/// name) and the CSV body, streamed. The caller has checked who may export; both doors call this.
+/// Authorization, the company's slug and the first page come in one read, before any byte, so a
+/// missing company is still a 404.
+pub async fn csv_export(
+    state: &AppState,
+    tenant: Tenant,
+    company_id: Uuid,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> Result<(String, Body), ApiError> {
+    let to = to.unwrap_or_else(Utc::now);
+    let (slug, rows) = state
+        .db
+        .read(&tenant, async |tx| {
+            analytics::export_start(&tx, company_id, (from, to)).await
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("Company not found"))?;
+    let (first, next) = ExportPages::chunk(&rows, String::from(CSV_HEADER));
+    drop(rows);
+    let first = stream::once(async move { Ok::<_, io::Error>(first) });
+    let body = match next {
+        None => Body::from_bytes_stream(first),
+        Some(after) => Body::from_bytes_stream(
+            first.chain(
+                ExportPages {
+                    db: state.db.clone(),
+                    tenant,
+                    company_id,
+                    from,
+                    to,
+                    after,
+                }
+                .into_stream(),
+            ),
+        ),
+    };
+    Ok((slug, body))
+}
 
 /// Where the export stands between two pages.
 pub(super) struct ExportPages {

@@ -4,9 +4,11 @@
 //! [`crate::model::analytics`]; here the requests are checked and the answers shaped.
 
 mod endpoints;
-mod export;
+pub mod export;
+pub mod live;
 mod outputs;
-mod params;
+pub mod params;
 
-pub use endpoints::AnalyticsApi;
+pub use endpoints::{AnalyticsApi, check_employee_access, series};
+pub use live::LiveFeedApi;
 pub use outputs::*;

@@ -37,7 +37,7 @@ pub(super) fn floor_hour(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp(secs, 0).expect("an hour within chrono's range")
 }
 
-pub(super) fn parse_tz(raw: Option<&str>) -> Result<Tz, ApiError> {
+pub fn parse_tz(raw: Option<&str>) -> Result<Tz, ApiError> {
     match raw {
         None => Ok(Tz::UTC),
         Some(name) => name.parse::<Tz>().map_err(|_| {
@@ -89,7 +89,7 @@ pub(super) fn event_window(
 /// `[from, to)` of an aggregate over whole hours (breakdowns, leaderboard). Default: the last
 /// 30 days. `from` is rounded down to its hour; an hour starting before `to` counts (`to`
 /// rounded up).
-pub(super) fn hour_range(
+pub fn hour_range(
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
@@ -105,16 +105,16 @@ pub(super) fn hour_range(
 
 /// The buckets of a time series: `bounds[i]..bounds[i + 1]` is bucket `i`, labelled `labels[i]`.
 #[derive(Debug)]
-pub(super) struct BucketPlan {
-    pub(super) bounds: Vec<DateTime<Utc>>,
-    pub(super) labels: Vec<String>,
+pub struct BucketPlan {
+    pub bounds: Vec<DateTime<Utc>>,
+    pub labels: Vec<String>,
 }
 
 impl BucketPlan {
     /// Every bucket touching `[from, to)`: the range widens to whole buckets. Days are local
     /// calendar days of `tz`; hours are UTC hours (the rollups' grain) labelled in local time,
     /// which for the usual whole-hour offsets are exactly the local hours.
-    pub(super) fn new(tz: Tz, interval: Interval, from: DateTime<Utc>, to: DateTime<Utc>) -> Self {
+    pub fn new(tz: Tz, interval: Interval, from: DateTime<Utc>, to: DateTime<Utc>) -> Self {
         debug_assert!(from < to);
         let last = to - TimeDelta::microseconds(1);
         let mut bounds = Vec::new();
@@ -166,7 +166,7 @@ impl BucketPlan {
 /// The range of a time series: defaults to the 30 local days (or 720 hours) ending with the one
 /// containing `to` (default now); at most 400 days of days or 31 days of hours, plus the hour a
 /// DST change may add.
-pub(super) fn series_range(
+pub fn series_range(
     tz: Tz,
     interval: Interval,
     from: Option<DateTime<Utc>>,
