@@ -83,6 +83,9 @@ pub fn x_of(i: usize, n: usize) -> f64 {
 }
 
 /// Where a value sits vertically, with `top` at the top of the plot and 0 on its baseline.
+/// The height of a bar of zero, in the chart's units.
+const MIN_BAR: f64 = 2.0;
+
 pub fn y_of(value: i64, top: i64) -> f64 {
     let plot = HEIGHT - TOP - BOTTOM;
     let top = top.max(1) as f64;
@@ -159,7 +162,9 @@ fn render(chart: &Chart<'_>, kind: Kind) -> Markup {
                             g class=(series.class) {
                                 @for (i, &v) in series.values.iter().enumerate() {
                                     @let x = LEFT + slot * i as f64 + slot * 0.1 + bar * k as f64;
-                                    @let y = y_of(v, top);
+                                    // A zero is drawn as a sliver on the axis: a bar that can
+                                    // take the focus must have something to show it on.
+                                    @let y = y_of(v, top).min(baseline - MIN_BAR);
                                     rect class="bar" x=(format!("{x:.1}")) y=(format!("{y:.1}"))
                                         width=(format!("{bar:.1}"))
                                         height=(format!("{:.1}", baseline - y)) tabindex="0" {
@@ -181,7 +186,7 @@ fn render(chart: &Chart<'_>, kind: Kind) -> Markup {
             }
             details class="chart-data" {
                 summary { (chart.title) ": the numbers" }
-                div class="table-wrap" {
+                div class="table-wrap" role="region" tabindex="0" aria-label=(chart.title) {
                     table {
                         caption class="visually-hidden" { (chart.title) }
                         thead {
