@@ -551,7 +551,7 @@ fn breakdown_table(id: &str, title: &str, what: &str, rows: &[BreakdownCount]) -
             @if rows.is_empty() {
                 p class="muted" { "Nothing in this range yet." }
             } @else {
-                div class="table-wrap" {
+                div class="table-wrap" role="region" tabindex="0" aria-label=(title) {
                     table {
                         thead { tr {
                             th scope="col" { (what) }
@@ -582,7 +582,7 @@ fn leaderboard(rows: &[LeaderboardRow]) -> Markup {
                 p class="muted" { "No card has been viewed in this range. Share your people's cards "
                     "(their link or QR code) and they show up here." }
             } @else {
-                div class="table-wrap" {
+                div class="table-wrap" role="region" tabindex="0" aria-label="Leaderboard" {
                     table {
                         thead { tr {
                             th scope="col" { "Card" }

@@ -162,7 +162,7 @@ pub async fn page(
                 }
             }
             Some(page) => {
-                div class="table-wrap" {
+                div class="table-wrap" role="region" tabindex="0" aria-label="Audit events, newest first" {
                     table {
                         caption class="visually-hidden" { "Audit events, newest first" }
                         thead { tr {

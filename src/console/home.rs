@@ -145,7 +145,7 @@ pub async fn page(
                 @if top.is_empty() {
                     p class="muted" { "No card has been viewed in the last 30 days." }
                 } @else {
-                    div class="table-wrap" {
+                    div class="table-wrap" role="region" tabindex="0" aria-label="Most engaging cards, last 30 days" {
                         table {
                             caption class="visually-hidden" { "Most engaging cards, last 30 days" }
                             thead { tr {

@@ -237,7 +237,7 @@ fn mapping_page(
         (errors.summary(&[]))
         form method="post" action={ "/app/import/" (file.id) "/preview" } class="stack" {
             (form::csrf_field(&token))
-            div class="table-wrap" {
+            div class="table-wrap" role="region" tabindex="0" aria-label="Columns of the file" {
                 table {
                     caption class="visually-hidden" { "Columns of the file" }
                     thead { tr { th scope="col" { "Column in the file" } th scope="col" { "Employee field" } } }
@@ -382,7 +382,7 @@ fn preview_page(
         h1 { "Import employees: preview" }
         p { "Nothing has been imported yet. " (file.file_name) ": " (t.rows) " rows." }
         (totals(&report.totals))
-        div class="table-wrap" {
+        div class="table-wrap" role="region" tabindex="0" aria-label="What the import would do, row by row" {
             table {
                 caption class="visually-hidden" { "What the import would do, row by row" }
                 thead { tr {

@@ -258,7 +258,7 @@ fn results(
             }
         } @else {
             p class="muted" { (total) @if searching { " match “" (q) "”" } }
-            div class="table-wrap" {
+            div class="table-wrap" role="region" tabindex="0" aria-label="People" {
                 table {
                     caption class="visually-hidden" { "People" }
                     thead { tr {

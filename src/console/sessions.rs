@@ -102,7 +102,7 @@ pub async fn page(
             "Where your login is signed in, newest first. End a session you do not recognise: \
              that browser is logged out at once."
         }
-        div class="table-wrap" {
+        div class="table-wrap" role="region" tabindex="0" aria-label="Your live sessions" {
             table {
                 caption class="visually-hidden" { "Your live sessions" }
                 thead {

@@ -334,7 +334,7 @@ async fn render(
             @if invitations.0.is_empty() {
                 p class="empty" { "No invitations are waiting. Invite a teammate above." }
             } @else {
-                div class="table-wrap" {
+                div class="table-wrap" role="region" tabindex="0" aria-label="Pending invitations" {
                     table {
                         caption class="visually-hidden" { "Pending invitations" }
                         thead { tr { th scope="col" { "Email" } th scope="col" { "Role" }
@@ -386,7 +386,7 @@ fn logins_table(
     token: &super::csrf::CsrfToken,
 ) -> Markup {
     html! {
-        div class="table-wrap" {
+        div class="table-wrap" role="region" tabindex="0" aria-label="The company's logins" {
             table {
                 caption class="visually-hidden" { "The company's logins" }
                 thead { tr {
