@@ -577,6 +577,11 @@ impl Application {
         self.ingest_stats.clone()
     }
 
+    /// The live-feed hub (tests see when a console's stream has subscribed).
+    pub fn live_hub(&self) -> Arc<LiveHub> {
+        self.live.clone()
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }

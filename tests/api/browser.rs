@@ -226,7 +226,8 @@ pub struct FocusedElement {
     pub id: Option<String>,
     /// Has a size and lies inside the viewport (the browser scrolls a focused element there).
     pub visible: bool,
-    /// Matches `:focus-visible` and draws an outline or a box shadow.
+    /// Draws an outline or a box shadow while it has the focus (from `:focus-visible`, or for
+    /// a field whose focus is inside it, such as a date's day, `:focus-within`).
     pub focus_indicator: bool,
     /// `outline` and `box-shadow` as computed, for messages.
     pub outline: String,
@@ -248,16 +249,33 @@ pub struct AxeViolation {
 impl Browser {
     /// Starts a chromedriver and a first session in it, at the phone width.
     pub async fn start() -> Self {
-        Self::session(Arc::new(ChromeDriver::start().await)).await
+        Self::session(Arc::new(ChromeDriver::start().await), &[]).await
     }
 
     /// Another session on the same driver: a second person, with a profile (and so cookies)
     /// of their own.
     pub async fn visitor(&self) -> Self {
-        Self::session(Arc::clone(&self.driver)).await
+        Self::session(Arc::clone(&self.driver), &[]).await
     }
 
-    async fn session(driver: Arc<ChromeDriver>) -> Self {
+    /// Another session whose browser sends `user_agent`: headless Chromium names itself
+    /// `HeadlessChrome`, which the analytics count as a bot, so a visitor whose visit should
+    /// count comes as a phone.
+    pub async fn visitor_as(&self, user_agent: &str) -> Self {
+        Self::session(
+            Arc::clone(&self.driver),
+            &[format!("--user-agent={user_agent}")],
+        )
+        .await
+    }
+
+    /// Another session whose browser prefers a dark colour scheme (as a phone set to dark
+    /// mode does).
+    pub async fn dark_visitor(&self) -> Self {
+        Self::session(Arc::clone(&self.driver), &["--force-dark-mode".to_owned()]).await
+    }
+
+    async fn session(driver: Arc<ChromeDriver>, extra_args: &[String]) -> Self {
         let profile = TempDir::new();
         let chromium = chromium_binary();
         let args = [
@@ -278,6 +296,7 @@ impl Browser {
         .map(str::to_owned)
         .into_iter()
         .chain([format!("--user-data-dir={}", profile.0.display())])
+        .chain(extra_args.iter().cloned())
         .collect::<Vec<_>>();
         let millis = u64::try_from(PAGE_TIMEOUT.as_millis()).expect("a timeout in ms fits u64");
         let capabilities = json!({
@@ -664,7 +683,7 @@ return {
   id: e.id || null,
   visible: r.width > 0 && r.height > 0 && s.visibility !== 'hidden' && r.bottom > 0 &&
     r.right > 0 && r.top < innerHeight && r.left < innerWidth,
-  focus_indicator: e.matches(':focus-visible') && (outline || shadow),
+  focus_indicator: outline || shadow,
   outline: `${s.outlineStyle} ${s.outlineWidth} ${s.outlineColor}; box-shadow ${s.boxShadow}`,
 };
 ";

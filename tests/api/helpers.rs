@@ -13,7 +13,7 @@ use std::{
 };
 
 use callingcard::{
-    analytics::ingest::IngestStats,
+    analytics::{ingest::IngestStats, live::LiveHub},
     api::{cards::PublicCards, users::create_superadmin},
     card::budget::WorkBudget,
     config::Config,
@@ -185,6 +185,8 @@ pub struct TestApp {
     pub image_decodes: Arc<WorkBudget>,
     /// The analytics writer's counters: `queued` tells when a request has handed its event over.
     pub ingest: Arc<IngestStats>,
+    /// The app's live-feed hub: `subscribers()` tells when a stream is open.
+    pub live: Arc<LiveHub>,
     /// `GET` here for the app's Prometheus metrics (its own listener); `None` with
     /// `METRICS_ADDR=off`.
     pub metrics_url: Option<String>,
@@ -289,8 +291,12 @@ pub async fn spawn_app_at(url: &str, dbname: &str, vars: &[(&str, &str)]) -> Tes
     let metrics_url = app
         .metrics_port()
         .map(|port| format!("http://127.0.0.1:{port}/metrics"));
-    let (cards, image_decodes, ingest) =
-        (app.public_cards(), app.image_decodes(), app.ingest_stats());
+    let (cards, image_decodes, ingest, live) = (
+        app.public_cards(),
+        app.image_decodes(),
+        app.ingest_stats(),
+        app.live_hub(),
+    );
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async move {
         let _ = stop.await;
@@ -307,6 +313,7 @@ pub async fn spawn_app_at(url: &str, dbname: &str, vars: &[(&str, &str)]) -> Tes
         cards,
         image_decodes,
         ingest,
+        live,
         metrics_url,
         mail: None,
     }

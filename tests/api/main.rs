@@ -24,6 +24,7 @@ mod console_account;
 mod console_admin;
 mod console_analytics;
 mod console_branding;
+mod console_browser;
 mod console_client;
 mod console_import;
 mod console_people;
