@@ -265,7 +265,7 @@ fn import_error(e: ImportError) -> ApiError {
 
 /// Imports (or, with `dry_run`, checks) `rows` into `company_id` in one transaction, and tells
 /// the card caches: the flow behind `POST /company/{id}/employees/import` and the console's
-/// import. The caller is an admin of the company.
+/// import. The caller is an admin of the company; `progress` hears of each batch written.
 pub async fn run(
     state: &AppState,
     caller: &crate::auth::Caller,
@@ -273,13 +273,14 @@ pub async fn run(
     company_id: Uuid,
     rows: &[employee_import::ImportRow],
     dry_run: bool,
+    progress: &mut (dyn FnMut(employee_import::Progress) + Send),
 ) -> Result<employee_import::ImportReport, ApiError> {
     let tenant = caller.tenant_for(company_id, "Company not found")?;
     caller.require_admin()?;
     let db = state.db.clone().with_deadline(IMPORT_DEADLINE);
     let report = db
         .write(&tenant, async |tx| {
-            employee_import::import(&tx, rows, dry_run, company_id, audit, &mut |_| {}).await
+            employee_import::import(&tx, rows, dry_run, company_id, audit, progress).await
         })
         .await
         .map_err(import_error)?;
@@ -352,7 +353,16 @@ impl EmployeeImportApi {
             }
         };
         let audit = AuditContext::of(req, &caller);
-        let report = run(&state, &caller, &audit, company_id.0, &rows, dry_run).await?;
+        let report = run(
+            &state,
+            &caller,
+            &audit,
+            company_id.0,
+            &rows,
+            dry_run,
+            &mut |_| {},
+        )
+        .await?;
         Ok(Json(shown(report, ignored_columns)))
     }
 }

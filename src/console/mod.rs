@@ -36,6 +36,7 @@ mod live_feed;
 // admin pages
 mod audit;
 mod import;
+mod import_progress;
 mod me;
 mod teammates;
 
@@ -110,10 +111,10 @@ pub fn routes() -> BoxEndpoint<'static> {
         .at("/me/photo", post(me::photo))
         .at("/me/photo/remove", post(me::remove_photo))
         .at("/import", get(import::upload_form).post(import::upload))
-        .at("/import/done", get(import::done))
         .at("/import/:id", get(import::columns_page))
         .at("/import/:id/preview", post(import::preview))
         .at("/import/:id/run", post(import::run))
+        .at("/import/:id/progress", get(import_progress::page))
         .around(session::middleware)
         // Pages are compressed as they are sent (static files were compressed once, at start);
         // the live stream is not, so that none of its events is held back.

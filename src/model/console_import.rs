@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use super::employee_import::{CsvError, MAX_IMPORT_BYTES};
+use super::employee_import::{CsvError, ImportTotals, MAX_IMPORT_BYTES};
 use crate::db::{DbError, TenantTx};
 
 /// An uploaded file.
@@ -19,9 +19,9 @@ const DELETE_EXPIRED: &str =
     "DELETE FROM console_imports WHERE company_id = $1 AND expires_at <= now()";
 const INSERT: &str = "INSERT INTO console_imports (company_id, id, uploaded_by, file_name, bytes)
      VALUES ($1, $2, $3, $4, $5)";
+// A file whose import finished is no longer there to map or preview (its bytes are gone).
 const GET: &str = "SELECT id, file_name, bytes FROM console_imports
-     WHERE company_id = $1 AND id = $2 AND expires_at > now()";
-const DELETE: &str = "DELETE FROM console_imports WHERE company_id = $1 AND id = $2";
+     WHERE company_id = $1 AND id = $2 AND expires_at > now() AND state <> 'done'";
 
 /// Keeps `bytes` (at most [`MAX_IMPORT_BYTES`], which the table checks too) for the next steps.
 pub async fn store(
@@ -55,10 +55,156 @@ pub async fn get(
     }))
 }
 
-/// Forgets the file once imported.
-pub async fn delete(tx: &TenantTx, company_id: Uuid, id: Uuid) -> Result<(), DbError> {
-    tx.execute(DELETE, [&company_id, &id]).await?;
+/// Where an import of a file is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImportState {
+    /// Uploaded, its columns not imported yet.
+    Uploaded,
+    /// Importing: `done` of `total` rows written so far.
+    Running {
+        done: usize,
+        total: usize,
+    },
+    /// Running once, but its task stopped saying how far it was (its instance went away): its
+    /// transaction rolled back, nothing was imported.
+    Stalled,
+    Done(ImportTotals),
+    /// Refused as a whole (the plan's limit, say), or failed: nothing was imported.
+    Failed {
+        detail: String,
+    },
+}
+
+/// The progress of an import: its file's name and state.
+#[derive(Clone, Debug)]
+pub struct ImportProgress {
+    pub file_name: String,
+    pub state: ImportState,
+}
+
+/// How long a running import may go without a word before it counts as stalled. A step of
+/// progress is 500 rows, well under a second.
+const STALLED_AFTER: &str = "2 minutes";
+
+const START: &str = "UPDATE console_imports
+     SET state = 'running', rows_total = $3, rows_done = 0, outcome = NULL, progress_at = now()
+     WHERE company_id = $1 AND id = $2 AND expires_at > now()
+       AND (state IN ('uploaded', 'failed')
+            OR (state = 'running' AND progress_at < now() - $4::text::interval))
+     RETURNING id";
+const ADVANCE: &str = "UPDATE console_imports SET rows_done = $3, progress_at = now()
+     WHERE company_id = $1 AND id = $2 AND state = 'running'";
+// A finished import's file is no longer needed: its bytes go, its totals stay until it expires.
+const FINISH: &str = "UPDATE console_imports
+     SET state = 'done', rows_done = rows_total, outcome = $3, bytes = ''::bytea,
+         progress_at = now()
+     WHERE company_id = $1 AND id = $2";
+const FAIL: &str = "UPDATE console_imports
+     SET state = 'failed', outcome = jsonb_build_object('detail', $3::text), progress_at = now()
+     WHERE company_id = $1 AND id = $2";
+const PROGRESS: &str = "SELECT file_name, state, rows_total, rows_done, outcome,
+            state = 'running' AND progress_at < now() - $3::text::interval AS stalled
+     FROM console_imports
+     WHERE company_id = $1 AND id = $2 AND expires_at > now()";
+
+/// Marks the file's import as running over `total` rows; false when it runs already, or is done
+/// (a second click on "Import" starts nothing).
+pub async fn start(
+    tx: &TenantTx,
+    company_id: Uuid,
+    id: Uuid,
+    total: usize,
+) -> Result<bool, DbError> {
+    let total = i32::try_from(total).unwrap_or(i32::MAX);
+    let started = tx
+        .query_opt(START, [&company_id, &id, &total, &STALLED_AFTER])
+        .await?;
+    Ok(started.is_some())
+}
+
+/// Records that `done` rows are written.
+pub async fn advance(
+    tx: &TenantTx,
+    company_id: Uuid,
+    id: Uuid,
+    done: usize,
+) -> Result<(), DbError> {
+    let done = i32::try_from(done).unwrap_or(i32::MAX);
+    tx.execute(ADVANCE, [&company_id, &id, &done]).await?;
     Ok(())
+}
+
+/// Records the totals of the finished import, and lets go of the file's bytes.
+pub async fn finish(
+    tx: &TenantTx,
+    company_id: Uuid,
+    id: Uuid,
+    totals: &ImportTotals,
+) -> Result<(), DbError> {
+    let outcome = serde_json::json!({
+        "rows": totals.rows,
+        "created": totals.created,
+        "updated": totals.updated,
+        "unchanged": totals.unchanged,
+        "errors": totals.errors,
+    });
+    tx.execute(FINISH, [&company_id, &id, &outcome]).await?;
+    Ok(())
+}
+
+/// Records why the import failed (nothing was imported).
+pub async fn fail(tx: &TenantTx, company_id: Uuid, id: Uuid, detail: &str) -> Result<(), DbError> {
+    tx.execute(FAIL, [&company_id, &id, &detail]).await?;
+    Ok(())
+}
+
+/// Where the import of the file `id` is, unless the file is another company's, expired or gone.
+pub async fn progress(
+    tx: &TenantTx,
+    company_id: Uuid,
+    id: Uuid,
+) -> Result<Option<ImportProgress>, DbError> {
+    let Some(row) = tx
+        .query_opt(PROGRESS, [&company_id, &id, &STALLED_AFTER])
+        .await?
+    else {
+        return Ok(None);
+    };
+    let count = |column: &str| -> Result<usize, DbError> {
+        let n: i32 = row.try_get(column)?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    };
+    let state: String = row.try_get("state")?;
+    let outcome: Option<serde_json::Value> = row.try_get("outcome")?;
+    let outcome = outcome.unwrap_or_default();
+    let number = |key: &str| {
+        outcome[key]
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(0)
+    };
+    let state = match state.as_str() {
+        "running" if row.try_get::<_, bool>("stalled")? => ImportState::Stalled,
+        "running" => ImportState::Running {
+            done: count("rows_done")?,
+            total: count("rows_total")?,
+        },
+        "done" => ImportState::Done(ImportTotals {
+            rows: number("rows"),
+            created: number("created"),
+            updated: number("updated"),
+            unchanged: number("unchanged"),
+            errors: number("errors"),
+        }),
+        "failed" => ImportState::Failed {
+            detail: outcome["detail"].as_str().unwrap_or_default().to_owned(),
+        },
+        _ => ImportState::Uploaded,
+    };
+    Ok(Some(ImportProgress {
+        file_name: row.try_get("file_name")?,
+        state,
+    }))
 }
 
 /// Whether a file fits.

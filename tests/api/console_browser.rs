@@ -165,7 +165,14 @@ async fn an_admin_signs_up_brands_imports_and_sees_a_visitors_view_arrive_live()
     let run_button = admin.text("form[action$='/run'] button[type=submit]").await;
     assert_eq!(run_button, "Import 50 rows");
     admin.screenshot("console-journey-import-preview").await;
-    submit_and_wait(&admin, "form[action$='/run']", ".alert.ok").await;
+    // The import runs on the server; its progress page follows it to the end.
+    submit_and_wait(&admin, "form[action$='/run']", "#import-status").await;
+    assert!(
+        admin.current_url().await.ends_with("/progress"),
+        "{}",
+        admin.current_url().await
+    );
+    admin.wait_for("#import-status .alert.ok").await;
     assert_eq!(admin.text("h1").await, "Import finished");
     assert!(
         admin.text(".alert.ok").await.contains("50 rows read"),

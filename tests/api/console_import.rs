@@ -1,9 +1,9 @@
-//! The console's CSV import: upload, column mapping, preview (a dry run), import, re-import by
-//! email, the plan's limit, and the wall between companies.
+//! The console's CSV import: upload, column mapping, preview (a dry run), import with its
+//! progress page, re-import by email, the plan's limit, and the wall between companies.
 
 use crate::{
     console_client::{ConsoleClient, Page},
-    helpers::{ADMIN_PASSWORD, TEAMMATE_PASSWORD, TestApp, spawn_app},
+    helpers::{ADMIN_PASSWORD, PATIENCE, TEAMMATE_PASSWORD, TestApp, spawn_app},
 };
 
 const XSS: &str = "<script>alert(1)</script>";
@@ -50,7 +50,12 @@ async fn employee_count(app: &TestApp, admin: &crate::helpers::Session) -> usize
         )
         .await;
     resp.assert_status(200);
-    resp.body.as_array().unwrap().len()
+    // The whole count, not the page's.
+    resp.headers["x-total-count"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -99,28 +104,185 @@ async fn a_file_is_mapped_previewed_and_imported_and_a_second_import_updates_by_
 
     let page = console.post_form(&format!("{path}/run"), &MAPPING).await;
     page.assert_status(303);
-    let done = page.location().unwrap().to_owned();
-    assert!(
-        done.contains("created=2") && done.contains("errors=1"),
-        "{done}"
-    );
-    let page = console.get(&done).await;
-    page.assert_status(200);
-    assert!(page.body.contains("Import finished"));
+    let progress = page.location().unwrap().to_owned();
+    assert_eq!(progress, format!("{path}/progress"));
+    let page = finished(&mut console, &progress).await;
+    assert_total(&page, "Created", 2);
+    assert_total(&page, "In error", 1);
     assert_eq!(employee_count(&app, &admin).await, 2);
-    // The file is gone once imported.
+    // The file is gone once imported, and running it again starts nothing.
     console.get(&path).await.assert_status(404);
+    let page = console.post_form(&format!("{path}/run"), &MAPPING).await;
+    page.assert_status(404);
+    assert_eq!(employee_count(&app, &admin).await, 2);
 
     // The same file again: matched by email, nothing new.
     let path = uploaded(&mut console, &csv_file()).await;
     let page = console.post_form(&format!("{path}/run"), &MAPPING).await;
     page.assert_status(303);
-    let done = page.location().unwrap();
-    assert!(
-        done.contains("created=0") && done.contains("unchanged=2"),
-        "{done}"
-    );
+    let page = finished(&mut console, page.location().unwrap()).await;
+    assert_total(&page, "Created", 0);
+    assert_total(&page, "Unchanged", 2);
     assert_eq!(employee_count(&app, &admin).await, 2);
+}
+
+/// Follows the progress page at `path` until the import has finished; the finished page.
+async fn finished(console: &mut ConsoleClient, path: &str) -> Page {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let page = console.get(path).await;
+        page.assert_status(200);
+        if page.body.contains("Import finished") {
+            return page;
+        }
+        assert!(
+            page.body.contains("Importing employees"),
+            "neither running nor finished: {}",
+            page.body
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the import at {path} has not finished after {PATIENCE:?}: {}",
+            page.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// `<dt>{label}</dt><dd>{n}</dd>`: one of the import's totals as shown.
+#[track_caller]
+fn assert_total(page: &Page, label: &str, n: usize) {
+    let shown = format!("<dt>{label}</dt><dd>{n}</dd>");
+    assert!(page.body.contains(&shown), "no {shown} in:\n{}", page.body);
+}
+
+#[tokio::test]
+async fn a_long_import_shows_its_progress_and_htmx_follows_it() {
+    let app = spawn_app().await;
+    let admin = app.signup("Progress Co").await;
+    let root = app.superadmin().await;
+    app.set_plan(&root, admin.company_id, "enterprise").await;
+    let mut console = ConsoleClient::signed_in(&app, &admin.email, ADMIN_PASSWORD).await;
+    let mut csv = String::from("full_name,email\n");
+    for i in 0..3000 {
+        csv.push_str(&format!("Person {i},person{i}@example.com\n"));
+    }
+    let path = uploaded(&mut console, &csv).await;
+    let mapping = [("col0", "full_name"), ("col1", "email")];
+    // The import waits for the plan's lock, held here, so it is seen running.
+    let mut db = crate::helpers::superuser(&app).await;
+    let hold = db.transaction().await.unwrap();
+    hold.execute(
+        "SELECT 1 FROM subscriptions WHERE company_id = $1 AND active FOR UPDATE",
+        &[&admin.company_id],
+    )
+    .await
+    .unwrap();
+    let page = console.post_form(&format!("{path}/run"), &mapping).await;
+    page.assert_status(303);
+    let progress = page.location().unwrap().to_owned();
+    assert_eq!(progress, format!("{path}/progress"));
+
+    // The page says how far it is; a second click follows the same import.
+    let page = console.get(&progress).await;
+    page.assert_status(200);
+    assert!(page.body.contains("Importing employees"), "{}", page.body);
+    assert!(
+        page.body.contains("0 of 3000 rows written"),
+        "{}",
+        page.body
+    );
+    let again = console.post_form(&format!("{path}/run"), &mapping).await;
+    again.assert_status(303);
+    assert_eq!(again.location(), Some(progress.as_str()));
+    // What htmx asks for is the part that changes; while the import runs, it asks again.
+    let part = console.get_with(&progress, &[("HX-Request", "true")]).await;
+    part.assert_status(200);
+    assert!(!part.body.contains("<html"), "{}", part.body);
+    assert!(
+        part.body.starts_with(r#"<div id="import-status""#),
+        "{}",
+        part.body
+    );
+    assert!(
+        part.body.contains(r#"hx-trigger="every 1s""#),
+        "{}",
+        part.body
+    );
+    assert!(
+        part.body
+            .contains(r#"<progress id="import-bar" max="3000" value="0">"#),
+        "{}",
+        part.body
+    );
+
+    hold.commit().await.unwrap();
+    let page = finished(&mut console, &progress).await;
+    assert!(
+        !page.body.contains("hx-trigger"),
+        "a finished import asks no more: {}",
+        page.body
+    );
+    assert_total(&page, "Created", 3000);
+    assert_eq!(employee_count(&app, &admin).await, 3000);
+
+    // The recorded steps: the last says every row; the file's bytes are let go.
+    let id: uuid::Uuid = progress
+        .trim_start_matches("/app/import/")
+        .trim_end_matches("/progress")
+        .parse()
+        .unwrap();
+    let row = db
+        .query_one(
+            "SELECT state, rows_done, rows_total, octet_length(bytes) AS kept
+             FROM console_imports WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>("state"), "done");
+    assert_eq!(row.get::<_, i32>("rows_done"), 3000);
+    assert_eq!(row.get::<_, i32>("rows_total"), 3000);
+    assert_eq!(row.get::<_, i32>("kept"), 0);
+}
+
+#[tokio::test]
+async fn a_refused_import_says_why_on_its_progress_page_and_writes_nothing() {
+    let app = spawn_app().await;
+    let admin = app.signup("Refused Co").await;
+    let mut console = ConsoleClient::signed_in(&app, &admin.email, ADMIN_PASSWORD).await;
+    // Three new employees on the free plan (two at most).
+    let csv =
+        "full_name,email\nA One,a1@example.com\nB Two,b2@example.com\nC Three,c3@example.com\n";
+    let path = uploaded(&mut console, csv).await;
+    let mapping = [("col0", "full_name"), ("col1", "email")];
+    let page = console.post_form(&format!("{path}/run"), &mapping).await;
+    page.assert_status(303);
+    let progress = page.location().unwrap().to_owned();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let page = loop {
+        let page = console.get(&progress).await;
+        page.assert_status(200);
+        if !page.body.contains("Importing employees") {
+            break page;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{}", page.body);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(
+        page.body.contains("The import did not run"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("plan allows 2 employees"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(r#"role="alert""#));
+    assert_eq!(employee_count(&app, &admin).await, 0);
+    // The file is still there, to map again.
+    console.get(&path).await.assert_status(200);
 }
 
 #[tokio::test]
