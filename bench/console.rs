@@ -56,28 +56,46 @@ async fn main() -> anyhow::Result<()> {
     let pages = [
         ("landing", "/".to_owned()),
         ("log in", "/app/login".to_owned()),
+        ("sign up", "/app/signup".to_owned()),
         ("home", "/app".to_owned()),
         ("people", "/app/people".to_owned()),
         ("people, search", "/app/people?q=employee%2000".to_owned()),
-        (
-            "people, last page sorted",
-            "/app/people?sort=name&page=20".to_owned(),
-        ),
+        ("people, Z to A", "/app/people?sort=-name".to_owned()),
         ("person", format!("/app/people/{employee}")),
+        ("new person", "/app/people/new".to_owned()),
         ("branding", "/app/branding".to_owned()),
+        ("import", "/app/import".to_owned()),
         ("analytics (30 days)", "/app/analytics".to_owned()),
+        ("analytics (7 days)", analytics_range(7, "UTC")),
         (
             "analytics (365 days, Berlin)",
             analytics_range(365, "Europe/Berlin"),
         ),
         (
-            "analytics of a person",
-            format!("/app/analytics/people/{employee}"),
+            "analytics of a person (30 days)",
+            format!("/app/analytics/employees/{employee}"),
+        ),
+        (
+            "analytics of a person (365 days)",
+            format!(
+                "/app/analytics/employees/{employee}{}",
+                analytics_range(365, "UTC").trim_start_matches("/app/analytics")
+            ),
         ),
         ("teammates", "/app/teammates".to_owned()),
         ("audit log", "/app/audit".to_owned()),
         ("sessions", "/app/sessions".to_owned()),
-        ("import", "/app/people/import".to_owned()),
+        (
+            "download: people (CSV)",
+            "/app/people/export.csv".to_owned(),
+        ),
+        (
+            "download: a day's events (CSV)",
+            format!(
+                "/app/analytics/export.csv{}",
+                analytics_range(0, "UTC").trim_start_matches("/app/analytics")
+            ),
+        ),
     ];
     let cookie = format!("cc_session={}", company.token);
     println!("\n# Console benchmark\n");
