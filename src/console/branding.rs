@@ -261,9 +261,7 @@ impl BrandingPage {
             .logo_hash
             .as_deref()
             .map(|hash| media::logo_path(c.id, hash));
-        // The colour as typed when it is one (so a form with errors previews what was typed).
-        let color = Rgb::parse_css(self.values.brand_color.trim())
-            .map(|_| self.values.brand_color.trim().to_ascii_lowercase());
+        let color = typed_color(&self.values.brand_color);
         let notice = match self.notice.as_deref() {
             Some("details") => Some("Saved. Every card shows the new branding now."),
             Some("logo") => Some("The new logo is on every card."),
@@ -285,7 +283,11 @@ impl BrandingPage {
             div class="grid" {
                 section class="panel" aria-labelledby="brand-heading" {
                     h2 id="brand-heading" { "Company" }
-                    form method="post" action="/app/branding" novalidate {
+                    // With htmx, the preview follows the name and colour as they are typed.
+                    form method="post" action="/app/branding" novalidate
+                        hx-get="/app/branding/preview" hx-params="name,brand_color"
+                        hx-trigger="input changed delay:300ms from:#f-name, input changed delay:300ms from:#f-brand_color"
+                        hx-target="#brand-preview" hx-swap="innerHTML" {
                         (form::csrf_field(&token))
                         (self.errors.summary(&["name", "domain", "brand_color"]))
                         (Field::new("name", "Company name").value(&self.values.name).required()
@@ -296,13 +298,15 @@ impl BrandingPage {
                         (Field::new("brand_color", "Brand colour").value(&self.values.brand_color)
                             .hint("A hex colour like #1a237e; empty for the default dark grey")
                             .render(&self.errors))
-                        @if let Some(color) = &color { (contrast(color)) }
+                        (contrast_slot(color.as_deref(), false))
                         button type="submit" { "Save branding" }
                     }
                 }
                 section class="panel" aria-labelledby="preview-heading" {
                     h2 id="preview-heading" { "Preview" }
-                    (preview(&self.values.name, color.as_deref(), logo.as_deref(), self.person.as_ref()))
+                    div id="brand-preview" aria-live="polite" {
+                        (preview(&self.values.name, color.as_deref(), logo.as_deref(), self.person.as_ref()))
+                    }
                     @if self.person.is_none() {
                         p class="muted" { "Add a person to see their card here." }
                     }
@@ -320,6 +324,60 @@ impl BrandingPage {
         };
         layout::page_with_status(status, &shell, main)
     }
+}
+
+/// Where the contrast report of the colour typed goes; the live preview's answer replaces it
+/// out of band (`hx-swap-oob`), next to the colour's field.
+fn contrast_slot(color: Option<&str>, out_of_band: bool) -> Markup {
+    html! {
+        div class="contrast" id="contrast" hx-swap-oob=[out_of_band.then_some("true")] {
+            @if let Some(color) = color { (contrast(color)) }
+        }
+    }
+}
+
+/// The colour as typed when it is one (so a form with errors, or one being typed into,
+/// previews what was typed).
+fn typed_color(typed: &str) -> Option<String> {
+    let typed = typed.trim();
+    Rgb::parse_css(typed).map(|_| typed.to_ascii_lowercase())
+}
+
+/// What the live preview is asked with: the form's name and colour as typed.
+#[derive(Debug, Default, Deserialize)]
+pub struct PreviewQuery {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    brand_color: String,
+}
+
+/// `GET /app/branding/preview`: the preview (and the contrast report) of the name and colour
+/// being typed, for htmx to swap in as the admin types; nothing is saved.
+#[handler]
+pub async fn live_preview(
+    state: Data<&AppState>,
+    SignedIn(user): SignedIn,
+    Query(query): Query<PreviewQuery>,
+) -> Result<Response, ConsoleError> {
+    admin_only(&user)?;
+    let (company, person) = load(&state, &user).await?;
+    let logo = company
+        .logo_hash
+        .as_deref()
+        .map(|hash| media::logo_path(company.id, hash));
+    let color = typed_color(&query.brand_color);
+    // As typed, bounded as the field is: a preview never shows more than a card would.
+    let name: String = query.name.trim().chars().take(200).collect();
+    let name = if name.is_empty() {
+        company.name.clone()
+    } else {
+        name
+    };
+    Ok(layout::fragment(html! {
+        (preview(&name, color.as_deref(), logo.as_deref(), person.as_ref()))
+        (contrast_slot(color.as_deref(), true))
+    }))
 }
 
 /// How white and dark text read on `color` (`#rgb`/`#rrggbb`), and a warning when either falls
@@ -344,8 +402,7 @@ fn contrast(color: &str) -> Markup {
         }
     };
     html! {
-        div class="contrast" id="contrast" {
-            p { "Contrast on " code { (color) } ": white text " (ratio(on_white)) " (" (verdict(on_white))
+        p { "Contrast on " code { (color) } ": white text " (ratio(on_white)) " (" (verdict(on_white))
                 "), dark text " (ratio(on_dark)) " (" (verdict(on_dark)) ")." }
             @if on_white.max(on_dark) < AA_CONTRAST {
                 div class="alert warn" role="status" {
@@ -358,7 +415,6 @@ fn contrast(color: &str) -> Markup {
             } @else if on_dark < AA_CONTRAST {
                 p class="muted" { "Cards show " (chosen) " text on this colour." }
             }
-        }
     }
 }
 

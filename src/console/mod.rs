@@ -96,6 +96,7 @@ pub fn routes() -> BoxEndpoint<'static> {
         )
         .at("/branding", get(branding::show).post(branding::save))
         .at("/branding/logo", post(branding::upload_logo))
+        .at("/branding/preview", get(branding::live_preview))
         // admin pages
         .at("/teammates", get(teammates::page))
         .at("/teammates/invite", post(teammates::invite))

@@ -218,3 +218,71 @@ async fn an_employee_login_cannot_change_the_branding() {
         .await;
     assert_eq!(company.body["name"], "Guarded Co");
 }
+
+#[tokio::test]
+async fn the_preview_follows_what_is_typed_without_saving_it() {
+    let app = spawn_app().await;
+    let admin = app.signup("Live Preview Co").await;
+    let mut console = ConsoleClient::signed_in(&app, &admin.email, ADMIN_PASSWORD).await;
+
+    // The form asks htmx for the preview as its name and colour are typed.
+    let page = console.get("/app/branding").await;
+    page.assert_status(200);
+    assert!(
+        page.body.contains(r#"hx-get="/app/branding/preview""#),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains(r#"<div id="brand-preview""#),
+        "{}",
+        page.body
+    );
+
+    let part = console
+        .get_with(
+            "/app/branding/preview?name=Typed%20%3CName%3E&brand_color=%23FFEB3B",
+            &[("HX-Request", "true")],
+        )
+        .await;
+    part.assert_status(200);
+    assert!(!part.body.contains("<html"), "{}", part.body);
+    // The band in the colour typed, the name typed (as text), the contrast report out of band.
+    assert!(part.body.contains(r##"fill="#ffeb3b""##), "{}", part.body);
+    assert!(part.body.contains("Typed &lt;Name&gt;"), "{}", part.body);
+    assert!(
+        part.body
+            .contains(r#"<div class="contrast" id="contrast" hx-swap-oob="true">"#),
+        "{}",
+        part.body
+    );
+    assert!(
+        part.body
+            .contains("white text on this colour fails WCAG AA contrast"),
+        "{}",
+        part.body
+    );
+    // Not a colour: the default band and no report; nothing of it was saved.
+    let part = console
+        .get("/app/branding/preview?name=&brand_color=blue")
+        .await;
+    part.assert_status(200);
+    assert!(part.body.contains("Live Preview Co"), "{}", part.body);
+    assert!(!part.body.contains("Contrast on"), "{}", part.body);
+    let company = app
+        .get(
+            &format!("/api/company/{}", admin.company_id),
+            Some(&admin.token),
+        )
+        .await;
+    assert_eq!(company.body["name"], "Live Preview Co");
+    assert!(company.body["brand_color"].is_null(), "{}", company.body);
+
+    // Admins only.
+    let employee = app.add_user(&admin, "employee", None).await;
+    let mut theirs = ConsoleClient::signed_in(&app, &employee.email, TEAMMATE_PASSWORD).await;
+    theirs
+        .get("/app/branding/preview?name=x&brand_color=%23000000")
+        .await
+        .assert_status(403);
+}

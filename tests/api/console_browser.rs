@@ -120,6 +120,8 @@ async fn an_admin_signs_up_brands_imports_and_sees_a_visitors_view_arrive_live()
     admin.click("nav a[href='/app/branding']").await;
     admin.wait_for("form[action='/app/branding']").await;
     admin.fill("#f-brand_color", "#0b5fff").await;
+    // The preview takes the colour while it is typed, before it is saved.
+    admin.wait_for("#brand-preview path[fill='#0b5fff']").await;
     submit_and_wait(&admin, "form[action='/app/branding']", ".alert.ok").await;
     assert_eq!(
         admin
