@@ -225,13 +225,12 @@ fn invalid(
     )
 }
 
-/// What the company page reads, in one pipelined read.
+/// What the company page reads (beside the latest events).
 struct CompanyData {
     series: Option<model_analytics::SeriesCounts>,
     devices: Option<Vec<BreakdownCount>>,
     regions: Option<Vec<BreakdownCount>>,
     leaders: Option<Vec<LeaderboardRow>>,
-    latest: Option<model_analytics::EventsPage>,
 }
 
 /// The latest events of the week before `now`, newest first. Bounded, because the list's read
@@ -318,34 +317,50 @@ pub async fn page(
     let tiers = hour_range(Some(range.from), Some(range.to), now)?.tiers();
     let bounds = &plan.bounds;
     let window = latest_window(now);
-    // Boxed: the joined reads make a large future, kept off the task's stack.
-    let data = Box::pin(state.db.read(&caller.tenant(), async |tx| {
-        let (series, devices, regions, leaders, latest) = tokio::join!(
+    // Two reads side by side, each on a connection of its own: the leaderboard (the costliest
+    // statement) with the series, and the breakdowns with the latest events and then their
+    // cards' names. The page takes as long as the slower of the two, not their sum.
+    let tenant = caller.tenant();
+    // Boxed: the joined reads make large futures, kept off the task's stack.
+    let ranking = Box::pin(state.db.read(&tenant, async |tx| {
+        let (series, leaders) = tokio::join!(
             model_analytics::company_series(&tx, company_id, bounds),
-            model_analytics::breakdown(&tx, company_id, Dimension::Device, &tiers),
-            model_analytics::breakdown(&tx, company_id, Dimension::Region, &tiers),
             model_analytics::leaderboard(&tx, company_id, &tiers, LEADERBOARD_SIZE),
-            model_analytics::company_events(&tx, company_id, &window),
         );
-        Ok::<_, DbError>(CompanyData {
-            series: series?,
-            devices: devices?,
-            regions: regions?,
-            leaders: leaders?,
-            latest: latest?,
-        })
-    }))
-    .await?;
-    let events = data.latest.map(|p| p.events).unwrap_or_default();
-    // A read sends all its statements at once: the names of the events' cards need a second.
-    let names = if events.is_empty() {
-        HashMap::new()
-    } else {
-        let events = &events;
-        state
+        Ok::<_, DbError>((series?, leaders?))
+    }));
+    let activity = Box::pin(async {
+        let (devices, regions, latest) = state
             .db
-            .read(&caller.tenant(), async |tx| names_of(&tx, events).await)
-            .await?
+            .read(&tenant, async |tx| {
+                let (devices, regions, latest) = tokio::join!(
+                    model_analytics::breakdown(&tx, company_id, Dimension::Device, &tiers),
+                    model_analytics::breakdown(&tx, company_id, Dimension::Region, &tiers),
+                    model_analytics::company_events(&tx, company_id, &window),
+                );
+                Ok::<_, DbError>((devices?, regions?, latest?))
+            })
+            .await?;
+        let events = latest.map(|p| p.events).unwrap_or_default();
+        // A read sends all its statements at once: the names of the events' cards need another.
+        let names = if events.is_empty() {
+            HashMap::new()
+        } else {
+            let events = &events;
+            state
+                .db
+                .read(&tenant, async |tx| names_of(&tx, events).await)
+                .await?
+        };
+        Ok::<_, DbError>((devices, regions, events, names))
+    });
+    let (ranking, activity) = tokio::join!(ranking, activity);
+    let ((counts, leaders), (devices, regions, events, names)) = (ranking?, activity?);
+    let data = CompanyData {
+        series: counts,
+        devices,
+        regions,
+        leaders,
     };
     let counts = data
         .series
