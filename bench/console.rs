@@ -22,6 +22,8 @@ use history::{Company, Loader, Service};
 use support::{env_or, load_average, percentile};
 use tokio_postgres::NoTls;
 
+/// Pages under `/app` shown to someone not signed in (a signed-in browser is sent on).
+const SIGNED_OUT: &[&str] = &["/app/login", "/app/signup"];
 /// Requests before measuring a page.
 const WARM_UPS: usize = 5;
 /// What a console page may weigh on the wire, with everything it loads.
@@ -110,6 +112,14 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("| page | status | p50 ms | p99 ms | HTML KB | with assets KB |");
     println!("|---|---|---|---|---|---|");
+    // The signed-out pages are measured as a visitor meets them: without the session.
+    let cookie_for = |path: &str| {
+        if !path.starts_with("/app") || SIGNED_OUT.contains(&path) {
+            ""
+        } else {
+            cookie.as_str()
+        }
+    };
     for (name, path) in &pages {
         progress(name);
         let url = format!("{}{path}", service.base);
@@ -117,7 +127,7 @@ async fn main() -> anyhow::Result<()> {
             let t = Instant::now();
             let resp = http
                 .get(&url)
-                .header("Cookie", &cookie)
+                .header("Cookie", cookie_for(path))
                 .header("Accept-Encoding", "gzip")
                 .send()
                 .await
@@ -143,7 +153,7 @@ async fn main() -> anyhow::Result<()> {
             continue;
         };
         let html_kb = body.len() as f64 / 1024.0;
-        let assets_kb = assets_weight(&http, &service.base, path, &cookie).await / 1024.0;
+        let assets_kb = assets_weight(&http, &service.base, path, cookie_for(path)).await / 1024.0;
         println!(
             "| {name} | {status} | {:.2} | {:.2} | {html_kb:.1} | {:.1} |",
             percentile(&latencies, 0.5),
