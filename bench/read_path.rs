@@ -153,6 +153,9 @@ async fn spawn(database_url: &str, pool: usize) -> anyhow::Result<String> {
         ("DATABASE_POOL_SIZE", pool.to_string()),
         // One token serves the whole run, which can outlast the default 15 minutes.
         ("JWT_TTL", "24h".to_owned()),
+        // Every client is 127.0.0.1: the per-address bound on refreshes is opened wide.
+        ("AUTH_ADDRESS_TOKEN_BURST", "100000".to_owned()),
+        ("AUTH_ADDRESS_TOKENS_PER_HOUR", "1000000".to_owned()),
     ];
     let config =
         Config::from_lookup(|key| vars.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()))?;
