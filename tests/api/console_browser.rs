@@ -585,12 +585,33 @@ async fn check_every_page(
     }
 
     log_in(browser, app, &admin.email, ADMIN_PASSWORD).await;
+    let files = TempDir::new();
+    let csv = file_in(
+        &files,
+        "team.csv",
+        b"full_name,email,job_title\nAxe Person,axe.person@example.com,Tester\n",
+    );
     for width in [PHONE_WIDTH, LAPTOP_WIDTH] {
         browser.set_width(width).await;
         for (name, path) in admin_pages(card) {
             browser.goto(&format!("{}{path}", app.address)).await;
             check_page(browser, name, dark).await;
         }
+        // The import's steps: its columns, its preview, its end.
+        browser.goto(&format!("{}/app/import", app.address)).await;
+        choose_file(browser, "#f-file", &csv).await;
+        submit_and_wait(
+            browser,
+            "form[action='/app/import']",
+            "form[action$='/preview']",
+        )
+        .await;
+        check_page(browser, "import-columns", dark).await;
+        submit_and_wait(browser, "form[action$='/preview']", "form[action$='/run']").await;
+        check_page(browser, "import-preview", dark).await;
+        submit_and_wait(browser, "form[action$='/run']", "#import-status").await;
+        browser.wait_for("#import-status .alert.ok").await;
+        check_page(browser, "import-done", dark).await;
     }
     browser.click("form.logout button").await;
     browser.wait_for("form[action='/app/login']").await;
