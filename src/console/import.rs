@@ -382,7 +382,7 @@ fn preview_page(
     let t = report.totals;
     let main = html! {
         h1 { "Import employees: preview" }
-        p { "Nothing has been imported yet. " (file.file_name) ": " (t.rows) " rows." }
+        p { "Nothing has been imported yet. " (file.file_name) ": " (count_rows(t.rows)) "." }
         (totals(&report.totals))
         div class="table-wrap" role="region" tabindex="0" aria-label="What the import would do, row by row" {
             table {
@@ -417,7 +417,12 @@ fn preview_page(
             @for (i, choice) in mapping.iter().enumerate() {
                 input type="hidden" name={ "col" (i) } value=(choice);
             }
-            button type="submit" { "Import " (t.created + t.updated) " rows" }
+            button type="submit" {
+                @match t.created + t.updated {
+                    0 => "Run the import (nothing would change)",
+                    n => { "Import " (count_rows(n)) }
+                }
+            }
             a href={ "/app/import/" (file.id) } { "Change the columns" }
         }
     };
@@ -426,11 +431,20 @@ fn preview_page(
 
 pub(super) fn totals(t: &model::employee_import::ImportTotals) -> Markup {
     html! {
-        dl class="row" {
-            dt { "Created" } dd { (t.created) }
-            dt { "Updated" } dd { (t.updated) }
-            dt { "Unchanged" } dd { (t.unchanged) }
-            dt { "In error" } dd { (t.errors) }
+        dl class="totals" {
+            div { dt { "Created" } dd { (t.created) } }
+            div { dt { "Updated" } dd { (t.updated) } }
+            div { dt { "Unchanged" } dd { (t.unchanged) } }
+            div { dt { "In error" } dd { (t.errors) } }
         }
+    }
+}
+
+/// "1 row", "2 rows".
+pub(super) fn count_rows(n: usize) -> String {
+    if n == 1 {
+        "1 row".to_owned()
+    } else {
+        format!("{n} rows")
     }
 }

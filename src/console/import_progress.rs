@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::{
     error::ConsoleError,
     form,
-    import::{NOT_FOUND, shell, totals},
+    import::{NOT_FOUND, count_rows, shell, totals},
     layout,
     session::SignedIn,
     teammates::{admin_only, path_id},
@@ -158,7 +158,7 @@ fn status(id: Uuid, progress: &ImportProgress) -> Markup {
             div id="import-status" {
                 h1 { "Import finished" }
                 div class="alert ok" role="status" {
-                    p { (t.rows) " rows read from " (progress.file_name) "." }
+                    p { (count_rows(t.rows)) " read from " (progress.file_name) "." }
                 }
                 (totals(t))
                 p { a href="/app/people" { "See the employees" } " · "
