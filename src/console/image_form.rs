@@ -94,7 +94,7 @@ impl UploadForm<'_> {
             None => hint_id.clone(),
         };
         html! {
-            form class="upload" method="post" action=(self.action) enctype="multipart/form-data" {
+            form hx-boost="true" class="upload" method="post" action=(self.action) enctype="multipart/form-data" {
                 (form::csrf_field(csrf))
                 fieldset {
                     legend { (self.legend) }

@@ -75,7 +75,7 @@ fn upload_page(
         p { "Upload a CSV file whose first line names its columns. Next you choose which column
              is which field, then you see what the import would do before it runs. Importing
              the same file again updates employees by their email." }
-        form method="post" action="/app/import" enctype="multipart/form-data" class="stack" {
+        form hx-boost="true" method="post" action="/app/import" enctype="multipart/form-data" class="stack" {
             (form::csrf_field(&token))
             (Field::new("file", "CSV file").kind("file").required()
                 .hint("UTF-8 CSV, up to 10,000 rows and 8 MB.")
@@ -236,7 +236,7 @@ fn mapping_page(
         h1 { "Import employees: match the columns" }
         p { "File: " strong { (file.file_name) } ". Choose the employee field each column holds." }
         (errors.summary(&[]))
-        form method="post" action={ "/app/import/" (file.id) "/preview" } class="stack" {
+        form hx-boost="true" method="post" action={ "/app/import/" (file.id) "/preview" } class="stack" {
             (form::csrf_field(&token))
             div class="table-wrap" role="region" tabindex="0" aria-label="Columns of the file" {
                 table {
@@ -412,7 +412,7 @@ fn preview_page(
         @if report.rows.len() > PREVIEW_ROWS {
             p class="hint" { "Showing the first " (PREVIEW_ROWS) " rows; the totals count them all." }
         }
-        form method="post" action={ "/app/import/" (file.id) "/run" } class="row" {
+        form hx-boost="true" method="post" action={ "/app/import/" (file.id) "/run" } class="row" {
             (form::csrf_field(&token))
             @for (i, choice) in mapping.iter().enumerate() {
                 input type="hidden" name={ "col" (i) } value=(choice);

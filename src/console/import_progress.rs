@@ -35,6 +35,9 @@ use crate::{
     },
 };
 
+/// The id of the part of the page that changes.
+const STATUS_ID: &str = "import-status";
+
 /// The progress page of the import of file `id`.
 pub fn path(id: Uuid) -> String {
     format!("/app/import/{id}/progress")
@@ -129,7 +132,9 @@ pub async fn page(
         .await?
         .ok_or_else(|| ApiError::not_found(NOT_FOUND))?;
     let part = status(id, &progress);
-    if req.header("HX-Request").is_some() {
+    // The part's own polling names it as its target; a boosted form's next page (the run's)
+    // is the whole page.
+    if req.header("HX-Target") == Some(STATUS_ID) {
         return Ok(layout::fragment(part));
     }
     let token = form::token(req);

@@ -15,8 +15,12 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 
 /// htmx's settings: no eval (`hx-on`, `js:`), no inline indicator style (the CSP refuses it),
 /// no running of scripts in swapped content, and history restored by a request, not from a
-/// snapshot of a page that may hold stale data.
-const HTMX_CONFIG: &str = r#"{"allowEval":false,"allowScriptTags":false,"includeIndicatorStyles":false,"historyCacheSize":0,"refreshOnHistoryMiss":true,"selfRequestsOnly":true}"#;
+/// snapshot of a page that may hold stale data. The forms of the admin pages are boosted
+/// (`hx-boost`): sent by htmx, their answer (after its redirect) replaces the page's body
+/// without a new page load; without JavaScript they post as plain forms.
+/// Every answer is swapped in, errors too: a form sent back with its errors next to the fields
+/// (422) or a refusal page (403, 404) is what the person must see.
+const HTMX_CONFIG: &str = r#"{"allowEval":false,"allowScriptTags":false,"includeIndicatorStyles":false,"historyCacheSize":0,"refreshOnHistoryMiss":true,"selfRequestsOnly":true,"responseHandling":[{"code":"204","swap":false},{"code":"[2345]..","swap":true}]}"#;
 
 /// The sections of the console, in the navigation's order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

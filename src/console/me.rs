@@ -348,7 +348,7 @@ fn render(
             li { a href=(urls.qr_svg_path) { "QR code" } }
             li { a href=(urls.vcard_path) { "Download vCard" } }
         }
-        form method="post" action="/app/me" class="stack" novalidate {
+        form hx-boost="true" method="post" action="/app/me" class="stack" novalidate {
             (form::csrf_field(&token))
             (errors.summary(&names))
             @for (field, label, kind) in FIELDS {
@@ -362,7 +362,7 @@ fn render(
                 img src=(model::media::photo_path(employee.company_id, hash)) alt="Your current photo"
                     width="128" height="128";
             }
-            form method="post" action="/app/me/photo" enctype="multipart/form-data" class="stack" {
+            form hx-boost="true" method="post" action="/app/me/photo" enctype="multipart/form-data" class="stack" {
                 (form::csrf_field(&token))
                 (Field::new("file", "New photo").kind("file").required()
                     .hint("A JPEG, PNG or WebP image up to 5 MB; it is cropped to a square.")
@@ -370,7 +370,7 @@ fn render(
                 button type="submit" { "Upload photo" }
             }
             @if employee.photo_hash.is_some() {
-                form method="post" action="/app/me/photo/remove" {
+                form hx-boost="true" method="post" action="/app/me/photo/remove" {
                     (form::csrf_field(&token))
                     button type="submit" class="secondary" { "Remove photo" }
                 }

@@ -145,7 +145,9 @@ pub async fn list(
         }
     };
     let (results, summary) = results;
-    if req.header("HX-Request").is_some() && req.header("HX-History-Restore-Request").is_none() {
+    // Only the search's own requests get the results alone (htmx names their target); a
+    // boosted form's next page, or a history restore, is the whole page.
+    if req.header("HX-Target") == Some(RESULTS_ID) {
         // 200 even for a refused search: htmx swaps in only successful answers. The summary
         // goes to the page's live region (out of band), so screen readers hear the count
         // rather than the whole table.
@@ -591,7 +593,7 @@ pub async fn confirm_delete(
         div class="panel narrow" {
             h1 { (title) }
             p { "Their card goes with them, and printed QR codes stop working. This cannot be undone." }
-            form method="post" action={ (person_path(employee.id)) "/delete" } class="row" {
+            form hx-boost="true" method="post" action={ (person_path(employee.id)) "/delete" } class="row" {
                 (form::csrf_field(&token))
                 button type="submit" class="danger" { "Delete " (employee.full_name) }
                 a href=(person_path(employee.id)) { "Cancel" }

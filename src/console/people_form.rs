@@ -204,7 +204,7 @@ pub fn render(
     let shown: Vec<&str> = shown.iter().map(String::as_str).collect();
     let blank = (String::new(), String::new());
     html! {
-        form method="post" action=(action) novalidate {
+        form hx-boost="true" method="post" action=(action) novalidate {
             (form::csrf_field(csrf))
             (errors.summary(&shown))
             (Field::new("full_name", "Full name").value(&values.full_name).required()

@@ -327,10 +327,17 @@ fn is_session_cookie(cookie: &HeaderValue) -> bool {
         || value.starts_with(format!("{REFRESH_COOKIE}=").as_bytes())
 }
 
-/// The answer that sends the browser to `to` after a form: 303 for a plain form post,
-/// `HX-Redirect` for htmx (which would otherwise swap the next page into the current one).
+/// The answer that sends the browser to `to` after a form: 303 for a plain form post; for a
+/// boosted form, `HX-Location`, which has htmx fetch `to` and swap it in as the page (its
+/// address pushed to the history) without a new page load; `HX-Redirect`, a full load, for any
+/// other htmx request (which would otherwise swap the next page into a part of this one).
 pub fn see_other(req: &Request, to: &str) -> Response {
-    if req.header("HX-Request").is_some() {
+    if req.header("HX-Boosted").is_some() {
+        Response::builder()
+            .status(StatusCode::NO_CONTENT)
+            .header("HX-Location", to)
+            .finish()
+    } else if req.header("HX-Request").is_some() {
         Response::builder()
             .status(StatusCode::NO_CONTENT)
             .header("HX-Redirect", to)

@@ -124,7 +124,7 @@ pub async fn page(
                             td { (when(s.last_used_at)) }
                             td {
                                 @if !s.current {
-                                    form method="post" action={ "/app/sessions/" (s.id) "/revoke" } {
+                                    form hx-boost="true" method="post" action={ "/app/sessions/" (s.id) "/revoke" } {
                                         (form::csrf_field(&token))
                                         button type="submit" class="danger" {
                                             "End" span class="visually-hidden" {
@@ -143,7 +143,7 @@ pub async fn page(
         @if others == 0 {
             p class="empty" { "No other sessions: this browser is the only one signed in." }
         } @else {
-            form method="post" action="/app/sessions/logout-others" {
+            form hx-boost="true" method="post" action="/app/sessions/logout-others" {
                 (form::csrf_field(&token))
                 button type="submit" class="danger" { "Log out every other session" }
             }

@@ -319,7 +319,7 @@ async fn render(
         }
         section aria-labelledby="invite-h" {
             h2 id="invite-h" { "Invite a teammate" }
-            form method="post" action="/app/teammates/invite" class="stack" novalidate {
+            form hx-boost="true" method="post" action="/app/teammates/invite" class="stack" novalidate {
                 (form::csrf_field(&token))
                 (Field::new("email", "Email").kind("email").value(&invite_form.email).required()
                     .autocomplete("off")
@@ -346,7 +346,7 @@ async fn render(
                                     td { (i.role.as_str()) }
                                     td { (i.expires_at.format("%Y-%m-%d %H:%M UTC")) }
                                     td {
-                                        form method="post" action={ "/app/teammates/invitations/" (i.id) "/revoke" } {
+                                        form hx-boost="true" method="post" action={ "/app/teammates/invitations/" (i.id) "/revoke" } {
                                             (form::csrf_field(&token))
                                             button type="submit" class="secondary" {
                                                 "Withdraw" span class="visually-hidden" { " the invitation to " (i.email) }
@@ -402,7 +402,7 @@ fn logins_table(
                                 @if u.role == Role::Superadmin {
                                     "superadmin"
                                 } @else {
-                                    form method="post" action={ "/app/teammates/" (u.id) "/role" } class="inline" {
+                                    form hx-boost="true" method="post" action={ "/app/teammates/" (u.id) "/role" } class="inline" {
                                         (form::csrf_field(token))
                                         label for={ "role-" (u.id) } class="visually-hidden" { "Role of " (u.email) }
                                         select id={ "role-" (u.id) } name="role" {
@@ -417,7 +417,7 @@ fn logins_table(
                             }
                             td { @if u.is_active { "Active" } @else { "Deactivated" } }
                             td class="actions" {
-                                form method="post" action={ "/app/teammates/" (u.id) "/deactivate" } class="inline" {
+                                form hx-boost="true" method="post" action={ "/app/teammates/" (u.id) "/deactivate" } class="inline" {
                                     (form::csrf_field(token))
                                     input type="hidden" name="active" value=(if u.is_active { "false" } else { "true" });
                                     button type="submit" class="secondary" {
@@ -425,7 +425,7 @@ fn logins_table(
                                         span class="visually-hidden" { " " (u.email) }
                                     }
                                 }
-                                form method="post" action={ "/app/teammates/" (u.id) "/remove" } class="inline" {
+                                form hx-boost="true" method="post" action={ "/app/teammates/" (u.id) "/remove" } class="inline" {
                                     (form::csrf_field(token))
                                     button type="submit" class="danger" {
                                         "Remove" span class="visually-hidden" { " " (u.email) }

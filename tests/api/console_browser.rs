@@ -156,6 +156,9 @@ async fn an_admin_signs_up_brands_imports_and_sees_a_visitors_view_arrive_live()
     // Import 50 people: upload, match the columns, preview, import.
     let csv = file_in(&files, "people.csv", people_csv(50).as_bytes());
     admin.goto(&format!("{}/app/import", app.address)).await;
+    // The steps are boosted forms: htmx sends them and swaps each answer in, so the page (and
+    // this mark on it) is never loaded again.
+    admin.script("window.sameDocument = true").await;
     choose_file(&admin, "#f-file", &csv).await;
     submit_and_wait(
         &admin,
@@ -176,10 +179,38 @@ async fn an_admin_signs_up_brands_imports_and_sees_a_visitors_view_arrive_live()
     );
     admin.wait_for("#import-status .alert.ok").await;
     assert_eq!(admin.text("h1").await, "Import finished");
+    assert_eq!(
+        admin.script("return window.sameDocument === true").await,
+        Value::Bool(true),
+        "the import's steps loaded new pages instead of updating this one"
+    );
     assert!(
         admin.text(".alert.ok").await.contains("50 rows read"),
         "{}",
         admin.text("main").await
+    );
+
+    // A boosted form sent back with an error shows it next to its field, in place; sent again
+    // right, the page says so.
+    admin.goto(&format!("{}/app/teammates", app.address)).await;
+    admin.script("window.sameDocument = true").await;
+    admin.fill("#f-email", "not an email").await;
+    submit_and_wait(
+        &admin,
+        "form[action='/app/teammates/invite']",
+        "#f-email-error",
+    )
+    .await;
+    admin.fill("#f-email", "grace@northwind.example").await;
+    submit_and_wait(&admin, "form[action='/app/teammates/invite']", ".alert.ok").await;
+    assert!(
+        admin.text("main").await.contains("grace@northwind.example"),
+        "{}",
+        admin.text("main").await
+    );
+    assert_eq!(
+        admin.script("return window.sameDocument === true").await,
+        Value::Bool(true)
     );
 
     // Find one of them and get their card's address.

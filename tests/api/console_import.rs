@@ -196,7 +196,12 @@ async fn a_long_import_shows_its_progress_and_htmx_follows_it() {
     again.assert_status(303);
     assert_eq!(again.location(), Some(progress.as_str()));
     // What htmx asks for is the part that changes; while the import runs, it asks again.
-    let part = console.get_with(&progress, &[("HX-Request", "true")]).await;
+    let part = console
+        .get_with(
+            &progress,
+            &[("HX-Request", "true"), ("HX-Target", "import-status")],
+        )
+        .await;
     part.assert_status(200);
     assert!(!part.body.contains("<html"), "{}", part.body);
     assert!(
@@ -216,6 +221,11 @@ async fn a_long_import_shows_its_progress_and_htmx_follows_it() {
         part.body
     );
 
+    // Reached by a boosted form (the run's answer, followed by htmx), it is the whole page.
+    let whole = console
+        .get_with(&progress, &[("HX-Request", "true"), ("HX-Boosted", "true")])
+        .await;
+    assert!(whole.body.contains("<html"), "{}", whole.body);
     hold.commit().await.unwrap();
     let page = finished(&mut console, &progress).await;
     assert!(

@@ -251,6 +251,15 @@ async fn the_search_finds_a_person_and_the_pages_go_on_by_cursor() {
         fragment.body
     );
 
+    // A boosted form's next page (after deleting someone, say) is the whole page.
+    let whole = console
+        .get_with(
+            "/app/people?q=katherine",
+            &[("HX-Request", "true"), ("HX-Boosted", "true")],
+        )
+        .await;
+    assert!(whole.body.contains("<html"), "{}", whole.body);
+
     let none = console.get("/app/people?q=nobody-by-that-name").await;
     assert!(none.body.contains("No one matches"), "{}", none.body);
 }
