@@ -345,14 +345,46 @@ async fn markup_in_profile_fields_is_shown_as_text() {
         .await;
     resp.assert_status(201);
     let id = uuid_of(&resp.body);
-    for page in [
-        console.get("/app/people").await,
-        console.get(&format!("/app/people/{id}")).await,
-    ] {
+    let card = crate::helpers::Card::of(&resp.body);
+    // The company's name too, and a view, so the name shows on the dashboards and in the feed.
+    app.put(
+        &format!("/api/company/{}", admin.company_id),
+        Some(&admin.token),
+        json!({"name": format!("Escapes {payload}")}),
+    )
+    .await
+    .assert_status(200);
+    crate::helpers::track_ok(
+        &app,
+        &card,
+        crate::helpers::IPHONE,
+        json!({"action": "view"}),
+    )
+    .await;
+    let paths = [
+        "/app".to_owned(),
+        "/app/people".to_owned(),
+        "/app/people?q=Eve".to_owned(),
+        format!("/app/people/{id}"),
+        format!("/app/people/{id}/delete"),
+        "/app/branding".to_owned(),
+        "/app/analytics".to_owned(),
+        format!("/app/analytics/employees/{id}"),
+    ];
+    for path in &paths {
+        let page = console.get(path).await;
         page.assert_status(200);
-        assert!(!page.body.contains(payload), "{}", page.body);
-        assert!(page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(!page.body.contains(payload), "{path}: {}", page.body);
+        assert!(
+            page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{path} does not show the markup as text: {}",
+            page.body
+        );
     }
+    // The audit log lists the changes (not their values): nothing of the markup gets through.
+    let page = console.get("/app/audit").await;
+    page.assert_status(200);
+    assert!(!page.body.contains(payload), "{}", page.body);
 }
 
 #[tokio::test]
