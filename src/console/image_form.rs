@@ -1,6 +1,6 @@
-//! The console's image upload forms (an employee's photo, the company's logo): a multipart form
-//! with the CSRF token and a `file` field, read here; the image itself is checked, decoded and
-//! stored by the same flow as the API's uploads.
+//! The console's upload forms (an employee's photo, the company's logo; the import's file is
+//! read the same way): a multipart form with the CSRF token and a `file` field, read here; an
+//! image itself is checked, decoded and stored by the same flow as the API's uploads.
 
 use maud::{Markup, html};
 use poem::{
@@ -19,21 +19,28 @@ use crate::error::ApiError;
 /// The name of the form's file field, as the API's upload form names it too.
 pub const FILE_FIELD: &str = "file";
 
-/// The file of an upload form, after its CSRF token was checked; `None` when no file was chosen.
+/// The file of an upload form's `file` field: its name as the browser gave it, and its bytes.
+pub struct UploadedFile {
+    pub name: Option<String>,
+    pub bytes: Vec<u8>,
+}
+
+/// The file of an upload form (an image's, or the import's CSV file), after its CSRF token was
+/// checked; `None` when no file was chosen.
 ///
 /// The whole body is read first (the token may come after the file; the body limit of upload
-/// routes bounds it), then the token is checked before the image is looked at.
-pub async fn read(
+/// routes bounds it), then the token is checked before the file is looked at.
+pub async fn read_file(
     req: &Request,
     mut multipart: Multipart,
-) -> Result<Option<Vec<u8>>, ConsoleError> {
+) -> Result<Option<UploadedFile>, ConsoleError> {
     let mut token: Option<String> = None;
-    let mut file: Option<Vec<u8>> = None;
+    let mut file: Option<UploadedFile> = None;
     let unreadable = |e: poem::error::ParseMultipartError| ConsoleError::BadForm(e.to_string());
     while let Some(field) = multipart.next_field().await.map_err(unreadable)? {
         match field.name() {
             Some(csrf::FIELD) => token = Some(field.text().await.map_err(unreadable)?),
-            Some(FILE_FIELD) => file = file_bytes(field).await.map_err(unreadable)?,
+            Some(FILE_FIELD) => file = file_of(field).await.map_err(unreadable)?,
             _ => {}
         }
     }
@@ -41,12 +48,19 @@ pub async fn read(
     Ok(file)
 }
 
-/// A file field's bytes; `None` for the empty part a browser sends when no file was chosen.
-async fn file_bytes(
+/// The image of an image upload form: [`read_file`]'s bytes.
+pub async fn read(req: &Request, multipart: Multipart) -> Result<Option<Vec<u8>>, ConsoleError> {
+    Ok(read_file(req, multipart).await?.map(|file| file.bytes))
+}
+
+/// A file field's name and bytes; `None` for the empty part a browser sends when no file was
+/// chosen.
+async fn file_of(
     field: MultipartField,
-) -> Result<Option<Vec<u8>>, poem::error::ParseMultipartError> {
+) -> Result<Option<UploadedFile>, poem::error::ParseMultipartError> {
+    let name = field.file_name().map(str::to_owned);
     let bytes = field.bytes().await?;
-    Ok((!bytes.is_empty()).then_some(bytes))
+    Ok((!bytes.is_empty()).then_some(UploadedFile { name, bytes }))
 }
 
 /// The error of a refused upload, next to the file field, and the status the page answers with

@@ -21,6 +21,7 @@ use super::{
     csrf,
     error::ConsoleError,
     form::{self, Field, FieldErrors},
+    image_form::{self, UploadedFile},
     import_progress,
     layout::{self, Section, Shell},
     session::{ConsoleUser, SignedIn, see_other},
@@ -92,46 +93,26 @@ pub async fn upload(
     state: Data<&AppState>,
     req: &Request,
     SignedIn(user): SignedIn,
-    mut multipart: Multipart,
+    multipart: Multipart,
 ) -> Result<Response, ConsoleError> {
-    let mut token = None;
-    let mut file = None;
     // The body is bounded by the import route's limit before it gets here.
-    while let Some(field) = multipart
-        .next_field()
-        .await
-        .map_err(|e| ConsoleError::BadForm(e.to_string()))?
-    {
-        match field.name() {
-            Some(csrf::FIELD) => token = field.text().await.ok(),
-            Some("file") => {
-                let name = field.file_name().unwrap_or("import.csv").to_owned();
-                let bytes = field
-                    .bytes()
-                    .await
-                    .map_err(|e| ConsoleError::BadForm(e.to_string()))?;
-                file = Some((name, bytes));
-            }
-            _ => {}
-        }
-    }
-    form::verify_token(req, token.as_deref())?;
+    let file = image_form::read_file(req, multipart).await?;
     admin_only(&user)?;
     let mut errors = FieldErrors::new();
-    match file.filter(|(_, bytes)| !bytes.is_empty()) {
+    match file {
         None => errors.add("file", "Choose a CSV file to upload"),
-        Some((_, bytes)) if !model::console_import::fits(&bytes) => errors.add(
+        Some(UploadedFile { bytes, .. }) if !model::console_import::fits(&bytes) => errors.add(
             "file",
             format!(
                 "The file is larger than {} MB: split it",
                 MAX_IMPORT_BYTES >> 20
             ),
         ),
-        Some((_, bytes)) if model::console_import::header(&bytes).is_err() => {
-            let e = model::console_import::header(&bytes).unwrap_err();
+        Some(UploadedFile { bytes, .. }) if let Err(e) = model::console_import::header(&bytes) => {
             errors.add("file", e.to_string());
         }
-        Some((name, bytes)) => {
+        Some(UploadedFile { name, bytes }) => {
+            let name = name.unwrap_or_else(|| "import.csv".to_owned());
             let caller = user.caller();
             let (company_id, user_id) = (caller.company_id(), caller.user_id());
             let id = state

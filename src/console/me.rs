@@ -15,9 +15,9 @@ use poem::{
 use serde::Deserialize;
 
 use super::{
-    csrf,
     error::ConsoleError,
     form::{self, ConsoleForm, Field, FieldErrors},
+    image_form,
     layout::{self, Section, Shell},
     session::{ConsoleUser, SignedIn, see_other},
 };
@@ -225,35 +225,16 @@ pub async fn photo(
     state: Data<&AppState>,
     req: &Request,
     SignedIn(user): SignedIn,
-    mut multipart: Multipart,
+    multipart: Multipart,
 ) -> Result<Response, ConsoleError> {
-    let mut token = None;
-    let mut file = None;
     // The body is bounded by the upload routes' limit before it gets here.
-    while let Some(field) = multipart
-        .next_field()
-        .await
-        .map_err(|e| ConsoleError::BadForm(e.to_string()))?
-    {
-        match field.name() {
-            Some(csrf::FIELD) => token = field.text().await.ok(),
-            Some("file") => {
-                let bytes = field
-                    .bytes()
-                    .await
-                    .map_err(|e| ConsoleError::BadForm(e.to_string()))?;
-                file = Some(bytes);
-            }
-            _ => {}
-        }
-    }
-    form::verify_token(req, token.as_deref())?;
+    let file = image_form::read(req, multipart).await?;
     let employee = own_employee(&state, &user)
         .await?
         .ok_or_else(|| ApiError::not_found("Your login has no card"))?;
     let caller = user.caller();
     let mut errors = FieldErrors::new();
-    match file.filter(|f| !f.is_empty()) {
+    match file {
         None => errors.add("file", "Choose an image to upload"),
         Some(bytes) => {
             let audit = AuditContext::of(req, caller);
