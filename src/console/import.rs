@@ -33,7 +33,7 @@ use crate::{
     model::{
         self,
         audit::AuditContext,
-        console_import::StoredImport,
+        console_import::{Start, StoredImport},
         employee::EmployeeField,
         employee_import::{
             CsvError, ImportReport, ImportRow, MAX_IMPORT_BYTES, SOCIAL_LINK_COLUMN, parse_csv,
@@ -260,7 +260,8 @@ fn mapped_rows(file: &StoredImport, mapping: &[String]) -> Result<Vec<ImportRow>
     Ok(parse_csv(&bytes)?.rows)
 }
 
-/// The page again with an error for the whole form: the mapping, or the plan's limit.
+/// The page again with an error for the whole form: the mapping, the plan's limit, or another
+/// import running.
 fn mapping_error(
     req: &Request,
     user: &ConsoleUser,
@@ -271,10 +272,9 @@ fn mapping_error(
 ) -> Response {
     let mut errors = FieldErrors::new();
     errors.add("", error.detail());
-    let status = if error.status() == StatusCode::PAYMENT_REQUIRED {
-        StatusCode::PAYMENT_REQUIRED
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
+    let status = match error.status() {
+        status @ (StatusCode::PAYMENT_REQUIRED | StatusCode::CONFLICT) => status,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
     };
     mapping_page(req, user, file, headers, mapping, &errors, status)
 }
@@ -310,8 +310,19 @@ async fn check_or_run(
                 model::console_import::start(&tx, company_id, id, total).await
             })
             .await?;
-        if started {
-            import_progress::spawn(state.clone(), caller.clone(), audit, id, rows);
+        match started {
+            Start::Started => {
+                import_progress::spawn(state.clone(), caller.clone(), audit, id, rows)
+            }
+            Start::Already => {}
+            Start::Busy => {
+                let busy = ApiError::conflict(
+                    "import_running",
+                    "Another import of your company is running: wait until it has finished, \
+                     then import this file.",
+                );
+                return Ok(mapping_error(req, user, &file, &headers, &mapping, &busy));
+            }
         }
         return Ok(see_other(req, &import_progress::path(id)));
     }

@@ -107,19 +107,49 @@ const PROGRESS: &str = "SELECT file_name, state, rows_total, rows_done, outcome,
      FROM console_imports
      WHERE company_id = $1 AND id = $2 AND expires_at > now()";
 
-/// Marks the file's import as running over `total` rows; false when it runs already, or is done
-/// (a second click on "Import" starts nothing).
+/// What [`start`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    Started,
+    /// This file's import runs already, or is done: a second click on "Import" starts nothing.
+    Already,
+    /// Another import of the company runs: one at a time, so that a company's imports never
+    /// hold more than one connection (they would wait for each other's lock on the plan).
+    Busy,
+}
+
+// Starts for one company take turns (a lock held until the transaction ends), so that two of
+// them cannot both see no other import running.
+const TAKE_TURN: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 0))";
+const OTHER_RUNNING: &str = "SELECT EXISTS (SELECT 1 FROM console_imports
+     WHERE company_id = $1 AND id <> $2 AND state = 'running' AND expires_at > now()
+       AND progress_at >= now() - $3::text::interval)";
+
+/// Marks the file's import as running over `total` rows, unless it runs or is done already, or
+/// another import of the company runs.
 pub async fn start(
     tx: &TenantTx,
     company_id: Uuid,
     id: Uuid,
     total: usize,
-) -> Result<bool, DbError> {
+) -> Result<Start, DbError> {
     let total = i32::try_from(total).unwrap_or(i32::MAX);
+    tx.query_one(TAKE_TURN, [&company_id]).await?;
+    let busy: bool = tx
+        .query_one(OTHER_RUNNING, [&company_id, &id, &STALLED_AFTER])
+        .await?
+        .try_get(0)?;
+    if busy {
+        return Ok(Start::Busy);
+    }
     let started = tx
         .query_opt(START, [&company_id, &id, &total, &STALLED_AFTER])
         .await?;
-    Ok(started.is_some())
+    Ok(if started.is_some() {
+        Start::Started
+    } else {
+        Start::Already
+    })
 }
 
 /// Records that `done` rows are written.

@@ -195,6 +195,20 @@ async fn a_long_import_shows_its_progress_and_htmx_follows_it() {
     let again = console.post_form(&format!("{path}/run"), &mapping).await;
     again.assert_status(303);
     assert_eq!(again.location(), Some(progress.as_str()));
+    // Another file waits its turn: one import of a company runs at a time.
+    let other = uploaded(
+        &mut console,
+        "full_name,email\nLate Comer,late@example.com\n",
+    )
+    .await;
+    let busy = console.post_form(&format!("{other}/run"), &mapping).await;
+    busy.assert_status(409);
+    assert!(
+        busy.body
+            .contains("Another import of your company is running"),
+        "{}",
+        busy.body
+    );
     // What htmx asks for is the part that changes; while the import runs, it asks again.
     let part = console
         .get_with(
@@ -254,6 +268,13 @@ async fn a_long_import_shows_its_progress_and_htmx_follows_it() {
     assert_eq!(row.get::<_, i32>("rows_done"), 3000);
     assert_eq!(row.get::<_, i32>("rows_total"), 3000);
     assert_eq!(row.get::<_, i32>("kept"), 0);
+
+    // Its turn now: the other file imports.
+    let page = console.post_form(&format!("{other}/run"), &mapping).await;
+    page.assert_status(303);
+    let page = finished(&mut console, page.location().unwrap()).await;
+    assert_total(&page, "Created", 1);
+    assert_eq!(employee_count(&app, &admin).await, 3001);
 }
 
 #[tokio::test]
@@ -346,6 +367,10 @@ async fn another_companys_import_is_not_found_and_employees_cannot_import() {
         .assert_status(404);
     stranger
         .post_form(&format!("{path}/run"), &MAPPING)
+        .await
+        .assert_status(404);
+    stranger
+        .get(&format!("{path}/progress"))
         .await
         .assert_status(404);
     stranger
