@@ -14,7 +14,7 @@ use std::{
     collections::BTreeMap,
     ops::Range,
     sync::{
-        Arc,
+        Arc, LazyLock,
         atomic::{AtomicU64, Ordering},
     },
 };
@@ -27,7 +27,10 @@ use tokio::{
 };
 use uuid::Uuid;
 
-use super::{Action, action_columns, add_per_action, count_per_action};
+use super::{
+    ACTION_COLUMNS, Action, COUNT_PER_ACTION, action_columns, add_per_action, count_per_action,
+    running,
+};
 use crate::db::{Db, DbError, Tenant};
 
 /// Events that may wait for the writer; past this, page views are dropped (and counted) and
@@ -231,21 +234,26 @@ async fn write_company(db: &Db, company_id: Uuid, events: &[&CardEvent]) -> Resu
         attempt += 1;
         let result = db
             .write(&Tenant::collector(company_id), async |tx| {
-                tx.execute(
-                    INGEST,
-                    [
-                        &company_id,
-                        &columns.ids,
-                        &columns.times,
-                        &columns.employees,
-                        &columns.actions,
-                        &columns.links,
-                        &columns.devices,
-                        &columns.regions,
-                        &columns.visitors,
-                    ],
-                )
-                .await
+                // Pipelined: the lock and the statement go out together.
+                let (locked, stored) = tokio::join!(
+                    tx.execute(running::LOCK_COMPANY, [&company_id]),
+                    tx.execute(
+                        INGEST.as_str(),
+                        [
+                            &company_id,
+                            &columns.ids,
+                            &columns.times,
+                            &columns.employees,
+                            &columns.actions,
+                            &columns.links,
+                            &columns.devices,
+                            &columns.regions,
+                            &columns.visitors,
+                        ],
+                    ),
+                );
+                locked?;
+                stored
             })
             .await;
         match result {
@@ -314,14 +322,49 @@ macro_rules! live_max_event_bytes {
     };
 }
 
-/// The events, the hourly and daily rollups and the visitors of one company, in one statement.
+/// The events, the hourly and daily rollups, the running totals (see [`super::running`]) and the
+/// visitors of one company, in one statement (sent after [`running::LOCK_COMPANY`]).
+pub static INGEST: LazyLock<String> = LazyLock::new(|| {
+    let nil = "'00000000-0000-0000-0000-000000000000'::uuid";
+    let zeros = ["0"; 9].join(", ");
+    format!(
+        "{INGEST_EVENTS}
+     ), running_employee_g (employee_id, day, {columns}) AS (
+         SELECT employee_id, (occurred_at AT TIME ZONE 'UTC')::date, {count}
+         FROM input GROUP BY 1, 2{employees}
+     ), running_company_g (device, region, day, {columns}) AS (
+         SELECT coalesce(device, ''), coalesce(region, ''), (occurred_at AT TIME ZONE 'UTC')::date,
+                {count}
+         FROM input GROUP BY 1, 2, 3{regions}
+     ), running_hourly_g (hour, {columns}, visitors) AS (
+         SELECT hour, {sums}, sum(visitors)::bigint
+         FROM (SELECT date_trunc('hour', occurred_at, 'UTC'), {count}, 0::bigint
+               FROM input GROUP BY 1
+               UNION ALL
+               SELECT first_hour, {zeros}, count(*) FROM first_seen WHERE card = {nil} GROUP BY 1)
+             AS h (hour, {columns}, visitors)
+         GROUP BY 1{hours}{INGEST_LIVE}",
+        columns = ACTION_COLUMNS,
+        count = COUNT_PER_ACTION,
+        sums = ACTION_COLUMNS
+            .split(", ")
+            .map(|c| format!("sum({c})::bigint"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        employees = running::EMPLOYEES.ctes(),
+        regions = running::DEVICES_AND_REGIONS.ctes(),
+        hours = running::HOURS.ctes(),
+    )
+});
+
+/// The events, the hourly and daily rollups and the visitors of one company.
 /// Rows are locked in a fixed order (ORDER BY) so concurrent batches rarely deadlock; retention
 /// comes from the company's current plan. A visitor id is counted in the hour it is first seen
 /// in its UTC day, for its card and for the company (card = the nil uuid); `ON CONFLICT DO
 /// NOTHING` makes sure a concurrent batch cannot count it twice. The same statement announces
 /// the batch's events (previews aside, as the dashboards leave them out) to the live feeds: a
 /// notification is delivered on commit only, so a rolled-back batch announces nothing.
-pub const INGEST: &str = concat!(
+const INGEST_EVENTS: &str = concat!(
     "WITH input AS (
          SELECT * FROM unnest($2::uuid[], $3::timestamptz[], $4::uuid[], $5::text[], $6::text[],
                               $7::text[], $8::text[], $9::text[])
@@ -390,7 +433,12 @@ pub const INGEST: &str = concat!(
          INSERT INTO card_rollup_visitors_hourly AS r (company_id, card, hour, visitors)
          SELECT $1, card, first_hour, count(*) FROM first_seen GROUP BY 2, 3 ORDER BY 2, 3
          ON CONFLICT (company_id, card, hour)
-         DO UPDATE SET visitors = r.visitors + excluded.visitors
+         DO UPDATE SET visitors = r.visitors + excluded.visitors"
+);
+
+/// The live feed's announcement, the end of [`INGEST`].
+const INGEST_LIVE: &str = concat!(
+    "
      ), live AS (
          SELECT json_build_object('action', i.action, 'employee_id', i.employee_id,
                                   'employee_name', left(e.full_name, 60),

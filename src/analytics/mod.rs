@@ -6,6 +6,7 @@ pub mod collector;
 pub mod ingest;
 pub mod live;
 pub mod rate_limit;
+pub mod running;
 pub mod visitor;
 
 use std::time::Duration;

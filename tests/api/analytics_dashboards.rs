@@ -128,7 +128,7 @@ async fn seed(db: &Client, company: Uuid, events: &[Ev]) {
     let visitors: Vec<Option<&str>> = events.iter().map(|e| e.visitor.as_deref()).collect();
     let n: i64 = db
         .query_one(
-            INGEST,
+            INGEST.as_str(),
             &[
                 &company, &ids, &at, &employees, &actions, &links, &devices, &regions, &visitors,
             ],

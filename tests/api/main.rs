@@ -9,6 +9,7 @@ mod analytics_bad_input;
 mod analytics_dashboards;
 mod analytics_dashboards_smoke;
 mod analytics_retention;
+mod analytics_running_totals;
 mod analytics_tracking;
 mod api_contract;
 mod audit;

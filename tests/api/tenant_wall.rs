@@ -261,6 +261,57 @@ const TENANT_TABLES: &[TenantTable] = &[
         touch: "visitors = visitors + 1",
     },
     TenantTable {
+        name: "card_running_employee_daily",
+        tenant_col: "company_id",
+        insert: "INSERT INTO card_running_employee_daily (company_id, day, employee_id, view)
+                 VALUES ($1, current_date, $2, 1)",
+        unlink: &[],
+        touch: "view = view + 1",
+    },
+    TenantTable {
+        name: "card_running_employee_latest",
+        tenant_col: "company_id",
+        insert: "INSERT INTO card_running_employee_latest (company_id, employee_id, first_day, last_day, view)
+                 VALUES ($1, $2, current_date, current_date, 1)",
+        unlink: &[],
+        touch: "view = view + 1",
+    },
+    TenantTable {
+        name: "card_running_company_daily",
+        tenant_col: "company_id",
+        insert: "INSERT INTO card_running_company_daily (company_id, day, device, region, view)
+                 VALUES ($1, current_date, '', left(md5($2::uuid::text), 12), 1)",
+        unlink: &[],
+        touch: "view = view + 1",
+    },
+    TenantTable {
+        name: "card_running_company_latest",
+        tenant_col: "company_id",
+        insert: "INSERT INTO card_running_company_latest (company_id, device, region, first_day, last_day, view)
+                 VALUES ($1, '', left(md5($2::uuid::text), 12), current_date, current_date, 1)",
+        unlink: &[],
+        touch: "view = view + 1",
+    },
+    TenantTable {
+        name: "card_running_hourly",
+        tenant_col: "company_id",
+        insert: "INSERT INTO card_running_hourly (company_id, hour, view)
+                 SELECT $1, date_trunc('hour', now(), 'UTC') - make_interval(days => 400), 1
+                 WHERE $2::uuid IS NOT NULL",
+        unlink: &[],
+        touch: "view = view + 1",
+    },
+    TenantTable {
+        name: "card_running_hourly_latest",
+        tenant_col: "company_id",
+        // One row per company: the tenant's own insert replaces it.
+        insert: "INSERT INTO card_running_hourly_latest AS r (company_id, first_hour, last_hour, view)
+                 SELECT $1, now(), now(), 1 WHERE $2::uuid IS NOT NULL
+                 ON CONFLICT (company_id) DO UPDATE SET view = r.view + 1",
+        unlink: &[],
+        touch: "view = view + 1",
+    },
+    TenantTable {
         name: "audit_events",
         tenant_col: "company_id",
         insert: "INSERT INTO audit_events (company_id, action, target_type, target_id, outcome)
@@ -274,7 +325,7 @@ const TENANT_TABLES: &[TenantTable] = &[
 const CREATED_EARLIER: &str = "created_at = created_at - interval '1 day'";
 
 /// The analytics tables, which a visitor's transaction must not see at all.
-const ANALYTICS_TABLES: [&str; 8] = [
+const ANALYTICS_TABLES: [&str; 14] = [
     "card_events",
     "card_rollup_employee_hourly",
     "card_rollup_company_hourly",
@@ -283,6 +334,12 @@ const ANALYTICS_TABLES: [&str; 8] = [
     "card_rollup_action_hourly",
     "card_visitor_days",
     "card_rollup_visitors_hourly",
+    "card_running_employee_daily",
+    "card_running_employee_latest",
+    "card_running_company_daily",
+    "card_running_company_latest",
+    "card_running_hourly",
+    "card_running_hourly_latest",
 ];
 
 /// One seeded company.
@@ -526,6 +583,11 @@ async fn seed_company(
             .unwrap();
         assert_eq!(added, activity as u64, "{sql}");
     }
+    // The running totals of those rollups, as the dashboards read them.
+    owner
+        .execute("SELECT analytics_rebuild_running($1)", &[&id])
+        .await
+        .unwrap();
     Seed {
         id,
         employees,
@@ -1369,7 +1431,8 @@ async fn service_role_has_no_way_around_the_wall() {
                                         'card_events', 'card_rollup_employee_hourly',
                                         'card_rollup_company_hourly', 'card_rollup_action_hourly',
                                         'card_rollup_employee_daily', 'card_rollup_company_daily',
-                                        'card_visitor_days', 'card_rollup_visitors_hourly', 'audit_events')
+                                        'card_visitor_days', 'card_rollup_visitors_hourly', 'audit_events',
+                                        'card_running_employee_daily', 'card_running_hourly')
                           OR tablename LIKE 'card\\_events\\_%')";
     let superuser_sees: i64 = w.owner.query_one(stats_sql, &[]).await.unwrap().get(0);
     assert!(superuser_sees > 0, "control: ANALYZE produced statistics");
