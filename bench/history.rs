@@ -379,8 +379,14 @@ impl Loader {
             "DELETE FROM card_visitor_days WHERE day < (now() AT TIME ZONE 'UTC')::date - 1",
         )
         .await?;
+        // The running totals the dashboards read, from the rollups just loaded (ingestion keeps
+        // them as it goes; history loaded straight into the rollups has them computed once).
+        db.execute("SELECT analytics_rebuild_running($1)", &[&self.company_id])
+            .await?;
         db.batch_execute(
-            "VACUUM ANALYZE card_events, card_rollup_employee_hourly, card_rollup_company_hourly,
+            "VACUUM ANALYZE card_running_employee_daily, card_running_employee_latest,
+                            card_running_company_daily, card_running_company_latest,
+                            card_running_hourly, card_running_hourly_latest, card_events, card_rollup_employee_hourly, card_rollup_company_hourly,
                             card_rollup_action_hourly, card_visitor_days, card_rollup_visitors_hourly,
                             card_rollup_employee_daily, card_rollup_company_daily",
         )

@@ -1,8 +1,10 @@
 //! What visitors did on a company's cards, as the dashboards and the export read it.
 //!
-//! Counts come from the rollups, so a dashboard costs what its range costs, not its events: time
-//! series and summaries from hourly ones (local days are unions of UTC hours), the leaderboard and
-//! the breakdowns from daily ones with hourly rows only at a range's edges.
+//! Counts come from the rollups and the running totals, so a dashboard costs what it shows, not
+//! its events: the company's time series from the hourly running totals at the buckets' bounds
+//! (local days are unions of UTC hours), the leaderboard and the breakdowns from the daily running
+//! totals at a range's first and last whole UTC day with hourly rows only at its edges, one card's
+//! series and the summaries from the hourly rollups.
 //! Event lists and the export read `card_events`, clamped in SQL to the retention of the
 //! company's plan: partitions may still hold events that maintenance has not dropped yet.
 //!
@@ -23,7 +25,7 @@ pub use self::{
     rows::{BreakdownCount, Cursor, EmployeeAccess, EventRow, LeaderboardRow, Tally},
 };
 use self::{
-    rows::{BucketEvents, BucketVisitors, all},
+    rows::{BucketEvents, BucketVisitors, RunningTotal, all},
     sql::*,
 };
 use crate::db::{DbError, TenantTx};
@@ -96,6 +98,30 @@ impl SeriesCounts {
             }
         }
         Ok(series)
+    }
+
+    /// From the running totals at each of `bounds` bounds (a bound without a row totals 0).
+    fn between(bounds: usize, totals: &[RunningTotal]) -> Self {
+        let mut at = vec![(Tally::default(), 0); bounds];
+        for total in totals {
+            if let Some(slot) = usize::try_from(total.bound - 1)
+                .ok()
+                .and_then(|i| at.get_mut(i))
+            {
+                *slot = (total.tally, total.visitors);
+            }
+        }
+        let buckets = at.windows(2).map(|w| w[1].0.minus(&w[0].0)).collect();
+        let visitors = at.windows(2).map(|w| w[1].1 - w[0].1).collect();
+        let visitors_total = match (at.first(), at.last()) {
+            (Some(first), Some(last)) => last.1 - first.1,
+            _ => 0,
+        };
+        Self {
+            buckets,
+            visitors,
+            visitors_total,
+        }
     }
 }
 
@@ -170,28 +196,21 @@ pub async fn employee_events(
     Ok((access, EventsPage::new(window, all(&events?)?, summary)))
 }
 
-/// A company's counts per bucket; bucket `i` is `bounds[i]..bounds[i + 1]` (sorted).
+/// A company's counts per bucket; bucket `i` is `bounds[i]..bounds[i + 1]` (sorted): the
+/// differences of the running totals at the bounds, so a year costs what a day costs.
 pub async fn company_series(
     tx: &TenantTx,
     company_id: Uuid,
     bounds: &[DateTime<Utc>],
 ) -> Result<Option<SeriesCounts>, DbError> {
-    let (start, end) = span(bounds);
-    let (found, counts, visitors) = tokio::join!(
+    let (found, totals) = tokio::join!(
         tx.query_one(COMPANY_EXISTS, [&company_id]),
-        tx.query(
-            COMPANY_COUNTS_BY_BUCKET,
-            [&company_id, &bounds, &start, &end]
-        ),
-        tx.query(
-            COMPANY_VISITORS_BY_BUCKET,
-            [&company_id, &bounds, &start, &end]
-        ),
+        tx.query(COMPANY_TOTALS_AT_BOUNDS, [&company_id, &bounds]),
     );
     if !exists(&found?)? {
         return Ok(None);
     }
-    SeriesCounts::new(bounds.len() - 1, &counts?, &visitors?).map(Some)
+    Ok(Some(SeriesCounts::between(bounds.len(), &all(&totals?)?)))
 }
 
 /// As [`company_series`] for one employee's card, and whether `user_id` may see it.

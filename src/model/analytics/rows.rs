@@ -29,6 +29,15 @@ impl Tally {
         }
     }
 
+    /// Each count of `self` less that of `other`.
+    pub fn minus(&self, other: &Tally) -> Tally {
+        let mut difference = *self;
+        for (n, m) in difference.0.iter_mut().zip(other.0) {
+            *n -= m;
+        }
+        difference
+    }
+
     /// `view` + `scan_qr`.
     pub fn views(&self) -> i64 {
         self.get(Action::View) + self.get(Action::ScanQr)
@@ -209,6 +218,30 @@ impl TryFrom<&Row> for BucketEvents {
             bucket: row.try_get(0)?,
             action: row.try_get(1)?,
             events: row.try_get(2)?,
+        })
+    }
+}
+
+/// The running totals at one bound of a time series: the bound's 1-based index, a count per
+/// action in [`Action`] order, unique visitors.
+pub(super) struct RunningTotal {
+    pub bound: i64,
+    pub tally: Tally,
+    pub visitors: i64,
+}
+
+impl TryFrom<&Row> for RunningTotal {
+    type Error = tokio_postgres::Error;
+
+    fn try_from(row: &Row) -> Result<Self, Self::Error> {
+        let mut counts = [0; 9];
+        for (i, count) in counts.iter_mut().enumerate() {
+            *count = row.try_get(i + 1)?;
+        }
+        Ok(Self {
+            bound: row.try_get(0)?,
+            tally: Tally(counts),
+            visitors: row.try_get(10)?,
         })
     }
 }

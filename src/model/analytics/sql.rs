@@ -16,6 +16,62 @@ macro_rules! retention_start {
     };
 }
 
+/// The columns of `card_running_hourly` (and its latest row) under `$alias`, in `Action` order,
+/// then visitors.
+macro_rules! running_columns {
+    ($alias:literal) => {
+        concat!(
+            $alias,
+            ".view, ",
+            $alias,
+            ".scan_qr, ",
+            $alias,
+            ".call, ",
+            $alias,
+            ".email, ",
+            $alias,
+            ".whatsapp, ",
+            $alias,
+            ".download_vcard, ",
+            $alias,
+            ".link_click, ",
+            $alias,
+            ".share, ",
+            $alias,
+            ".preview, ",
+            $alias,
+            ".visitors"
+        )
+    };
+}
+
+/// Each key's running total through the end of `$day` (a date expression): its row of that day,
+/// or its latest totals when the day is past its last row (no row at all before its first).
+macro_rules! totals_through {
+    ($table:literal, $latest:literal, $keys:literal, $day:literal) => {
+        concat!(
+            "SELECT ",
+            $keys,
+            ", view, scan_qr, call, email, whatsapp, download_vcard, link_click,
+                    share
+             FROM ",
+            $latest,
+            " WHERE company_id = $1 AND ",
+            $day,
+            " > last_day
+             UNION ALL
+             SELECT ",
+            $keys,
+            ", view, scan_qr, call, email, whatsapp, download_vcard, link_click,
+                    share
+             FROM ",
+            $table,
+            " WHERE company_id = $1 AND day = ",
+            $day
+        )
+    };
+}
+
 pub(super) use crate::model::company::COMPANY_EXISTS;
 use crate::model::employee::linked_to_login;
 
@@ -86,13 +142,28 @@ pub(super) const EMPLOYEE_SUMMARY: &str = concat!(
 // time-zone database (the service's) decides both the labels and the grouping, so a zone the
 // server's tzdata spells differently cannot disagree with the labels.
 
-/// `(bucket, action, events)`; bucket `i` (1-based) is `[$2[i], $2[i+1])`.
-pub(super) const COMPANY_COUNTS_BY_BUCKET: &str =
-    "SELECT width_bucket(hour, $2::timestamptz[]) AS bucket, action, sum(events)::bigint
-     FROM card_rollup_action_hourly
-     WHERE company_id = $1 AND hour >= $3 AND hour < $4
-     GROUP BY 1, 2";
+/// The company's running totals at each bound of `$2` (1-based `i`): everything in the hours
+/// starting before the bound, so that a bucket is the difference of its bounds' totals, as
+/// `width_bucket` would file the hours. A bound before the first event has no row (0); one past
+/// the last event reads the latest totals. Columns: `i`, the actions (in `Action` order),
+/// visitors.
+pub(super) const COMPANY_TOTALS_AT_BOUNDS: &str = concat!(
+    "WITH at (i, hour) AS (
+         SELECT i, date_trunc('hour', at - interval '1 microsecond', 'UTC')
+         FROM unnest($2::timestamptz[]) WITH ORDINALITY AS b (at, i)
+     )
+     SELECT at.i, ",
+    running_columns!("r"),
+    "
+     FROM at JOIN card_running_hourly r ON r.company_id = $1 AND r.hour = at.hour
+     UNION ALL
+     SELECT at.i, ",
+    running_columns!("l"),
+    "
+     FROM at JOIN card_running_hourly_latest l ON l.company_id = $1 AND at.hour > l.last_hour"
+);
 
+/// `(bucket, action, events)`; bucket `i` (1-based) is `[$2[i], $2[i+1])`.
 pub(super) const EMPLOYEE_COUNTS_BY_BUCKET: &str =
     "SELECT width_bucket(hour, $2::timestamptz[]) AS bucket, action, sum(events)::bigint
      FROM card_rollup_employee_hourly
@@ -101,14 +172,7 @@ pub(super) const EMPLOYEE_COUNTS_BY_BUCKET: &str =
 
 /// `(bucket, unique visitors)` per bucket, and a row with a null bucket for the whole range:
 /// visitors counted in the hour they were first seen in their (UTC) day, so sums are exact for
-/// whole UTC days and a year reads one row per hour.
-pub(super) const COMPANY_VISITORS_BY_BUCKET: &str =
-    "SELECT width_bucket(hour, $2::timestamptz[]) AS bucket, coalesce(sum(visitors), 0)::bigint
-     FROM card_rollup_visitors_hourly
-     WHERE company_id = $1 AND card = '00000000-0000-0000-0000-000000000000'
-       AND hour >= $3 AND hour < $4
-     GROUP BY GROUPING SETS ((width_bucket(hour, $2::timestamptz[])), ())";
-
+/// whole UTC days.
 pub(super) const EMPLOYEE_VISITORS_BY_BUCKET: &str =
     "SELECT width_bucket(hour, $2::timestamptz[]) AS bucket, coalesce(sum(visitors), 0)::bigint
      FROM card_rollup_visitors_hourly
@@ -116,19 +180,30 @@ pub(super) const EMPLOYEE_VISITORS_BY_BUCKET: &str =
      GROUP BY GROUPING SETS ((width_bucket(hour, $2::timestamptz[])), ())";
 
 // Breakdowns and the leaderboard need no time zone: a range is whole UTC hours, read as whole UTC
-// days from the daily rollups and the hours before the first and after the last whole day from
-// the hourly ones (see [`Tiers`]): `$2..$3` the head hours, `$4..$5` the days, `$6..$7` the tail
-// hours. A year reads 365 rows per employee (or device and region) and at most 46 hours.
+// days from the running totals (the total at the end of the last day minus the total at the end
+// of the day before the first) and the hours before the first and after the last whole day from
+// the hourly rollups (see [`Tiers`]): `$2..$3` the head hours, `$4..$5` the days, `$6..$7` the
+// tail hours. A range of any length reads two rows per employee (or device and region) and at
+// most 46 hours.
 
 /// People's events and views per device or region (`''`, unknown, reads `unknown`).
 macro_rules! breakdown {
     ($column:literal) => {
         concat!(
-            "WITH counts (value, events, views) AS (
+            "WITH days_end AS (",
+            totals_through!("card_running_company_daily", "card_running_company_latest",
+                            "device, region", "$5::date - 1"),
+            "), days_start AS (",
+            totals_through!("card_running_company_daily", "card_running_company_latest",
+                            "device, region", "$4::date - 1"),
+            "), counts (value, events, views) AS (
                  SELECT ", $column, ", view + scan_qr + call + email + whatsapp + download_vcard
                                        + link_click + share, view + scan_qr
-                 FROM card_rollup_company_daily
-                 WHERE company_id = $1 AND day >= $4 AND day < $5
+                 FROM days_end
+                 UNION ALL
+                 SELECT ", $column, ", -(view + scan_qr + call + email + whatsapp + download_vcard
+                                         + link_click + share), -(view + scan_qr)
+                 FROM days_start
                  UNION ALL
                  SELECT ", $column, ", events,
                         CASE WHEN action IN ('view', 'scan_qr') THEN events ELSE 0 END
@@ -149,14 +224,32 @@ macro_rules! breakdown {
 pub(super) const BREAKDOWN_BY_DEVICE: &str = breakdown!("device");
 pub(super) const BREAKDOWN_BY_REGION: &str = breakdown!("region");
 
-/// Ranked on the rollups first, joined to the (possibly deleted) employees after. Engagements are
-/// the actions of [`crate::analytics::Action::is_engagement`]; an employee with nothing but previews is not listed.
-pub(super) const LEADERBOARD: &str =
-    "WITH counts (employee_id, views, engagements, saved_contacts) AS (
+/// Ranked on the running totals and rollups first, joined to the (possibly deleted) employees
+/// after. Engagements are the actions of [`crate::analytics::Action::is_engagement`]; an employee
+/// with nothing but previews is not listed.
+pub(super) const LEADERBOARD: &str = concat!(
+    "WITH days_end AS (",
+    totals_through!(
+        "card_running_employee_daily",
+        "card_running_employee_latest",
+        "employee_id",
+        "$5::date - 1"
+    ),
+    "), days_start AS (",
+    totals_through!(
+        "card_running_employee_daily",
+        "card_running_employee_latest",
+        "employee_id",
+        "$4::date - 1"
+    ),
+    "), counts (employee_id, views, engagements, saved_contacts) AS (
          SELECT employee_id, view + scan_qr,
                 call + email + whatsapp + download_vcard + link_click + share, download_vcard
-         FROM card_rollup_employee_daily
-         WHERE company_id = $1 AND day >= $4 AND day < $5
+         FROM days_end
+         UNION ALL
+         SELECT employee_id, -(view + scan_qr),
+                -(call + email + whatsapp + download_vcard + link_click + share), -download_vcard
+         FROM days_start
          UNION ALL
          SELECT employee_id,
                 CASE WHEN action IN ('view', 'scan_qr') THEN events ELSE 0 END,
@@ -176,7 +269,8 @@ pub(super) const LEADERBOARD: &str =
      )
      SELECT r.employee_id, e.full_name, r.views, r.engagements, r.saved_contacts
      FROM ranked r LEFT JOIN employees e ON e.company_id = $1 AND e.id = r.employee_id
-     ORDER BY r.engagements DESC, r.views DESC, r.employee_id";
+     ORDER BY r.engagements DESC, r.views DESC, r.employee_id"
+);
 
 pub(super) const COMPANY_SLUG: &str = "SELECT slug FROM companies WHERE id = $1";
 
