@@ -5,7 +5,8 @@
 //!     BENCH_EMPLOYEES=200 BENCH_EVENTS=100000 cargo bench --bench console
 //!
 //! Variables: `BENCH_EMPLOYEES` (default 1 000), `BENCH_EVENTS` (default 1 000 000),
-//! `BENCH_REQUESTS` (measured requests per page, default 50).
+//! `BENCH_REQUESTS` (measured requests per page, default 50), `BENCH_HOLD` (set: once loaded,
+//! print the database's URL and wait for Ctrl-C before measuring, to look at plans).
 //!
 //! The time is the client's, on loopback: the server's time plus a loopback round trip. The
 //! pages are asked for one after another, gzip accepted, signed in as the company's admin
@@ -53,6 +54,15 @@ async fn main() -> anyhow::Result<()> {
     progress(&format!("loading {events} events"));
     let mut loader = Loader::prepare(&db, &company).await?;
     loader.load_to(&db, events).await?;
+    if std::env::var_os("BENCH_HOLD").is_some() {
+        // For EXPLAIN against the loaded data: the owner's URL, and the company to set.
+        progress(&format!(
+            "holding: {} company {} (Ctrl-C ends)",
+            cluster.url("bench"),
+            company.id
+        ));
+        tokio::signal::ctrl_c().await?;
+    }
 
     let employee = company.employees[0].0;
     let pages = [
