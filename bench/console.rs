@@ -57,9 +57,11 @@ async fn main() -> anyhow::Result<()> {
     if std::env::var_os("BENCH_HOLD").is_some() {
         // For EXPLAIN against the loaded data: the owner's URL, and the company to set.
         progress(&format!(
-            "holding: {} company {} (Ctrl-C ends)",
+            "holding: {} company {} at {} cookie cc_session={} (Ctrl-C ends)",
             cluster.url("bench"),
-            company.id
+            company.id,
+            service.base,
+            company.token
         ));
         tokio::signal::ctrl_c().await?;
     }

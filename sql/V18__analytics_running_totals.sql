@@ -13,6 +13,9 @@
 -- same day for the same key at once. Totals include previews, as the daily rollups do; readers
 -- leave them out.
 
+-- Per employee, with the card's unique visitors (counted where first seen, as in
+-- card_rollup_visitors_hourly): the leaderboard, and one card's series with the hourly rollups
+-- at its buckets' edges.
 CREATE TABLE card_running_employee_daily (
     company_id     uuid NOT NULL REFERENCES companies (id) ON DELETE CASCADE,
     day            date NOT NULL,
@@ -26,6 +29,7 @@ CREATE TABLE card_running_employee_daily (
     link_click     bigint NOT NULL DEFAULT 0,
     share          bigint NOT NULL DEFAULT 0,
     preview        bigint NOT NULL DEFAULT 0,
+    visitors       bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (company_id, day, employee_id)
 );
 -- Ingestion adds to one employee's rows from a day on.
@@ -46,6 +50,7 @@ CREATE TABLE card_running_employee_latest (
     link_click     bigint NOT NULL DEFAULT 0,
     share          bigint NOT NULL DEFAULT 0,
     preview        bigint NOT NULL DEFAULT 0,
+    visitors       bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (company_id, employee_id)
 );
 
@@ -162,28 +167,41 @@ BEGIN
     DELETE FROM card_running_hourly WHERE company_id = p_company;
     DELETE FROM card_running_hourly_latest WHERE company_id = p_company;
 
+    CREATE TEMP TABLE running_days ON COMMIT DROP AS
+    SELECT employee_id, day, sum(view) AS view, sum(scan_qr) AS scan_qr, sum(call) AS call,
+           sum(email) AS email, sum(whatsapp) AS whatsapp, sum(download_vcard) AS download_vcard,
+           sum(link_click) AS link_click, sum(share) AS share, sum(preview) AS preview,
+           sum(visitors) AS visitors
+    FROM (SELECT employee_id, day, view, scan_qr, call, email, whatsapp, download_vcard,
+                 link_click, share, preview, 0 AS visitors
+          FROM card_rollup_employee_daily WHERE company_id = p_company
+          UNION ALL
+          SELECT card, (hour AT TIME ZONE 'UTC')::date, 0, 0, 0, 0, 0, 0, 0, 0, 0, visitors
+          FROM card_rollup_visitors_hourly
+          WHERE company_id = p_company AND card <> '00000000-0000-0000-0000-000000000000') d
+    GROUP BY 1, 2;
     INSERT INTO card_running_employee_daily (company_id, day, employee_id, view, scan_qr, call,
                                              email, whatsapp, download_vcard, link_click, share,
-                                             preview)
+                                             preview, visitors)
     SELECT p_company, d.day, s.employee_id,
            sum(coalesce(r.view, 0)) OVER w, sum(coalesce(r.scan_qr, 0)) OVER w,
            sum(coalesce(r.call, 0)) OVER w, sum(coalesce(r.email, 0)) OVER w,
            sum(coalesce(r.whatsapp, 0)) OVER w, sum(coalesce(r.download_vcard, 0)) OVER w,
            sum(coalesce(r.link_click, 0)) OVER w, sum(coalesce(r.share, 0)) OVER w,
-           sum(coalesce(r.preview, 0)) OVER w
-    FROM (SELECT employee_id, min(day) AS lo, max(day) AS hi FROM card_rollup_employee_daily
-          WHERE company_id = p_company GROUP BY 1) s
+           sum(coalesce(r.preview, 0)) OVER w, sum(coalesce(r.visitors, 0)) OVER w
+    FROM (SELECT employee_id, min(day) AS lo, max(day) AS hi FROM pg_temp.running_days GROUP BY 1) s
     CROSS JOIN LATERAL (SELECT g::date AS day
                         FROM generate_series(s.lo::timestamp, s.hi::timestamp, interval '1 day') g) d
-    LEFT JOIN card_rollup_employee_daily r
-           ON r.company_id = p_company AND r.employee_id = s.employee_id AND r.day = d.day
+    LEFT JOIN pg_temp.running_days r ON r.employee_id = s.employee_id AND r.day = d.day
     WINDOW w AS (PARTITION BY s.employee_id ORDER BY d.day);
     INSERT INTO card_running_employee_latest (company_id, employee_id, first_day, last_day, view,
                                               scan_qr, call, email, whatsapp, download_vcard,
-                                              link_click, share, preview)
+                                              link_click, share, preview, visitors)
     SELECT p_company, employee_id, min(day), max(day), sum(view), sum(scan_qr), sum(call),
-           sum(email), sum(whatsapp), sum(download_vcard), sum(link_click), sum(share), sum(preview)
-    FROM card_rollup_employee_daily WHERE company_id = p_company GROUP BY 2;
+           sum(email), sum(whatsapp), sum(download_vcard), sum(link_click), sum(share), sum(preview),
+           sum(visitors)
+    FROM pg_temp.running_days GROUP BY 2;
+    DROP TABLE pg_temp.running_days;
 
     INSERT INTO card_running_company_daily (company_id, day, device, region, view, scan_qr, call,
                                             email, whatsapp, download_vcard, link_click, share,

@@ -329,9 +329,15 @@ pub static INGEST: LazyLock<String> = LazyLock::new(|| {
     let zeros = ["0"; 9].join(", ");
     format!(
         "{INGEST_EVENTS}
-     ), running_employee_g (employee_id, day, {columns}) AS (
-         SELECT employee_id, (occurred_at AT TIME ZONE 'UTC')::date, {count}
-         FROM input GROUP BY 1, 2{employees}
+     ), running_employee_g (employee_id, day, {columns}, visitors) AS (
+         SELECT employee_id, day, {sums}, sum(visitors)::bigint
+         FROM (SELECT employee_id, (occurred_at AT TIME ZONE 'UTC')::date, {count}, 0::bigint
+               FROM input GROUP BY 1, 2
+               UNION ALL
+               SELECT card, (first_hour AT TIME ZONE 'UTC')::date, {zeros}, count(*)
+               FROM first_seen WHERE card <> {nil} GROUP BY 1, 2)
+             AS d (employee_id, day, {columns}, visitors)
+         GROUP BY 1, 2{employees}
      ), running_company_g (device, region, day, {columns}) AS (
          SELECT coalesce(device, ''), coalesce(region, ''), (occurred_at AT TIME ZONE 'UTC')::date,
                 {count}

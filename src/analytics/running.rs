@@ -169,14 +169,15 @@ impl Running {
     }
 }
 
-/// Per employee and UTC day: the leaderboard.
+/// Per employee and UTC day, with the card's unique visitors: the leaderboard and one card's
+/// series.
 pub const EMPLOYEES: Running = Running {
     name: "running_employee",
     table: "card_running_employee_daily",
     latest: "card_running_employee_latest",
     keys: &["employee_id"],
     time: "day",
-    with_visitors: false,
+    with_visitors: true,
 };
 
 /// Per device, region and UTC day: the breakdowns.

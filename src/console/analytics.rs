@@ -432,12 +432,12 @@ async fn employee_page(
     let (access, counts, events, employee) = Box::pin(state.db.read(&tenant, async |tx| {
         let (series, events, employee) = tokio::join!(
             model_analytics::employee_series(&tx, company_id, employee_id, user_id, bounds),
-            model_analytics::employee_events(&tx, company_id, employee_id, user_id, &window),
+            model_analytics::employee_latest_events(&tx, company_id, employee_id, user_id, &window),
             model::employee::get(&tx, employee_id),
         );
         let (access, counts) = series?;
         let (_, events) = events?;
-        Ok::<_, DbError>((access, counts, events.events, employee?))
+        Ok::<_, DbError>((access, counts, events, employee?))
     }))
     .await?;
     check_employee_access(caller, access)?;

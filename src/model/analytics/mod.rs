@@ -25,7 +25,7 @@ pub use self::{
     rows::{BreakdownCount, Cursor, EmployeeAccess, EventRow, LeaderboardRow, Tally},
 };
 use self::{
-    rows::{BucketEvents, BucketVisitors, RunningTotal, all},
+    rows::{RunningTotal, all},
     sql::*,
 };
 use crate::db::{DbError, TenantTx};
@@ -71,35 +71,6 @@ pub struct SeriesCounts {
 }
 
 impl SeriesCounts {
-    /// From `(bucket, action, events)` and `(bucket, visitors)` rows over `buckets` buckets.
-    fn new(
-        buckets: usize,
-        counts: &[tokio_postgres::Row],
-        visitors: &[tokio_postgres::Row],
-    ) -> Result<Self, DbError> {
-        let mut series = Self {
-            buckets: vec![Tally::default(); buckets],
-            visitors: vec![0; buckets],
-            visitors_total: 0,
-        };
-        for row in all::<BucketEvents>(counts)? {
-            if let Some(i) = bucket_index(row.bucket, buckets) {
-                series.buckets[i].add(&row.action, row.events);
-            }
-        }
-        for row in all::<BucketVisitors>(visitors)? {
-            match row.bucket {
-                None => series.visitors_total = row.visitors,
-                Some(bucket) => {
-                    if let Some(i) = bucket_index(bucket, buckets) {
-                        series.visitors[i] = row.visitors;
-                    }
-                }
-            }
-        }
-        Ok(series)
-    }
-
     /// From the running totals at each of `bounds` bounds (a bound without a row totals 0).
     fn between(bounds: usize, totals: &[RunningTotal]) -> Self {
         let mut at = vec![(Tally::default(), 0); bounds];
@@ -196,6 +167,35 @@ pub async fn employee_events(
     Ok((access, EventsPage::new(window, all(&events?)?, summary)))
 }
 
+/// An employee's latest events without the summary (the console's card page shows its own
+/// series instead), and whether `user_id` may see them.
+pub async fn employee_latest_events(
+    tx: &TenantTx,
+    company_id: Uuid,
+    employee_id: Uuid,
+    user_id: Uuid,
+    window: &EventWindow,
+) -> Result<(EmployeeAccess, Vec<EventRow>), DbError> {
+    let fetch = window.fetch();
+    let (access, events) = tokio::join!(
+        tx.query_one(EMPLOYEE_ACCESS, [&company_id, &user_id, &employee_id]),
+        tx.query(
+            EMPLOYEE_EVENTS,
+            [
+                &company_id,
+                &window.from,
+                &window.below.occurred_at,
+                &window.below.id,
+                &fetch,
+                &employee_id,
+            ],
+        ),
+    );
+    let access = EmployeeAccess::try_from(&access?)?;
+    let page = EventsPage::new(window, all(&events?)?, Tally::default());
+    Ok((access, page.events))
+}
+
 /// A company's counts per bucket; bucket `i` is `bounds[i]..bounds[i + 1]` (sorted): the
 /// differences of the running totals at the bounds, so a year costs what a day costs.
 pub async fn company_series(
@@ -221,28 +221,15 @@ pub async fn employee_series(
     user_id: Uuid,
     bounds: &[DateTime<Utc>],
 ) -> Result<(EmployeeAccess, SeriesCounts), DbError> {
-    let (start, end) = span(bounds);
-    let (access, counts, visitors) = tokio::join!(
+    let (access, totals) = tokio::join!(
         tx.query_one(EMPLOYEE_ACCESS, [&company_id, &user_id, &employee_id]),
         tx.query(
-            EMPLOYEE_COUNTS_BY_BUCKET,
-            [&company_id, &bounds, &start, &end, &employee_id]
-        ),
-        tx.query(
-            EMPLOYEE_VISITORS_BY_BUCKET,
-            [&company_id, &bounds, &start, &end, &employee_id]
+            EMPLOYEE_TOTALS_AT_BOUNDS,
+            [&company_id, &bounds, &employee_id]
         ),
     );
     let access = EmployeeAccess::try_from(&access?)?;
-    let series = SeriesCounts::new(bounds.len() - 1, &counts?, &visitors?)?;
-    Ok((access, series))
-}
-
-/// The first and the last bound.
-fn span(bounds: &[DateTime<Utc>]) -> (DateTime<Utc>, DateTime<Utc>) {
-    let first = *bounds.first().expect("a series has at least one bucket");
-    let last = *bounds.last().expect("a series has at least one bucket");
-    (first, last)
+    Ok((access, SeriesCounts::between(bounds.len(), &all(&totals?)?)))
 }
 
 /// People's events and views per device or region, most events first.

@@ -203,25 +203,6 @@ impl TryFrom<&Row> for LeaderboardRow {
     }
 }
 
-/// A `(bucket, action, events)` row of a time series.
-pub(super) struct BucketEvents {
-    pub bucket: i32,
-    pub action: String,
-    pub events: i64,
-}
-
-impl TryFrom<&Row> for BucketEvents {
-    type Error = tokio_postgres::Error;
-
-    fn try_from(row: &Row) -> Result<Self, Self::Error> {
-        Ok(Self {
-            bucket: row.try_get(0)?,
-            action: row.try_get(1)?,
-            events: row.try_get(2)?,
-        })
-    }
-}
-
 /// The running totals at one bound of a time series: the bound's 1-based index, a count per
 /// action in [`Action`] order, unique visitors.
 pub(super) struct RunningTotal {
@@ -242,23 +223,6 @@ impl TryFrom<&Row> for RunningTotal {
             bound: row.try_get(0)?,
             tally: Tally(counts),
             visitors: row.try_get(10)?,
-        })
-    }
-}
-
-/// A `(bucket, visitors)` row of a time series; no bucket for the whole range.
-pub(super) struct BucketVisitors {
-    pub bucket: Option<i32>,
-    pub visitors: i64,
-}
-
-impl TryFrom<&Row> for BucketVisitors {
-    type Error = tokio_postgres::Error;
-
-    fn try_from(row: &Row) -> Result<Self, Self::Error> {
-        Ok(Self {
-            bucket: row.try_get(0)?,
-            visitors: row.try_get(1)?,
         })
     }
 }

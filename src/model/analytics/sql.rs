@@ -163,21 +163,53 @@ pub(super) const COMPANY_TOTALS_AT_BOUNDS: &str = concat!(
      FROM at JOIN card_running_hourly_latest l ON l.company_id = $1 AND at.hour > l.last_hour"
 );
 
-/// `(bucket, action, events)`; bucket `i` (1-based) is `[$2[i], $2[i+1])`.
-pub(super) const EMPLOYEE_COUNTS_BY_BUCKET: &str =
-    "SELECT width_bucket(hour, $2::timestamptz[]) AS bucket, action, sum(events)::bigint
-     FROM card_rollup_employee_hourly
-     WHERE company_id = $1 AND employee_id = $5 AND hour >= $3 AND hour < $4
-     GROUP BY 1, 2";
-
-/// `(bucket, unique visitors)` per bucket, and a row with a null bucket for the whole range:
-/// visitors counted in the hour they were first seen in their (UTC) day, so sums are exact for
-/// whole UTC days.
-pub(super) const EMPLOYEE_VISITORS_BY_BUCKET: &str =
-    "SELECT width_bucket(hour, $2::timestamptz[]) AS bucket, coalesce(sum(visitors), 0)::bigint
-     FROM card_rollup_visitors_hourly
-     WHERE company_id = $1 AND card = $5 AND hour >= $3 AND hour < $4
-     GROUP BY GROUPING SETS ((width_bucket(hour, $2::timestamptz[])), ())";
+/// One card's (`$3`) running totals at each bound of `$2`, columns as
+/// [`COMPANY_TOTALS_AT_BOUNDS`]: the daily running total through the UTC midnight nearest the
+/// bound, with the hourly rollups between that midnight and the bound added (or, before it,
+/// taken away). A local day's bound is at most 12 hours from a UTC midnight, so a year of a
+/// card reads 366 daily rows and at most 12 hours per bound (none in UTC).
+pub(super) const EMPLOYEE_TOTALS_AT_BOUNDS: &str = concat!(
+    "WITH at (i, bound, anchor) AS (
+         SELECT i, at, date_trunc('day', at + interval '12 hours', 'UTC')
+         FROM unnest($2::timestamptz[]) WITH ORDINALITY AS b (at, i)
+     ), edge (i, lo, hi, sign) AS (
+         SELECT i, least(bound, anchor), greatest(bound, anchor),
+                CASE WHEN bound > anchor THEN 1 ELSE -1 END
+         FROM at WHERE bound <> anchor
+     ), parts (i, view, scan_qr, call, email, whatsapp, download_vcard, link_click, share, preview,
+               visitors) AS (
+         SELECT at.i, ",
+    running_columns!("r"),
+    "
+         FROM at JOIN card_running_employee_daily r
+              ON r.company_id = $1 AND r.employee_id = $3
+             AND r.day = (at.anchor AT TIME ZONE 'UTC')::date - 1
+         UNION ALL
+         SELECT at.i, ",
+    running_columns!("l"),
+    "
+         FROM at JOIN card_running_employee_latest l
+              ON l.company_id = $1 AND l.employee_id = $3
+             AND (at.anchor AT TIME ZONE 'UTC')::date - 1 > l.last_day
+         UNION ALL
+         SELECT edge.i, n * (h.action = 'view')::int, n * (h.action = 'scan_qr')::int,
+                n * (h.action = 'call')::int, n * (h.action = 'email')::int,
+                n * (h.action = 'whatsapp')::int, n * (h.action = 'download_vcard')::int,
+                n * (h.action = 'link_click')::int, n * (h.action = 'share')::int,
+                n * (h.action = 'preview')::int, 0
+         FROM edge JOIN card_rollup_employee_hourly h
+              ON h.company_id = $1 AND h.employee_id = $3 AND h.hour >= edge.lo AND h.hour < edge.hi
+         CROSS JOIN LATERAL (SELECT edge.sign * h.events AS n) signed
+         UNION ALL
+         SELECT edge.i, 0, 0, 0, 0, 0, 0, 0, 0, 0, edge.sign * v.visitors
+         FROM edge JOIN card_rollup_visitors_hourly v
+              ON v.company_id = $1 AND v.card = $3 AND v.hour >= edge.lo AND v.hour < edge.hi
+     )
+     SELECT i, sum(view)::bigint, sum(scan_qr)::bigint, sum(call)::bigint, sum(email)::bigint,
+            sum(whatsapp)::bigint, sum(download_vcard)::bigint, sum(link_click)::bigint,
+            sum(share)::bigint, sum(preview)::bigint, sum(visitors)::bigint
+     FROM parts GROUP BY i"
+);
 
 // Breakdowns and the leaderboard need no time zone: a range is whole UTC hours, read as whole UTC
 // days from the running totals (the total at the end of the last day minus the total at the end
