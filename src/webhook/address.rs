@@ -6,12 +6,17 @@
 //! checked, never resolving again (DNS rebinding between the check and the connection gains
 //! nothing). `WEBHOOK_ALLOW_PRIVATE_NETWORKS=true` lifts the address check and allows `http`.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    time::Duration,
+};
 
 use url::{Host, Url};
 
 /// Longest URL an endpoint may have.
 pub const MAX_URL_LENGTH: usize = 2048;
+/// The longest a host's name may take to resolve: a request creating an endpoint waits for it.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a URL cannot be a webhook's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -79,13 +84,17 @@ pub async fn resolve(url: &Url, allow_private: bool) -> Result<Vec<SocketAddr>, 
     let addresses: Vec<SocketAddr> = match url.host() {
         Some(Host::Ipv4(ip)) => vec![SocketAddr::new(IpAddr::V4(ip), port)],
         Some(Host::Ipv6(ip)) => vec![SocketAddr::new(IpAddr::V6(ip), port)],
-        Some(Host::Domain(domain)) => tokio::net::lookup_host((domain, port))
-            .await
-            .map_err(|e| UrlRefusal::Unresolvable {
+        Some(Host::Domain(domain)) => {
+            let unresolvable = |reason: String| UrlRefusal::Unresolvable {
                 host: host_text.clone(),
-                reason: e.to_string(),
-            })?
-            .collect(),
+                reason,
+            };
+            tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((domain, port)))
+                .await
+                .map_err(|_| unresolvable(format!("no answer within {RESOLVE_TIMEOUT:?}")))?
+                .map_err(|e| unresolvable(e.to_string()))?
+                .collect()
+        }
         None => return Err(UrlRefusal::Malformed("the URL names no host".into())),
     };
     if addresses.is_empty() {
