@@ -132,3 +132,43 @@ fn tls_config() -> Arc<rustls::ClientConfig> {
         })
         .clone()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tls_configuration_builds_with_the_public_roots() {
+        let config = tls_config();
+        assert!(Arc::ptr_eq(&config, &tls_config()), "made once");
+    }
+
+    #[tokio::test]
+    async fn a_plain_http_server_is_no_tls_peer_and_nothing_is_followed() {
+        // A server that answers anything with a redirect, in plain HTTP.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut buffer = [0u8; 4096];
+                    let _ = socket.read(&mut buffer).await;
+                    let _ = socket
+                        .write_all(b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n")
+                        .await;
+                });
+            }
+        });
+        let timeout = Duration::from_secs(10);
+        let http: Url = format!("http://{address}/in").parse().unwrap();
+        let status = post(&http, address, &[], Bytes::from_static(b"{}"), timeout).await;
+        assert_eq!(status.unwrap(), 302);
+        let https: Url = format!("https://{address}/in").parse().unwrap();
+        let refused = post(&https, address, &[], Bytes::from_static(b"{}"), timeout).await;
+        assert!(matches!(refused, Err(PostError::Tls(..))), "{refused:?}");
+    }
+}
