@@ -2,7 +2,7 @@
 //! each delivery. Admins of the company (and superadmins) only.
 
 use chrono::{DateTime, Utc};
-use poem::web::Data;
+use poem::{Request, web::Data};
 use poem_openapi::{
     ApiResponse, Object, OpenApi,
     param::{Path, Query},
@@ -17,6 +17,7 @@ use crate::{
     error::ApiError,
     model::{
         self,
+        audit::{AuditContext, AuditEvent, Changes, Target},
         webhook::{CreateError, NewWebhook, WebhookChange},
     },
     webhook::{address, signature},
@@ -245,11 +246,13 @@ impl WebhooksApi {
     async fn create_webhook(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         auth: BearerAuth,
         company_id: Path<Uuid>,
         body: Json<CreateWebhook>,
     ) -> Result<Created<CreatedWebhook>, ApiError> {
         let tenant = admin_tenant(&auth.0, company_id.0)?;
+        let audit = AuditContext::of(req, &auth.0);
         let body = body.0;
         let new = NewWebhook {
             id: Uuid::new_v4(),
@@ -261,7 +264,11 @@ impl WebhooksApi {
         let webhook = state
             .db
             .write(&tenant, async |tx| {
-                model::webhook::create(&tx, company_id.0, &new).await
+                let webhook = model::webhook::create(&tx, company_id.0, &new).await?;
+                let event = AuditEvent::new("webhook.created", Target::webhook(webhook.id));
+                let changes = Changes::between(None, Some(&webhook));
+                model::audit::record(&tx, &audit, event.changes(changes)).await?;
+                Ok::<_, CreateError>(webhook)
             })
             .await
             .map_err(|e| match e {
@@ -337,12 +344,14 @@ impl WebhooksApi {
     async fn update_webhook(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         auth: BearerAuth,
         company_id: Path<Uuid>,
         webhook_id: Path<Uuid>,
         body: Json<UpdateWebhook>,
     ) -> Result<Json<Webhook>, ApiError> {
         let tenant = admin_tenant(&auth.0, company_id.0)?;
+        let audit = AuditContext::of(req, &auth.0);
         let body = body.0;
         let url = match validate::not_null("url", body.url)? {
             Some(url) => Some(checked_url(&state, &url).await?),
@@ -362,7 +371,16 @@ impl WebhooksApi {
         let webhook = state
             .db
             .write(&tenant, async |tx| {
-                model::webhook::update(&tx, webhook_id.0, change).await
+                let Some(before) = model::webhook::get(&tx, webhook_id.0).await? else {
+                    return Ok(None);
+                };
+                let after = model::webhook::update(&tx, webhook_id.0, change).await?;
+                if let Some(after) = &after {
+                    let event = AuditEvent::new("webhook.updated", Target::webhook(after.id));
+                    let changes = Changes::between(Some(&before), Some(after));
+                    model::audit::record(&tx, &audit, event.changes(changes)).await?;
+                }
+                Ok::<_, crate::db::DbError>(after)
             })
             .await?
             .ok_or_else(webhook_not_found)?;
@@ -380,15 +398,24 @@ impl WebhooksApi {
     async fn delete_webhook(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         auth: BearerAuth,
         company_id: Path<Uuid>,
         webhook_id: Path<Uuid>,
     ) -> Result<NoContent, ApiError> {
         let tenant = admin_tenant(&auth.0, company_id.0)?;
+        let audit = AuditContext::of(req, &auth.0);
         let deleted = state
             .db
             .write(&tenant, async |tx| {
-                model::webhook::delete(&tx, webhook_id.0).await
+                let Some(before) = model::webhook::get(&tx, webhook_id.0).await? else {
+                    return Ok(false);
+                };
+                model::webhook::delete(&tx, webhook_id.0).await?;
+                let event = AuditEvent::new("webhook.deleted", Target::webhook(before.id));
+                let changes = Changes::between(Some(&before), None);
+                model::audit::record(&tx, &audit, event.changes(changes)).await?;
+                Ok::<_, crate::db::DbError>(true)
             })
             .await?;
         if !deleted {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::decode_error;
+use super::{audit::Audited, decode_error};
 use crate::db::{DbError, TenantTx};
 
 /// The events an endpoint may subscribe to.
@@ -68,6 +68,18 @@ impl TryFrom<&Row> for Webhook {
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
         })
+    }
+}
+
+/// What the audit trail records of a change (never the secret).
+impl Audited for Webhook {
+    fn audited_fields(&self) -> std::collections::BTreeMap<&'static str, serde_json::Value> {
+        std::collections::BTreeMap::from([
+            ("url", self.url.clone().into()),
+            ("events", self.events.clone().into()),
+            ("description", self.description.clone().into()),
+            ("enabled", self.enabled.into()),
+        ])
     }
 }
 

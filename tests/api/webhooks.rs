@@ -336,6 +336,35 @@ async fn the_test_endpoint_sends_a_ping() {
     )
     .await
     .assert_error(404, "not_found");
+
+    // Changes are in the audit trail, the secret never.
+    let one = format!("{}/{webhook}", webhooks_path(&admin));
+    app.put(&one, Some(&admin.token), json!({"description": "Renamed"}))
+        .await
+        .assert_status(200);
+    app.delete(&one, Some(&admin.token))
+        .await
+        .assert_status(204);
+    app.delete(&one, Some(&admin.token))
+        .await
+        .assert_error(404, "not_found");
+    let trail = helpers::audit_events(&app, &admin, "action=webhook.*").await;
+    let actions: Vec<&str> = trail
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["webhook.deleted", "webhook.updated", "webhook.created"]
+    );
+    assert!(
+        trail
+            .iter()
+            .all(|e| e["target"]["id"] == webhook.to_string()),
+        "{trail:?}"
+    );
+    let text = serde_json::to_string(&trail).unwrap();
+    assert!(!text.contains(&secret), "{text}");
 }
 
 #[tokio::test]
