@@ -445,6 +445,11 @@ impl Application {
             AUDIT_RETENTION_SWEEP,
         ));
         let outbox = start_outbox(&config, &db)?;
+        if config.webhooks.allow_private_networks && config.environment == Environment::Production {
+            tracing::warn!(
+                "WEBHOOK_ALLOW_PRIVATE_NETWORKS=true: webhooks may reach this network, over http too"
+            );
+        }
         let webhooks = WebhookWorker::start(db.clone(), config.webhooks.clone());
         let account_mail = Arc::new(AccountMail::new(
             &config.public_base_url,

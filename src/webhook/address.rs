@@ -53,6 +53,12 @@ pub fn parse(raw: &str, allow_private: bool) -> Result<Url, UrlRefusal> {
         )));
     }
     let url = Url::parse(raw).map_err(|e| UrlRefusal::Malformed(format!("not a URL: {e}")))?;
+    // Spelled out (an international domain in punycode, escapes) it may have grown.
+    if url.as_str().len() > MAX_URL_LENGTH {
+        return Err(UrlRefusal::Malformed(format!(
+            "webhook URLs are at most {MAX_URL_LENGTH} characters"
+        )));
+    }
     match url.scheme() {
         "https" => {}
         "http" if allow_private => {}
@@ -264,6 +270,16 @@ mod tests {
         }
         let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LENGTH));
         assert!(matches!(parse(&long, false), Err(UrlRefusal::Malformed(_))));
+        // Short as typed, too long once its spaces are escaped.
+        let grows = format!(
+            "https://example.com/{}",
+            " x".repeat(MAX_URL_LENGTH / 2 - 20)
+        );
+        assert!(grows.len() <= MAX_URL_LENGTH);
+        assert!(matches!(
+            parse(&grows, false),
+            Err(UrlRefusal::Malformed(_))
+        ));
     }
 
     #[tokio::test]
