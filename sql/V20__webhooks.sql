@@ -69,6 +69,9 @@ CREATE INDEX webhook_deliveries_of_webhook
     ON webhook_deliveries (company_id, webhook_id, created_at DESC);
 CREATE INDEX webhook_deliveries_subject ON webhook_deliveries (company_id, subject_id)
     WHERE subject_id IS NOT NULL;
+-- The deliveries on their way (claimed), per endpoint: what `webhook_claim` counts.
+CREATE INDEX webhook_deliveries_claimed ON webhook_deliveries (company_id, webhook_id)
+    WHERE state = 'pending' AND locked_until IS NOT NULL;
 
 -- Every attempt of a delivery, for the admins' view of what happened.
 CREATE TABLE webhook_attempts (
@@ -144,24 +147,45 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON webhook_deliveries, webhook_attempts TO 
 -- `p_lease_seconds` under a new claim, with the endpoint's URL and secret. SKIP LOCKED: two
 -- workers claiming at once take different deliveries; the lease: a worker that died mid-send
 -- gives its deliveries back when it runs out. A disabled endpoint's deliveries wait (pings
--- excepted: an admin may test an endpoint before turning it on again).
-CREATE FUNCTION webhook_claim(p_limit integer, p_lease_seconds double precision)
+-- excepted: an admin may test an endpoint before turning it on again). No endpoint gets more
+-- than `p_per_webhook` on their way at once (a claim counts those of every worker): a slow or
+-- hanging receiver holds that many of a worker's slots at most, never everyone's.
+CREATE FUNCTION webhook_claim(p_limit integer, p_per_webhook integer,
+                              p_lease_seconds double precision)
 RETURNS TABLE (company_id uuid, id uuid, webhook_id uuid, event_id uuid, event text,
                payload jsonb, created_at timestamptz, attempts integer,
                first_attempt_at timestamptz, claim uuid, url text, secret text)
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH due AS (
-        SELECT d.company_id, d.id
+    WITH candidates AS (
+        SELECT d.company_id, d.id, d.webhook_id, d.next_attempt_at,
+               (SELECT count(*) FROM public.webhook_deliveries x
+                WHERE x.company_id = d.company_id AND x.webhook_id = d.webhook_id
+                  AND x.state = 'pending' AND x.locked_until IS NOT NULL
+                  AND x.locked_until > now()) AS on_their_way
         FROM public.webhook_deliveries d
         JOIN public.webhooks w ON w.company_id = d.company_id AND w.id = d.webhook_id
         WHERE d.state = 'pending' AND d.next_attempt_at <= now()
           AND (d.locked_until IS NULL OR d.locked_until <= now())
           AND (w.enabled OR d.event = 'ping')
+          -- Endpoints at their share already are passed over before the limit, so that their
+          -- backlog cannot fill a claim.
+          AND (SELECT count(*) FROM public.webhook_deliveries x
+               WHERE x.company_id = d.company_id AND x.webhook_id = d.webhook_id
+                 AND x.state = 'pending' AND x.locked_until IS NOT NULL
+                 AND x.locked_until > now()) < p_per_webhook
         ORDER BY d.next_attempt_at
-        LIMIT p_limit
+        LIMIT p_limit * 4
         FOR UPDATE OF d SKIP LOCKED
+    ), due AS (
+        SELECT c.company_id, c.id
+        FROM (SELECT c.*, row_number() OVER (PARTITION BY c.company_id, c.webhook_id
+                                             ORDER BY c.next_attempt_at) AS n
+              FROM candidates c) c
+        WHERE c.n + c.on_their_way <= p_per_webhook
+        ORDER BY c.next_attempt_at
+        LIMIT p_limit
     ), claimed AS (
         UPDATE public.webhook_deliveries d
         SET locked_until = now() + make_interval(secs => p_lease_seconds),
@@ -278,14 +302,14 @@ BEGIN
 END
 $$;
 
-ALTER FUNCTION webhook_claim(integer, double precision) OWNER TO callingcard_definer;
+ALTER FUNCTION webhook_claim(integer, integer, double precision) OWNER TO callingcard_definer;
 ALTER FUNCTION webhook_attempted(uuid, uuid, uuid, boolean, integer, integer, text,
                                  double precision) OWNER TO callingcard_definer;
 ALTER FUNCTION webhook_next_due() OWNER TO callingcard_definer;
 ALTER FUNCTION webhook_forget(double precision) OWNER TO callingcard_definer;
-REVOKE ALL ON FUNCTION webhook_claim(integer, double precision),
+REVOKE ALL ON FUNCTION webhook_claim(integer, integer, double precision),
     webhook_attempted(uuid, uuid, uuid, boolean, integer, integer, text, double precision),
     webhook_next_due(), webhook_forget(double precision) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION webhook_claim(integer, double precision),
+GRANT EXECUTE ON FUNCTION webhook_claim(integer, integer, double precision),
     webhook_attempted(uuid, uuid, uuid, boolean, integer, integer, text, double precision),
     webhook_next_due(), webhook_forget(double precision) TO callingcard_app;

@@ -465,7 +465,7 @@ pub struct Recorded {
 
 const CLAIM: &str = "SELECT company_id, id, webhook_id, event_id, event, payload, created_at,
             attempts, first_attempt_at, claim, url, secret
-     FROM webhook_claim($1, $2)";
+     FROM webhook_claim($1, $2, $3)";
 const ATTEMPTED: &str =
     "SELECT state, disabled FROM webhook_attempted($1, $2, $3, $4, $5, $6, $7, $8)";
 const NEXT_DUE: &str = "SELECT webhook_next_due()";
@@ -476,13 +476,17 @@ const ADMIN_ADDRESSES: &str = "SELECT u.email, c.name
      WHERE u.role = 'admin' AND u.is_active
      ORDER BY u.email";
 
-/// Claims up to `limit` due deliveries for `lease`.
+/// Claims up to `limit` due deliveries for `lease`, none of an endpoint that has
+/// `per_webhook` on their way already.
 pub async fn claim(
     tx: &TenantTx,
     limit: i32,
+    per_webhook: i32,
     lease: std::time::Duration,
 ) -> Result<Vec<Claimed>, DbError> {
-    let rows = tx.query(CLAIM, [&limit, &lease.as_secs_f64()]).await?;
+    let rows = tx
+        .query(CLAIM, [&limit, &per_webhook, &lease.as_secs_f64()])
+        .await?;
     super::from_rows(&rows)
 }
 

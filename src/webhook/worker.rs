@@ -3,9 +3,10 @@
 //! Every instance runs one. It claims due deliveries through `webhook_claim` (`FOR UPDATE SKIP
 //! LOCKED` and a lease), so instances never send one delivery at the same time; a delivery whose
 //! worker died is taken again once its lease runs out. At most `WEBHOOK_CONCURRENCY` deliveries
-//! are in flight per instance: it claims only as many as it has free slots. It wakes on `NOTIFY
-//! webhook_deliveries` (a transaction that queued one committed), when a slot frees, when the
-//! next retry falls due, and every [`POLL`] regardless.
+//! are in flight per instance (it claims only as many as it has free slots), and at most
+//! [`PER_ENDPOINT`] to one endpoint. It wakes on `NOTIFY webhook_deliveries` (a transaction that
+//! queued one committed), when a slot frees, when the next retry falls due, and every [`POLL`]
+//! regardless.
 //!
 //! A failed attempt is tried again after `WEBHOOK_RETRY_BASE`, doubled each time (at most 4 h),
 //! until `WEBHOOK_RETRY_WINDOW` (24 h) after the first attempt, then given up; an endpoint whose
@@ -57,6 +58,9 @@ const DATABASE_RETRY: Duration = Duration::from_secs(2);
 /// Finished deliveries are kept this long (the admins' view of them), then forgotten.
 const KEEP: Duration = Duration::from_secs(30 * 86_400);
 const HOUSEKEEPING: Duration = Duration::from_secs(3600);
+/// Deliveries to one endpoint on their way at once (by every worker together): a slow or hanging
+/// receiver holds this many slots at most, and the others' events still go out.
+const PER_ENDPOINT: i32 = 4;
 /// Addresses of one host tried in turn when connecting fails.
 const MAX_ADDRESSES: usize = 3;
 
@@ -179,7 +183,7 @@ impl Worker {
             .shared
             .db
             .write(&maintenance, async |tx| {
-                model::webhook::claim(&tx, limit, LEASE).await
+                model::webhook::claim(&tx, limit, PER_ENDPOINT, LEASE).await
             })
             .await?;
         let full = claimed.len() == free;

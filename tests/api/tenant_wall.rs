@@ -1565,7 +1565,7 @@ async fn service_role_has_no_way_around_the_wall() {
         ),
         (
             "webhook_claim",
-            "p_limit integer, p_lease_seconds double precision",
+            "p_limit integer, p_per_webhook integer, p_lease_seconds double precision",
             "TABLE(company_id uuid, id uuid, webhook_id uuid, event_id uuid, event text, \
              payload jsonb, created_at timestamp with time zone, attempts integer, \
              first_attempt_at timestamp with time zone, claim uuid, url text, secret text)",

@@ -70,6 +70,8 @@ struct Receiver {
     port: u16,
     received: Arc<Mutex<Vec<Received>>>,
     status: Arc<AtomicU16>,
+    /// While false, requests are held (recorded, not answered).
+    open: tokio::sync::watch::Sender<bool>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -86,10 +88,12 @@ impl Receiver {
         let port = listener.local_addr().unwrap().port();
         let received: Arc<Mutex<Vec<Received>>> = Arc::default();
         let status = Arc::new(AtomicU16::new(200));
+        let (open, _) = tokio::sync::watch::channel(true);
         let endpoint = {
-            let (received, status) = (received.clone(), status.clone());
+            let (received, status, open) = (received.clone(), status.clone(), open.clone());
             poem::endpoint::make(move |mut req: poem::Request| {
                 let (received, status) = (received.clone(), status.clone());
+                let mut open = open.subscribe();
                 async move {
                     let header = |name: &str| req.header(name).unwrap_or_default().to_owned();
                     let mut got = Received {
@@ -101,6 +105,7 @@ impl Receiver {
                     };
                     got.body = req.take_body().into_vec().await.unwrap_or_default();
                     received.lock().unwrap().push(got);
+                    let _ = open.wait_for(|open| *open).await;
                     let code = status.load(Ordering::Relaxed);
                     let mut answer = poem::Response::builder()
                         .status(poem::http::StatusCode::from_u16(code).unwrap());
@@ -128,6 +133,7 @@ impl Receiver {
             port,
             received,
             status,
+            open,
             stop: Some(stop),
             task: Some(task),
         }
@@ -139,6 +145,11 @@ impl Receiver {
 
     fn answer(&self, status: u16) {
         self.status.store(status, Ordering::Relaxed);
+    }
+
+    /// Holds (`false`) or answers (`true`) requests, those held so far included.
+    fn answering(&self, open: bool) {
+        self.open.send_replace(open);
     }
 
     fn received(&self) -> Vec<Received> {
@@ -740,4 +751,59 @@ async fn erasing_a_subject_drops_its_deliveries_not_sent() {
     .await;
     assert_eq!(left, 0);
     assert!(deliveries(&app, &admin, webhook).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_hanging_receiver_holds_a_few_slots_and_other_endpoints_still_get_their_events() {
+    let app = spawn_app_with(&[ALLOW_LOOPBACK]).await;
+    let admin = app.signup("Shared Worker Inc").await;
+    let superadmin = app.superadmin().await;
+    app.set_plan(&superadmin, admin.company_id, "enterprise")
+        .await;
+    let hanging = Receiver::start().await;
+    hanging.answering(false);
+    let quick = Receiver::start().await;
+    add_webhook(&app, &admin, &hanging.url(), &["employee.created"]).await;
+    add_webhook(&app, &admin, &quick.url(), &["employee.created"]).await;
+    let rows: Vec<Value> = (0..12)
+        .map(|i| json!({"full_name": format!("Busy {i}"), "email": format!("busy-{i}@shared.example")}))
+        .collect();
+    app.post(
+        &format!("/api/company/{}/employees/import", admin.company_id),
+        Some(&admin.token),
+        json!({"rows": rows}),
+    )
+    .await
+    .assert_status(200);
+    // The quick endpoint gets all twelve while the hanging one holds what it was sent...
+    quick.wait_for(12).await;
+    let db = superuser(&app).await;
+    wait_for("the quick endpoint's deliveries recorded", async || {
+        helpers::scalar(
+            &db,
+            "SELECT count(*) FROM webhook_deliveries WHERE state = 'delivered'",
+            &[],
+        )
+        .await
+            == 12
+    })
+    .await;
+    // ...which is four (of sixteen slots), not twelve.
+    let held = hanging.received().len();
+    assert!(
+        (1..=4).contains(&held),
+        "{held} requests held by one endpoint"
+    );
+    // Once it answers, the rest follows.
+    hanging.answering(true);
+    wait_for("every delivery recorded", async || {
+        helpers::scalar(
+            &db,
+            "SELECT count(*) FROM webhook_deliveries WHERE state = 'delivered'",
+            &[],
+        )
+        .await
+            == 24
+    })
+    .await;
 }
