@@ -166,6 +166,22 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "sends tried before a message is given up [default: 12]",
     ),
     (
+        "WEBHOOK_ALLOW_PRIVATE_NETWORKS",
+        "`true`: webhooks may reach loopback and private addresses, and over http (development, tests) [default: false]",
+    ),
+    (
+        "WEBHOOK_RETRY_BASE",
+        "wait after a first failed webhook delivery, doubled each time [default: 20s]",
+    ),
+    (
+        "WEBHOOK_RETRY_WINDOW",
+        "how long after its first attempt a webhook delivery is retried [default: 24h]",
+    ),
+    (
+        "WEBHOOK_CONCURRENCY",
+        "webhook deliveries in flight at once on this instance [default: 16]",
+    ),
+    (
         "AUTH_ACCOUNT_EMAILS_PER_HOUR",
         "reset or verification emails per account an hour [default: 5]",
     ),
@@ -279,6 +295,8 @@ pub struct Config {
     pub mail: MailConfig,
     /// How many live activity streams may be open at once.
     pub live_feed: LiveFeedLimits,
+    /// Where webhooks may point, and how their deliveries are retried (`WEBHOOK_*`).
+    pub webhooks: crate::webhook::config::WebhookConfig,
 }
 
 /// Every open live activity stream holds a connection and a subscription: bounded per company
@@ -592,6 +610,7 @@ impl Config {
             request_id_header: lookup("REQUEST_ID_HEADER").map(|h| h.trim().to_owned()),
             audit_retention_days: number(&lookup, "AUDIT_RETENTION_DAYS", 365, 30..=36_500)?,
             mail: MailConfig::from_lookup(&lookup)?,
+            webhooks: crate::webhook::config::WebhookConfig::from_lookup(&lookup)?,
             live_feed: LiveFeedLimits {
                 per_company: number(&lookup, "LIVE_FEED_PER_COMPANY", 20, 1..=10_000)?,
                 total: number(&lookup, "LIVE_FEED_TOTAL", 1000, 1..=100_000)?,

@@ -14,3 +14,4 @@ pub mod model;
 pub mod startup;
 pub mod telemetry;
 pub mod validate;
+pub mod webhook;

@@ -44,6 +44,7 @@ use crate::{
         request::{self as request_telemetry, RequestIds},
         routes::RouteTemplates,
     },
+    webhook::worker::WebhookWorker,
 };
 
 /// How often partitions are made ahead and retention is applied.
@@ -386,6 +387,7 @@ pub struct Application {
     metrics_port: Option<u16>,
     audit_retention: JoinHandle<()>,
     outbox: OutboxWorker,
+    webhooks: WebhookWorker,
     password_resets: JoinHandle<()>,
     live: Arc<LiveHub>,
 }
@@ -443,6 +445,12 @@ impl Application {
             AUDIT_RETENTION_SWEEP,
         ));
         let outbox = start_outbox(&config, &db)?;
+        if config.webhooks.allow_private_networks && config.environment == Environment::Production {
+            tracing::warn!(
+                "WEBHOOK_ALLOW_PRIVATE_NETWORKS=true: webhooks may reach this network, over http too"
+            );
+        }
+        let webhooks = WebhookWorker::start(db.clone(), config.webhooks.clone());
         let account_mail = Arc::new(AccountMail::new(
             &config.public_base_url,
             config.mail.account_emails_per_hour,
@@ -467,6 +475,7 @@ impl Application {
             account_mail,
             password_resets: Arc::new(password_resets),
             live: live.clone(),
+            webhook_private_networks: config.webhooks.allow_private_networks,
         };
         let listener = tokio::net::TcpListener::bind(config.bind_addr)
             .await
@@ -552,6 +561,7 @@ impl Application {
             metrics_port,
             audit_retention,
             outbox,
+            webhooks,
             password_resets: password_reset_task,
             live,
         })
@@ -632,7 +642,9 @@ impl Application {
         self.throttle_sweep.abort();
         self.audit_retention.abort();
         self.password_resets.abort();
-        // Messages being sent get to finish; the rest wait in the outbox for the next start.
+        // Messages being sent get to finish; the rest wait in the outbox for the next start. The
+        // webhook worker stops first: its last attempts may queue an email.
+        self.webhooks.stop(Duration::from_secs(15)).await;
         self.outbox.stop(Duration::from_secs(45)).await;
         // Every acknowledged event is committed already; this stores the page views still queued.
         if tokio::time::timeout(Duration::from_secs(10), self.event_writer)

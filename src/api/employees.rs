@@ -484,6 +484,7 @@ pub async fn create_employee(
             let changes = Changes::between(None, Some(&employee));
             let event = AuditEvent::new("employee.created", Target::employee(employee.id));
             model::audit::record(&tx, audit, event.changes(changes)).await?;
+            model::webhook::enqueue_employees(&tx, "employee.created", &[employee.id]).await?;
             Ok::<_, model::employee::CreateError>(employee)
         })
         .await?;
@@ -515,6 +516,7 @@ pub async fn update_employee(
             let changes = Changes::between(Some(&before), Some(&after));
             let event = AuditEvent::new("employee.updated", Target::employee(after.id));
             model::audit::record(&tx, audit, event.changes(changes)).await?;
+            model::webhook::enqueue_employees(&tx, "employee.updated", &[after.id]).await?;
             Ok::<_, model::employee::EditError>(after)
         })
         .await?;
@@ -538,6 +540,8 @@ pub async fn delete_employee(
         .db
         .write(&tenant, async |tx| {
             let before = model::employee::lock_editable(&tx, employee_id, editor).await?;
+            // Queued while the row is still there: the event carries the employee as it was.
+            model::webhook::enqueue_employees(&tx, "employee.deleted", &[employee_id]).await?;
             let deleted = model::employee::delete(&tx, employee_id).await?;
             let changes = Changes::between(Some(&before), None);
             let event = AuditEvent::new("employee.deleted", Target::employee(before.id));
@@ -596,6 +600,7 @@ pub async fn change_photo(
             let event = AuditEvent::new(action, Target::employee(employee_id));
             let changes = Changes::new().field("photo_hash", old, new);
             model::audit::record(&tx, audit, event.changes(changes)).await?;
+            model::webhook::enqueue_employees(&tx, "employee.updated", &[employee_id]).await?;
             model::employee::get(&tx, employee_id)
                 .await?
                 .ok_or(model::employee::EditError::NotFound)

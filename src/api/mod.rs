@@ -25,6 +25,7 @@ pub mod tracking;
 pub mod upload;
 pub mod users;
 pub mod validate;
+pub mod webhooks;
 
 pub use json_string::JsonString;
 
@@ -63,6 +64,8 @@ pub struct AppState {
     pub password_resets: Arc<crate::mail::account::PasswordResets>,
     /// Fans announced analytics events out to the live feeds of this instance.
     pub live: Arc<crate::analytics::live::LiveHub>,
+    /// `WEBHOOK_ALLOW_PRIVATE_NETWORKS`: webhook URLs may be `http` and point anywhere.
+    pub webhook_private_networks: bool,
 }
 
 /// The product's sections, in its order: the spec lists them so (see [`ApiTags::ORDER`]).
@@ -82,13 +85,15 @@ pub enum ApiTags {
     Cards,
     /// What people do on cards: tracking and dashboards.
     Analytics,
+    /// Signed HTTP calls to the company's own endpoints when something happens.
+    Webhooks,
     /// Liveness and readiness.
     Health,
 }
 
 impl ApiTags {
     /// Every tag in declaration order (poem-openapi itself sorts tags by name).
-    pub const ORDER: [ApiTags; 8] = [
+    pub const ORDER: [ApiTags; 9] = [
         ApiTags::Auth,
         ApiTags::Companies,
         ApiTags::Employees,
@@ -96,6 +101,7 @@ impl ApiTags {
         ApiTags::Subscriptions,
         ApiTags::Cards,
         ApiTags::Analytics,
+        ApiTags::Webhooks,
         ApiTags::Health,
     ];
 }
@@ -116,6 +122,7 @@ pub type Apis = (
     audit::AuditApi,
     health::HealthApi,
     employee_import::EmployeeImportApi,
+    webhooks::WebhooksApi,
 );
 
 /// The API with its OpenAPI description, to be nested under `/api`.
@@ -137,6 +144,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             audit::AuditApi,
             health::HealthApi,
             employee_import::EmployeeImportApi,
+            webhooks::WebhooksApi,
         ),
         "CallingCard",
         env!("CARGO_PKG_VERSION"),

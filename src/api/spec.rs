@@ -81,6 +81,13 @@ pub const ERRORS: &[(&str, &str, &[u16])] = &[
     ("get", "/subscriptions/current", &[404, 503]),
     ("put", "/company/{company_id}/subscription", &[403, 404, 503]),
     ("get", "/company/{company_id}/audit", &[403, 404, 422, 503]),
+    ("post", "/company/{company_id}/webhooks", &[403, 404, 409, 503]),
+    ("get", "/company/{company_id}/webhooks", &[403, 404, 422, 503]),
+    ("get", "/company/{company_id}/webhooks/{webhook_id}", &[403, 404, 422, 503]),
+    ("put", "/company/{company_id}/webhooks/{webhook_id}", &[403, 404, 503]),
+    ("delete", "/company/{company_id}/webhooks/{webhook_id}", &[403, 404, 422, 503]),
+    ("post", "/company/{company_id}/webhooks/{webhook_id}/test", &[403, 404, 422, 503]),
+    ("get", "/company/{company_id}/webhooks/{webhook_id}/deliveries", &[403, 404, 422, 503]),
     // Touches nothing but the process.
     ("get", "/health/live", &[]),
     // Its 503 is its own answer (`degraded`), already in the spec.
@@ -108,7 +115,8 @@ fn description(status: u16) -> &'static str {
         }
         409 => {
             "Conflicts with an existing record or rule (`email_taken`, `slug_taken`, \
-                `employee_already_linked`, `employee_already_invited`, `last_admin`), or with \
+                `employee_already_linked`, `employee_already_invited`, `last_admin`, \
+                `too_many_webhooks`), or with \
                 the account's state (`already_verified`)."
         }
         410 => {
@@ -393,7 +401,7 @@ mod tests {
     use super::*;
     use crate::api::{
         account, auth, companies, employee_import, employees, invitations, subscriptions, tracking,
-        users,
+        users, webhooks,
     };
 
     fn spec() -> Value {
@@ -472,12 +480,15 @@ mod tests {
     /// fields of an update: left out they are kept, but they cannot be cleared (`null` is 422).
     #[test]
     fn optional_properties_are_nullable() {
-        const KEPT_NOT_CLEARED: [(&str, &str); 5] = [
+        const KEPT_NOT_CLEARED: [(&str, &str); 8] = [
             ("UpdateCompany", "name"),
             ("UpdateEmployee", "full_name"),
             ("UpdateUser", "full_name"),
             ("UpdateUser", "role"),
             ("UpdateUser", "is_active"),
+            ("UpdateWebhook", "url"),
+            ("UpdateWebhook", "events"),
+            ("UpdateWebhook", "enabled"),
         ];
         let spec = spec();
         for (name, schema) in spec["components"]["schemas"].as_object().unwrap() {
@@ -542,6 +553,7 @@ mod tests {
                 "Subscriptions",
                 "Cards",
                 "Analytics",
+                "Webhooks",
                 "Health"
             ]
         );
@@ -673,6 +685,16 @@ mod tests {
             (
                 "ImportRowInput",
                 refuses_unknown_fields::<employee_import::ImportRowInput>(json!({})),
+            ),
+            (
+                "CreateWebhook",
+                refuses_unknown_fields::<webhooks::CreateWebhook>(json!({
+                    "url": "https://hooks.example.com/", "events": ["lead.created"]
+                })),
+            ),
+            (
+                "UpdateWebhook",
+                refuses_unknown_fields::<webhooks::UpdateWebhook>(json!({})),
             ),
         ];
         for (name, refuses) in &checked {

@@ -142,6 +142,13 @@ impl Tenant {
         Self::member(company_id, Role::Employee)
     }
 
+    /// The webhook worker recording an attempt in the company of the delivery it claimed (the
+    /// claim named it), and queuing the email to its admins when that attempt disabled the
+    /// endpoint. As an employee: the least a login can be.
+    pub fn webhook_delivery(company_id: Uuid) -> Self {
+        Self::member(company_id, Role::Employee)
+    }
+
     /// The operator at the server's command line (`create-superadmin`), acting as a superadmin
     /// in the platform company.
     pub fn platform_operator(platform_company_id: Uuid) -> Self {

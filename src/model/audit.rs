@@ -93,6 +93,9 @@ impl Target {
     pub fn user(id: Uuid) -> Self {
         Self::new("user", id)
     }
+    pub fn webhook(id: Uuid) -> Self {
+        Self::new("webhook", id)
+    }
     /// A company's subscription, named by the company (a company has one at a time).
     pub fn subscription(company_id: Uuid) -> Self {
         Self::new("subscription", company_id)

@@ -19,6 +19,7 @@ pub mod session;
 pub mod slug;
 pub mod subscription;
 pub mod user;
+pub mod webhook;
 
 use tokio_postgres::Row;
 

@@ -54,3 +54,4 @@ mod teammates;
 mod tenancy_matrix;
 mod tenant_wall;
 mod token_limits;
+mod webhooks;

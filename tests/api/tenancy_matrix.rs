@@ -106,6 +106,11 @@ enum Body {
     UnknownInvitation,
     /// One employee to import, as JSON rows.
     ImportRows,
+    /// A webhook to a public address, for an event nothing in the matrix sends (so no worker
+    /// touches it while the matrix runs).
+    NewWebhook,
+    /// A new description of a webhook.
+    EditWebhook,
 }
 
 /// What a row does to company A.
@@ -150,7 +155,8 @@ impl Effect {
 /// it is at the root of the site (the `!` dropped); it may end in a query string (`?by=device`),
 /// sent as it is once its placeholders are filled. In it, `{A}` is company A, `{EA}` the
 /// employee linked to the employee login, `{EA2}` another employee of A, `{X}` a fresh employee
-/// of A created for each cell, `{Y}` a fresh login and `{I}` a fresh pending invitation of A
+/// of A created for each cell, `{Y}` a fresh login, `{I}` a fresh pending invitation and `{WH}`
+/// a fresh (disabled) webhook of A
 /// (see [`World::fresh`]), `{SA}` the session of A's admin; `{CS}` is A's slug, `{ESA}` EA's public slug, `{PHOTO}` the hash
 /// of EA's photo and `{LOGO}` that of A's logo (see [`World::restore_images`]).
 struct Row {
@@ -255,6 +261,13 @@ const MATRIX: &[Row] = &[
     row(Post,   "/analytics/track?company_slug={CS}&employee_slug={ESA}", Body::Call,           T, [200, 200,  200, 200,  200, 200]),
     row(Get,    "/company/{A}/audit",                                     Body::Empty,          R, [200, 404,  403, 200,  401, 401]),
     row(Post,   "/company/{A}/employees/import",                          Body::ImportRows,     W, [200, 404,  403, 200,  401, 401]),
+    row(Post,   "/company/{A}/webhooks",                                  Body::NewWebhook,     W, [201, 404,  403, 201,  401, 401]),
+    row(Get,    "/company/{A}/webhooks",                                  Body::Empty,          R, [200, 404,  403, 200,  401, 401]),
+    row(Get,    "/company/{A}/webhooks/{WH}",                             Body::Empty,          R, [200, 404,  403, 200,  401, 401]),
+    row(Put,    "/company/{A}/webhooks/{WH}",                             Body::EditWebhook,    W, [200, 404,  403, 200,  401, 401]),
+    row(Post,   "/company/{A}/webhooks/{WH}/test",                        Body::Empty,          W, [202, 404,  403, 202,  401, 401]),
+    row(Get,    "/company/{A}/webhooks/{WH}/deliveries",                  Body::Empty,          R, [200, 404,  403, 200,  401, 401]),
+    row(Delete, "/company/{A}/webhooks/{WH}",                             Body::Empty,          W, [204, 404,  403, 204,  401, 401]),
 ];
 
 impl Row {
@@ -546,8 +559,9 @@ impl World {
             .replace("{LOGO}", &self.images[2].hash)
     }
 
-    /// `template` with `{Y}` and `{I}` made: a fresh login (role `employee`) and a fresh
-    /// pending invitation of A, stored as the superuser (no password to hash, no email to send).
+    /// `template` with `{Y}`, `{I}` and `{WH}` made: a fresh login (role `employee`), a fresh
+    /// pending invitation and a fresh webhook of A, stored as the superuser (no password to hash,
+    /// no email to send).
     async fn fresh(&self, template: &str) -> String {
         let mut path = template.to_owned();
         if path.contains("{Y}") {
@@ -565,6 +579,21 @@ impl World {
                 .await
                 .expect("adding a fresh login to A");
             path = path.replace("{Y}", &id.to_string());
+        }
+        if path.contains("{WH}") {
+            // Disabled: no event queues anything for it, so no worker changes it meanwhile.
+            let id = Uuid::new_v4();
+            self.owner
+                .execute(
+                    "INSERT INTO webhooks (company_id, id, url, events, secret, enabled,
+                                           disabled_reason, disabled_at)
+                     VALUES ($1, $2::uuid, 'https://93.184.215.14/fresh', ARRAY['employee.created'],
+                             'whsec_' || md5($2::text) || md5($2::text), false, 'admin', now())",
+                    &[&self.company_a(), &id],
+                )
+                .await
+                .expect("adding a fresh webhook to A");
+            path = path.replace("{WH}", &id.to_string());
         }
         if path.contains("{I}") {
             let id = Uuid::new_v4();
@@ -633,6 +662,9 @@ impl World {
                 json!({"token": format!("{n}{n}"), "password": "brand-new-password-49"})
             }
             Body::UnknownToken => json!({"token": format!("{n}{n}")}),
+            Body::NewWebhook => json!({"url": "https://93.184.215.14/matrix",
+                                       "events": ["lead.created"], "description": "Matrix"}),
+            Body::EditWebhook => json!({"description": format!("Edited {}", &n[..8])}),
             Body::ImportRows => {
                 json!({"rows": [{"full_name": format!("Imported Alpha {}", &n[..8]),
                                                  "email": format!("imported-{n}@alpha-tenant.test")}]})
@@ -818,6 +850,8 @@ const SNAPSHOT: &str = "SELECT jsonb_build_object(
               FROM session_refresh_tokens t WHERE t.company_id = $1),
          'invitations', (SELECT coalesce(jsonb_agg(to_jsonb(i) ORDER BY i.id), '[]')
                          FROM invitations i WHERE i.company_id = $1),
+         'webhooks', (SELECT coalesce(jsonb_agg(to_jsonb(w) ORDER BY w.id), '[]')
+                      FROM webhooks w WHERE w.company_id = $1),
          'media', (SELECT coalesce(jsonb_agg(jsonb_build_object(
                        'hash', m.hash, 'content_type', m.content_type,
                        'sha256', encode(sha256(m.bytes), 'hex'), 'created_at', m.created_at)

@@ -45,6 +45,16 @@ impl TenantTable {
 /// become checks that both are refused outright.
 const APPEND_ONLY: &[&str] = &["audit_events"];
 
+/// A webhook of company `$1`, its URL made unique by `$2`.
+macro_rules! webhook_insert {
+    () => {
+        "INSERT INTO webhooks (company_id, id, url, events, secret)
+         SELECT $1, gen_random_uuid(), 'https://intruder.example/' || md5($2::uuid::text),
+                ARRAY['employee.created'], md5(random()::text) || md5(random()::text)"
+    };
+}
+const WEBHOOK_INSERT: &str = webhook_insert!();
+
 /// Every tenant table. `catalog_walls_every_tenant_table` fails when a table with a `company_id`
 /// is missing here, so a new table gets the behavioural checks below too.
 const TENANT_TABLES: &[TenantTable] = &[
@@ -260,6 +270,44 @@ const TENANT_TABLES: &[TenantTable] = &[
         unlink: &[],
         touch: "visitors = visitors + 1",
     },
+    // Webhooks: an endpoint (its secret readable by no tenant query), a delivery, an attempt.
+    TenantTable {
+        name: "webhooks",
+        tenant_col: "company_id",
+        insert: WEBHOOK_INSERT,
+        unlink: &[],
+        touch: "description = description",
+    },
+    TenantTable {
+        name: "webhook_deliveries",
+        tenant_col: "company_id",
+        insert: concat!(
+            "WITH w AS (",
+            webhook_insert!(),
+            " RETURNING company_id, id)
+             INSERT INTO webhook_deliveries (company_id, id, webhook_id, event_id, event, subject_id, payload)
+             SELECT company_id, gen_random_uuid(), id, gen_random_uuid(), 'employee.created', $2, '{}' FROM w"
+        ),
+        unlink: &[],
+        touch: "attempts = attempts",
+    },
+    TenantTable {
+        name: "webhook_attempts",
+        tenant_col: "company_id",
+        insert: concat!(
+            "WITH w AS (",
+            webhook_insert!(),
+            " RETURNING company_id, id), d AS (
+                 INSERT INTO webhook_deliveries (company_id, id, webhook_id, event_id, event, subject_id, payload)
+                 SELECT company_id, gen_random_uuid(), id, gen_random_uuid(), 'employee.created', $2, '{}' FROM w
+                 RETURNING company_id, id
+             )
+             INSERT INTO webhook_attempts (company_id, delivery_id, attempt, outcome, response_code, latency_ms)
+             SELECT company_id, id, 1, 'failed', 500, 12 FROM d"
+        ),
+        unlink: &[],
+        touch: "latency_ms = latency_ms",
+    },
     TenantTable {
         name: "card_running_employee_daily",
         tenant_col: "company_id",
@@ -474,6 +522,27 @@ async fn seed_company(
                 &format!("invitation of {slug}"),
                 &admin_id,
             ],
+        )
+        .await
+        .unwrap();
+    // A webhook, a delivery to it and an attempt of that delivery.
+    owner
+        .execute(
+            "WITH w AS (
+                 INSERT INTO webhooks (company_id, id, url, events, secret)
+                 VALUES ($1, gen_random_uuid(), 'https://hooks.' || $2 || '.example/in',
+                         ARRAY['employee.created'], 'whsec_' || md5($2) || md5($2))
+                 RETURNING company_id, id
+             ), d AS (
+                 INSERT INTO webhook_deliveries (company_id, id, webhook_id, event_id, event, payload)
+                 SELECT company_id, gen_random_uuid(), id, gen_random_uuid(), 'employee.created', '{}'
+                 FROM w
+                 RETURNING company_id, id
+             )
+             INSERT INTO webhook_attempts (company_id, delivery_id, attempt, outcome, response_code,
+                                           latency_ms)
+             SELECT company_id, id, 1, 'failed', 503, 40 FROM d",
+            &[&id, &slug],
         )
         .await
         .unwrap();
@@ -1550,6 +1619,22 @@ async fn service_role_has_no_way_around_the_wall() {
             "TABLE(outcome text, session_id uuid, user_id uuid, company_id uuid, role text, expires_at timestamp with time zone)",
         ),
         ("superadmin_employee_company", "p_employee_id uuid", "uuid"),
+        (
+            "webhook_attempted",
+            "p_company_id uuid, p_id uuid, p_claim uuid, p_delivered boolean, \
+             p_response_code integer, p_latency_ms integer, p_error text, \
+             p_retry_seconds double precision",
+            "TABLE(state text, disabled boolean)",
+        ),
+        (
+            "webhook_claim",
+            "p_limit integer, p_per_webhook integer, p_lease_seconds double precision",
+            "TABLE(company_id uuid, id uuid, webhook_id uuid, event_id uuid, event text, \
+             payload jsonb, created_at timestamp with time zone, attempts integer, \
+             first_attempt_at timestamp with time zone, claim uuid, url text, secret text)",
+        ),
+        ("webhook_forget", "p_keep_seconds double precision", "bigint"),
+        ("webhook_next_due", "", "double precision"),
     ]
     .map(|(name, args, result)| (name.to_owned(), args.to_owned(), result.to_owned()));
     assert_eq!(signatures, expected, "SECURITY DEFINER functions");
@@ -2065,10 +2150,18 @@ async fn a_visitor_reads_its_card_company_but_no_logins_or_billing() {
     let mut app = w.app().await;
     // Logins, billing and analytics (restrictive `not_for_visitors` policies): nothing a card
     // shows.
-    let hidden_from_visitors: Vec<&str> = ["users", "subscriptions", "audit_events", "invitations"]
-        .into_iter()
-        .chain(ANALYTICS_TABLES)
-        .collect();
+    let hidden_from_visitors: Vec<&str> = [
+        "users",
+        "subscriptions",
+        "audit_events",
+        "invitations",
+        "webhooks",
+        "webhook_deliveries",
+        "webhook_attempts",
+    ]
+    .into_iter()
+    .chain(ANALYTICS_TABLES)
+    .collect();
 
     let tx = begin(&mut app, Some(a), Some("public")).await;
     for table in TENANT_TABLES {

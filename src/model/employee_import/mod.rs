@@ -7,7 +7,9 @@
 //! transaction (all of them or none), in batches of [`CHUNK_ROWS`] (one `INSERT … SELECT FROM
 //! unnest(…)` or `UPDATE … FROM unnest(…)` per batch, never a statement per row). The plan's
 //! employee limit applies to the import as a whole: when the rows to create would pass it,
-//! nothing is written. One audit event, `employee.imported`, records the counts.
+//! nothing is written. One audit event, `employee.imported`, records the counts; each employee
+//! created or changed is a webhook event (`employee.created`, `employee.updated`), queued a batch
+//! at a time.
 //!
 //! Rows are numbered from 1: in a CSV file, the record after the header (the header is row 0;
 //! a quoted field spanning lines still makes one record); in a list, its position.
@@ -24,6 +26,7 @@ pub use csv_file::{CsvError, CsvRows, parse_csv};
 use super::{
     audit::{self, AuditContext, AuditEvent, Changes, Target},
     employee::{self, Employee, EmployeeField, employee_columns},
+    webhook,
 };
 use crate::{
     card::CardUrls,
@@ -519,11 +522,15 @@ pub async fn import(
     let slugs = unique_slugs(tx, company_id, &creates).await?;
     for (batch, slugs) in creates.chunks(CHUNK_ROWS).zip(slugs.chunks(CHUNK_ROWS)) {
         insert_batch(tx, company_id, &report.company_slug, batch, slugs).await?;
+        let ids: Vec<Uuid> = batch.iter().map(|(id, _)| *id).collect();
+        webhook::enqueue_employees(tx, "employee.created", &ids).await?;
         done += batch.len();
         progress(Progress { done, total });
     }
     for batch in updates.chunks(CHUNK_ROWS) {
         update_batch(tx, company_id, batch).await?;
+        let ids: Vec<Uuid> = batch.iter().map(|(id, _)| *id).collect();
+        webhook::enqueue_employees(tx, "employee.updated", &ids).await?;
         done += batch.len();
         progress(Progress { done, total });
     }
