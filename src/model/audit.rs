@@ -220,6 +220,14 @@ impl Audited for Company {
             ("logo_hash", self.logo_hash.clone().into()),
             ("brand_color", self.brand_color.clone().into()),
             ("slug", self.slug.clone().into()),
+            ("lead_capture_enabled", self.leads.capture_enabled.into()),
+            ("lead_consent_required", self.leads.consent_required.into()),
+            ("lead_consent_text", self.leads.consent_text.clone().into()),
+            (
+                "privacy_policy_url",
+                self.leads.privacy_policy_url.clone().into(),
+            ),
+            ("lead_retention_days", self.leads.retention_days.into()),
         ])
     }
 }
