@@ -103,6 +103,9 @@ impl Target {
     pub fn invitation(id: Uuid) -> Self {
         Self::new("invitation", id)
     }
+    pub fn lead(id: Uuid) -> Self {
+        Self::new("lead", id)
+    }
 }
 
 /// How it ended. A change that failed rolls back with its event, so changes are `Success`;

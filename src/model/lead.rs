@@ -146,34 +146,27 @@ pub async fn enqueue_email(tx: &TenantTx, lead_id: Uuid, email: &Email) -> Resul
 pub enum Scope {
     /// Admins and superadmins: all of the company's.
     Company,
-    /// An employee: those of the card their login is linked to (none without a card).
-    Card(Option<Uuid>),
+    /// An employee: those of the card their login (this user id) is linked to, as the login
+    /// is now; none without a card, nor of a deleted employee.
+    LinkedTo(Uuid),
 }
 
 impl Scope {
     fn params(self) -> (bool, Option<Uuid>) {
         match self {
             Scope::Company => (false, None),
-            Scope::Card(card) => (true, card),
+            Scope::LinkedTo(user) => (true, Some(user)),
         }
     }
 }
 
-/// The employee card login `$2` of company `$1` is linked to, and whether the company exists
-/// (to the tenant).
-const VIEWER: &str = "SELECT EXISTS (SELECT 1 FROM companies WHERE id = $1),
-            (SELECT u.employee_id FROM users u
-             WHERE u.company_id = $1 AND u.id = $2 AND u.is_active)";
-
-/// Whether the company exists, and the card of login `user_id`; `None` without the company.
-pub async fn linked_card(
-    tx: &TenantTx,
-    company_id: Uuid,
-    user_id: Uuid,
-) -> Result<Option<Option<Uuid>>, DbError> {
-    let row = tx.query_one(VIEWER, [&company_id, &user_id]).await?;
-    let exists: bool = row.try_get(0)?;
-    Ok(exists.then(|| row.get(1)))
+/// `$2`: only the leads of the card login `$3` is linked to (an active login's).
+macro_rules! scope_filter {
+    () => {
+        "(NOT $2 OR employee_id = (SELECT u.employee_id FROM users u
+                                  WHERE u.company_id = leads.company_id AND u.id = $3
+                                    AND u.is_active))"
+    };
 }
 
 /// Where a page starts: after the last lead of the previous page, newest first.
@@ -238,18 +231,22 @@ pub struct ListQuery {
 
 /// Every filter is a parameter (`NULL`: none), so one statement serves every list; it reads
 /// `leads_newest` (or `leads_employee`) backwards from the cursor.
-const LIST: &str = "SELECT id, company_id, employee_id, employee_name, created_at, name, email,
+const LIST: &str = concat!(
+    "SELECT id, company_id, employee_id, employee_name, created_at, name, email,
             phone, company, job_title, note, consent_given, consent_text, vcard_requested
      FROM leads
      WHERE company_id = $1
-       AND (NOT $2 OR employee_id = $3)
+       AND ",
+    scope_filter!(),
+    "
        AND ($4::text IS NULL OR name ILIKE $4 OR email ILIKE $4 OR phone ILIKE $4
             OR company ILIKE $4 OR job_title ILIKE $4 OR note ILIKE $4)
        AND ($5::timestamptz IS NULL OR created_at >= $5)
        AND ($6::timestamptz IS NULL OR created_at < $6)
        AND ($7::timestamptz IS NULL OR (created_at, id) < ($7, $8::uuid))
      ORDER BY created_at DESC, id DESC
-     LIMIT $9";
+     LIMIT $9"
+);
 
 /// `%…%` of `search`, its `%`, `_` and `\` matched as themselves.
 fn like_pattern(search: &str) -> String {
@@ -272,7 +269,7 @@ pub async fn list(
     company_id: Uuid,
     query: &ListQuery,
 ) -> Result<Option<(Vec<Lead>, Option<Cursor>)>, DbError> {
-    let (only_card, card) = query.scope.params();
+    let (only_card, user) = query.scope.params();
     let pattern = query.search.as_deref().map(like_pattern);
     let (after_at, after_id) = (query.after.map(|c| c.created_at), query.after.map(|c| c.id));
     let limit = query.limit + 1;
@@ -283,7 +280,7 @@ pub async fn list(
             [
                 &company_id,
                 &only_card,
-                &card,
+                &user,
                 &pattern,
                 &query.from,
                 &query.to,
@@ -303,14 +300,17 @@ pub async fn list(
     Ok(Some((leads, next)))
 }
 
-const GET: &str = "SELECT id, company_id, employee_id, employee_name, created_at, name, email,
+const GET: &str = concat!(
+    "SELECT id, company_id, employee_id, employee_name, created_at, name, email,
             phone, company, job_title, note, consent_given, consent_text, vcard_requested
-     FROM leads WHERE id = $1 AND (NOT $2 OR employee_id = $3)";
+     FROM leads WHERE id = $1 AND ",
+    scope_filter!()
+);
 
 /// The lead, if the tenant has it and `scope` may see it.
 pub async fn get(tx: &TenantTx, lead_id: Uuid, scope: Scope) -> Result<Option<Lead>, DbError> {
-    let (only_card, card) = scope.params();
-    tx.query_opt(GET, [&lead_id, &only_card, &card])
+    let (only_card, user) = scope.params();
+    tx.query_opt(GET, [&lead_id, &only_card, &user])
         .await?
         .as_ref()
         .map(Lead::try_from)
