@@ -139,12 +139,15 @@ async fn lead_tenant(db: &Db, caller: &Caller, lead_id: Uuid) -> Result<Tenant, 
     caller.tenant_for(company, "Lead not found")
 }
 
+/// The list's search and time bounds, checked.
+type Filters = (Option<String>, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 /// The list's filters, checked.
 fn filters(
     q: Option<String>,
     from: Option<&TimeBound>,
     to: Option<&TimeBound>,
-) -> Result<(Option<String>, Option<DateTime<Utc>>, Option<DateTime<Utc>>), ApiError> {
+) -> Result<Filters, ApiError> {
     let search = super::validate::optional_text("q", q, MAX_SEARCH)?;
     let (from, to) = time_bound::range(from, to, Tz::UTC)?;
     if let (Some(from), Some(to)) = (from, to)

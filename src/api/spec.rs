@@ -81,6 +81,12 @@ pub const ERRORS: &[(&str, &str, &[u16])] = &[
     ("get", "/subscriptions/current", &[404, 503]),
     ("put", "/company/{company_id}/subscription", &[403, 404, 503]),
     ("get", "/company/{company_id}/audit", &[403, 404, 422, 503]),
+    ("post", "/card/{company_slug}/{employee_slug}/leads", &[403, 404, 422, 429, 503]),
+    ("get", "/company/{company_id}/leads", &[404, 422, 503]),
+    ("get", "/company/{company_id}/leads/export.csv", &[404, 422, 503]),
+    ("get", "/leads/{lead_id}", &[404, 422, 503]),
+    ("delete", "/leads/{lead_id}", &[403, 404, 422, 503]),
+    ("get", "/leads/{lead_id}/vcard", &[404, 422, 503]),
     // Touches nothing but the process.
     ("get", "/health/live", &[]),
     // Its 503 is its own answer (`degraded`), already in the spec.
