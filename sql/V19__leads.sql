@@ -49,8 +49,9 @@ CREATE INDEX leads_employee ON leads (company_id, employee_id, created_at, id)
 CREATE INDEX leads_created_at ON leads (created_at);
 
 -- A visitor leaves a lead (INSERT, no RETURNING) but never reads, changes or erases one: the
--- company's members do.
-GRANT SELECT, INSERT, DELETE ON leads TO callingcard_app;
+-- company's members do (UPDATE: for what members will note on a lead, e.g. that it was
+-- followed up).
+GRANT SELECT, INSERT, UPDATE, DELETE ON leads TO callingcard_app;
 ALTER TABLE leads ENABLE ROW LEVEL SECURITY;
 ALTER TABLE leads FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON leads
