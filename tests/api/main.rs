@@ -35,6 +35,7 @@ mod employee_import;
 mod employee_list;
 mod employees;
 mod invitations;
+mod leads;
 mod live_feed;
 mod login_throttle;
 mod mail;
