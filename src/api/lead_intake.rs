@@ -85,22 +85,24 @@ pub struct LeadSubmission {
     #[oai(validator(max_length = 200))]
     pub name: JsonString,
     /// `email` or `phone` (or both) is required.
-    #[oai(validator(max_length = 254))]
+    #[oai(nullable, validator(max_length = 254))]
     pub email: Option<JsonString>,
-    #[oai(validator(max_length = 40))]
+    #[oai(nullable, validator(max_length = 40))]
     pub phone: Option<JsonString>,
-    #[oai(validator(max_length = 200))]
+    #[oai(nullable, validator(max_length = 200))]
     pub company: Option<JsonString>,
-    #[oai(validator(max_length = 200))]
+    #[oai(nullable, validator(max_length = 200))]
     pub job_title: Option<JsonString>,
-    #[oai(validator(max_length = 2000))]
+    #[oai(nullable, validator(max_length = 2000))]
     pub note: Option<JsonString>,
     /// Consent to the company's consent text; required when the company asks for it.
+    #[oai(nullable)]
     pub consent: Option<bool>,
     /// Email the card's vCard to `email`.
+    #[oai(nullable)]
     pub send_vcard: Option<bool>,
     /// The honeypot: must be absent or empty (the form hides it from people).
-    #[oai(validator(max_length = 2048))]
+    #[oai(nullable, validator(max_length = 2048))]
     pub website: Option<JsonString>,
     /// The `started` value of the card page's form: when the form was served, signed.
     #[oai(validator(max_length = 100))]
@@ -110,18 +112,28 @@ pub struct LeadSubmission {
 /// A lead, as the card page's form sends it (`application/x-www-form-urlencoded`): every
 /// field is text, a ticked checkbox is `yes` (or `on`, `true`, `1`).
 #[derive(Debug, Default, Object, Deserialize)]
-#[serde(default)]
-#[oai(rename = "LeadFormSubmission")]
+#[serde(default, deny_unknown_fields)]
+#[oai(rename = "LeadFormSubmission", deny_unknown_fields)]
 pub struct LeadFormFields {
+    #[oai(nullable)]
     pub name: Option<String>,
+    #[oai(nullable)]
     pub email: Option<String>,
+    #[oai(nullable)]
     pub phone: Option<String>,
+    #[oai(nullable)]
     pub company: Option<String>,
+    #[oai(nullable)]
     pub job_title: Option<String>,
+    #[oai(nullable)]
     pub note: Option<String>,
+    #[oai(nullable)]
     pub consent: Option<String>,
+    #[oai(nullable)]
     pub send_vcard: Option<String>,
+    #[oai(nullable)]
     pub website: Option<String>,
+    #[oai(nullable)]
     pub started: Option<String>,
 }
 

@@ -398,8 +398,8 @@ mod tests {
 
     use super::*;
     use crate::api::{
-        account, auth, companies, employee_import, employees, invitations, subscriptions, tracking,
-        users,
+        account, auth, companies, employee_import, employees, invitations, lead_intake,
+        subscriptions, tracking, users,
     };
 
     fn spec() -> Value {
@@ -478,8 +478,10 @@ mod tests {
     /// fields of an update: left out they are kept, but they cannot be cleared (`null` is 422).
     #[test]
     fn optional_properties_are_nullable() {
-        const KEPT_NOT_CLEARED: [(&str, &str); 5] = [
+        const KEPT_NOT_CLEARED: [(&str, &str); 7] = [
             ("UpdateCompany", "name"),
+            ("UpdateCompany", "lead_capture_enabled"),
+            ("UpdateCompany", "lead_consent_required"),
             ("UpdateEmployee", "full_name"),
             ("UpdateUser", "full_name"),
             ("UpdateUser", "role"),
@@ -547,6 +549,7 @@ mod tests {
                 "Users",
                 "Subscriptions",
                 "Cards",
+                "Leads",
                 "Analytics",
                 "Health"
             ]
@@ -679,6 +682,16 @@ mod tests {
             (
                 "ImportRowInput",
                 refuses_unknown_fields::<employee_import::ImportRowInput>(json!({})),
+            ),
+            (
+                "LeadSubmission",
+                refuses_unknown_fields::<lead_intake::LeadSubmission>(json!({
+                    "name": "n", "email": "e@example.com", "started": "1.x"
+                })),
+            ),
+            (
+                "LeadFormSubmission",
+                refuses_unknown_fields::<lead_intake::LeadFormFields>(json!({"name": "n"})),
             ),
         ];
         for (name, refuses) in &checked {
