@@ -454,7 +454,11 @@ pub async fn form_refusals_as_pages<E: Endpoint>(
                 .starts_with("application/x-www-form-urlencoded")
         });
     if !form {
-        return next.call(req).await.map(IntoResponse::into_response);
+        // Boxed: this layer wraps every request, and must not add the size of everything
+        // inside it to every request's future.
+        return Box::pin(next.call(req))
+            .await
+            .map(IntoResponse::into_response);
     }
     let card_path = req
         .uri()
@@ -463,7 +467,7 @@ pub async fn form_refusals_as_pages<E: Endpoint>(
         .and_then(|p| p.strip_suffix("/leads"))
         .unwrap_or("/")
         .to_owned();
-    let response = match next.call(req).await {
+    let response = match Box::pin(next.call(req)).await {
         Ok(response) => response.into_response(),
         Err(err) => crate::error::render(err).await,
     };

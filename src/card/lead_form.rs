@@ -141,7 +141,7 @@ pub fn section(form: &LeadForm, person: &str) -> Markup {
                 "\n"
                 input type="hidden" name="started" value=(STARTED_PLACEHOLDER);
                 "\n"
-                button type="submit" class="btn primary" { "Send my contact" }
+                button type="submit" class="btn primary" id="lead-send" { "Send my contact" }
                 "\n"
             }
             "\n"
