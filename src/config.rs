@@ -77,6 +77,18 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ),
     ("QR_RENDERS", "QR codes rendered at once [default: cores]"),
     (
+        "LEADS_PER_ADDRESS_PER_HOUR",
+        "leads a client address may leave in an hour [default: 10]",
+    ),
+    (
+        "LEADS_PER_CARD_PER_HOUR",
+        "leads one card takes in an hour [default: 60]",
+    ),
+    (
+        "LEAD_MIN_FILL_SECONDS",
+        "shortest time between serving a card's form and taking its lead [default: 3]",
+    ),
+    (
         "IMAGE_DECODE_MEMORY_MB",
         "memory of image decodes in flight [default: 320]",
     ),
@@ -387,6 +399,14 @@ pub struct PublicLimits {
     pub unknown_slug_ttl: Duration,
     /// `QR_RENDERS`: QR codes rendered at once (default: the number of cores).
     pub qr_renders: usize,
+    /// `LEADS_PER_ADDRESS_PER_HOUR`: leads a client address may leave in an hour, on any cards
+    /// (default 10, all at once at most).
+    pub leads_per_address_per_hour: u32,
+    /// `LEADS_PER_CARD_PER_HOUR`: leads one card takes in an hour, from anyone (default 60).
+    pub leads_per_card_per_hour: u32,
+    /// `LEAD_MIN_FILL_SECONDS`: a lead sent back sooner after its form was served is refused as
+    /// a script's (default 3 s).
+    pub lead_min_fill: Duration,
 }
 
 /// Decoding an upload takes memory in proportion to its pixels, not its bytes.
@@ -572,6 +592,19 @@ impl Config {
                 None => Duration::from_secs(60),
             },
             qr_renders: number(&lookup, "QR_RENDERS", cores, 1..=1024)?,
+            leads_per_address_per_hour: number(
+                &lookup,
+                "LEADS_PER_ADDRESS_PER_HOUR",
+                10,
+                1..=1_000_000,
+            )?,
+            leads_per_card_per_hour: number(&lookup, "LEADS_PER_CARD_PER_HOUR", 60, 1..=1_000_000)?,
+            lead_min_fill: Duration::from_secs(number(
+                &lookup,
+                "LEAD_MIN_FILL_SECONDS",
+                3,
+                0..=3600,
+            )?),
         };
         let image_decode = ImageDecodeLimits {
             memory_bytes: number(&lookup, "IMAGE_DECODE_MEMORY_MB", 320, 1..=1 << 20)? << 20,

@@ -61,6 +61,8 @@ const LOGIN_THROTTLE_SWEEP: Duration = Duration::from_secs(600);
 
 /// How often audit events past their retention are deleted.
 const AUDIT_RETENTION_SWEEP: Duration = Duration::from_secs(3600);
+/// How often leads past their company's retention are erased.
+const LEAD_RETENTION_SWEEP: Duration = Duration::from_secs(3600);
 
 /// Largest request body accepted anywhere (the JSON API needs far less).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -177,6 +179,7 @@ pub fn routes(state: AppState, cors_origins: &[String]) -> BoxEndpoint<'static> 
         // Inside `limit_body`, which bounds the bodies it reads.
         .around(api::nul::refuse_nul)
         .around(limit_body)
+        .around(api::lead_intake::form_refusals_as_pages)
         .around(move |next, req| contract_headers(next, req, operations.clone()))
         .data(state)
         .data(jwt)
@@ -267,6 +270,8 @@ async fn limit_body<E: Endpoint>(
         api::employee_import::MAX_IMPORT_REQUEST_BYTES
     } else if req.uri().path() == "/api/analytics/track" {
         api::tracking::MAX_TRACK_BODY_BYTES
+    } else if api::lead_intake::is_lead_route(req.method(), req.uri().path()) {
+        api::lead_intake::MAX_LEAD_BODY_BYTES
     } else {
         MAX_BODY_BYTES
     };
@@ -386,6 +391,7 @@ pub struct Application {
     metrics_acceptor: Option<TcpAcceptor>,
     metrics_port: Option<u16>,
     audit_retention: JoinHandle<()>,
+    lead_retention: JoinHandle<()>,
     outbox: OutboxWorker,
     webhooks: WebhookWorker,
     password_resets: JoinHandle<()>,
@@ -444,6 +450,10 @@ impl Application {
             config.audit_retention_days,
             AUDIT_RETENTION_SWEEP,
         ));
+        let lead_retention = tokio::spawn(purge_leads_every(
+            db.clone().with_deadline(ANALYTICS_MAINTENANCE_DEADLINE),
+            LEAD_RETENTION_SWEEP,
+        ));
         let outbox = start_outbox(&config, &db)?;
         if config.webhooks.allow_private_networks && config.environment == Environment::Production {
             tracing::warn!(
@@ -459,6 +469,10 @@ impl Application {
         ));
         let (password_resets, password_reset_task) =
             PasswordResets::start(db.clone(), account_mail.clone());
+        let leads = Arc::new(api::lead_intake::LeadIntake::new(
+            &config.public_limits,
+            format!("lead-forms:{}", config.jwt_secret.expose()).as_bytes(),
+        ));
         let live = LiveHub::new(config.live_feed);
         live.listen(&db);
         let state = AppState {
@@ -474,6 +488,7 @@ impl Application {
             login_attempts: Default::default(),
             account_mail,
             password_resets: Arc::new(password_resets),
+            leads,
             live: live.clone(),
             webhook_private_networks: config.webhooks.allow_private_networks,
         };
@@ -560,6 +575,7 @@ impl Application {
             metrics_acceptor,
             metrics_port,
             audit_retention,
+            lead_retention,
             outbox,
             webhooks,
             password_resets: password_reset_task,
@@ -641,6 +657,7 @@ impl Application {
         self.live.close();
         self.throttle_sweep.abort();
         self.audit_retention.abort();
+        self.lead_retention.abort();
         self.password_resets.abort();
         // Messages being sent get to finish; the rest wait in the outbox for the next start. The
         // webhook worker stops first: its last attempts may queue an email.
@@ -692,6 +709,41 @@ async fn purge_audit_every(db: Db, retention_days: u32, period: Duration) {
         }
         if purged > 0 {
             tracing::info!(purged, retention_days, "audit retention applied");
+        }
+    }
+}
+
+/// Erases leads older than their company's `lead_retention_days`, now and then every `period`,
+/// a batch at a time (each its own short transaction) until none is left; through the
+/// `SECURITY DEFINER` `leads_purge`, which erases their queued messages too, as an erasure by
+/// an admin does. Failures are logged; the next round tries again.
+async fn purge_leads_every(db: Db, period: Duration) {
+    use crate::{db::Tenant, model::lead};
+    let mut ticks = tokio::time::interval(period);
+    loop {
+        ticks.tick().await;
+        let mut purged = 0;
+        loop {
+            let batch = db
+                .write(&Tenant::maintenance(), async |tx| {
+                    lead::purge_expired(&tx).await
+                })
+                .await;
+            match batch {
+                Ok(deleted) => {
+                    purged += deleted;
+                    if deleted < i64::from(lead::PURGE_BATCH) {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "lead retention failed");
+                    break;
+                }
+            }
+        }
+        if purged > 0 {
+            tracing::info!(purged, "lead retention applied");
         }
     }
 }

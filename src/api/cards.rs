@@ -514,10 +514,12 @@ pub async fn card_page(
         },
     );
     let if_none_match = req.header(header::IF_NONE_MATCH);
+    let now = chrono::Utc::now().timestamp();
+    let etag = card.page_etag(now);
     let builder = Response::builder()
-        .header(header::ETAG, card.html_etag.as_str())
+        .header(header::ETAG, etag.as_str())
         .header(header::CACHE_CONTROL, CARD_CACHE_CONTROL);
-    if matches_etag(if_none_match, &card.html_etag) {
+    if matches_etag(if_none_match, &etag) {
         return builder.status(StatusCode::NOT_MODIFIED).finish();
     }
     security_headers(builder)
@@ -526,7 +528,10 @@ pub async fn card_page(
             card.content_security_policy.as_str(),
         )
         .content_type("text/html; charset=utf-8")
-        .body(card.html.clone())
+        .body(card.page_body(|| {
+            let profile = &card.profile;
+            (state.leads).form_token(profile.company_id, profile.employee_id, now)
+        }))
 }
 
 /// A person who opened a dead link gets a page, not JSON.

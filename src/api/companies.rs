@@ -20,7 +20,7 @@ use crate::{
     model::{
         self,
         audit::{AuditContext, AuditEvent, Changes, Target},
-        company::{CompanyChange, NewCompany},
+        company::{CompanyChange, LeadSettingsChange, NewCompany},
         media::ImageSlot,
     },
 };
@@ -41,6 +41,19 @@ pub struct Company {
     /// QR codes keep working.
     pub slug: String,
     pub created_at: DateTime<Utc>,
+    /// Cards show a "Share your contact" form and take leads (default true).
+    pub lead_capture_enabled: bool,
+    /// A lead needs the visitor's consent to `lead_consent_text` (default false).
+    pub lead_consent_required: bool,
+    /// The consent the card asks for; `null`: a default sentence naming the company.
+    #[oai(nullable)]
+    pub lead_consent_text: Option<String>,
+    /// Linked beside the consent, and under the form.
+    #[oai(nullable)]
+    pub privacy_policy_url: Option<String>,
+    /// Leads older than this many days are erased automatically; `null` keeps them.
+    #[oai(nullable)]
+    pub lead_retention_days: Option<i32>,
 }
 
 impl Company {
@@ -53,6 +66,11 @@ impl Company {
             brand_color: company.brand_color,
             slug: company.slug,
             created_at: company.created_at,
+            lead_capture_enabled: company.leads.capture_enabled,
+            lead_consent_required: company.leads.consent_required,
+            lead_consent_text: company.leads.consent_text,
+            privacy_policy_url: company.leads.privacy_policy_url,
+            lead_retention_days: company.leads.retention_days,
         }
     }
 }
@@ -85,6 +103,57 @@ pub struct UpdateCompany {
     pub logo_url: MaybeUndefined<JsonString>,
     #[oai(nullable, validator(max_length = 7))]
     pub brand_color: MaybeUndefined<JsonString>,
+    pub lead_capture_enabled: MaybeUndefined<bool>,
+    pub lead_consent_required: MaybeUndefined<bool>,
+    /// Up to 1000 characters; `null` (or empty): the default sentence.
+    #[oai(nullable, validator(max_length = 1000))]
+    pub lead_consent_text: MaybeUndefined<JsonString>,
+    /// An absolute http(s) URL.
+    #[oai(nullable, validator(max_length = 2048))]
+    pub privacy_policy_url: MaybeUndefined<JsonString>,
+    /// 1 to 3650; `null` keeps leads until they are erased.
+    #[oai(nullable)]
+    pub lead_retention_days: MaybeUndefined<i64>,
+}
+
+/// The longest consent text a card shows.
+pub const MAX_CONSENT_TEXT: usize = 1000;
+/// The longest lead retention, in days (ten years).
+pub const MAX_LEAD_RETENTION_DAYS: i64 = 3650;
+
+/// The lead settings of an update, checked: `null` clears the texts and the retention, and is
+/// refused for the two switches.
+fn lead_settings_change(body: &mut UpdateCompany) -> Result<LeadSettingsChange, ApiError> {
+    Ok(LeadSettingsChange {
+        capture_enabled: validate::not_null(
+            "lead_capture_enabled",
+            std::mem::take(&mut body.lead_capture_enabled),
+        )?,
+        consent_required: validate::not_null(
+            "lead_consent_required",
+            std::mem::take(&mut body.lead_consent_required),
+        )?,
+        consent_text: validate::change(validate::maybe(
+            std::mem::take(&mut body.lead_consent_text),
+            |v| validate::optional_multiline_text("lead_consent_text", Some(v), MAX_CONSENT_TEXT),
+        )?),
+        privacy_policy_url: validate::change(validate::maybe(
+            std::mem::take(&mut body.privacy_policy_url),
+            |v| validate::optional_http_url("privacy_policy_url", Some(v)),
+        )?),
+        retention_days: validate::change(validate::maybe(
+            std::mem::take(&mut body.lead_retention_days),
+            |days| match i32::try_from(days) {
+                Ok(days) if (1..=MAX_LEAD_RETENTION_DAYS).contains(&i64::from(days)) => {
+                    Ok(Some(days))
+                }
+                _ => Err(ApiError::invalid(format!(
+                    "`lead_retention_days` must be from 1 to {MAX_LEAD_RETENTION_DAYS} \
+                     (or null to keep leads)"
+                ))),
+            },
+        )?),
+    })
 }
 
 /// The tenant of `/company/{company_id}/…` for a change, which only its admins (and
@@ -211,8 +280,9 @@ impl CompaniesApi {
     /// Update a company's name and branding
     ///
     /// Admins of the company and superadmins. Only the fields present change; `null` clears
-    /// `domain`, `logo_url` or `brand_color` (and is refused for `name`). The slug never
-    /// changes.
+    /// `domain`, `logo_url`, `brand_color`, `lead_consent_text`, `privacy_policy_url` or
+    /// `lead_retention_days` (and is refused for `name` and the two lead switches). The slug
+    /// never changes.
     #[oai(
         path = "/company/:company_id",
         method = "put",
@@ -227,7 +297,8 @@ impl CompaniesApi {
         body: Json<UpdateCompany>,
     ) -> Result<Json<Company>, ApiError> {
         let tenant = admin_tenant(&auth.0, company_id.0)?;
-        let body = body.0;
+        let mut body = body.0;
+        let leads = lead_settings_change(&mut body)?;
         let change = CompanyChange {
             name: validate::not_null("name", body.name)?
                 .map(|n| validate::required_text("name", &n, 200))
@@ -241,6 +312,7 @@ impl CompaniesApi {
             brand_color: validate::change(validate::maybe(body.brand_color, |v| {
                 validate::optional_color("brand_color", Some(v))
             })?),
+            leads,
         };
         let audit = AuditContext::of(req, &auth.0);
         let company = update_company(&state, &tenant, &audit, company_id.0, change).await?;

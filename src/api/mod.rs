@@ -14,6 +14,8 @@ pub mod health;
 pub mod http;
 pub mod invitations;
 pub mod json_string;
+pub mod lead_intake;
+pub mod leads;
 pub mod media;
 pub mod nul;
 pub mod public_cards;
@@ -60,6 +62,8 @@ pub struct AppState {
     pub login_attempts: Arc<audit_context::LoginAttempts>,
     /// Issues reset and verification tokens and queues their emails.
     pub account_mail: Arc<crate::mail::account::AccountMail>,
+    /// The lead door's form tokens and limits.
+    pub leads: Arc<lead_intake::LeadIntake>,
     /// Forgotten-password requests, handled off the request.
     pub password_resets: Arc<crate::mail::account::PasswordResets>,
     /// Fans announced analytics events out to the live feeds of this instance.
@@ -83,6 +87,8 @@ pub enum ApiTags {
     Subscriptions,
     /// Public cards, their QR codes and vCards: no authentication.
     Cards,
+    /// Contacts that visitors leave on cards, and their erasure.
+    Leads,
     /// What people do on cards: tracking and dashboards.
     Analytics,
     /// Signed HTTP calls to the company's own endpoints when something happens.
@@ -93,13 +99,14 @@ pub enum ApiTags {
 
 impl ApiTags {
     /// Every tag in declaration order (poem-openapi itself sorts tags by name).
-    pub const ORDER: [ApiTags; 9] = [
+    pub const ORDER: [ApiTags; 10] = [
         ApiTags::Auth,
         ApiTags::Companies,
         ApiTags::Employees,
         ApiTags::Users,
         ApiTags::Subscriptions,
         ApiTags::Cards,
+        ApiTags::Leads,
         ApiTags::Analytics,
         ApiTags::Webhooks,
         ApiTags::Health,
@@ -112,12 +119,17 @@ pub type Apis = (
     companies::CompaniesApi,
     employees::EmployeesApi,
     cards::CardsApi,
+    // Tuples of APIs hold 16 at most: the lead door and the leads are one.
+    (lead_intake::LeadIntakeApi, leads::LeadsApi),
     tracking::TrackingApi,
     analytics::AnalyticsApi,
     analytics::LiveFeedApi,
     users::UsersApi,
-    invitations::InvitationsApi,
-    invitations::AcceptInvitationApi,
+    // Tuples of APIs hold 16 at most: the two invitation doors are one.
+    (
+        invitations::InvitationsApi,
+        invitations::AcceptInvitationApi,
+    ),
     subscriptions::SubscriptionsApi,
     audit::AuditApi,
     health::HealthApi,
@@ -134,12 +146,15 @@ pub fn service() -> OpenApiService<Apis, ()> {
             companies::CompaniesApi,
             employees::EmployeesApi,
             cards::CardsApi,
+            (lead_intake::LeadIntakeApi, leads::LeadsApi),
             tracking::TrackingApi,
             analytics::AnalyticsApi,
             analytics::LiveFeedApi,
             users::UsersApi,
-            invitations::InvitationsApi,
-            invitations::AcceptInvitationApi,
+            (
+                invitations::InvitationsApi,
+                invitations::AcceptInvitationApi,
+            ),
             subscriptions::SubscriptionsApi,
             audit::AuditApi,
             health::HealthApi,

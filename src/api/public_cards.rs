@@ -25,6 +25,7 @@ use crate::{
         CardProfile, CardUrls,
         budget::WorkBudget,
         cache::{BoundedCache, CardCache},
+        lead_form::{self, LeadForm},
         page, qr,
     },
     config::PublicLimits,
@@ -36,6 +37,7 @@ use crate::{
     model::{
         self,
         card::CardRecord,
+        company::LeadSettings,
         media::{self, StoredMedia},
     },
 };
@@ -89,6 +91,11 @@ pub struct RenderedCard {
     pub(super) html: Bytes,
     pub(super) html_etag: String,
     pub(super) content_security_policy: String,
+    /// Whether (and how) the card takes leads, as rendered.
+    pub leads: LeadSettings,
+    /// Where the lead form's start token goes in `html` (the page's handler puts one in at each
+    /// response); `None` without a form.
+    pub(super) lead_token_at: Option<usize>,
     /// vCard 3.0 and 4.0, made on first request (the photo must be fetched and downscaled).
     pub(super) vcards: [OnceCell<Tagged>; 2],
 }
@@ -155,7 +162,18 @@ impl RenderedCard {
             company_brand_color: profile.brand_color.clone(),
         };
         let json = serde_json::to_vec(&json.to_json()).map_err(ApiError::internal)?;
-        let rendered = page::render(&profile, &urls);
+        let action = format!(
+            "/api/card/{}/{}/leads",
+            profile.company_slug, profile.employee_slug
+        );
+        let form = LeadForm::of(&card.leads, &profile.company_name, action);
+        let mut rendered = page::render_with_lead_form(&profile, &urls, form.as_ref());
+        let lead_token_at = rendered.html.find(lead_form::STARTED_PLACEHOLDER);
+        if let Some(at) = lead_token_at {
+            rendered
+                .html
+                .replace_range(at..at + lead_form::STARTED_PLACEHOLDER.len(), "");
+        }
         let (json, html) = (Tagged::new(json), Tagged::new(rendered.html));
         Ok(Self {
             profile,
@@ -166,8 +184,38 @@ impl RenderedCard {
             html: html.body,
             html_etag: html.etag,
             content_security_policy: rendered.content_security_policy,
+            leads: card.leads,
+            lead_token_at,
             vcards: [OnceCell::new(), OnceCell::new()],
         })
+    }
+}
+
+impl RenderedCard {
+    /// The page's ETag at `now` (unix seconds): the rendering's, and with a lead form also the
+    /// UTC day, so that a page revalidated from a cache carries a start token of the same day
+    /// (see `card::lead_token::MAX_AGE`).
+    pub(super) fn page_etag(&self, now: i64) -> String {
+        match self.lead_token_at {
+            None => self.html_etag.clone(),
+            Some(_) => {
+                let inner = self.html_etag.trim_matches('"');
+                format!("\"{inner}-{}\"", now.div_euclid(86_400))
+            }
+        }
+    }
+
+    /// The page with `token` as its lead form's start token (made only when it has a form).
+    pub(super) fn page_body(&self, token: impl FnOnce() -> String) -> Bytes {
+        let Some(at) = self.lead_token_at else {
+            return self.html.clone();
+        };
+        let token = token();
+        let mut body = Vec::with_capacity(self.html.len() + token.len());
+        body.extend_from_slice(&self.html[..at]);
+        body.extend_from_slice(token.as_bytes());
+        body.extend_from_slice(&self.html[at..]);
+        Bytes::from(body)
     }
 }
 

@@ -88,6 +88,12 @@ pub const ERRORS: &[(&str, &str, &[u16])] = &[
     ("delete", "/company/{company_id}/webhooks/{webhook_id}", &[403, 404, 422, 503]),
     ("post", "/company/{company_id}/webhooks/{webhook_id}/test", &[403, 404, 422, 503]),
     ("get", "/company/{company_id}/webhooks/{webhook_id}/deliveries", &[403, 404, 422, 503]),
+    ("post", "/card/{company_slug}/{employee_slug}/leads", &[403, 404, 422, 429, 503]),
+    ("get", "/company/{company_id}/leads", &[404, 422, 503]),
+    ("get", "/company/{company_id}/leads/export.csv", &[404, 422, 503]),
+    ("get", "/leads/{lead_id}", &[404, 422, 503]),
+    ("delete", "/leads/{lead_id}", &[403, 404, 422, 503]),
+    ("get", "/leads/{lead_id}/vcard", &[404, 422, 503]),
     // Touches nothing but the process.
     ("get", "/health/live", &[]),
     // Its 503 is its own answer (`degraded`), already in the spec.
@@ -400,8 +406,8 @@ mod tests {
 
     use super::*;
     use crate::api::{
-        account, auth, companies, employee_import, employees, invitations, subscriptions, tracking,
-        users, webhooks,
+        account, auth, companies, employee_import, employees, invitations, lead_intake,
+        subscriptions, tracking, users, webhooks,
     };
 
     fn spec() -> Value {
@@ -480,8 +486,10 @@ mod tests {
     /// fields of an update: left out they are kept, but they cannot be cleared (`null` is 422).
     #[test]
     fn optional_properties_are_nullable() {
-        const KEPT_NOT_CLEARED: [(&str, &str); 8] = [
+        const KEPT_NOT_CLEARED: [(&str, &str); 10] = [
             ("UpdateCompany", "name"),
+            ("UpdateCompany", "lead_capture_enabled"),
+            ("UpdateCompany", "lead_consent_required"),
             ("UpdateEmployee", "full_name"),
             ("UpdateUser", "full_name"),
             ("UpdateUser", "role"),
@@ -552,6 +560,7 @@ mod tests {
                 "Users",
                 "Subscriptions",
                 "Cards",
+                "Leads",
                 "Analytics",
                 "Webhooks",
                 "Health"
@@ -695,6 +704,16 @@ mod tests {
             (
                 "UpdateWebhook",
                 refuses_unknown_fields::<webhooks::UpdateWebhook>(json!({})),
+            ),
+            (
+                "LeadSubmission",
+                refuses_unknown_fields::<lead_intake::LeadSubmission>(json!({
+                    "name": "n", "email": "e@example.com", "started": "1.x"
+                })),
+            ),
+            (
+                "LeadFormSubmission",
+                refuses_unknown_fields::<lead_intake::LeadFormFields>(json!({"name": "n"})),
             ),
         ];
         for (name, refuses) in &checked {

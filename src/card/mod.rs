@@ -5,6 +5,8 @@
 pub mod budget;
 pub mod cache;
 pub mod color;
+pub mod lead_form;
+pub mod lead_token;
 pub mod page;
 pub mod photo;
 pub mod qr;

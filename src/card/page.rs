@@ -22,6 +22,7 @@ use maud::{Markup, PreEscaped, html};
 use sha2::{Digest as _, Sha256};
 
 use super::color::{Rgb, contrast_ratio};
+use super::lead_form::{self, LeadForm};
 use super::{CardProfile, CardUrls, is_web_link, social};
 
 /// A rendered card page and the policy it must be served with.
@@ -110,8 +111,21 @@ const PRODUCT: &str = "CallingCard";
 
 /// Renders the public page of one card.
 pub fn render(card: &CardProfile, urls: &CardUrls) -> RenderedPage {
+    render_with_lead_form(card, urls, None)
+}
+
+/// Renders the public page of one card, with its "Share your contact" form when the company
+/// takes leads (the page then holds [`lead_form::STARTED_PLACEHOLDER`] once, for its handler).
+pub fn render_with_lead_form(
+    card: &CardProfile,
+    urls: &CardUrls,
+    lead: Option<&LeadForm>,
+) -> RenderedPage {
     let brand = brand_color(card.brand_color.as_deref());
-    let style = page_style(&brand);
+    let mut style = page_style(&brand);
+    if lead.is_some() {
+        style.push_str(lead_form::STYLE);
+    }
 
     let name = card.employee_name.trim();
     let company = card.company_name.trim();
@@ -192,6 +206,10 @@ pub fn render(card: &CardProfile, urls: &CardUrls) -> RenderedPage {
                             }
                         }
                         "\n"
+                        @if let Some(form) = lead {
+                            (lead_form::section(form, name))
+                            "\n"
+                        }
                         (share(urls))
                         "\n"
                     }
@@ -205,10 +223,12 @@ pub fn render(card: &CardProfile, urls: &CardUrls) -> RenderedPage {
         "\n"
     };
 
+    // The lead form posts to our own origin; without it, nothing may be posted anywhere.
+    let form_action = if lead.is_some() { "'self'" } else { "'none'" };
     let content_security_policy = format!(
         "default-src 'none'; img-src 'self' data:; style-src 'sha256-{}'; \
-         script-src 'sha256-{}'; connect-src 'self'; base-uri 'none'; form-action 'none'; \
-         frame-ancestors 'none'",
+         script-src 'sha256-{}'; connect-src 'self'; base-uri 'none'; \
+         form-action {form_action}; frame-ancestors 'none'",
         csp_hash(&style),
         csp_hash(SCRIPT)
     );
@@ -295,6 +315,21 @@ pub fn render_not_found() -> &'static RenderedPage {
         })
     });
     &PAGE
+}
+
+/// The page a person gets when a card's "Share your contact" form refused what they sent:
+/// `detail` says why in plain words (it is the error's `detail`), and a link leads back to the
+/// card at `card_path` (the browser's Back keeps what they typed).
+pub fn render_lead_refused(detail: &str, card_path: &str) -> RenderedPage {
+    let back = format!("{card_path}#lead");
+    message_page(&Message {
+        title: "Your contact was not sent",
+        mark: "!",
+        robots: Some("noindex"),
+        lead: detail,
+        body: "Go back to keep what you typed, or open the card again.",
+        link: (&back, ICON_HOME, "Back to the card"),
+    })
 }
 
 /// A page of the service's own (no company's brand): a title, a short text and one link.

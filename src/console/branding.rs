@@ -104,6 +104,7 @@ impl BrandingForm {
             domain: Some(domain),
             logo_url: None,
             brand_color: Some(color),
+            ..Default::default()
         })
     }
 }

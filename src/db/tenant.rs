@@ -82,6 +82,9 @@ pub(super) enum TenantRole {
     Member(Role),
     /// An anonymous visitor of the company's public cards: reads only.
     Visitor,
+    /// An anonymous visitor leaving their contact on a card: the policies see a visitor
+    /// (`app.role = 'public'`), which may add a lead but never read one.
+    VisitorLeavingContact,
     /// The service recording what visitors did on the company's cards.
     Collector,
     /// A periodic job of the service itself, calling `SECURITY DEFINER` functions only.
@@ -171,6 +174,17 @@ impl Tenant {
         }
     }
 
+    /// A visitor of one company's card leaving their contact (a lead) on it, once the slug
+    /// lookup named the company: as [`Tenant::visitor`] to the policies, but the transaction may
+    /// write (the lead, and the emails it causes).
+    pub fn visitor_leaving_contact(company_id: Uuid) -> Self {
+        Self {
+            company_id: Some(company_id),
+            role: TenantRole::VisitorLeavingContact,
+            session: None,
+        }
+    }
+
     /// The analytics collector storing one company's events (`app.role = 'collector'`).
     pub fn collector(company_id: Uuid) -> Self {
         Self {
@@ -201,7 +215,10 @@ impl Tenant {
     pub fn role(&self) -> Option<Role> {
         match self.role {
             TenantRole::Member(role) => Some(role),
-            TenantRole::Visitor | TenantRole::Collector | TenantRole::Maintenance => None,
+            TenantRole::Visitor
+            | TenantRole::VisitorLeavingContact
+            | TenantRole::Collector
+            | TenantRole::Maintenance => None,
         }
     }
 
@@ -219,7 +236,7 @@ impl Tenant {
         let company = self.company_id.map(|id| id.to_string()).unwrap_or_default();
         let role = match self.role {
             TenantRole::Member(role) => role.as_str(),
-            TenantRole::Visitor => "public",
+            TenantRole::Visitor | TenantRole::VisitorLeavingContact => "public",
             TenantRole::Collector => "collector",
             TenantRole::Maintenance => "maintenance",
         };
@@ -239,6 +256,11 @@ mod tests {
         );
         let id = Uuid::new_v4();
         assert_eq!(Tenant::visitor(id).settings(), (id.to_string(), "public"));
+        assert_eq!(
+            Tenant::visitor_leaving_contact(id).settings(),
+            (id.to_string(), "public")
+        );
+        assert!(!Tenant::visitor_leaving_contact(id).is_visitor());
         assert_eq!(Tenant::signup(id).settings(), (id.to_string(), "admin"));
         assert!(Tenant::signup(id).session().is_none());
     }

@@ -113,7 +113,7 @@ fn email(recipient: &Recipient<'_>, subject: String, text: String, html: Markup)
     }
 }
 
-fn button(link: &str, label: &str) -> Markup {
+pub(super) fn button(link: &str, label: &str) -> Markup {
     html! {
         p {
             a href=(link) style="display:inline-block;padding:10px 18px;background:#1f2937;color:#ffffff;text-decoration:none;border-radius:6px" {
@@ -123,7 +123,7 @@ fn button(link: &str, label: &str) -> Markup {
     }
 }
 
-fn page(title: &str, body: Markup) -> Markup {
+pub(super) fn page(title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {

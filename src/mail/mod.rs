@@ -3,6 +3,7 @@
 //! transactions queued.
 
 pub mod account;
+pub mod lead;
 pub mod message;
 pub mod transport;
 pub mod worker;

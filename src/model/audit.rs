@@ -106,6 +106,9 @@ impl Target {
     pub fn invitation(id: Uuid) -> Self {
         Self::new("invitation", id)
     }
+    pub fn lead(id: Uuid) -> Self {
+        Self::new("lead", id)
+    }
 }
 
 /// How it ended. A change that failed rolls back with its event, so changes are `Success`;
@@ -223,6 +226,14 @@ impl Audited for Company {
             ("logo_hash", self.logo_hash.clone().into()),
             ("brand_color", self.brand_color.clone().into()),
             ("slug", self.slug.clone().into()),
+            ("lead_capture_enabled", self.leads.capture_enabled.into()),
+            ("lead_consent_required", self.leads.consent_required.into()),
+            ("lead_consent_text", self.leads.consent_text.clone().into()),
+            (
+                "privacy_policy_url",
+                self.leads.privacy_policy_url.clone().into(),
+            ),
+            ("lead_retention_days", self.leads.retention_days.into()),
         ])
     }
 }

@@ -3,6 +3,7 @@
 use tokio_postgres::Row;
 use uuid::Uuid;
 
+use super::company::LeadSettings;
 use super::employee::{Employee, employee_columns};
 use crate::db::{DbError, TenantTx};
 
@@ -14,7 +15,9 @@ const CARD_COMPANY: &str = "SELECT card_company($1)";
 const CARD: &str = concat!(
     "SELECT ",
     employee_columns!(),
-    ", c.name AS company_name, c.domain, c.logo_url, c.logo_hash, c.brand_color
+    ", c.name AS company_name, c.domain, c.logo_url, c.logo_hash, c.brand_color,
+            c.lead_capture_enabled, c.lead_consent_required, c.lead_consent_text,
+            c.privacy_policy_url, c.lead_retention_days
      FROM employees e JOIN companies c ON c.id = e.company_id
      WHERE e.public_slug = $1"
 );
@@ -28,6 +31,8 @@ pub struct CardRecord {
     pub logo_url: Option<String>,
     pub logo_hash: Option<String>,
     pub brand_color: Option<String>,
+    /// Whether (and how) the card takes leads.
+    pub leads: LeadSettings,
 }
 
 impl TryFrom<&Row> for CardRecord {
@@ -41,6 +46,7 @@ impl TryFrom<&Row> for CardRecord {
             logo_url: row.try_get("logo_url")?,
             logo_hash: row.try_get("logo_hash")?,
             brand_color: row.try_get("brand_color")?,
+            leads: LeadSettings::try_from(row)?,
         })
     }
 }

@@ -10,7 +10,9 @@ use crate::db::{DbError, TenantTx};
 /// The columns every company query returns, in [`Company`]'s terms.
 macro_rules! company_columns {
     () => {
-        "id, name, domain, logo_url, logo_hash, brand_color, slug, created_at"
+        "id, name, domain, logo_url, logo_hash, brand_color, slug, created_at, \
+         lead_capture_enabled, lead_consent_required, lead_consent_text, privacy_policy_url, \
+         lead_retention_days"
     };
 }
 
@@ -26,6 +28,34 @@ pub struct Company {
     pub brand_color: Option<String>,
     pub slug: String,
     pub created_at: DateTime<Utc>,
+    pub leads: LeadSettings,
+}
+
+/// How the company collects leads on its cards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeadSettings {
+    /// Cards show the "Share your contact" form and take leads.
+    pub capture_enabled: bool,
+    /// A lead needs the visitor's consent to `consent_text`.
+    pub consent_required: bool,
+    pub consent_text: Option<String>,
+    pub privacy_policy_url: Option<String>,
+    /// Leads older than this are erased; `None` keeps them.
+    pub retention_days: Option<i32>,
+}
+
+impl TryFrom<&Row> for LeadSettings {
+    type Error = DbError;
+
+    fn try_from(row: &Row) -> Result<Self, DbError> {
+        Ok(Self {
+            capture_enabled: row.try_get("lead_capture_enabled")?,
+            consent_required: row.try_get("lead_consent_required")?,
+            consent_text: row.try_get("lead_consent_text")?,
+            privacy_policy_url: row.try_get("privacy_policy_url")?,
+            retention_days: row.try_get("lead_retention_days")?,
+        })
+    }
 }
 
 impl TryFrom<&Row> for Company {
@@ -41,6 +71,7 @@ impl TryFrom<&Row> for Company {
             brand_color: row.try_get("brand_color")?,
             slug: row.try_get("slug")?,
             created_at: row.try_get("created_at")?,
+            leads: LeadSettings::try_from(row)?,
         })
     }
 }
@@ -91,7 +122,9 @@ const LIST_COMPANIES: &str = concat!(
 const COUNT_COMPANIES: &str = "SELECT count(*) FROM companies";
 
 const UPDATE_COMPANY: &str = concat!(
-    "UPDATE companies SET name = $2, domain = $3, logo_url = $4, brand_color = $5
+    "UPDATE companies SET name = $2, domain = $3, logo_url = $4, brand_color = $5,
+         lead_capture_enabled = $6, lead_consent_required = $7, lead_consent_text = $8,
+         privacy_policy_url = $9, lead_retention_days = $10
      WHERE id = $1
      RETURNING ",
     company_columns!()
@@ -193,6 +226,17 @@ pub struct CompanyChange {
     pub domain: Option<Option<String>>,
     pub logo_url: Option<Option<String>>,
     pub brand_color: Option<Option<String>>,
+    pub leads: LeadSettingsChange,
+}
+
+/// A change of the lead settings, field by field as [`CompanyChange`].
+#[derive(Default)]
+pub struct LeadSettingsChange {
+    pub capture_enabled: Option<bool>,
+    pub consent_required: Option<bool>,
+    pub consent_text: Option<Option<String>>,
+    pub privacy_policy_url: Option<Option<String>>,
+    pub retention_days: Option<Option<i32>>,
 }
 
 /// Applies `change` under the row lock; `None` if there is no such company.
@@ -216,6 +260,22 @@ pub async fn update(
     if let Some(brand_color) = change.brand_color {
         company.brand_color = brand_color;
     }
+    let (leads, to) = (change.leads, &mut company.leads);
+    if let Some(enabled) = leads.capture_enabled {
+        to.capture_enabled = enabled;
+    }
+    if let Some(required) = leads.consent_required {
+        to.consent_required = required;
+    }
+    if let Some(text) = leads.consent_text {
+        to.consent_text = text;
+    }
+    if let Some(url) = leads.privacy_policy_url {
+        to.privacy_policy_url = url;
+    }
+    if let Some(days) = leads.retention_days {
+        to.retention_days = days;
+    }
     let row = tx
         .query_one(
             UPDATE_COMPANY,
@@ -225,6 +285,11 @@ pub async fn update(
                 &company.domain,
                 &company.logo_url,
                 &company.brand_color,
+                &company.leads.capture_enabled,
+                &company.leads.consent_required,
+                &company.leads.consent_text,
+                &company.leads.privacy_policy_url,
+                &company.leads.retention_days,
             ],
         )
         .await?;

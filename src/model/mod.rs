@@ -12,6 +12,7 @@ pub mod employee;
 pub mod employee_import;
 pub mod employee_list;
 pub mod invitation;
+pub mod lead;
 pub mod media;
 pub mod outbox;
 pub mod outbox_stats;

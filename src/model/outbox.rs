@@ -28,6 +28,22 @@ pub async fn enqueue_email(tx: &TenantTx, email: &Email) -> Result<Uuid, DbError
     Ok(id)
 }
 
+/// Queues `email` like [`enqueue_email`], marked as being about `(key, id)` (e.g. `lead_id`) in
+/// its payload, so that erasing that thing can erase its messages too.
+pub async fn enqueue_email_about(
+    tx: &TenantTx,
+    email: &Email,
+    (key, about): (&str, Uuid),
+) -> Result<Uuid, DbError> {
+    let id = Uuid::new_v4();
+    let mut payload = serde_json::to_value(email).map_err(|e| DbError::Decode(e.to_string()))?;
+    if let Some(fields) = payload.as_object_mut() {
+        fields.insert(key.to_owned(), about.to_string().into());
+    }
+    tx.execute(ENQUEUE, [&id, &"email", &payload]).await?;
+    Ok(id)
+}
+
 /// A message a worker claimed: it holds it until its lease runs out.
 #[derive(Debug, Clone)]
 pub struct Claimed {

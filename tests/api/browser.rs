@@ -675,7 +675,8 @@ const r = e.getBoundingClientRect();
 const s = getComputedStyle(e);
 const outline = s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0;
 const shadow = s.boxShadow && s.boxShadow !== 'none';
-const text = (e.getAttribute('aria-label') || e.innerText || e.value || '').replace(/\\s+/g, ' ').trim();
+const named = e.labels && e.labels.length ? e.labels[0].innerText : '';
+const text = (e.getAttribute('aria-label') || e.innerText || named || e.value || '').replace(/\\s+/g, ' ').trim();
 return {
   tag: e.tagName.toLowerCase(),
   label: text,

@@ -154,7 +154,7 @@ async fn tab_reaches_every_link_and_button_in_order_each_visibly_focused() {
         let reachable: Vec<String> =
             serde_json::from_value(browser.script(REACHABLE).await).expect("a list of strings");
         // Everything the card offers, in the order it offers it (Share stays hidden without the
-        // Web Share API).
+        // Web Share API), then the contact form.
         assert_eq!(
             reachable,
             [
@@ -166,6 +166,15 @@ async fn tab_reaches_every_link_and_button_in_order_each_visibly_focused() {
                 // Social links come in the order the API stores them: by name.
                 "https://github.com/jane-smith",
                 "https://www.linkedin.com/in/jane-smith",
+                // The "Share your contact" form (its honeypot is out of the tab order).
+                "#lead-name",
+                "#lead-email",
+                "#lead-phone",
+                "#lead-company",
+                "#lead-job-title",
+                "#lead-note",
+                "#lead-send-vcard",
+                "#lead-send",
             ],
             "at {width} px"
         );

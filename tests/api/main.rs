@@ -36,6 +36,8 @@ mod employee_import;
 mod employee_list;
 mod employees;
 mod invitations;
+mod leads;
+mod leads_members;
 mod live_feed;
 mod login_throttle;
 mod mail;

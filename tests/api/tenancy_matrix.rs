@@ -111,6 +111,9 @@ enum Body {
     NewWebhook,
     /// A new description of a webhook.
     EditWebhook,
+    /// A lead left on a card with a start token no form was served with: refused (422), so
+    /// nothing of A changes whoever sends it.
+    LeadWithoutForm,
 }
 
 /// What a row does to company A.
@@ -268,6 +271,13 @@ const MATRIX: &[Row] = &[
     row(Post,   "/company/{A}/webhooks/{WH}/test",                        Body::Empty,          W, [202, 404,  403, 202,  401, 401]),
     row(Get,    "/company/{A}/webhooks/{WH}/deliveries",                  Body::Empty,          R, [200, 404,  403, 200,  401, 401]),
     row(Delete, "/company/{A}/webhooks/{WH}",                             Body::Empty,          W, [204, 404,  403, 204,  401, 401]),
+    row(Post,   "/card/{CS}/{ESA}/leads",                                 Body::LeadWithoutForm, R, [422, 422, 422, 422,  422, 422]),
+    row(Get,    "/company/{A}/leads",                                     Body::Empty,          R, [200, 404,  200, 200,  401, 401]),
+    row(Get,    "/company/{A}/leads/export.csv",                          Body::Empty,          R, [200, 404,  200, 200,  401, 401]),
+    row(Get,    "/leads/{LA}",                                            Body::Empty,          R, [200, 404,  200, 200,  401, 401]),
+    row(Get,    "/leads/{LA2}",                                           Body::Empty,          R, [200, 404,  404, 200,  401, 401]),
+    row(Get,    "/leads/{LA}/vcard",                                      Body::Empty,          R, [200, 404,  200, 200,  401, 401]),
+    row(Delete, "/leads/{L}",                                             Body::Empty,          W, [204, 404,  403, 204,  401, 401]),
 ];
 
 impl Row {
@@ -289,6 +299,7 @@ impl Row {
             404 if matches!(self.body, Body::UnknownResetToken | Body::UnknownToken) => {
                 Some("invalid_token")
             }
+            422 if self.body == Body::LeadWithoutForm => Some("form_token_invalid"),
             403 => Some("forbidden"),
             404 => Some("not_found"),
             _ => None,
@@ -309,6 +320,9 @@ struct World {
     ea2: Uuid,
     /// A login of a third company, for the login row.
     login_probe: Session,
+    /// Leads of A left on EA's card and on EA2's.
+    lead_ea: Uuid,
+    lead_ea2: Uuid,
     /// A's slug and EA's public slug, for the public card's rows; EA2's, for seeding analytics.
     company_slug: String,
     ea_slug: String,
@@ -333,6 +347,26 @@ const CURRENT_IMAGES: &str = "SELECT (SELECT photo_hash FROM employees WHERE id 
             (SELECT logo_hash FROM companies WHERE id = $3)";
 
 const SIGNUP_PASSWORD: &str = helpers::ADMIN_PASSWORD;
+
+/// A lead of `company` left on `employee`'s card, stored as the superuser; its id.
+async fn add_lead(owner: &tokio_postgres::Client, company: Uuid, employee: Uuid) -> Uuid {
+    let id = Uuid::new_v4();
+    owner
+        .execute(
+            "INSERT INTO leads (company_id, id, employee_id, employee_name, name, email)
+             VALUES ($1, $2, $3, 'Card Owner', $4, $5)",
+            &[
+                &company,
+                &id,
+                &employee,
+                &format!("Lead Alpha {}", &id.simple().to_string()[..8]),
+                &format!("lead-{}@alpha-tenant.test", id.simple()),
+            ],
+        )
+        .await
+        .expect("adding a lead to A");
+    id
+}
 const FORGING_SECRET: &[u8] = b"not-the-server-secret-0123456789abcdef";
 
 impl World {
@@ -402,6 +436,8 @@ impl World {
                 [[20, 20, 20], [240, 200, 0]],
             ),
         ];
+        let lead_ea = add_lead(&owner, admin_a.company_id, ea).await;
+        let lead_ea2 = add_lead(&owner, admin_a.company_id, ea2).await;
         let mut world = World {
             admin_a,
             admin_b,
@@ -411,6 +447,8 @@ impl World {
             ea,
             ea2,
             login_probe,
+            lead_ea,
+            lead_ea2,
             company_slug: slugs.get(0),
             ea_slug: slugs.get(1),
             ea2_slug: slugs.get(2),
@@ -625,6 +663,15 @@ impl World {
             Some(("{EA}", self.ea))
         } else if template.contains("{EA2}") {
             Some(("{EA2}", self.ea2))
+        } else if template.contains("{LA}") {
+            Some(("{LA}", self.lead_ea))
+        } else if template.contains("{LA2}") {
+            Some(("{LA2}", self.lead_ea2))
+        } else if template.contains("{L}") {
+            Some((
+                "{L}",
+                add_lead(&self.owner, self.company_a(), self.ea).await,
+            ))
         } else if template.contains("{SA}") {
             Some(("{SA}", helpers::session_id_of(&self.admin_a.token)))
         } else if template.contains("{X}") {
@@ -665,6 +712,10 @@ impl World {
             Body::NewWebhook => json!({"url": "https://93.184.215.14/matrix",
                                        "events": ["lead.created"], "description": "Matrix"}),
             Body::EditWebhook => json!({"description": format!("Edited {}", &n[..8])}),
+            Body::LeadWithoutForm => {
+                json!({"name": format!("Lead {}", &n[..8]), "email": format!("lead-{n}@example.com"),
+                       "started": "1.00000000000000000000000000000000"})
+            }
             Body::ImportRows => {
                 json!({"rows": [{"full_name": format!("Imported Alpha {}", &n[..8]),
                                                  "email": format!("imported-{n}@alpha-tenant.test")}]})
@@ -857,6 +908,8 @@ const SNAPSHOT: &str = "SELECT jsonb_build_object(
                        'sha256', encode(sha256(m.bytes), 'hex'), 'created_at', m.created_at)
                        ORDER BY m.hash), '[]')
                    FROM media m WHERE m.company_id = $1),
+         'leads', (SELECT coalesce(jsonb_agg(to_jsonb(l) ORDER BY l.id), '[]')
+                   FROM leads l WHERE l.company_id = $1),
          'card_events', (SELECT coalesce(jsonb_agg(to_jsonb(e) ORDER BY e.id), '[]')
                          FROM card_events e WHERE e.company_id = $1),
          'card_rollup_employee_hourly',
@@ -986,6 +1039,9 @@ fn fingerprints(snapshot: &Value) -> Vec<String> {
     }
     for i in snapshot["invitations"].as_array().unwrap() {
         found.extend([&i["id"], &i["email"], &i["token_hash"]]);
+    }
+    for l in snapshot["leads"].as_array().unwrap() {
+        found.extend([&l["id"], &l["name"], &l["email"]]);
     }
     for e in snapshot["card_events"].as_array().unwrap() {
         found.push(&e["id"]);

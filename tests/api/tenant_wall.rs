@@ -360,6 +360,14 @@ const TENANT_TABLES: &[TenantTable] = &[
         touch: "view = view + 1",
     },
     TenantTable {
+        name: "leads",
+        tenant_col: "company_id",
+        insert: "INSERT INTO leads (company_id, id, employee_id, employee_name, name, email)
+                 VALUES ($1, gen_random_uuid(), $2, 'Spare', 'Intruder', 'intruder@example.com')",
+        unlink: &[],
+        touch: CREATED_EARLIER,
+    },
+    TenantTable {
         name: "audit_events",
         tenant_col: "company_id",
         insert: "INSERT INTO audit_events (company_id, action, target_type, target_id, outcome)
@@ -543,6 +551,15 @@ async fn seed_company(
                                            latency_ms)
              SELECT company_id, id, 1, 'failed', 503, 40 FROM d",
             &[&id, &slug],
+        )
+        .await
+        .unwrap();
+    // A lead left on the first card (or on none).
+    owner
+        .execute(
+            "INSERT INTO leads (company_id, id, employee_id, employee_name, name, email)
+             VALUES ($1, gen_random_uuid(), $2, 'Employee 0', 'Vera Visitor', 'vera@example.com')",
+            &[&id, &employees.first().copied()],
         )
         .await
         .unwrap();
@@ -1501,7 +1518,7 @@ async fn service_role_has_no_way_around_the_wall() {
                                         'card_rollup_company_hourly', 'card_rollup_action_hourly',
                                         'card_rollup_employee_daily', 'card_rollup_company_daily',
                                         'card_visitor_days', 'card_rollup_visitors_hourly', 'audit_events',
-                                        'card_running_employee_daily', 'card_running_hourly')
+                                        'card_running_employee_daily', 'card_running_hourly', 'leads')
                           OR tablename LIKE 'card\\_events\\_%')";
     let superuser_sees: i64 = w.owner.query_one(stats_sql, &[]).await.unwrap().get(0);
     assert!(superuser_sees > 0, "control: ANALYZE produced statistics");
@@ -1568,6 +1585,8 @@ async fn service_role_has_no_way_around_the_wall() {
             "p_token_hash bytea",
             "TABLE(invitation_id uuid, company_id uuid, company_name text, email text, role text, employee_id uuid, employee_name text, state text)",
         ),
+        ("lead_recipient", "p_employee_id uuid", "text"),
+        ("leads_purge", "p_batch integer", "bigint"),
         (
             "login_failed",
             "p_email text, p_address bytea, p_limit integer, p_trust_seconds integer",
@@ -1619,6 +1638,7 @@ async fn service_role_has_no_way_around_the_wall() {
             "TABLE(outcome text, session_id uuid, user_id uuid, company_id uuid, role text, expires_at timestamp with time zone)",
         ),
         ("superadmin_employee_company", "p_employee_id uuid", "uuid"),
+        ("superadmin_lead_company", "p_lead_id uuid", "uuid"),
         (
             "webhook_attempted",
             "p_company_id uuid, p_id uuid, p_claim uuid, p_delivered boolean, \
@@ -2162,6 +2182,8 @@ async fn a_visitor_reads_its_card_company_but_no_logins_or_billing() {
     .into_iter()
     .chain(ANALYTICS_TABLES)
     .collect();
+    // Leads a visitor may leave but never read (see the test after this one).
+    let unread_by_visitors = ["leads"];
 
     let tx = begin(&mut app, Some(a), Some("public")).await;
     for table in TENANT_TABLES {
@@ -2173,7 +2195,7 @@ async fn a_visitor_reads_its_card_company_but_no_logins_or_billing() {
             .await
             .unwrap()
             .get(0);
-        if hidden_from_visitors.contains(&t) {
+        if hidden_from_visitors.contains(&t) || unread_by_visitors.contains(&t) {
             assert_eq!(visible, 0, "{t}: a visitor sees its company's rows");
             // Policies run before user predicates here too: a predicate that would fail on
             // any row is never evaluated.
@@ -2267,6 +2289,81 @@ async fn a_visitor_reads_its_card_company_but_no_logins_or_billing() {
         .get(0);
     assert_eq!(role.as_deref(), Some(""));
     tx.rollback().await.unwrap();
+}
+
+/// A visitor of a card (`app.role = 'public'`) leaves a lead in the card's company, and that
+/// is all: it reads, changes and erases none, not even the one it just left.
+#[tokio::test]
+async fn a_visitor_leaves_a_lead_but_never_reads_changes_or_erases_one() {
+    let w = world().await;
+    let (a, b) = (w.a.id, w.b.id);
+    let mut app = w.app().await;
+    let leads = TENANT_TABLES.iter().find(|t| t.name == "leads").unwrap();
+    let (a_before, b_before) = (w.snapshot(leads, a).await, w.snapshot(leads, b).await);
+
+    let tx = begin(&mut app, Some(a), Some("public")).await;
+    assert_eq!(
+        tx.execute(leads.insert, &[&a, &w.a.employees[0]])
+            .await
+            .unwrap(),
+        1,
+        "a visitor's lead"
+    );
+    let seen: i64 = tx
+        .query_one("SELECT count(*) FROM leads", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(seen, 0, "a visitor reads leads");
+    let touched = tx
+        .execute("UPDATE leads SET name = 'Changed'", &[])
+        .await
+        .unwrap();
+    assert_eq!(touched, 0, "a visitor changes leads");
+    let erased = tx.execute("DELETE FROM leads", &[]).await.unwrap();
+    assert_eq!(erased, 0, "a visitor erases leads");
+    // Where its card's lead email goes: the linked login's address (the card has none), which
+    // the visitor cannot read itself; nothing for another company's employee.
+    let to: Option<String> = tx
+        .query_one("SELECT lead_recipient($1)", &[&w.a.employees[0]])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(to.as_deref(), Some("employee-0@alpha.example.com"));
+    let elsewhere: Option<String> = tx
+        .query_one("SELECT lead_recipient($1)", &[&w.b.employees[0]])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(elsewhere, None, "lead_recipient of another company");
+    tx.commit().await.unwrap();
+    assert_eq!(
+        w.count(leads, a).await,
+        2,
+        "the visitor's lead was stored beside the seeded one"
+    );
+    assert_ne!(w.snapshot(leads, a).await, a_before);
+
+    // Reading the new row back (RETURNING) is reading: refused.
+    let tx = begin(&mut app, Some(a), Some("public")).await;
+    expect_rls_violation(
+        tx.query(
+            "INSERT INTO leads (company_id, id, employee_name, name, phone)
+             VALUES ($1, gen_random_uuid(), 'x', 'y', '555 0100') RETURNING id",
+            &[&a],
+        )
+        .await,
+        "a visitor's INSERT … RETURNING",
+    );
+    tx.rollback().await.unwrap();
+    // A lead for another company: refused as any write across the wall.
+    let tx = begin(&mut app, Some(a), Some("public")).await;
+    expect_rls_violation(
+        tx.execute(leads.insert, &[&b, &w.b.employees[0]]).await,
+        "a visitor's lead for B",
+    );
+    tx.rollback().await.unwrap();
+    assert_eq!(w.snapshot(leads, b).await, b_before, "B's leads changed");
 }
 
 #[tokio::test]
