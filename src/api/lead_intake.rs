@@ -421,6 +421,7 @@ async fn store(
                 vcard_requested: submitted.send_vcard,
             };
             model::lead::create(&tx, &lead).await?;
+            model::webhook::enqueue_lead(&tx, lead.id).await?;
             if let Some(to) = &intake.recipient {
                 let email = mail::lead::new_lead(to, &intake.company_name, &lead);
                 model::lead::enqueue_email(&tx, lead.id, &email).await?;

@@ -332,8 +332,8 @@ pub async fn erase(tx: &TenantTx, lead_id: Uuid) -> Result<Option<Lead>, DbError
         return Ok(None);
     };
     tx.execute(ERASE_MESSAGES, [&lead_id.to_string()]).await?;
-    // Webhook deliveries of `lead.created` not yet sent carry the lead too: erase them here,
-    // in this transaction, once webhooks are queued (`erase_webhook_payloads`).
+    // Webhook deliveries of `lead.created` not yet sent carry the lead too.
+    crate::model::webhook::erase_subject(tx, lead_id).await?;
     Ok(Some(Lead::try_from(&row)?))
 }
 

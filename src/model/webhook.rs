@@ -316,6 +316,15 @@ pub async fn enqueue_ping(tx: &TenantTx, webhook_id: Uuid) -> Result<Option<Uuid
 
 const ERASE_SUBJECT: &str = "DELETE FROM webhook_deliveries WHERE subject_id = $1";
 
+const ENQUEUE_LEAD: &str = "SELECT webhook_enqueue_lead($1)";
+
+/// Queues `lead.created` for the lead stored in this transaction (a visitor's, which sees no
+/// webhooks: `webhook_enqueue_lead` in `sql/V21__lead_webhooks.sql` builds the payload from the
+/// row). How many deliveries.
+pub async fn enqueue_lead(tx: &TenantTx, lead_id: Uuid) -> Result<i32, DbError> {
+    Ok(tx.query_one(ENQUEUE_LEAD, [&lead_id]).await?.try_get(0)?)
+}
+
 /// Deletes every delivery about `subject_id` (a lead or employee being erased) in the
 /// transaction's company: those not sent yet are never sent, and no payload of it is kept. How
 /// many. (A delivery on its way at that moment may still arrive: the worker holds its copy.)

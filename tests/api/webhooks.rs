@@ -23,29 +23,29 @@ use crate::helpers::{
 };
 
 /// Loopback receivers need the address check off (and `http`).
-const ALLOW_LOOPBACK: (&str, &str) = ("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "true");
+pub(crate) const ALLOW_LOOPBACK: (&str, &str) = ("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "true");
 /// Retries soon after a failure, so that a test sees one.
 const QUICK_RETRY: (&str, &str) = ("WEBHOOK_RETRY_BASE", "200ms");
 
 /// A request the receiver got.
 #[derive(Clone, Debug)]
-struct Received {
-    path: String,
-    delivery: String,
-    event: String,
-    signature: String,
-    body: Vec<u8>,
+pub(crate) struct Received {
+    pub(crate) path: String,
+    pub(crate) delivery: String,
+    pub(crate) event: String,
+    pub(crate) signature: String,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Received {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).expect("a JSON body")
     }
 
     /// Checks `X-CallingCard-Signature: t=<unix>,v1=<hex>` against `secret`, computed here
     /// independently of the service's code.
     #[track_caller]
-    fn assert_signed_with(&self, secret: &str) {
+    pub(crate) fn assert_signed_with(&self, secret: &str) {
         let (t, v1) = self
             .signature
             .split_once(',')
@@ -66,7 +66,7 @@ impl Received {
 }
 
 /// A real HTTP server on loopback that records what it is sent and answers `status`.
-struct Receiver {
+pub(crate) struct Receiver {
     port: u16,
     received: Arc<Mutex<Vec<Received>>>,
     status: Arc<AtomicU16>,
@@ -77,11 +77,11 @@ struct Receiver {
 }
 
 impl Receiver {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         Self::start_on(0).await
     }
 
-    async fn start_on(port: u16) -> Self {
+    pub(crate) async fn start_on(port: u16) -> Self {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("binding the receiver");
@@ -139,24 +139,24 @@ impl Receiver {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}/hooks/in", self.port)
     }
 
-    fn answer(&self, status: u16) {
+    pub(crate) fn answer(&self, status: u16) {
         self.status.store(status, Ordering::Relaxed);
     }
 
     /// Holds (`false`) or answers (`true`) requests, those held so far included.
-    fn answering(&self, open: bool) {
+    pub(crate) fn answering(&self, open: bool) {
         self.open.send_replace(open);
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
 
-    async fn wait_for(&self, n: usize) -> Vec<Received> {
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<Received> {
         wait_for(&format!("{n} webhook requests"), async || {
             self.received().len() >= n
         })
@@ -181,7 +181,12 @@ fn webhooks_path(admin: &Session) -> String {
 }
 
 /// Adds a webhook to `url` for `events`; its id and secret.
-async fn add_webhook(app: &TestApp, admin: &Session, url: &str, events: &[&str]) -> (Uuid, String) {
+pub(crate) async fn add_webhook(
+    app: &TestApp,
+    admin: &Session,
+    url: &str,
+    events: &[&str],
+) -> (Uuid, String) {
     let resp = app
         .post(
             &webhooks_path(admin),
@@ -194,7 +199,7 @@ async fn add_webhook(app: &TestApp, admin: &Session, url: &str, events: &[&str])
     (resp.id(), secret)
 }
 
-async fn deliveries(app: &TestApp, admin: &Session, webhook: Uuid) -> Vec<Value> {
+pub(crate) async fn deliveries(app: &TestApp, admin: &Session, webhook: Uuid) -> Vec<Value> {
     let resp = app
         .get(
             &format!("{}/{webhook}/deliveries", webhooks_path(admin)),
@@ -206,7 +211,7 @@ async fn deliveries(app: &TestApp, admin: &Session, webhook: Uuid) -> Vec<Value>
 }
 
 /// Waits until the webhook's deliveries satisfy `condition`; them.
-async fn wait_for_deliveries(
+pub(crate) async fn wait_for_deliveries(
     app: &TestApp,
     admin: &Session,
     webhook: Uuid,
