@@ -1653,6 +1653,7 @@ async fn service_role_has_no_way_around_the_wall() {
              payload jsonb, created_at timestamp with time zone, attempts integer, \
              first_attempt_at timestamp with time zone, claim uuid, url text, secret text)",
         ),
+        ("webhook_enqueue_lead", "p_lead_id uuid", "integer"),
         ("webhook_forget", "p_keep_seconds double precision", "bigint"),
         ("webhook_next_due", "", "double precision"),
     ]
