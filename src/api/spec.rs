@@ -246,6 +246,9 @@ fn error_statuses(method: &str, path: &str, operation: &Value) -> Option<Vec<u16
 /// # Panics
 /// When `generated` is not poem-openapi's JSON, or an operation has no entry in [`ERRORS`]:
 /// both caught by the unit tests.
+/// The public lead door, which the card page's form posts to.
+const LEAD_FORM_PATH: &str = "/card/{company_slug}/{employee_slug}/leads";
+
 pub fn complete(generated: &str, tag_order: &[&str]) -> Value {
     let mut spec: Value = serde_json::from_str(generated).expect("poem-openapi emits JSON");
     if let Some(tags) = spec["tags"].as_array_mut() {
@@ -286,10 +289,16 @@ pub fn complete(generated: &str, tag_order: &[&str]) -> Value {
             for response in responses.values_mut() {
                 describe_event_stream(response);
             }
+            // The card page's form posts here; a refused form is answered with a page a person
+            // reads (see `lead_intake`), the same statuses as the JSON errors.
+            let answers_forms_with_pages = method == "post" && path == LEAD_FORM_PATH;
             for status in statuses {
                 let entry = responses
                     .entry(status.to_string())
                     .or_insert_with(|| error_response(status));
+                if answers_forms_with_pages {
+                    entry["content"]["text/html"] = json!({"schema": {"type": "string"}});
+                }
                 // A response of the operation's own type (e.g. the tracking 429) keeps its
                 // description; it gets `Retry-After` like the others.
                 if (status == 429 || status == 503) && !has_header(entry, "retry-after") {
