@@ -356,18 +356,18 @@ impl Browser {
 
     /// Makes the viewport `width` CSS pixels wide (390: a phone, 1280: a laptop), at that
     /// device's height. The window is resized until the viewport, not the window, has the size.
+    /// Chromium applies a resize asynchronously, so each attempt first waits for the viewport
+    /// to stop changing before it measures it.
     pub async fn set_width(&mut self, width: u32) {
         let height = if width <= PHONE.0 { PHONE.1 } else { DESKTOP.1 };
         let (mut outer_width, mut outer_height) = (width, height);
-        for _ in 0..3 {
+        let mut inner = (0, 0);
+        for _ in 0..5 {
             self.client
                 .set_window_size(outer_width, outer_height)
                 .await
                 .unwrap_or_else(|e| panic!("resizing the window to {width}×{height}: {e}"));
-            let inner = self
-                .script("return [window.innerWidth, window.innerHeight]")
-                .await;
-            let inner: (u32, u32) = serde_json::from_value(inner).expect("two numbers");
+            inner = self.settled_viewport().await;
             if inner == (width, height) {
                 self.width = width;
                 return;
@@ -375,7 +375,37 @@ impl Browser {
             outer_width = (outer_width + width).saturating_sub(inner.0);
             outer_height = (outer_height + height).saturating_sub(inner.1);
         }
-        panic!("the viewport does not take the size {width}×{height}");
+        panic!(
+            "the viewport does not take the size {width}×{height}: it stays {}×{}",
+            inner.0, inner.1
+        );
+    }
+
+    /// The viewport's size once two readings a little apart agree.
+    async fn settled_viewport(&self) -> (u32, u32) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        let mut last = self.viewport().await;
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let now = self.viewport().await;
+            if now == last {
+                return now;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the viewport kept changing for {PATIENCE:?} (last {}×{})",
+                now.0,
+                now.1
+            );
+            last = now;
+        }
+    }
+
+    async fn viewport(&self) -> (u32, u32) {
+        let inner = self
+            .script("return [window.innerWidth, window.innerHeight]")
+            .await;
+        serde_json::from_value(inner).expect("two numbers")
     }
 
     pub fn width(&self) -> u32 {
