@@ -2,12 +2,9 @@
 //! only those left on their own card. Listing, one lead, its vCard, the CSV export, and the
 //! erasure (admins only).
 
-use std::io;
-
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
-use futures::{StreamExt, stream};
 use poem::{Body, Request, web::Data};
 use poem_openapi::{
     ApiResponse, Object, OpenApi,
@@ -17,7 +14,7 @@ use poem_openapi::{
 use uuid::Uuid;
 
 use super::{
-    ApiTags, AppState, NoContent, attachment,
+    ApiTags, AppState, NoContent, attachment, csv_export,
     time_bound::{self, TimeBound},
 };
 use crate::{
@@ -388,7 +385,7 @@ pub const CSV_HEADER: &str = "created_at,lead_id,employee_id,employee_name,name,
 company,job_title,note,consent_given,consent_text,vcard_requested\n";
 
 /// The export's body: the first page, then the next ones read as the client takes them (each
-/// read a transaction of its own), so memory stays at one page whatever the size.
+/// read a transaction of its own).
 fn export_body(
     db: Db,
     tenant: Tenant,
@@ -400,36 +397,28 @@ fn export_body(
     for lead in &leads {
         write_csv(lead, &mut first);
     }
-    let first = stream::once(async move { Ok::<_, io::Error>(Bytes::from(first)) });
-    let rest = stream::unfold(next, move |after| {
+    csv_export::paged_body(first, next, "lead export", move |after| {
         let (db, query) = (db.clone(), query.clone());
         async move {
             let query = ListQuery {
-                after: Some(after?),
+                after: Some(after),
                 ..query
             };
             let page = db
                 .read(&tenant, async |tx| {
                     model::lead::list(&tx, company_id, &query).await
                 })
-                .await;
-            match page {
-                Ok(Some((leads, next))) => {
-                    let mut out = String::with_capacity(leads.len() * 200);
-                    for lead in &leads {
-                        write_csv(lead, &mut out);
-                    }
-                    Some((Ok(Bytes::from(out)), next))
-                }
-                Ok(None) => None,
-                Err(e) => {
-                    tracing::error!(%company_id, error = %e, "lead export failed after its first byte");
-                    Some((Err(io::Error::other("the export failed")), None))
-                }
+                .await?;
+            let Some((leads, next)) = page else {
+                return Ok((String::new(), None));
+            };
+            let mut out = String::with_capacity(leads.len() * 200);
+            for lead in &leads {
+                write_csv(lead, &mut out);
             }
+            Ok::<_, DbError>((out, next))
         }
-    });
-    Body::from_bytes_stream(first.chain(rest))
+    })
 }
 
 fn write_csv(lead: &model::lead::Lead, out: &mut String) {
@@ -457,57 +446,7 @@ fn write_csv(lead: &model::lead::Lead, out: &mut String) {
         if i > 0 {
             out.push(',');
         }
-        csv_field(out, field);
+        csv_export::field(out, field);
     }
     out.push('\n');
-}
-
-/// One CSV field (RFC 4180), as the analytics export writes them: quoted when needed, a value
-/// a spreadsheet would run as a formula (leading `=`, `+`, `-`, `@`, tab, carriage return)
-/// prefixed with `'`, control and bidirectional characters replaced. Every text of a lead
-/// comes from a stranger.
-fn csv_field(out: &mut String, value: &str) {
-    let formula = value.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    let quoted = value.contains([',', '"', '\n', '\r']);
-    if quoted {
-        out.push('"');
-    }
-    if formula {
-        out.push('\'');
-    }
-    for c in value.chars() {
-        if c == '"' {
-            out.push('"');
-        }
-        let hidden = (c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-            || crate::validate::is_bidi_control(c);
-        out.push(if hidden {
-            char::REPLACEMENT_CHARACTER
-        } else {
-            c
-        });
-    }
-    if quoted {
-        out.push('"');
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn csv(value: &str) -> String {
-        let mut out = String::new();
-        csv_field(&mut out, value);
-        out
-    }
-
-    #[test]
-    fn csv_fields_are_defused_and_escaped() {
-        assert_eq!(csv("Ada"), "Ada");
-        assert_eq!(csv("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
-        assert_eq!(csv("+1 555"), "'+1 555");
-        assert_eq!(csv("a,b"), "\"a,b\"");
-        assert_eq!(csv("a\u{202E}b"), "a\u{FFFD}b");
-    }
 }

@@ -8,6 +8,7 @@ pub mod audit_context;
 pub mod auth;
 pub mod cards;
 pub mod companies;
+pub mod csv_export;
 pub mod employee_import;
 pub mod employees;
 pub mod health;
