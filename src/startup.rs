@@ -677,36 +677,21 @@ impl Application {
     }
 }
 
-/// Deletes audit events older than `retention_days`, now and then every `period`, a batch at a
-/// time (each its own short transaction) until none is left; through the `SECURITY DEFINER`
-/// `audit_purge`, the only way anything leaves the trail. Failures are logged; the next round
-/// tries again.
+/// Deletes audit events older than `retention_days`, now and then every `period`, through the
+/// `SECURITY DEFINER` `audit_purge`, the only way anything leaves the trail.
 async fn purge_audit_every(db: Db, retention_days: u32, period: Duration) {
     use crate::{db::Tenant, model::audit};
     let days = i32::try_from(retention_days).unwrap_or(i32::MAX);
     let mut ticks = tokio::time::interval(period);
     loop {
         ticks.tick().await;
-        let mut purged = 0;
-        loop {
-            let batch = db
-                .write(&Tenant::maintenance(), async |tx| {
-                    audit::purge_expired(&tx, days).await
-                })
-                .await;
-            match batch {
-                Ok(deleted) => {
-                    purged += deleted;
-                    if deleted < i64::from(audit::PURGE_BATCH) {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "audit retention failed");
-                    break;
-                }
-            }
-        }
+        let purged = purge_in_batches("audit retention", audit::PURGE_BATCH, || async {
+            db.write(&Tenant::maintenance(), async |tx| {
+                audit::purge_expired(&tx, days).await
+            })
+            .await
+        })
+        .await;
         if purged > 0 {
             tracing::info!(purged, retention_days, "audit retention applied");
         }
@@ -714,36 +699,47 @@ async fn purge_audit_every(db: Db, retention_days: u32, period: Duration) {
 }
 
 /// Erases leads older than their company's `lead_retention_days`, now and then every `period`,
-/// a batch at a time (each its own short transaction) until none is left; through the
-/// `SECURITY DEFINER` `leads_purge`, which erases their queued messages too, as an erasure by
-/// an admin does. Failures are logged; the next round tries again.
+/// through the `SECURITY DEFINER` `leads_purge`, which erases their queued messages and webhook
+/// deliveries too, as an erasure by an admin does.
 async fn purge_leads_every(db: Db, period: Duration) {
     use crate::{db::Tenant, model::lead};
     let mut ticks = tokio::time::interval(period);
     loop {
         ticks.tick().await;
-        let mut purged = 0;
-        loop {
-            let batch = db
-                .write(&Tenant::maintenance(), async |tx| {
-                    lead::purge_expired(&tx).await
-                })
-                .await;
-            match batch {
-                Ok(deleted) => {
-                    purged += deleted;
-                    if deleted < i64::from(lead::PURGE_BATCH) {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "lead retention failed");
-                    break;
-                }
-            }
-        }
+        let purged = purge_in_batches("lead retention", lead::PURGE_BATCH, || async {
+            db.write(&Tenant::maintenance(), async |tx| {
+                lead::purge_expired(&tx).await
+            })
+            .await
+        })
+        .await;
         if purged > 0 {
             tracing::info!(purged, "lead retention applied");
+        }
+    }
+}
+
+/// Runs `batch` (one short transaction deleting at most `batch_size` rows) until a batch comes
+/// back short, and answers how many rows went. A failure is logged and ends the round; the next
+/// round tries again.
+async fn purge_in_batches<F, Fut>(what: &str, batch_size: i32, mut batch: F) -> i64
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<i64, crate::db::DbError>>,
+{
+    let mut purged = 0;
+    loop {
+        match batch().await {
+            Ok(deleted) => {
+                purged += deleted;
+                if deleted < i64::from(batch_size) {
+                    return purged;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "{what} failed");
+                return purged;
+            }
         }
     }
 }
