@@ -29,6 +29,11 @@ pub struct Service {
 
 impl Service {
     pub async fn spawn(database_url: &str) -> anyhow::Result<Self> {
+        Self::spawn_with(database_url, &[]).await
+    }
+
+    /// The same with more settings (`KEY`, value), which win over the ones above.
+    pub async fn spawn_with(database_url: &str, extra: &[(&str, String)]) -> anyhow::Result<Self> {
         let vars = [
             ("DATABASE_URL", database_url.to_owned()),
             ("BIND_ADDR", "127.0.0.1:0".to_owned()),
@@ -42,7 +47,11 @@ impl Service {
             ("JWT_TTL", "24h".to_owned()),
         ];
         let config = Config::from_lookup(|key| {
-            vars.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone())
+            extra
+                .iter()
+                .chain(vars.iter())
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.clone())
         })?;
         let pool = config.database_pool_size;
         let app = Application::build(config).await?;
