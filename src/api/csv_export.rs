@@ -7,6 +7,7 @@ use std::{fmt::Display, io};
 use bytes::Bytes;
 use futures::{StreamExt, stream};
 use poem::Body;
+use uuid::Uuid;
 
 /// Appends one CSV field (RFC 4180): quoted when it holds a comma, quote or line break, quotes
 /// doubled. A value a spreadsheet would run as a formula (leading `=`, `+`, `-`, `@`, and tab or
@@ -43,9 +44,14 @@ pub fn field(out: &mut String, value: &str) {
 /// the pages after the keyset `next`, each fetched by `page` only when the client has taken
 /// the one before (the body's backpressure): memory stays at one page whatever the export's
 /// size. `page` answers a page's CSV and the keyset after it when more may follow. An error
-/// cannot be a status anymore: it is logged (with `what`) and the body fails, which aborts
-/// the transfer rather than ending it as if complete.
-pub fn paged_body<C, E, F, Fut>(first: String, next: Option<C>, what: &'static str, page: F) -> Body
+/// cannot be a status anymore: it is logged (with `what` and the company exported) and the
+/// body fails, which aborts the transfer rather than ending it as if complete.
+pub fn paged_body<C, E, F, Fut>(
+    first: String,
+    next: Option<C>,
+    (what, company_id): (&'static str, Uuid),
+    page: F,
+) -> Body
 where
     C: Send + 'static,
     E: Display + Send,
@@ -59,7 +65,7 @@ where
             Ok((chunk, _)) if chunk.is_empty() => None,
             Ok((chunk, next)) => Some((Ok(Bytes::from(chunk)), (next, page))),
             Err(e) => {
-                tracing::error!(error = %e, "{what} failed after its first byte; the response is cut short");
+                tracing::error!(%company_id, error = %e, "{what} failed after its first byte; the response is cut short");
                 Some((Err(io::Error::other("the export failed")), (None, page)))
             }
         }
@@ -125,7 +131,7 @@ mod tests {
         let body = paged_body(
             "head\n".into(),
             Some(1),
-            "test export",
+            ("test export", Uuid::nil()),
             |n: u32| async move { Ok::<_, String>((format!("{n}\n"), (n < 3).then_some(n + 1))) },
         );
         assert_eq!(body_text(body).await.unwrap(), "head\n1\n2\n3\n");
@@ -136,14 +142,14 @@ mod tests {
         let body = paged_body(
             "head\n".into(),
             Some(1),
-            "test export",
+            ("test export", Uuid::nil()),
             |n: u32| async move { Ok::<_, String>((String::new(), Some(n + 1))) },
         );
         assert_eq!(body_text(body).await.unwrap(), "head\n");
         let body = paged_body(
             "head\n".into(),
             Some(1),
-            "test export",
+            ("test export", Uuid::nil()),
             |_: u32| async move { Err::<(String, Option<u32>), _>("the database is gone") },
         );
         assert!(body_text(body).await.is_err());

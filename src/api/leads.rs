@@ -397,7 +397,7 @@ fn export_body(
     for lead in &leads {
         write_csv(lead, &mut first);
     }
-    csv_export::paged_body(first, next, "lead export", move |after| {
+    csv_export::paged_body(first, next, ("lead export", company_id), move |after| {
         let (db, query) = (db.clone(), query.clone());
         async move {
             let query = ListQuery {

@@ -35,7 +35,7 @@ pub async fn csv_export(
     let (first, next) = chunk(&rows, String::from(CSV_HEADER));
     drop(rows);
     let db = state.db.clone();
-    let body = csv_export::paged_body(first, next, "CSV export", move |after| {
+    let body = csv_export::paged_body(first, next, ("CSV export", company_id), move |after| {
         let db = db.clone();
         async move {
             let rows = db
