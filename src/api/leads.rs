@@ -155,7 +155,7 @@ fn filters(
     Ok((search, from, to))
 }
 
-async fn lead_of(
+pub async fn lead_of(
     state: &AppState,
     caller: &Caller,
     lead_id: Uuid,
@@ -203,30 +203,15 @@ impl LeadsApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
         limit: Query<Option<u32>>,
     ) -> Result<Json<LeadPage>, ApiError> {
-        let caller = auth.0;
-        let tenant = caller.tenant_for(company_id.0, "Company not found")?;
-        let (search, from, to) = filters(q.0, from.0.as_ref(), to.0.as_ref())?;
-        let after = cursor
-            .0
-            .as_deref()
-            .map(Cursor::decode)
-            .transpose()
-            .map_err(|e| ApiError::unprocessable("invalid_cursor", e.to_string()))?;
-        let query = ListQuery {
-            scope: scope_of(&caller),
-            search,
-            from,
-            to,
-            after,
-            limit: i64::from(limit.0.unwrap_or(DEFAULT_LEAD_PAGE).min(MAX_LEAD_PAGE)),
-        };
-        let (leads, next) = state
-            .db
-            .read(&tenant, async |tx| {
-                model::lead::list(&tx, company_id.0, &query).await
-            })
-            .await?
-            .ok_or_else(|| ApiError::not_found("Company not found"))?;
+        let query = list_query(
+            &auth.0,
+            q.0,
+            from.0.as_ref(),
+            to.0.as_ref(),
+            cursor.0,
+            limit.0,
+        )?;
+        let (leads, next) = list(&state, &auth.0, company_id.0, &query).await?;
         Ok(Json(LeadPage {
             leads: leads.into_iter().map(Lead::from).collect(),
             next_cursor: next.map(|c| c.encode()),
@@ -256,26 +241,15 @@ impl LeadsApi {
         /// RFC 3339, exclusive, or a date (included whole, UTC).
         to: Query<Option<TimeBound>>,
     ) -> Result<LeadsCsv, ApiError> {
-        let caller = auth.0;
-        let tenant = caller.tenant_for(company_id.0, "Company not found")?;
-        let (search, from, to) = filters(q.0, from.0.as_ref(), to.0.as_ref())?;
-        let query = ListQuery {
-            scope: scope_of(&caller),
-            search,
-            from,
-            to,
-            after: None,
-            limit: EXPORT_PAGE,
-        };
-        // The first page before any byte: a missing company is still a 404.
-        let first = state
-            .db
-            .read(&tenant, async |tx| {
-                model::lead::list(&tx, company_id.0, &query).await
-            })
-            .await?
-            .ok_or_else(|| ApiError::not_found("Company not found"))?;
-        let body = export_body(state.db.clone(), tenant, company_id.0, query, first);
+        let body = export(
+            &state,
+            &auth.0,
+            company_id.0,
+            q.0,
+            from.0.as_ref(),
+            to.0.as_ref(),
+        )
+        .await?;
         Ok(LeadsCsv::Ok(
             Binary(body),
             "attachment; filename=\"leads.csv\"".to_owned(),
@@ -308,27 +282,8 @@ impl LeadsApi {
         lead_id: Path<Uuid>,
     ) -> Result<LeadVcard, ApiError> {
         let lead = lead_of(&state, &auth.0, lead_id.0).await?;
-        let profile = CardProfile {
-            employee_id: lead.id,
-            company_id: lead.company_id,
-            employee_name: lead.name.clone(),
-            company_name: lead.company.clone().unwrap_or_default(),
-            job_title: lead.job_title.clone(),
-            email: lead.email.clone(),
-            phone: lead.phone.clone(),
-            bio: lead.note.clone(),
-            ..CardProfile::minimal("lead", "lead", &lead.name)
-        };
-        // No card page to link to: a path is not a web link, so the vCard has no URL of it.
-        let urls = CardUrls::new("", "lead", "lead");
-        let text = vcard::v3(&profile, &urls, None);
-        Ok(LeadVcard::Ok(
-            Binary(Bytes::from(text)),
-            attachment::content_disposition(
-                &vcard::file_name(&lead.name),
-                &vcard::file_name_utf8(&lead.name),
-            ),
-        ))
+        let (text, disposition) = vcard_of(&lead);
+        Ok(LeadVcard::Ok(Binary(Bytes::from(text)), disposition))
     }
 
     /// Erase a lead
@@ -348,37 +303,148 @@ impl LeadsApi {
         auth: BearerAuth,
         lead_id: Path<Uuid>,
     ) -> Result<NoContent, ApiError> {
-        let caller = auth.0;
-        let tenant = lead_tenant(&state.db, &caller, lead_id.0).await?;
-        if caller.require_admin().is_err() {
-            // An employee may see their own leads but not erase them; others' stay unseen.
-            let scope = scope_of(&caller);
-            let seen = state
-                .db
-                .read(&tenant, async |tx| {
-                    model::lead::get(&tx, lead_id.0, scope).await
-                })
-                .await?;
-            return Err(match seen {
-                Some(_) => ApiError::forbidden("Only a company admin can erase a lead"),
-                None => lead_not_found(),
-            });
-        }
-        let audit = AuditContext::of(req, &caller);
-        state
-            .db
-            .write(&tenant, async |tx| {
-                let erased = model::lead::erase(&tx, lead_id.0).await?;
-                if let Some(lead) = &erased {
-                    let event = AuditEvent::new("lead.erased", Target::lead(lead.id));
-                    model::audit::record(&tx, &audit, event).await?;
-                }
-                Ok::<_, DbError>(erased)
-            })
-            .await?
-            .ok_or_else(lead_not_found)?;
+        let audit = AuditContext::of(req, &auth.0);
+        erase(&state, &auth.0, &audit, lead_id.0).await?;
         Ok(NoContent::NoContent)
     }
+}
+
+/// The list's query from its parameters as given (the API's and the console's), checked.
+pub fn list_query(
+    caller: &Caller,
+    q: Option<String>,
+    from: Option<&TimeBound>,
+    to: Option<&TimeBound>,
+    cursor: Option<String>,
+    limit: Option<u32>,
+) -> Result<ListQuery, ApiError> {
+    let (search, from, to) = filters(q, from, to)?;
+    let after = cursor
+        .as_deref()
+        .map(Cursor::decode)
+        .transpose()
+        .map_err(|e| ApiError::unprocessable("invalid_cursor", e.to_string()))?;
+    Ok(ListQuery {
+        scope: scope_of(caller),
+        search,
+        from,
+        to,
+        after,
+        limit: i64::from(limit.unwrap_or(DEFAULT_LEAD_PAGE).min(MAX_LEAD_PAGE)),
+    })
+}
+
+/// One page of the company's leads that the caller may see, and the next page's cursor.
+pub async fn list(
+    state: &AppState,
+    caller: &Caller,
+    company_id: Uuid,
+    query: &ListQuery,
+) -> Result<(Vec<model::lead::Lead>, Option<Cursor>), ApiError> {
+    let tenant = caller.tenant_for(company_id, "Company not found")?;
+    state
+        .db
+        .read(&tenant, async |tx| {
+            model::lead::list(&tx, company_id, query).await
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("Company not found"))
+}
+
+/// The CSV export of the leads the caller may see, with the list's filters, as a streamed body.
+pub async fn export(
+    state: &AppState,
+    caller: &Caller,
+    company_id: Uuid,
+    q: Option<String>,
+    from: Option<&TimeBound>,
+    to: Option<&TimeBound>,
+) -> Result<Body, ApiError> {
+    let tenant = caller.tenant_for(company_id, "Company not found")?;
+    let (search, from, to) = filters(q, from, to)?;
+    let query = ListQuery {
+        scope: scope_of(caller),
+        search,
+        from,
+        to,
+        after: None,
+        limit: EXPORT_PAGE,
+    };
+    // The first page before any byte: a missing company is still a 404.
+    let first = state
+        .db
+        .read(&tenant, async |tx| {
+            model::lead::list(&tx, company_id, &query).await
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("Company not found"))?;
+    Ok(export_body(
+        state.db.clone(),
+        tenant,
+        company_id,
+        query,
+        first,
+    ))
+}
+
+/// A lead as a vCard 3.0, and the `Content-Disposition` of its download.
+pub fn vcard_of(lead: &model::lead::Lead) -> (String, String) {
+    let profile = CardProfile {
+        employee_id: lead.id,
+        company_id: lead.company_id,
+        employee_name: lead.name.clone(),
+        company_name: lead.company.clone().unwrap_or_default(),
+        job_title: lead.job_title.clone(),
+        email: lead.email.clone(),
+        phone: lead.phone.clone(),
+        bio: lead.note.clone(),
+        ..CardProfile::minimal("lead", "lead", &lead.name)
+    };
+    // No card page to link to: a path is not a web link, so the vCard has no URL of it.
+    let urls = CardUrls::new("", "lead", "lead");
+    let disposition = attachment::content_disposition(
+        &vcard::file_name(&lead.name),
+        &vcard::file_name_utf8(&lead.name),
+    );
+    (vcard::v3(&profile, &urls, None), disposition)
+}
+
+/// Erases a lead (admins and superadmins): an employee who may see it is refused (403), a lead
+/// the caller may not see is not found.
+pub async fn erase(
+    state: &AppState,
+    caller: &Caller,
+    audit: &AuditContext,
+    lead_id: Uuid,
+) -> Result<(), ApiError> {
+    let tenant = lead_tenant(&state.db, caller, lead_id).await?;
+    if caller.require_admin().is_err() {
+        // An employee may see their own leads but not erase them; others' stay unseen.
+        let scope = scope_of(caller);
+        let seen = state
+            .db
+            .read(&tenant, async |tx| {
+                model::lead::get(&tx, lead_id, scope).await
+            })
+            .await?;
+        return Err(match seen {
+            Some(_) => ApiError::forbidden("Only a company admin can erase a lead"),
+            None => lead_not_found(),
+        });
+    }
+    state
+        .db
+        .write(&tenant, async |tx| {
+            let erased = model::lead::erase(&tx, lead_id).await?;
+            if let Some(lead) = &erased {
+                let event = AuditEvent::new("lead.erased", Target::lead(lead.id));
+                model::audit::record(&tx, audit, event).await?;
+            }
+            Ok::<_, DbError>(erased)
+        })
+        .await?
+        .ok_or_else(lead_not_found)?;
+    Ok(())
 }
 
 pub const CSV_HEADER: &str = "created_at,lead_id,employee_id,employee_name,name,email,phone,\
