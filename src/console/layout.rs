@@ -29,6 +29,7 @@ pub enum Section {
     People,
     Branding,
     Analytics,
+    Leads,
     Teammates,
     Audit,
     MyCard,
@@ -42,6 +43,7 @@ impl Section {
             Section::People => "/app/people",
             Section::Branding => "/app/branding",
             Section::Analytics => "/app/analytics",
+            Section::Leads => "/app/leads",
             Section::Teammates => "/app/teammates",
             Section::Audit => "/app/audit",
             Section::MyCard => "/app/me",
@@ -55,6 +57,7 @@ impl Section {
             Section::People => "People",
             Section::Branding => "Branding",
             Section::Analytics => "Analytics",
+            Section::Leads => "Leads",
             Section::Teammates => "Teammates",
             Section::Audit => "Audit log",
             Section::MyCard => "My card",
@@ -70,11 +73,17 @@ impl Section {
                 Section::People,
                 Section::Branding,
                 Section::Analytics,
+                Section::Leads,
                 Section::Teammates,
                 Section::Audit,
                 Section::Sessions,
             ],
-            Role::Employee => &[Section::MyCard, Section::Analytics, Section::Sessions],
+            Role::Employee => &[
+                Section::MyCard,
+                Section::Analytics,
+                Section::Leads,
+                Section::Sessions,
+            ],
         }
     }
 }

@@ -28,6 +28,10 @@ mod emailed_links;
 pub mod landing;
 mod sessions;
 
+// leads pages
+mod lead_settings;
+mod leads;
+
 // dashboards pages
 mod analytics;
 mod chart;
@@ -93,6 +97,19 @@ pub fn routes() -> BoxEndpoint<'static> {
         .at(
             "/people/:id/delete",
             get(people::confirm_delete).post(people::delete),
+        )
+        // leads pages
+        .at("/leads", get(leads::list))
+        .at("/leads/export.csv", get(leads::export))
+        .at(
+            "/leads/settings",
+            get(lead_settings::show).post(lead_settings::save),
+        )
+        .at("/leads/:id", get(leads::detail))
+        .at("/leads/:id/vcard", get(leads::vcard))
+        .at(
+            "/leads/:id/delete",
+            get(leads::confirm_erase).post(leads::erase),
         )
         .at("/branding", get(branding::show).post(branding::save))
         .at("/branding/logo", post(branding::upload_logo))

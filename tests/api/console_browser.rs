@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::Value;
+use uuid::Uuid;
 
 use crate::browser::{Browser, FocusedElement, TempDir, scan_qr};
 use crate::helpers::{
     ADMIN_PASSWORD, Card, IPHONE, PUBLIC_BASE_URL, Session, TEAMMATE_PASSWORD, TestApp,
-    company_with_card, spawn_app, wait_for,
+    company_with_card, spawn_app, spawn_app_with, wait_for,
 };
 
 const PHONE_WIDTH: u32 = 390;
@@ -318,7 +319,12 @@ async fn an_employee_login_sees_only_its_own_card() {
         .await;
     assert_eq!(
         nav,
-        Value::from(vec!["/app/me", "/app/analytics", "/app/sessions"])
+        Value::from(vec![
+            "/app/me",
+            "/app/analytics",
+            "/app/leads",
+            "/app/sessions"
+        ])
     );
     browser.goto(&format!("{}/app/me", app.address)).await;
     assert_eq!(
@@ -456,6 +462,7 @@ async fn the_main_pages_are_used_with_the_keyboard_alone() {
         "/app/people",
         "/app/branding",
         "/app/analytics",
+        "/app/leads",
         "/app/teammates",
         "/app/audit",
         "/app/sessions",
@@ -477,6 +484,8 @@ async fn the_main_pages_are_used_with_the_keyboard_alone() {
         ("/app/import", &["Upload"][..]),
         ("/app/analytics", &["Show", detail.as_str()][..]),
         (detail.as_str(), &["Show"][..]),
+        ("/app/leads", &["Filter", "/app/leads/settings"][..]),
+        ("/app/leads/settings", &["Save lead settings"][..]),
         ("/app/teammates", &["Send invitation"][..]),
         ("/app/audit", &["Filter"][..]),
         ("/app/sessions", &[][..]),
@@ -548,7 +557,7 @@ async fn check_page(browser: &Browser, name: &str, dark: bool) {
 }
 
 /// Every page of the console a signed-in admin opens, by screenshot name.
-fn admin_pages(card: &Card) -> Vec<(&'static str, String)> {
+fn admin_pages(card: &Card, lead: Uuid) -> Vec<(&'static str, String)> {
     vec![
         ("home", "/app".to_owned()),
         ("people", "/app/people".to_owned()),
@@ -565,6 +574,10 @@ fn admin_pages(card: &Card) -> Vec<(&'static str, String)> {
             "analytics-person",
             format!("/app/analytics/employees/{}", card.employee_id),
         ),
+        ("leads", "/app/leads".to_owned()),
+        ("lead", format!("/app/leads/{lead}")),
+        ("lead-erase", format!("/app/leads/{lead}/delete")),
+        ("lead-settings", "/app/leads/settings".to_owned()),
         ("teammates", "/app/teammates".to_owned()),
         ("audit", "/app/audit".to_owned()),
         ("sessions", "/app/sessions".to_owned()),
@@ -598,6 +611,7 @@ async fn check_every_page(
     admin: &Session,
     employee: &Session,
     card: &Card,
+    lead: Uuid,
     dark: bool,
 ) {
     for width in [PHONE_WIDTH, LAPTOP_WIDTH] {
@@ -624,7 +638,7 @@ async fn check_every_page(
     );
     for width in [PHONE_WIDTH, LAPTOP_WIDTH] {
         browser.set_width(width).await;
-        for (name, path) in admin_pages(card) {
+        for (name, path) in admin_pages(card, lead) {
             browser.goto(&format!("{}{path}", app.address)).await;
             check_page(browser, name, dark).await;
         }
@@ -650,7 +664,11 @@ async fn check_every_page(
     log_in(browser, app, &employee.email, TEAMMATE_PASSWORD).await;
     for width in [PHONE_WIDTH, LAPTOP_WIDTH] {
         browser.set_width(width).await;
-        for (name, path) in [("me", "/app/me"), ("my-analytics", "/app/analytics")] {
+        for (name, path) in [
+            ("me", "/app/me"),
+            ("my-analytics", "/app/analytics"),
+            ("my-leads", "/app/leads"),
+        ] {
             browser.goto(&format!("{}{path}", app.address)).await;
             check_page(browser, name, dark).await;
         }
@@ -661,7 +679,7 @@ async fn check_every_page(
 
 #[tokio::test]
 async fn every_page_passes_axe_at_a_phones_and_a_laptops_width_light_and_dark() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(&[crate::leads::NO_MIN_FILL]).await;
     let (admin, card) = company_with_card(&app, "Axe Check Co").await;
     let root = app.superadmin().await;
     app.set_plan(&root, admin.company_id, "enterprise").await;
@@ -678,14 +696,23 @@ async fn every_page_passes_axe_at_a_phones_and_a_laptops_width_light_and_dark() 
         )
         .await;
     }
+    let lead = crate::leads::leave(
+        &app,
+        &card,
+        serde_json::json!({"name": "Axe Visitor", "email": "axe@visitor.example",
+                           "company": "Visitors Ltd", "note": "Call me"}),
+    )
+    .await;
+    lead.assert_status(201);
+    let lead = lead.id();
     let employee = app
         .add_user(&admin, "employee", Some(card.employee_id))
         .await;
 
     let mut light = Browser::start().await;
-    check_every_page(&mut light, &app, &admin, &employee, &card, false).await;
+    check_every_page(&mut light, &app, &admin, &employee, &card, lead, false).await;
     let mut dark = light.dark_visitor().await;
-    check_every_page(&mut dark, &app, &admin, &employee, &card, true).await;
+    check_every_page(&mut dark, &app, &admin, &employee, &card, lead, true).await;
     dark.close().await;
     light.close().await;
 }

@@ -28,6 +28,7 @@ mod console_branding;
 mod console_browser;
 mod console_client;
 mod console_import;
+mod console_leads;
 mod console_people;
 mod console_shell;
 mod database_outage;
