@@ -71,7 +71,9 @@ pub const STYLE: &str = "\
 .sent{display:none;margin:12px 0 0;padding:14px 16px;border-radius:12px;background:var(--btn);font-weight:600}
 .sent:target{display:block}
 .sent:target+form{display:none}
-.lead input:focus-visible,.lead textarea:focus-visible{outline:3px solid var(--focus);outline-offset:2px}
+.lead .err{margin:12px 0 0;padding:12px 14px;border:2px solid currentColor;border-radius:12px;font-weight:600}
+.lead .btn:disabled{cursor:progress;filter:saturate(.6)}
+.lead input:focus-visible,.lead textarea:focus-visible,.lead .err:focus-visible{outline:3px solid var(--focus);outline-offset:2px}
 ";
 
 /// The form's section of the card page of `person` (the card's name).
@@ -140,6 +142,9 @@ pub fn section(form: &LeadForm, person: &str) -> Markup {
                 }
                 "\n"
                 input type="hidden" name="started" value=(STARTED_PLACEHOLDER);
+                "\n"
+                // Filled by the page's script when a refusal comes back (none without it).
+                p class="err" id="lead-error" role="alert" tabindex="-1" hidden {}
                 "\n"
                 button type="submit" class="btn primary" id="lead-send" { "Send my contact" }
                 "\n"

@@ -43,15 +43,27 @@ const EXCERPT_CHARS: usize = 160;
 
 /// The page's only script, identical for every card (so its CSP hash is a constant). It reports
 /// taps on `[data-track]` elements to the body's `data-track-url` with `sendBeacon` (never
-/// blocking or preventing the tap's own action) and shows the Share button where the Web Share
-/// API exists.
+/// blocking or preventing the tap's own action), shows the Share button where the Web Share
+/// API exists, and sends the "Share your contact" form without leaving the page: as JSON to
+/// the form's own action, the thank-you note shown (`#lead-sent`) on success, the refusal's
+/// `detail` shown (`#lead-error`) otherwise. When the request cannot be made at all, the form
+/// is sent as a plain POST after all, as without JavaScript.
 const SCRIPT: &str = "(function(){var d=document,n=navigator,u=d.body.getAttribute('data-track-url');\
 d.addEventListener('click',function(e){var t=e.target;t=t&&t.closest?t.closest('[data-track]'):null;\
 if(!t||!u||!n.sendBeacon)return;try{n.sendBeacon(u,new Blob([JSON.stringify({action:t.getAttribute('data-track'),\
 link:t.getAttribute('data-link')||undefined})],{type:'application/json'}))}catch(x){}});\
 var s=d.getElementById('share');if(s&&n.share){s.hidden=false;s.addEventListener('click',function(){\
 var c=d.querySelector('link[rel=canonical]');try{n.share({title:d.title,url:c?c.href:location.href})\
-.catch(function(){})}catch(x){}})}})();";
+.catch(function(){})}catch(x){}})}\
+var f=d.querySelector('#lead form');if(f&&window.fetch&&window.FormData){f.addEventListener('submit',function(e){\
+e.preventDefault();var b=d.getElementById('lead-send'),r=d.getElementById('lead-error'),o={};\
+new FormData(f).forEach(function(v,k){if(k==='consent'||k==='send_vcard')o[k]=true;else if(v!==''||k==='name')o[k]=v});\
+b.disabled=true;r.hidden=true;fetch(f.action,{method:'POST',credentials:'same-origin',\
+headers:{'Content-Type':'application/json',Accept:'application/json'},body:JSON.stringify(o)}).then(function(x){\
+return x.json().catch(function(){return{}}).then(function(j){if(x.ok){location.hash='lead-sent';\
+d.getElementById('lead-sent').focus();return}b.disabled=false;\
+r.textContent=j.detail||'Your contact could not be sent. Please try again later.';r.hidden=false;r.focus()})},\
+function(){f.submit()})})}})();";
 
 /// The page's styles, after the per-card `:root` line that sets `--brand` and `--on-brand`.
 const STYLE: &str = "\

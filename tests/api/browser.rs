@@ -269,6 +269,16 @@ impl Browser {
         .await
     }
 
+    /// Another session whose browser runs no page script (as with JavaScript turned off in
+    /// its settings); WebDriver's own scripts still run, outside the page.
+    pub async fn without_javascript(&self) -> Self {
+        Self::session(
+            Arc::clone(&self.driver),
+            &["--blink-settings=scriptEnabled=false".to_owned()],
+        )
+        .await
+    }
+
     /// Another session whose browser prefers a dark colour scheme (as a phone set to dark
     /// mode does).
     pub async fn dark_visitor(&self) -> Self {

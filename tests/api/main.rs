@@ -17,6 +17,7 @@ mod audit_accounts;
 mod audit_logins;
 mod auth;
 mod bad_input;
+mod card_lead_form_browser;
 mod card_page_browser;
 mod card_page_webdriver;
 mod companies;
