@@ -222,7 +222,7 @@ pub enum VCardVersion {
 }
 
 /// The vCard of a card (`0`: 3.0, `1`: 4.0), with the photo embedded, made once per card.
-async fn vcard_of(
+pub(super) async fn vcard_of(
     state: &AppState,
     payer: &MissPayer<'_>,
     card: &RenderedCard,

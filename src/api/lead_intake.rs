@@ -30,7 +30,7 @@ use super::{
 };
 use crate::{
     analytics::rate_limit::RateLimiter,
-    card::{lead_form, lead_token},
+    card::{lead_form, lead_token, vcard},
     config::PublicLimits,
     db::{DbError, Tenant},
     error::ApiError,
@@ -319,7 +319,8 @@ impl LeadIntakeApi {
     /// after it was served is refused); `website` must stay empty. Limited per client address
     /// and per card (429 `too_many_leads`). `403 lead_capture_disabled` when the company takes
     /// no leads; `422 consent_required` when it asks for consent and `consent` is not true.
-    /// The employee is emailed the lead; with `send_vcard` the visitor is emailed the card.
+    /// The employee is emailed the lead; with `send_vcard` the visitor is emailed the card (its
+    /// vCard attached, with the photo, and linked).
     #[oai(
         path = "/card/:company_slug/:employee_slug/leads",
         method = "post",
@@ -388,6 +389,28 @@ async fn store(
     let (company_id, employee_id) = (card.profile.company_id, card.profile.employee_id);
     let tenant = Tenant::visitor_leaving_contact(company_id);
     let urls = &card.urls;
+    // The card the visitor asked for, to attach: made once per card (its photo read and
+    // scaled), before the transaction. Without it the email still links to it.
+    let vcard = if submitted.send_vcard && checked.email.is_some() {
+        match super::cards::vcard_of(state, &MissPayer::nobody(), card, false).await {
+            Ok(vcard) => Some(vcard),
+            Err(e) => {
+                tracing::warn!(%company_id, %employee_id, error = %e.detail(),
+                    "the card's vCard could not be made; the visitor's email only links to it");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let file_name = vcard::file_name(&card.profile.employee_name);
+    let file = vcard
+        .as_ref()
+        .and_then(|v| std::str::from_utf8(&v.body).ok())
+        .map(|text| mail::lead::CardFile {
+            vcard: text,
+            file_name: &file_name,
+        });
     let stored = state
         .db
         .write(&tenant, async |tx| {
@@ -431,8 +454,8 @@ async fn store(
                     &lead,
                     to,
                     &intake.company_name,
-                    &urls.vcard,
-                    &urls.page,
+                    (&urls.vcard, &urls.page),
+                    file,
                 );
                 model::lead::enqueue_email(&tx, lead.id, &email).await?;
             }

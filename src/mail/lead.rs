@@ -5,7 +5,10 @@
 use maud::html;
 
 use super::message::{button, page};
-use crate::model::{lead::NewLead, outbox::Email};
+use crate::model::{
+    lead::NewLead,
+    outbox::{Email, EmailAttachment},
+};
 
 /// To the employee whose card it was: who left their contact, and how to reach them.
 pub fn new_lead(to: &str, company_name: &str, lead: &NewLead) -> Email {
@@ -59,23 +62,37 @@ pub fn new_lead(to: &str, company_name: &str, lead: &NewLead) -> Email {
         subject,
         text,
         html: html.into_string(),
+        attachments: Vec::new(),
     }
 }
 
-/// To the visitor who asked for the card: where to save it from (the vCard file and the page).
+/// The card a visitor asked for, to attach: its vCard 3.0 text and file name.
+#[derive(Clone, Copy, Debug)]
+pub struct CardFile<'a> {
+    pub vcard: &'a str,
+    pub file_name: &'a str,
+}
+
+/// To the visitor who asked for the card: the card's vCard attached (with its photo), and the
+/// links to it and to the card page for mail programs that hide attachments.
 pub fn card_for_visitor(
     lead: &NewLead,
     to: &str,
     company_name: &str,
-    vcard_url: &str,
-    page_url: &str,
+    (vcard_url, page_url): (&str, &str),
+    file: Option<CardFile<'_>>,
 ) -> Email {
     let name = &lead.employee_name;
     let subject = format!("{name}'s contact card");
+    let attached = if file.is_some() {
+        "It is attached to this email: open the file to add it to your contacts. "
+    } else {
+        ""
+    };
     let text = format!(
         "Hello {visitor},\n\n\
-         You asked for the contact card of {name} ({company_name}). Save it to your contacts \
-         from this link:\n\n\
+         You asked for the contact card of {name} ({company_name}). {attached}You can also \
+         save it from this link:\n\n\
          {vcard_url}\n\n\
          The card itself: {page_url}\n\n\
          You get this email because you left your address on that card. No other email \
@@ -86,7 +103,10 @@ pub fn card_for_visitor(
         &subject,
         html! {
             p { "Hello " (lead.name) "," }
-            p { "You asked for the contact card of " strong { (name) } " (" (company_name) ")." }
+            p {
+                "You asked for the contact card of " strong { (name) } " (" (company_name) "). "
+                (attached)
+            }
             (button(vcard_url, "Save the contact"))
             p { "Or open the card: " a href=(page_url) { (page_url) } }
             p.small {
@@ -100,6 +120,14 @@ pub fn card_for_visitor(
         subject,
         text,
         html: html.into_string(),
+        attachments: file
+            .map(|f| EmailAttachment {
+                file_name: f.file_name.to_owned(),
+                content_type: "text/vcard; charset=utf-8".to_owned(),
+                content: f.vcard.to_owned(),
+            })
+            .into_iter()
+            .collect(),
     }
 }
 
@@ -137,14 +165,23 @@ mod tests {
     }
 
     #[test]
-    fn the_visitor_gets_the_card_links() {
+    fn the_visitor_gets_the_card_attached_and_linked() {
         let email = card_for_visitor(
             &lead(),
             "ada@example.com",
             "Acme",
-            "https://x.example/api/card/acme/jane/vcard",
-            "https://x.example/card/acme/jane",
+            (
+                "https://x.example/api/card/acme/jane/vcard",
+                "https://x.example/card/acme/jane",
+            ),
+            Some(CardFile {
+                vcard: "BEGIN:VCARD\r\nEND:VCARD\r\n",
+                file_name: "Jane Smith.vcf",
+            }),
         );
+        assert_eq!(email.attachments.len(), 1);
+        assert_eq!(email.attachments[0].file_name, "Jane Smith.vcf");
+        assert!(email.text.contains("It is attached"));
         assert!(
             email
                 .text

@@ -110,6 +110,7 @@ fn email(recipient: &Recipient<'_>, subject: String, text: String, html: Markup)
         subject,
         text,
         html: html.into_string(),
+        attachments: Vec::new(),
     }
 }
 

@@ -9,7 +9,10 @@ use std::{
 use anyhow::Context;
 use lettre::{
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
-    message::{Mailbox, MultiPart},
+    message::{
+        Attachment, Body, Mailbox, MultiPart,
+        header::{ContentTransferEncoding, ContentType},
+    },
     transport::smtp::{
         AsyncSmtpTransportBuilder,
         client::{Certificate, Tls, TlsParameters},
@@ -101,15 +104,36 @@ impl Mailer {
         };
         let from = Mailbox::new(from_name, self.from.email.clone());
         let domain = self.from.email.domain().to_owned();
+        let body = MultiPart::alternative_plain_html(email.text.clone(), email.html.clone());
+        // With files, the two alternatives come first in a `multipart/mixed`, the files after.
+        let body = if email.attachments.is_empty() {
+            body
+        } else {
+            let mut mixed = MultiPart::mixed().multipart(body);
+            for file in &email.attachments {
+                let content_type = ContentType::parse(&file.content_type).map_err(|e| {
+                    SendError::permanent(format!(
+                        "bad attachment type {:?}: {e}",
+                        file.content_type
+                    ))
+                })?;
+                // Base64, so the file arrives byte for byte (a vCard keeps its CRLF line ends).
+                let body = Body::new_with_encoding(
+                    file.content.clone().into_bytes(),
+                    ContentTransferEncoding::Base64,
+                )
+                .map_err(|_| SendError::permanent("cannot encode an attachment"))?;
+                mixed = mixed
+                    .singlepart(Attachment::new(file.file_name.clone()).body(body, content_type));
+            }
+            mixed
+        };
         Message::builder()
             .from(from)
             .to(to)
             .subject(email.subject.clone())
             .message_id(Some(format!("<{}@{domain}>", id.simple())))
-            .multipart(MultiPart::alternative_plain_html(
-                email.text.clone(),
-                email.html.clone(),
-            ))
+            .multipart(body)
             .map_err(|e| SendError::permanent(format!("cannot build the message: {e}")))
     }
 
@@ -232,6 +256,7 @@ mod tests {
             subject: "Confirm your email".into(),
             text: "Open https://cards.example.com/app/verify-email?token=abc to confirm.".into(),
             html: "<p>Open the link</p>".into(),
+            attachments: Vec::new(),
         }
     }
 
@@ -264,6 +289,48 @@ mod tests {
             raw.contains("text/plain") && raw.contains("text/html"),
             "{raw}"
         );
+    }
+
+    #[test]
+    fn attachments_follow_the_text_and_html_in_a_mixed_message() {
+        let mailer = Mailer::new(None, None, "no-reply@localhost", "x".into()).unwrap();
+        let with_file = Email {
+            attachments: vec![crate::model::outbox::EmailAttachment {
+                file_name: "Jane Smith.vcf".into(),
+                content_type: "text/vcard; charset=utf-8".into(),
+                content: "BEGIN:VCARD\r\nVERSION:3.0\r\nEND:VCARD\r\n".into(),
+            }],
+            ..email()
+        };
+        let raw = String::from_utf8(
+            mailer
+                .message(Uuid::new_v4(), &with_file)
+                .unwrap()
+                .formatted(),
+        )
+        .unwrap();
+        assert!(raw.contains("multipart/mixed"), "{raw}");
+        assert!(raw.contains("multipart/alternative"), "{raw}");
+        assert!(
+            raw.contains("Content-Disposition: attachment; filename=\"Jane Smith.vcf\""),
+            "{raw}"
+        );
+        let plain = String::from_utf8(
+            mailer
+                .message(Uuid::new_v4(), &email())
+                .unwrap()
+                .formatted(),
+        )
+        .unwrap();
+        assert!(!plain.contains("multipart/mixed"), "{plain}");
+        let bad = Email {
+            attachments: vec![crate::model::outbox::EmailAttachment {
+                content_type: "not a type".into(),
+                ..with_file.attachments[0].clone()
+            }],
+            ..email()
+        };
+        assert!(mailer.message(Uuid::new_v4(), &bad).unwrap_err().permanent);
     }
 
     #[test]

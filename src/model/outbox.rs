@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::db::{DbError, TenantTx};
 
 /// An email, ready to send: plain text and HTML, from the service's address in the company's
-/// name (`from_name`).
+/// name (`from_name`), with files attached (none in most).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Email {
     pub to: String,
@@ -15,6 +15,19 @@ pub struct Email {
     pub subject: String,
     pub text: String,
     pub html: String,
+    /// Left out of the payload when empty, so messages queued before attachments existed read
+    /// the same.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<EmailAttachment>,
+}
+
+/// A text file sent with an email (a vCard, say).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailAttachment {
+    pub file_name: String,
+    /// Its MIME type with parameters, e.g. `text/vcard; charset=utf-8`.
+    pub content_type: String,
+    pub content: String,
 }
 
 const ENQUEUE: &str = "INSERT INTO outbox (company_id, id, kind, payload)

@@ -48,5 +48,6 @@ pub fn webhook_disabled(
         subject,
         text,
         html: html.into_string(),
+        attachments: Vec::new(),
     }
 }

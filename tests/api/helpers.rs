@@ -906,6 +906,15 @@ pub struct ReceivedEmail {
     pub message_id: String,
     pub text: String,
     pub html: String,
+    pub attachments: Vec<ReceivedAttachment>,
+}
+
+/// A file attached to a [`ReceivedEmail`], its body decoded.
+#[derive(Clone, Debug)]
+pub struct ReceivedAttachment {
+    pub file_name: String,
+    pub mime_type: String,
+    pub body: String,
 }
 
 impl ReceivedEmail {
@@ -913,13 +922,50 @@ impl ReceivedEmail {
         use mailparse::MailHeaderMap;
         let mail = mailparse::parse_mail(raw).expect("a parsable email");
         let header = |name: &str| mail.headers.get_first_value(name).unwrap_or_default();
+        // Every leaf part, however the message nests them (alternatives inside a mixed
+        // message when files are attached).
+        fn leaves<'a>(
+            part: &'a mailparse::ParsedMail<'a>,
+            out: &mut Vec<&'a mailparse::ParsedMail<'a>>,
+        ) {
+            if part.subparts.is_empty() {
+                out.push(part);
+            }
+            for sub in &part.subparts {
+                leaves(sub, out);
+            }
+        }
+        let mut parts = Vec::new();
+        leaves(&mail, &mut parts);
+        let attachment_name = |p: &mailparse::ParsedMail<'_>| {
+            let disposition = p.get_content_disposition();
+            (disposition.disposition == mailparse::DispositionType::Attachment).then(|| {
+                disposition
+                    .params
+                    .get("filename")
+                    .cloned()
+                    .unwrap_or_default()
+            })
+        };
         let part = |mime: &str| {
-            mail.subparts
+            parts
                 .iter()
-                .find(|p| p.ctype.mimetype == mime)
+                .find(|p| p.ctype.mimetype == mime && attachment_name(p).is_none())
                 .map(|p| p.get_body().unwrap())
                 .unwrap_or_default()
         };
+        let attachments = parts
+            .iter()
+            .filter_map(|p| {
+                let name = attachment_name(p)?;
+                Some(ReceivedAttachment {
+                    file_name: name,
+                    mime_type: p.ctype.mimetype.clone(),
+                    // The bytes as sent (line ends included), not text as a mail program shows it.
+                    body: String::from_utf8(p.get_body_raw().unwrap()).expect("a text file"),
+                })
+            })
+            .collect();
         Self {
             raw: String::from_utf8_lossy(raw).into_owned(),
             from: header("From"),
@@ -928,6 +974,7 @@ impl ReceivedEmail {
             message_id: header("Message-ID"),
             text: part("text/plain"),
             html: part("text/html"),
+            attachments,
         }
     }
 

@@ -103,6 +103,22 @@ async fn a_lead_by_json_is_stored_and_emailed_to_the_employee_and_the_card_to_th
     let smtp = SmtpServer::start().await;
     let app = spawn_app_with_smtp(&smtp, &[NO_MIN_FILL]).await;
     let (admin, card) = company_with_card(&app, "Acme Leads").await;
+    // A photo, which the vCard sent to the visitor must carry.
+    let photo = image::RgbImage::from_pixel(64, 64, image::Rgb([200, 30, 90]));
+    let mut png = std::io::Cursor::new(Vec::new());
+    photo
+        .write_to(&mut png, image::ImageFormat::Png)
+        .expect("encoding a PNG");
+    let uploaded = app
+        .client
+        .put(format!("{}{}", app.address, card.photo()))
+        .bearer_auth(&admin.token)
+        .header("Content-Type", "image/png")
+        .body(png.into_inner())
+        .send()
+        .await
+        .expect("uploading the photo");
+    assert_eq!(uploaded.status(), 200, "{:?}", uploaded.text().await);
     let created = leave(
         &app,
         &card,
@@ -138,12 +154,28 @@ async fn a_lead_by_json_is_stored_and_emailed_to_the_employee_and_the_card_to_th
     );
     assert!(to_employee.text.contains("Email: vera@visitor.example"));
     assert!(to_employee.text.contains("Company: Visitors Ltd"));
-    // And the visitor gets the card, with the link to its vCard.
+    assert!(to_employee.attachments.is_empty());
+    // And the visitor gets the card: its vCard attached, the same as the card's own download,
+    // and the link to it.
     let to_visitor = smtp.wait_for_message_to("vera@visitor.example").await;
     assert!(to_visitor.subject.contains("Jane Card"), "{to_visitor:?}");
     let vcard = format!("{}{}", crate::helpers::PUBLIC_BASE_URL, card.vcard());
     assert!(to_visitor.text.contains(&vcard), "{}", to_visitor.text);
     assert!(to_visitor.html.contains(&vcard));
+    let [attached] = to_visitor.attachments.as_slice() else {
+        panic!("one file attached: {:?}", to_visitor.attachments);
+    };
+    assert_eq!(attached.mime_type, "text/vcard");
+    assert_eq!(attached.file_name, "Jane_Card.vcf");
+    let download = app.get(&card.vcard(), None).await;
+    download.assert_status(200);
+    assert_eq!(attached.body, download.body.as_str().unwrap());
+    assert!(attached.body.starts_with("BEGIN:VCARD\r\nVERSION:3.0\r\n"));
+    assert!(
+        attached.body.contains("\r\nPHOTO;ENCODING=b;TYPE=JPEG:"),
+        "{}",
+        attached.body
+    );
 }
 
 #[tokio::test]

@@ -20,6 +20,7 @@ fn email_to(to: &str, subject: &str) -> Email {
         subject: subject.to_owned(),
         text: format!("{subject}\n"),
         html: format!("<p>{subject}</p>"),
+        attachments: Vec::new(),
     }
 }
 
