@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::{
     Action,
     agent::{self, Device, Visitor},
-    ingest::{CardEvent, EventSink},
+    ingest::{CardEvent, EventSink, IngestError},
     rate_limit::RateLimiter,
     visitor::VisitorKey,
 };
@@ -125,6 +125,15 @@ impl Collector {
             },
             visitor,
         }
+    }
+
+    /// Counts a lead that was just stored on `card`, as this request's visitor's `lead`, and
+    /// returns once the event is committed. The lead door has already decided a person left it
+    /// (honeypot, form timing, limits), so it counts as a lead whatever the user agent says.
+    pub async fn record_lead(&self, req: &Request, card: &Card) -> Result<(), IngestError> {
+        let mut event = self.event(req, card, Action::Lead, None, None, None);
+        event.action = Action::Lead;
+        self.sink.record(event).await
     }
 
     /// Records what the server saw (a page view, a vCard download) without making the visitor

@@ -326,7 +326,7 @@ macro_rules! live_max_event_bytes {
 /// visitors of one company, in one statement (sent after [`running::LOCK_COMPANY`]).
 pub static INGEST: LazyLock<String> = LazyLock::new(|| {
     let nil = "'00000000-0000-0000-0000-000000000000'::uuid";
-    let zeros = ["0"; 9].join(", ");
+    let zeros = vec!["0"; ACTION_COLUMNS.split(", ").count()].join(", ");
     format!(
         "{INGEST_EVENTS}
      ), running_employee_g (employee_id, day, {columns}, visitors) AS (

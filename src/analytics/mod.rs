@@ -55,12 +55,15 @@ pub enum Action {
     DownloadVcard,
     LinkClick,
     Share,
+    /// A contact left on the card (a lead), recorded by the server once the lead is stored:
+    /// never reported by a visitor.
+    Lead,
     Preview,
 }
 
 impl Action {
     /// Everything a person can do, in the order dashboards show it.
-    pub const PEOPLE: [Action; 8] = [
+    pub const PEOPLE: [Action; 9] = [
         Action::View,
         Action::ScanQr,
         Action::Call,
@@ -69,6 +72,7 @@ impl Action {
         Action::DownloadVcard,
         Action::LinkClick,
         Action::Share,
+        Action::Lead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -81,6 +85,7 @@ impl Action {
             Action::DownloadVcard => "download_vcard",
             Action::LinkClick => "link_click",
             Action::Share => "share",
+            Action::Lead => "lead",
             Action::Preview => "preview",
         }
     }
@@ -93,8 +98,12 @@ impl Action {
     }
 
     /// Whether the action shows interest beyond opening the card (the leaderboard's measure).
+    /// A lead is counted on its own (`leads`), not as an engagement.
     pub fn is_engagement(self) -> bool {
-        !matches!(self, Action::View | Action::ScanQr | Action::Preview)
+        !matches!(
+            self,
+            Action::View | Action::ScanQr | Action::Lead | Action::Preview
+        )
     }
 }
 
@@ -104,7 +113,7 @@ impl Action {
 /// The per-action columns of the daily rollups, in `Action` order.
 macro_rules! action_columns {
     () => {
-        "view, scan_qr, call, email, whatsapp, download_vcard, link_click, share, preview"
+        "view, scan_qr, call, email, whatsapp, download_vcard, link_click, share, lead, preview"
     };
 }
 
@@ -116,7 +125,7 @@ macro_rules! count_per_action {
          count(*) FILTER (WHERE action = 'whatsapp'),
          count(*) FILTER (WHERE action = 'download_vcard'),
          count(*) FILTER (WHERE action = 'link_click'), count(*) FILTER (WHERE action = 'share'),
-         count(*) FILTER (WHERE action = 'preview')"
+         count(*) FILTER (WHERE action = 'lead'), count(*) FILTER (WHERE action = 'preview')"
     };
 }
 
@@ -128,7 +137,7 @@ macro_rules! add_per_action {
          whatsapp = r.whatsapp + excluded.whatsapp,
          download_vcard = r.download_vcard + excluded.download_vcard,
          link_click = r.link_click + excluded.link_click, share = r.share + excluded.share,
-         preview = r.preview + excluded.preview"
+         lead = r.lead + excluded.lead, preview = r.preview + excluded.preview"
     };
 }
 
@@ -180,5 +189,28 @@ mod tests {
         }
         assert_eq!(Action::parse("View"), None);
         assert_eq!(Action::parse(""), None);
+    }
+
+    #[test]
+    fn a_lead_is_a_persons_action_but_not_an_engagement() {
+        assert!(Action::PEOPLE.contains(&Action::Lead));
+        assert_eq!(Action::Lead.as_str(), "lead");
+        assert!(!Action::Lead.is_engagement());
+        let engagements: Vec<&str> = Action::PEOPLE
+            .into_iter()
+            .filter(|a| a.is_engagement())
+            .map(Action::as_str)
+            .collect();
+        assert_eq!(
+            engagements,
+            [
+                "call",
+                "email",
+                "whatsapp",
+                "download_vcard",
+                "link_click",
+                "share"
+            ]
+        );
     }
 }

@@ -23,7 +23,7 @@
 pub const LOCK_COMPANY: &str = "SELECT pg_advisory_xact_lock(hashtextextended('callingcard.analytics_running.' || $1::uuid::text, 0))";
 
 /// The columns of the running tables that ingestion adds to, as the daily rollups' actions.
-const ACTIONS: [&str; 9] = [
+const ACTIONS: [&str; 10] = [
     "view",
     "scan_qr",
     "call",
@@ -32,6 +32,7 @@ const ACTIONS: [&str; 9] = [
     "download_vcard",
     "link_click",
     "share",
+    "lead",
     "preview",
 ];
 

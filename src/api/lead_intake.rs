@@ -29,7 +29,7 @@ use super::{
     validate,
 };
 use crate::{
-    analytics::rate_limit::RateLimiter,
+    analytics::{collector::Card, rate_limit::RateLimiter},
     card::{lead_form, lead_token, vcard},
     config::PublicLimits,
     db::{DbError, Tenant},
@@ -320,7 +320,8 @@ impl LeadIntakeApi {
     /// and per card (429 `too_many_leads`). `403 lead_capture_disabled` when the company takes
     /// no leads; `422 consent_required` when it asks for consent and `consent` is not true.
     /// The employee is emailed the lead; with `send_vcard` the visitor is emailed the card (its
-    /// vCard attached, with the photo, and linked).
+    /// vCard attached, with the photo, and linked). A stored lead counts in the company's
+    /// analytics as the action `lead`.
     #[oai(
         path = "/card/:company_slug/:employee_slug/leads",
         method = "post",
@@ -369,6 +370,18 @@ impl LeadIntakeApi {
             )
         })?;
         let id = store(&state, &card, &submitted, checked).await?;
+        // Counted in analytics only now, once the lead's own transaction has committed, so a
+        // refused or rolled-back lead never counts. The gap: should the process die between that
+        // commit and this event's, the lead is kept but not counted (a failure here is logged,
+        // and the visitor still gets their answer: their contact was taken).
+        let counted = Card {
+            company_id,
+            employee_id,
+        };
+        if let Err(error) = state.analytics.record_lead(req, &counted).await {
+            tracing::warn!(%error, %company_id, %employee_id, lead_id = %id,
+                           "a stored lead was not counted in analytics");
+        }
         if submitted.form {
             let page = &card.urls.page_path;
             let fragment = lead_form::SENT_FRAGMENT;

@@ -95,6 +95,8 @@ impl Plan {
     }
 }
 
+/// What a visitor may report doing on a card. A lead is not among them: the server counts it
+/// when it stores the lead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
 #[oai(rename_all = "snake_case")]
 pub enum TrackAction {
@@ -120,6 +122,40 @@ impl From<TrackAction> for Action {
             TrackAction::LinkClick => Action::LinkClick,
             TrackAction::Share => Action::Share,
         }
+    }
+}
+
+/// What a person did on a card, as the dashboards list it: what visitors report, and `lead`
+/// (a contact left on the card, counted by the server).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum EventAction {
+    View,
+    ScanQr,
+    Call,
+    Email,
+    Whatsapp,
+    DownloadVcard,
+    LinkClick,
+    Share,
+    Lead,
+}
+
+impl EventAction {
+    /// `None` for a preview, which is no person's action.
+    pub fn of(action: Action) -> Option<Self> {
+        Some(match action {
+            Action::View => EventAction::View,
+            Action::ScanQr => EventAction::ScanQr,
+            Action::Call => EventAction::Call,
+            Action::Email => EventAction::Email,
+            Action::Whatsapp => EventAction::Whatsapp,
+            Action::DownloadVcard => EventAction::DownloadVcard,
+            Action::LinkClick => EventAction::LinkClick,
+            Action::Share => EventAction::Share,
+            Action::Lead => EventAction::Lead,
+            Action::Preview => return None,
+        })
     }
 }
 

@@ -514,6 +514,7 @@ fn overview(id: &str, series: &Timeseries) -> Markup {
     let views = pick(|c| c.view);
     let scans = pick(|c| c.scan_qr);
     let saves = pick(|c| c.download_vcard);
+    let leads = pick(|c| c.lead);
     let engaged = pick(engagements);
     let visitors: Vec<i64> = series.buckets.iter().map(|b| b.unique_visitors).collect();
     let totals = &series.totals;
@@ -525,6 +526,7 @@ fn overview(id: &str, series: &Timeseries) -> Markup {
                 li class="stat" { span class="label" { "Views" } span class="value" { (totals.view) } }
                 li class="stat" { span class="label" { "QR scans" } span class="value" { (totals.scan_qr) } }
                 li class="stat" { span class="label" { "Saved contacts" } span class="value" { (totals.download_vcard) } }
+                li class="stat" { span class="label" { "Leads" } span class="value" { (totals.lead) } }
                 li class="stat" { span class="label" { "Engagements" } span class="value" { (engaged.iter().sum::<i64>()) } }
                 li class="stat" { span class="label" { "Unique visitors" } span class="value" { (series.unique_visitors) } }
             }
@@ -532,6 +534,12 @@ fn overview(id: &str, series: &Timeseries) -> Markup {
                 "Conversion (views and scans → saved contacts): "
                 strong { (format!("{:.1}%", conversion.rate * 100.0)) }
                 " (" (conversion.saved_contacts) " of " (conversion.views) ")."
+            }
+            p {
+                "Conversion (views and scans → leads): "
+                strong { (format!("{:.1}%", conversion.lead_rate * 100.0)) }
+                " (" (conversion.leads) " of " (conversion.views) "); "
+                (format!("{:.2}", conversion.leads_per_saved_contact)) " leads per saved contact."
             }
         }
         section class="panel" aria-labelledby=(format!("{id}-time-h")) {
@@ -548,10 +556,11 @@ fn overview(id: &str, series: &Timeseries) -> Markup {
             }))
             (chart::bars(&chart::Chart {
                 id: &format!("{id}-actions"),
-                title: "Saved contacts and engagements per day",
+                title: "Saved contacts, leads and engagements per day",
                 labels: &labels,
                 series: vec![
                     chart::Series { name: "Saved contacts", class: "series-3", values: &saves },
+                    chart::Series { name: "Leads", class: "series-6", values: &leads },
                     chart::Series { name: "Engagements", class: "series-4", values: &engaged },
                 ],
             }))
@@ -604,6 +613,7 @@ fn leaderboard(rows: &[LeaderboardRow]) -> Markup {
                             th scope="col" class="num" { "Views" }
                             th scope="col" class="num" { "Engagements" }
                             th scope="col" class="num" { "Saved contacts" }
+                            th scope="col" class="num" { "Leads" }
                         } }
                         tbody {
                             @for row in rows {
@@ -617,6 +627,7 @@ fn leaderboard(rows: &[LeaderboardRow]) -> Markup {
                                     td class="num" { (row.views) }
                                     td class="num" { (row.engagements - row.saved_contacts) }
                                     td class="num" { (row.saved_contacts) }
+                                    td class="num" { (row.leads) }
                                 }
                             }
                         }

@@ -19,7 +19,7 @@ const BOTTOM: f64 = 28.0;
 /// One line (or one bar of each group) of a chart.
 pub struct Series<'a> {
     pub name: &'a str,
-    /// `series-1`…`series-5`: the stylesheet's colour for the series.
+    /// `series-1`…`series-6`: the stylesheet's colour for the series.
     pub class: &'a str,
     pub values: &'a [i64],
 }

@@ -83,12 +83,14 @@ pub async fn page(
     let views: Vec<i64> = days.iter().map(|c| c.view).collect();
     let scans: Vec<i64> = days.iter().map(|c| c.scan_qr).collect();
     let saves: Vec<i64> = days.iter().map(|c| c.download_vcard).collect();
+    let leads: Vec<i64> = days.iter().map(|c| c.lead).collect();
     let engagements: Vec<i64> = days.iter().map(|c| engagements(c)).collect();
     let employees = subscription.as_ref().map_or(0, |s| s.employee_count);
     let quiet = views
         .iter()
         .chain(&scans)
         .chain(&saves)
+        .chain(&leads)
         .chain(&engagements)
         .all(|&n| n == 0);
 
@@ -114,8 +116,8 @@ pub async fn page(
                 div class="panel empty" {
                     h2 { "Share your cards" }
                     p { "Nobody has opened a card in the last 30 days. Send people their card's "
-                        "link, or print its QR code on a badge or a desk sign: views, scans and "
-                        "saved contacts show up here as they happen." }
+                        "link, or print its QR code on a badge or a desk sign: views, scans, "
+                        "saved contacts and leads show up here as they happen." }
                     p { a href=(Section::People.path()) { "Go to people" } }
                 }
             }
@@ -126,6 +128,7 @@ pub async fn page(
                     (stat("Views", this_week.views, last_week.views))
                     (stat("QR scans", this_week.scans, last_week.scans))
                     (stat("Saved contacts", this_week.saves, last_week.saves))
+                    (stat("Leads", this_week.leads, last_week.leads))
                     (stat("Engagements", this_week.engagements, last_week.engagements))
                 }
             }
@@ -133,12 +136,13 @@ pub async fn page(
                 h2 id="days-h" { "Last 30 days" }
                 (chart::line(&chart::Chart {
                     id: "home-30-days",
-                    title: "Views, QR scans, saved contacts and engagements per day, last 30 days",
+                    title: "Views, QR scans, saved contacts, leads and engagements per day, last 30 days",
                     labels: &labels,
                     series: vec![
                         chart::Series { name: "Views", class: "series-1", values: &views },
                         chart::Series { name: "QR scans", class: "series-2", values: &scans },
                         chart::Series { name: "Saved contacts", class: "series-3", values: &saves },
+                        chart::Series { name: "Leads", class: "series-6", values: &leads },
                         chart::Series { name: "Engagements", class: "series-4", values: &engagements },
                     ],
                 }))
@@ -159,6 +163,7 @@ pub async fn page(
                                 th scope="col" class="num" { "Views" }
                                 th scope="col" class="num" { "Engagements" }
                                 th scope="col" class="num" { "Saved contacts" }
+                                th scope="col" class="num" { "Leads" }
                             } }
                             tbody {
                                 @for row in &top {
@@ -171,6 +176,7 @@ pub async fn page(
                                         td class="num" { (row.views) }
                                         td class="num" { (row.engagements - row.saved_contacts) }
                                         td class="num" { (row.saved_contacts) }
+                                        td class="num" { (row.leads) }
                                     }
                                 }
                             }
@@ -201,6 +207,7 @@ struct Week {
     views: i64,
     scans: i64,
     saves: i64,
+    leads: i64,
     engagements: i64,
 }
 
@@ -210,6 +217,7 @@ impl Week {
             views: w.views + c.view,
             scans: w.scans + c.scan_qr,
             saves: w.saves + c.download_vcard,
+            leads: w.leads + c.lead,
             engagements: w.engagements + engagements(c),
         })
     }

@@ -98,6 +98,7 @@ pub fn action_phrase(action: &str) -> &'static str {
         Some(Action::DownloadVcard) => "contact saved",
         Some(Action::LinkClick) => "link opened",
         Some(Action::Share) => "card shared",
+        Some(Action::Lead) => "lead left",
         Some(Action::Preview) | None => "other activity",
     }
 }
@@ -160,5 +161,10 @@ mod tests {
         assert!(html.contains("&lt;b&gt;DE&lt;/b&gt;"), "{html}");
         assert!(html.contains("contact saved"), "{html}");
         assert!(!html.contains('\n'), "one line of SSE data: {html}");
+    }
+
+    #[test]
+    fn a_lead_reads_as_a_lead_left() {
+        assert_eq!(action_phrase("lead"), "lead left");
     }
 }

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tokio_postgres::Client;
 use uuid::Uuid;
 
-const PEOPLE_ACTIONS: [&str; 8] = [
+const PEOPLE_ACTIONS: [&str; 9] = [
     "view",
     "scan_qr",
     "call",
@@ -29,6 +29,7 @@ const PEOPLE_ACTIONS: [&str; 8] = [
     "download_vcard",
     "link_click",
     "share",
+    "lead",
 ];
 
 const CSV_HEADER: &str = "occurred_at,event_id,employee_id,action,link,device,region";
@@ -1311,46 +1312,54 @@ async fn conversion_is_saved_contacts_over_views() {
     events.extend(times(2, ev(d10, x, "view")));
     events.push(ev(d10, x, "scan_qr"));
     events.push(ev(d10, x, "download_vcard"));
+    events.push(ev(d10, x, "lead"));
     events.extend(times(3, ev(d10, x, "preview")));
     events.push(ev(d10, y, "view"));
     events.push(ev(d10, y, "download_vcard"));
     events.extend(times(2, ev(d10, y, "call")));
     events.extend(times(2, ev(d12, y, "download_vcard")));
+    events.push(ev(d12, y, "lead"));
     seed(&fx.db, a.company_id, &events).await;
 
+    let conversion = |views: i64, saved: i64, leads: i64, rates: (f64, f64, f64)| {
+        json!({"views": views, "saved_contacts": saved, "rate": rates.0, "leads": leads,
+               "lead_rate": rates.1, "leads_per_saved_contact": rates.2})
+    };
     let company = format!("/api/analytics/company/{}/timeseries", a.company_id);
     let day10 = "from=2026-04-10T00:00:00Z&to=2026-04-11T00:00:00Z";
     let cases = [
         (
             format!("{company}?{day10}"),
-            json!({"views": 4, "saved_contacts": 2, "rate": 0.5}),
+            conversion(4, 2, 1, (0.5, 0.25, 0.5)),
         ),
         (
             format!("/api/analytics/employee/{x}/timeseries?{day10}"),
-            json!({"views": 3, "saved_contacts": 1, "rate": 1.0 / 3.0}),
+            conversion(3, 1, 1, (1.0 / 3.0, 1.0 / 3.0, 1.0)),
         ),
         (
             format!("/api/analytics/employee/{y}/timeseries?{day10}"),
-            json!({"views": 1, "saved_contacts": 1, "rate": 1.0}),
+            conversion(1, 1, 0, (1.0, 0.0, 0.0)),
         ),
         (
             format!("{company}?from=2026-04-10T00:00:00Z&to=2026-04-13T00:00:00Z"),
-            json!({"views": 4, "saved_contacts": 4, "rate": 1.0}),
+            conversion(4, 4, 2, (1.0, 0.5, 0.5)),
         ),
-        // Saved contacts without views: rate 0.
+        // Saved contacts and a lead without views: the rates over views are 0.
         (
             format!("{company}?from=2026-04-12T00:00:00Z&to=2026-04-13T00:00:00Z"),
-            json!({"views": 0, "saved_contacts": 2, "rate": 0.0}),
+            conversion(0, 2, 1, (0.0, 0.0, 0.5)),
         ),
         (
             format!("{company}?from=2026-04-20T00:00:00Z&to=2026-04-21T00:00:00Z"),
-            json!({"views": 0, "saved_contacts": 0, "rate": 0.0}),
+            conversion(0, 0, 0, (0.0, 0.0, 0.0)),
         ),
     ];
     for (path, expected) in cases {
         let body = ok(app, &path, &a.token).await;
         assert_eq!(body["conversion"], expected, "{path}");
-        assert!(body["conversion"]["rate"].is_f64(), "{path}");
+        for rate in ["rate", "lead_rate", "leads_per_saved_contact"] {
+            assert!(body["conversion"][rate].is_f64(), "{path}");
+        }
     }
 }
 
@@ -1512,12 +1521,12 @@ async fn leaderboard_ranks_engagements_then_views() {
     };
     let tie_name = |id: Uuid| if id == tie1 { "Tia Tied" } else { "Tom Tied" };
     let expected = json!([
-        {"employee_id": bob, "full_name": "Bob Builder", "views": 3, "engagements": 5, "saved_contacts": 2},
-        {"employee_id": alice, "full_name": "Alice Able", "views": 1, "engagements": 5, "saved_contacts": 0},
-        {"employee_id": dan, "full_name": null, "views": 0, "engagements": 3, "saved_contacts": 1},
-        {"employee_id": carol, "full_name": "Carol Clicks", "views": 10, "engagements": 2, "saved_contacts": 0},
-        {"employee_id": first_tie, "full_name": tie_name(first_tie), "views": 1, "engagements": 1, "saved_contacts": 0},
-        {"employee_id": second_tie, "full_name": tie_name(second_tie), "views": 1, "engagements": 1, "saved_contacts": 0},
+        {"employee_id": bob, "full_name": "Bob Builder", "views": 3, "engagements": 5, "saved_contacts": 2, "leads": 0},
+        {"employee_id": alice, "full_name": "Alice Able", "views": 1, "engagements": 5, "saved_contacts": 0, "leads": 0},
+        {"employee_id": dan, "full_name": null, "views": 0, "engagements": 3, "saved_contacts": 1, "leads": 0},
+        {"employee_id": carol, "full_name": "Carol Clicks", "views": 10, "engagements": 2, "saved_contacts": 0, "leads": 0},
+        {"employee_id": first_tie, "full_name": tie_name(first_tie), "views": 1, "engagements": 1, "saved_contacts": 0, "leads": 0},
+        {"employee_id": second_tie, "full_name": tie_name(second_tie), "views": 1, "engagements": 1, "saved_contacts": 0, "leads": 0},
     ]);
     let path = format!(
         "/api/analytics/company/{}/leaderboard?from=2026-06-01T00:00:00Z&to=2026-06-02T00:00:00Z",
@@ -1561,7 +1570,7 @@ async fn leaderboard_ranks_engagements_then_views() {
         .rev()
         .map(|i| {
             json!({"employee_id": gone[i], "full_name": null, "views": 0,
-                   "engagements": i + 1, "saved_contacts": 0})
+                   "engagements": i + 1, "saved_contacts": 0, "leads": 0})
         })
         .collect();
     assert_eq!(body, json!({ "employees": want }));
@@ -1578,7 +1587,7 @@ async fn leaderboard_ranks_engagements_then_views() {
     assert_eq!(
         body,
         json!({"employees": [{"employee_id": outsider, "full_name": "Oscar Outsider",
-                              "views": 0, "engagements": 100, "saved_contacts": 0}]})
+                              "views": 0, "engagements": 100, "saved_contacts": 0, "leads": 0}]})
     );
 }
 
@@ -1654,12 +1663,14 @@ async fn leaderboard_and_breakdowns_count_days_and_edge_hours_alike() {
         assert!(!in_range.is_empty(), "{from}..{to}");
         let range = format!("from={from}&to={to}");
 
-        // The leaderboard: (engagements, views, saved contacts) per card.
-        let mut tally: std::collections::BTreeMap<Uuid, (i64, i64, i64)> = Default::default();
+        // The leaderboard: (engagements, views, saved contacts, leads) per card; a lead is no
+        // engagement.
+        let mut tally: std::collections::BTreeMap<Uuid, (i64, i64, i64, i64)> = Default::default();
         for e in &in_range {
             let row = tally.entry(e.employee).or_default();
             match e.action {
                 "view" | "scan_qr" => row.1 += 1,
+                "lead" => row.3 += 1,
                 action => {
                     row.0 += 1;
                     if action == "download_vcard" {
@@ -1668,13 +1679,13 @@ async fn leaderboard_and_breakdowns_count_days_and_edge_hours_alike() {
                 }
             }
         }
-        let mut ranked: Vec<(Uuid, (i64, i64, i64))> = tally.into_iter().collect();
-        ranked.sort_by_key(|(id, (engagements, views, _))| (-engagements, -views, *id));
+        let mut ranked: Vec<(Uuid, (i64, i64, i64, i64))> = tally.into_iter().collect();
+        ranked.sort_by_key(|(id, (engagements, views, _, _))| (-engagements, -views, *id));
         let expected: Vec<Value> = ranked
             .iter()
-            .map(|(id, (engagements, views, saved))| {
+            .map(|(id, (engagements, views, saved, leads))| {
                 json!({"employee_id": id, "full_name": names.get(id), "views": views,
-                       "engagements": engagements, "saved_contacts": saved})
+                       "engagements": engagements, "saved_contacts": saved, "leads": leads})
             })
             .collect();
         let body = ok(
@@ -2019,8 +2030,12 @@ async fn a_large_export_streams_every_event_once_in_order() {
     let body = ok(app, &format!("{list}?limit=100&cursor={cursor}"), &a.token).await;
     assert_eq!(ids(body["events"].as_array().unwrap()), newest[100..200]);
 
-    let clicks = data.iter().filter(|r| r[3] == "link_click").count();
-    assert_eq!(clicks, N / 8);
+    for action in PEOPLE_ACTIONS {
+        let exported = data.iter().filter(|r| r[3] == action).count();
+        let seeded = events.iter().filter(|e| e.action == action).count();
+        assert!(seeded > 0, "{action}");
+        assert_eq!(exported, seeded, "{action}");
+    }
     assert!(
         data.iter()
             .filter(|r| r[3] == "link_click")

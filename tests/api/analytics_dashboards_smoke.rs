@@ -5,7 +5,7 @@ use crate::helpers::{Card, IPHONE, LINK_PREVIEW, Session, TestApp, spawn_app, tr
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-const ACTIONS: [&str; 9] = [
+const ACTIONS: [&str; 10] = [
     "view",
     "scan_qr",
     "call",
@@ -14,6 +14,7 @@ const ACTIONS: [&str; 9] = [
     "download_vcard",
     "link_click",
     "share",
+    "lead",
     "preview",
 ];
 
@@ -171,7 +172,7 @@ async fn company_timeseries_has_every_bucket_and_totals() {
             .format("%Y-%m-%d")
             .to_string()
     );
-    assert_counts(&today["counts"], &ACTIONS[..8]);
+    assert_counts(&today["counts"], &ACTIONS[..9]);
     assert_eq!(today["counts"]["view"], 2);
     assert_eq!(today["unique_visitors"], 1);
     assert_counts(&body["totals"], &ACTIONS);
@@ -179,7 +180,8 @@ async fn company_timeseries_has_every_bucket_and_totals() {
     assert_eq!(body["unique_visitors"], 1);
     assert_eq!(
         body["conversion"],
-        json!({"views": 2, "saved_contacts": 1, "rate": 0.5})
+        json!({"views": 2, "saved_contacts": 1, "rate": 0.5, "leads": 0, "lead_rate": 0.0,
+               "leads_per_saved_contact": 0.0})
     );
 
     // The 23-hour local day of a DST change, by the hour.
@@ -282,6 +284,7 @@ async fn leaderboard_ranks_employees_by_engagement() {
             "views": 2,
             "engagements": 3,
             "saved_contacts": 1,
+            "leads": 0,
         }]})
     );
 }

@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeDelta, Timelike, Utc};
 use tokio_postgres::Client;
 use uuid::Uuid;
 
-use crate::helpers::{company_with_card, spawn_app, superuser};
+use crate::helpers::{company_with_card, scalar, spawn_app, superuser};
 
 const TABLES: [&str; 6] = [
     "card_running_employee_daily",
@@ -128,6 +128,15 @@ async fn ingestion_keeps_the_running_totals_dense_and_equal_to_the_rollups() {
     ingest(&db, company, &[ev(day(20), a, "share")]).await;
     assert_as_rebuilt(&db, company, "an event before the first rows").await;
 
+    // A lead (counted by the server when one is stored) is carried like any action.
+    ingest(
+        &db,
+        company,
+        &[ev(day(25), b, "lead").from("mobile", "DE", 7)],
+    )
+    .await;
+    assert_as_rebuilt(&db, company, "a lead before the first rows").await;
+
     ingest(
         &db,
         company,
@@ -145,6 +154,7 @@ async fn ingestion_keeps_the_running_totals_dense_and_equal_to_the_rollups() {
         company,
         &[
             ev(day(7), a, "download_vcard").from("mobile", "DE", 4),
+            ev(day(7), a, "lead").from("mobile", "DE", 4),
             ev(day(1), a, "link_click").from("mobile", "DE", 4),
             ev(now - TimeDelta::hours(3), b, "whatsapp").from("mobile", "NL", 5),
             ev(now, a, "view").from("mobile", "DE", 6),
@@ -167,12 +177,31 @@ async fn ingestion_keeps_the_running_totals_dense_and_equal_to_the_rollups() {
     let views_and_total: (i64, i64) = db
         .query_one(
             "SELECT view, view + scan_qr + call + email + whatsapp + download_vcard + link_click
-                    + share + preview
+                    + share + lead + preview
              FROM card_running_employee_latest WHERE company_id = $1 AND employee_id = $2",
             &[&company, &a],
         )
         .await
         .map(|row| (row.get(0), row.get(1)))
         .unwrap();
-    assert_eq!(views_and_total, (4, 7));
+    assert_eq!(views_and_total, (4, 8));
+    // The leads, per card and for the company's series (whose latest row is the whole total).
+    let leads = async |sql: &str| scalar(&db, sql, &[&company]).await;
+    assert_eq!(
+        leads("SELECT sum(lead)::bigint FROM card_running_employee_latest WHERE company_id = $1")
+            .await,
+        2
+    );
+    assert_eq!(
+        leads("SELECT lead FROM card_running_hourly_latest WHERE company_id = $1").await,
+        2
+    );
+    assert_eq!(
+        leads(
+            "SELECT lead FROM card_running_company_latest
+             WHERE company_id = $1 AND device = 'mobile' AND region = 'DE'"
+        )
+        .await,
+        2
+    );
 }

@@ -38,6 +38,7 @@ mod employee_import;
 mod employee_list;
 mod employees;
 mod invitations;
+mod lead_analytics;
 mod lead_webhooks;
 mod leads;
 mod leads_members;

@@ -299,6 +299,7 @@ impl AnalyticsApi {
                 views: r.views,
                 engagements: r.engagements,
                 saved_contacts: r.saved_contacts,
+                leads: r.leads,
             })
             .collect();
         Ok(Json(Leaderboard { employees }))

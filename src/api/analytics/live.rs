@@ -83,7 +83,8 @@ pub fn refusal(refused: FeedRefused) -> ApiError {
 /// One visitor event of the live feed (`event: visit`).
 #[derive(Object)]
 pub struct LiveVisit {
-    /// `view`, `scan_qr`, `call`, `email`, `whatsapp`, `download_vcard`, `link_click`, `share`.
+    /// `view`, `scan_qr`, `call`, `email`, `whatsapp`, `download_vcard`, `link_click`, `share`,
+    /// `lead` (a contact left on the card).
     pub action: String,
     pub employee_id: Uuid,
     /// The employee's name (its first 60 characters); null when the employee is gone.

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::{
     analytics::Action,
-    api::schemas::{DeviceKind, TrackAction},
+    api::schemas::{DeviceKind, EventAction},
     error::ApiError,
     model::analytics::{EventRow, Tally},
 };
@@ -19,7 +19,7 @@ pub struct AnalyticsEvent {
     pub occurred_at: DateTime<Utc>,
     /// The card's employee; may no longer exist (history outlives employees).
     pub employee_id: Uuid,
-    pub action: TrackAction,
+    pub action: EventAction,
     /// The link's name, for `link_click`.
     #[oai(nullable)]
     pub link: Option<String>,
@@ -40,6 +40,8 @@ pub struct ActionCounts {
     pub download_vcard: i64,
     pub link_click: i64,
     pub share: i64,
+    /// Contacts left on the card (counted by the server when it stores the lead).
+    pub lead: i64,
     /// Fetches by bots and link-preview services (never part of the other counts).
     pub preview: i64,
 }
@@ -55,6 +57,8 @@ pub struct PeopleCounts {
     pub download_vcard: i64,
     pub link_click: i64,
     pub share: i64,
+    /// Contacts left on the card (counted by the server when it stores the lead).
+    pub lead: i64,
 }
 
 #[derive(Debug, Object)]
@@ -98,6 +102,12 @@ pub struct Conversion {
     pub saved_contacts: i64,
     /// `saved_contacts / views`; 0 without views.
     pub rate: f64,
+    /// `lead`: contacts left on the card.
+    pub leads: i64,
+    /// `leads / views`; 0 without views.
+    pub lead_rate: f64,
+    /// `leads / saved_contacts`; 0 without saved contacts.
+    pub leads_per_saved_contact: f64,
 }
 
 #[derive(Debug, Object)]
@@ -150,6 +160,8 @@ pub struct LeaderboardEntry {
     pub engagements: i64,
     /// `download_vcard`.
     pub saved_contacts: i64,
+    /// `lead` (not part of `engagements`).
+    pub leads: i64,
 }
 
 #[derive(Debug, Object)]
@@ -178,6 +190,7 @@ impl From<Tally> for ActionCounts {
             download_vcard: t.get(Action::DownloadVcard),
             link_click: t.get(Action::LinkClick),
             share: t.get(Action::Share),
+            lead: t.get(Action::Lead),
             preview: t.get(Action::Preview),
         }
     }
@@ -194,7 +207,17 @@ impl From<Tally> for PeopleCounts {
             download_vcard: t.get(Action::DownloadVcard),
             link_click: t.get(Action::LinkClick),
             share: t.get(Action::Share),
+            lead: t.get(Action::Lead),
         }
+    }
+}
+
+/// `part / whole`; 0 when `whole` is 0.
+fn ratio(part: i64, whole: i64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
     }
 }
 
@@ -202,14 +225,14 @@ impl From<&Tally> for Conversion {
     fn from(t: &Tally) -> Self {
         let views = t.views();
         let saved_contacts = t.get(Action::DownloadVcard);
+        let leads = t.get(Action::Lead);
         Self {
             views,
             saved_contacts,
-            rate: if views == 0 {
-                0.0
-            } else {
-                saved_contacts as f64 / views as f64
-            },
+            rate: ratio(saved_contacts, views),
+            leads,
+            lead_rate: ratio(leads, views),
+            leads_per_saved_contact: ratio(leads, saved_contacts),
         }
     }
 }
@@ -219,21 +242,11 @@ impl TryFrom<EventRow> for AnalyticsEvent {
 
     /// A stored action or device this version does not know is a bug, not the client's fault.
     fn try_from(row: EventRow) -> Result<Self, ApiError> {
-        let action = match Action::parse(&row.action) {
-            Some(Action::View) => TrackAction::View,
-            Some(Action::ScanQr) => TrackAction::ScanQr,
-            Some(Action::Call) => TrackAction::Call,
-            Some(Action::Email) => TrackAction::Email,
-            Some(Action::Whatsapp) => TrackAction::Whatsapp,
-            Some(Action::DownloadVcard) => TrackAction::DownloadVcard,
-            Some(Action::LinkClick) => TrackAction::LinkClick,
-            Some(Action::Share) => TrackAction::Share,
-            Some(Action::Preview) | None => {
-                return Err(ApiError::internal(format!(
-                    "unexpected stored action {:?}",
-                    row.action
-                )));
-            }
+        let Some(action) = Action::parse(&row.action).and_then(EventAction::of) else {
+            return Err(ApiError::internal(format!(
+                "unexpected stored action {:?}",
+                row.action
+            )));
         };
         let device = match row.device.as_deref() {
             None => None,
@@ -275,5 +288,25 @@ mod tests {
         assert_eq!((conversion.views, conversion.saved_contacts), (4, 2));
         assert!((conversion.rate - 0.5).abs() < f64::EPSILON);
         assert_eq!(Conversion::from(&Tally::default()).rate, 0.0);
+    }
+
+    #[test]
+    fn the_lead_rates_divide_by_views_and_saved_contacts() {
+        let mut tally = Tally::default();
+        tally.add("view", 8);
+        tally.add("download_vcard", 4);
+        tally.add("lead", 2);
+        let conversion = Conversion::from(&tally);
+        assert_eq!(conversion.leads, 2);
+        assert!((conversion.lead_rate - 0.25).abs() < f64::EPSILON);
+        assert!((conversion.leads_per_saved_contact - 0.5).abs() < f64::EPSILON);
+        assert_eq!(PeopleCounts::from(tally).lead, 2);
+
+        let mut leads_only = Tally::default();
+        leads_only.add("lead", 1);
+        let conversion = Conversion::from(&leads_only);
+        assert_eq!((conversion.leads, conversion.views), (1, 0));
+        assert_eq!(conversion.lead_rate, 0.0);
+        assert_eq!(conversion.leads_per_saved_contact, 0.0);
     }
 }

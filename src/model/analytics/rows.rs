@@ -7,9 +7,12 @@ use uuid::Uuid;
 
 use crate::analytics::Action;
 
+/// Every [`Action`], the people's and preview.
+const ACTIONS: usize = Action::PEOPLE.len() + 1;
+
 /// Counts indexed by [`Action`] (its declaration order: the people's actions, then preview).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Tally([i64; 9]);
+pub struct Tally([i64; ACTIONS]);
 
 impl Tally {
     pub fn add(&mut self, action: &str, events: i64) {
@@ -187,6 +190,7 @@ pub struct LeaderboardRow {
     pub views: i64,
     pub engagements: i64,
     pub saved_contacts: i64,
+    pub leads: i64,
 }
 
 impl TryFrom<&Row> for LeaderboardRow {
@@ -199,6 +203,7 @@ impl TryFrom<&Row> for LeaderboardRow {
             views: row.try_get(2)?,
             engagements: row.try_get(3)?,
             saved_contacts: row.try_get(4)?,
+            leads: row.try_get(5)?,
         })
     }
 }
@@ -215,14 +220,14 @@ impl TryFrom<&Row> for RunningTotal {
     type Error = tokio_postgres::Error;
 
     fn try_from(row: &Row) -> Result<Self, Self::Error> {
-        let mut counts = [0; 9];
+        let mut counts = [0; ACTIONS];
         for (i, count) in counts.iter_mut().enumerate() {
             *count = row.try_get(i + 1)?;
         }
         Ok(Self {
             bound: row.try_get(0)?,
             tally: Tally(counts),
-            visitors: row.try_get(10)?,
+            visitors: row.try_get(ACTIONS + 1)?,
         })
     }
 }
@@ -252,7 +257,9 @@ mod tests {
         tally.add("view", 3);
         tally.add("scan_qr", 1);
         tally.add("download_vcard", 2);
+        tally.add("lead", 5);
         tally.add("preview", 7);
+        assert_eq!(tally.get(Action::Lead), 5);
         assert_eq!(
             (
                 tally.get(Action::View),

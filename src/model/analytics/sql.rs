@@ -38,6 +38,8 @@ macro_rules! running_columns {
             $alias,
             ".share, ",
             $alias,
+            ".lead, ",
+            $alias,
             ".preview, ",
             $alias,
             ".visitors"
@@ -53,7 +55,7 @@ macro_rules! totals_through {
             "SELECT ",
             $keys,
             ", view, scan_qr, call, email, whatsapp, download_vcard, link_click,
-                    share
+                    share, lead
              FROM ",
             $latest,
             " WHERE company_id = $1 AND ",
@@ -63,7 +65,7 @@ macro_rules! totals_through {
              SELECT ",
             $keys,
             ", view, scan_qr, call, email, whatsapp, download_vcard, link_click,
-                    share
+                    share, lead
              FROM ",
             $table,
             " WHERE company_id = $1 AND day = ",
@@ -176,8 +178,8 @@ pub(super) const EMPLOYEE_TOTALS_AT_BOUNDS: &str = concat!(
          SELECT i, least(bound, anchor), greatest(bound, anchor),
                 CASE WHEN bound > anchor THEN 1 ELSE -1 END
          FROM at WHERE bound <> anchor
-     ), parts (i, view, scan_qr, call, email, whatsapp, download_vcard, link_click, share, preview,
-               visitors) AS (
+     ), parts (i, view, scan_qr, call, email, whatsapp, download_vcard, link_click, share, lead,
+               preview, visitors) AS (
          SELECT at.i, ",
     running_columns!("r"),
     "
@@ -196,18 +198,18 @@ pub(super) const EMPLOYEE_TOTALS_AT_BOUNDS: &str = concat!(
                 n * (h.action = 'call')::int, n * (h.action = 'email')::int,
                 n * (h.action = 'whatsapp')::int, n * (h.action = 'download_vcard')::int,
                 n * (h.action = 'link_click')::int, n * (h.action = 'share')::int,
-                n * (h.action = 'preview')::int, 0
+                n * (h.action = 'lead')::int, n * (h.action = 'preview')::int, 0
          FROM edge JOIN card_rollup_employee_hourly h
               ON h.company_id = $1 AND h.employee_id = $3 AND h.hour >= edge.lo AND h.hour < edge.hi
          CROSS JOIN LATERAL (SELECT edge.sign * h.events AS n) signed
          UNION ALL
-         SELECT edge.i, 0, 0, 0, 0, 0, 0, 0, 0, 0, edge.sign * v.visitors
+         SELECT edge.i, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, edge.sign * v.visitors
          FROM edge JOIN card_rollup_visitors_hourly v
               ON v.company_id = $1 AND v.card = $3 AND v.hour >= edge.lo AND v.hour < edge.hi
      )
      SELECT i, sum(view)::bigint, sum(scan_qr)::bigint, sum(call)::bigint, sum(email)::bigint,
             sum(whatsapp)::bigint, sum(download_vcard)::bigint, sum(link_click)::bigint,
-            sum(share)::bigint, sum(preview)::bigint, sum(visitors)::bigint
+            sum(share)::bigint, sum(lead)::bigint, sum(preview)::bigint, sum(visitors)::bigint
      FROM parts GROUP BY i"
 );
 
@@ -230,11 +232,11 @@ macro_rules! breakdown {
                             "device, region", "$4::date - 1"),
             "), counts (value, events, views) AS (
                  SELECT ", $column, ", view + scan_qr + call + email + whatsapp + download_vcard
-                                       + link_click + share, view + scan_qr
+                                       + link_click + share + lead, view + scan_qr
                  FROM days_end
                  UNION ALL
                  SELECT ", $column, ", -(view + scan_qr + call + email + whatsapp + download_vcard
-                                         + link_click + share), -(view + scan_qr)
+                                         + link_click + share + lead), -(view + scan_qr)
                  FROM days_start
                  UNION ALL
                  SELECT ", $column, ", events,
@@ -257,8 +259,8 @@ pub(super) const BREAKDOWN_BY_DEVICE: &str = breakdown!("device");
 pub(super) const BREAKDOWN_BY_REGION: &str = breakdown!("region");
 
 /// Ranked on the running totals and rollups first, joined to the (possibly deleted) employees
-/// after. Engagements are the actions of [`crate::analytics::Action::is_engagement`]; an employee
-/// with nothing but previews is not listed.
+/// after. Engagements are the actions of [`crate::analytics::Action::is_engagement`]; leads are
+/// counted apart; an employee with nothing but previews is not listed.
 pub(super) const LEADERBOARD: &str = concat!(
     "WITH days_end AS (",
     totals_through!(
@@ -274,32 +276,34 @@ pub(super) const LEADERBOARD: &str = concat!(
         "employee_id",
         "$4::date - 1"
     ),
-    "), counts (employee_id, views, engagements, saved_contacts) AS (
+    "), counts (employee_id, views, engagements, saved_contacts, leads) AS (
          SELECT employee_id, view + scan_qr,
-                call + email + whatsapp + download_vcard + link_click + share, download_vcard
+                call + email + whatsapp + download_vcard + link_click + share, download_vcard, lead
          FROM days_end
          UNION ALL
          SELECT employee_id, -(view + scan_qr),
-                -(call + email + whatsapp + download_vcard + link_click + share), -download_vcard
+                -(call + email + whatsapp + download_vcard + link_click + share), -download_vcard,
+                -lead
          FROM days_start
          UNION ALL
          SELECT employee_id,
                 CASE WHEN action IN ('view', 'scan_qr') THEN events ELSE 0 END,
                 CASE WHEN action IN ('call', 'email', 'whatsapp', 'download_vcard', 'link_click',
                                      'share') THEN events ELSE 0 END,
-                CASE WHEN action = 'download_vcard' THEN events ELSE 0 END
+                CASE WHEN action = 'download_vcard' THEN events ELSE 0 END,
+                CASE WHEN action = 'lead' THEN events ELSE 0 END
          FROM card_rollup_employee_hourly
          WHERE company_id = $1 AND ((hour >= $2 AND hour < $3) OR (hour >= $6 AND hour < $7))
      ), ranked AS (
          SELECT employee_id, sum(views)::bigint AS views, sum(engagements)::bigint AS engagements,
-                sum(saved_contacts)::bigint AS saved_contacts
+                sum(saved_contacts)::bigint AS saved_contacts, sum(leads)::bigint AS leads
          FROM counts
          GROUP BY employee_id
-         HAVING sum(views) + sum(engagements) > 0
+         HAVING sum(views) + sum(engagements) + sum(leads) > 0
          ORDER BY engagements DESC, views DESC, employee_id
          LIMIT $8
      )
-     SELECT r.employee_id, e.full_name, r.views, r.engagements, r.saved_contacts
+     SELECT r.employee_id, e.full_name, r.views, r.engagements, r.saved_contacts, r.leads
      FROM ranked r LEFT JOIN employees e ON e.company_id = $1 AND e.id = r.employee_id
      ORDER BY r.engagements DESC, r.views DESC, r.employee_id"
 );
