@@ -31,6 +31,8 @@ pub const BUSY_RETRY_AFTER_SECS: u64 = 1;
 /// The hashing threads' nice value: the request threads (nice 0) win the CPU from them, so card
 /// pages and lists keep their latency while logins queue.
 const HASHING_NICENESS: libc::c_int = 10;
+/// The hashing threads' time slice, the shortest the kernel takes (see `lower_priority`).
+const HASHING_SLICE: Duration = Duration::from_micros(100);
 
 /// Every new hash: argon2id v1.3 with OWASP's minimum, m = 19 MiB, t = 2, p = 1.
 const PARAMS: Params = Params::DEFAULT;
@@ -192,6 +194,28 @@ fn hashing_thread(jobs: &Mutex<mpsc::Receiver<Job>>, max_wait: Duration) {
 }
 
 fn lower_priority() {
+    // Nice 10 alone is not enough under EEVDF: a request's thread (or PostgreSQL) that wakes
+    // waits for a running hashing thread to use up its time slice (about 1.5 ms on 2 cores), on
+    // every hop of the request. A slice of its own as short as the kernel allows lets them in
+    // at once, while the hashing threads keep their (smaller) fair share of the CPU: logins are
+    // slowed by a busy service, never starved by it. Kernels before 6.12 take the niceness and
+    // ignore the slice.
+    let attr = libc::sched_attr {
+        size: std::mem::size_of::<libc::sched_attr>() as u32,
+        sched_policy: libc::SCHED_OTHER as u32,
+        sched_flags: 0,
+        sched_nice: HASHING_NICENESS,
+        sched_priority: 0,
+        sched_runtime: HASHING_SLICE.as_nanos() as u64,
+        sched_deadline: 0,
+        sched_period: 0,
+    };
+    // SAFETY: sched_setattr with pid 0 sets the calling thread's own scheduling attributes from
+    // a fully initialised `sched_attr` whose `size` says how much of it to read.
+    if unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &raw const attr, 0) } == 0 {
+        return;
+    }
+    let attr_error = std::io::Error::last_os_error();
     // SAFETY: gettid and setpriority only read and set the calling thread's scheduling niceness.
     let result = unsafe {
         let thread_id = libc::gettid() as libc::id_t;
@@ -200,6 +224,7 @@ fn lower_priority() {
     if result != 0 {
         tracing::warn!(
             error = %std::io::Error::last_os_error(),
+            %attr_error,
             "could not lower the priority of a password hashing thread"
         );
     }
@@ -304,6 +329,29 @@ mod tests {
 
     fn nobody() -> PasswordContext {
         PasswordContext::default()
+    }
+
+    #[tokio::test]
+    async fn hashing_threads_run_niced_with_the_shortest_slice() {
+        let pool = pool(1, 0);
+        let (nice, slice) = pool
+            .run(|_| {
+                // SAFETY: an all-zero `sched_attr` is valid; sched_getattr fills in at most
+                // `size` bytes of it for the calling thread.
+                let mut attr: libc::sched_attr = unsafe { std::mem::zeroed() };
+                let size = std::mem::size_of::<libc::sched_attr>() as u32;
+                let read =
+                    unsafe { libc::syscall(libc::SYS_sched_getattr, 0, &raw mut attr, size, 0) };
+                assert_eq!(read, 0, "{}", std::io::Error::last_os_error());
+                (attr.sched_nice, attr.sched_runtime)
+            })
+            .await
+            .unwrap();
+        assert_eq!(nice, HASHING_NICENESS);
+        // Kernels before 6.12 have no slice per thread and report none.
+        if slice != 0 {
+            assert_eq!(u128::from(slice), HASHING_SLICE.as_nanos());
+        }
     }
 
     #[tokio::test]
