@@ -95,7 +95,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("IMAGE_DECODES", "image decodes at once [default: cores]"),
     (
         "PASSWORD_HASH_THREADS",
-        "threads hashing passwords [default: cores]",
+        "threads hashing passwords [default: cores - 1, at least 1]",
     ),
     (
         "PASSWORD_HASH_QUEUE",
@@ -422,7 +422,8 @@ pub struct ImageDecodeLimits {
 /// How much password work the service accepts, in total and per client.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthLimits {
-    /// Threads hashing passwords (`PASSWORD_HASH_THREADS`, default: the number of cores).
+    /// Threads hashing passwords (`PASSWORD_HASH_THREADS`, default: one fewer than the cores, at
+    /// least one: a login storm always leaves a core to the cards and the API).
     pub hash_threads: usize,
     /// Password checks waiting for a thread beyond those running (`PASSWORD_HASH_QUEUE`).
     pub hash_queue: usize,
@@ -451,7 +452,8 @@ pub struct AuthLimits {
 impl AuthLimits {
     fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let hash_threads = number(lookup, "PASSWORD_HASH_THREADS", cores.min(64), 1..=64)?;
+        let default_threads = cores.saturating_sub(1).clamp(1, 64);
+        let hash_threads = number(lookup, "PASSWORD_HASH_THREADS", default_threads, 1..=64)?;
         Ok(Self {
             hash_threads,
             hash_queue: number(lookup, "PASSWORD_HASH_QUEUE", 8 * hash_threads, 0..=4096)?,
@@ -780,11 +782,13 @@ mod tests {
         let secret = ("JWT_SECRET", "0123456789abcdef0123456789abcdef");
         let defaults = config(&[secret]).unwrap().auth;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // One core is always left to the requests.
+        let threads = cores.saturating_sub(1).max(1);
         assert_eq!(
             defaults,
             AuthLimits {
-                hash_threads: cores,
-                hash_queue: 8 * cores,
+                hash_threads: threads,
+                hash_queue: 8 * threads,
                 hash_max_wait: Duration::from_secs(2),
                 account_failures_per_hour: 100,
                 address_failures_per_minute: 5,
