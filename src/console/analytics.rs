@@ -496,13 +496,7 @@ pub async fn export_csv(
         Some(to),
     )
     .await?;
-    Ok(layout::with_headers(Response::builder())
-        .content_type("text/csv; charset=utf-8")
-        .header(
-            "Content-Disposition",
-            format!("attachment; filename=\"{slug}-events.csv\""),
-        )
-        .body(body))
+    Ok(layout::csv_download(&format!("{slug}-events.csv"), body))
 }
 
 /// Totals, conversion and the charts of a series.

@@ -208,6 +208,23 @@ pub fn with_headers(builder: poem::ResponseBuilder) -> poem::ResponseBuilder {
         )
 }
 
+/// A file to download (a CSV export, a vCard), with the console's headers.
+pub fn download(content_type: &str, disposition: String, body: impl Into<poem::Body>) -> Response {
+    with_headers(Response::builder())
+        .content_type(content_type)
+        .header("Content-Disposition", disposition)
+        .body(body.into())
+}
+
+/// A CSV file to download as `file_name` (plain ASCII, quoted as it is).
+pub fn csv_download(file_name: &str, body: impl Into<poem::Body>) -> Response {
+    download(
+        "text/csv; charset=utf-8",
+        format!("attachment; filename=\"{file_name}\""),
+        body,
+    )
+}
+
 /// An HTML fragment for htmx to swap in (no document around it), with the console's headers.
 pub fn fragment(markup: Markup) -> Response {
     respond(StatusCode::OK, markup)

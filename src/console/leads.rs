@@ -288,10 +288,11 @@ pub async fn vcard(
 ) -> Result<Response, ConsoleError> {
     let lead = leads::lead_of(&state, user.caller(), lead_id(&id)?).await?;
     let (text, disposition) = leads::vcard_of(&lead);
-    Ok(layout::with_headers(Response::builder())
-        .content_type("text/vcard; charset=utf-8")
-        .header("Content-Disposition", disposition)
-        .body(text))
+    Ok(layout::download(
+        "text/vcard; charset=utf-8",
+        disposition,
+        text,
+    ))
 }
 
 /// `GET /app/leads/{id}/delete`: the erasure, confirmed.
@@ -360,11 +361,5 @@ pub async fn export(
     )
     .await?;
     let filename = format!("leads-{}.csv", chrono::Utc::now().format("%Y-%m-%d"));
-    Ok(layout::with_headers(Response::builder())
-        .content_type("text/csv; charset=utf-8")
-        .header(
-            "Content-Disposition",
-            format!("attachment; filename=\"{filename}\""),
-        )
-        .body(body))
+    Ok(layout::csv_download(&filename, body))
 }

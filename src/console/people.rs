@@ -679,13 +679,10 @@ pub async fn export(
     let body = futures::stream::once(async { Ok::<_, std::io::Error>(head) });
     let body = futures::StreamExt::chain(body, rest);
     let filename = format!("people-{}.csv", chrono::Utc::now().format("%Y-%m-%d"));
-    Ok(layout::with_headers(Response::builder())
-        .content_type("text/csv; charset=utf-8")
-        .header(
-            "Content-Disposition",
-            format!("attachment; filename=\"{filename}\""),
-        )
-        .body(Body::from_bytes_stream(body)))
+    Ok(layout::csv_download(
+        &filename,
+        Body::from_bytes_stream(body),
+    ))
 }
 
 /// CSV lines of `employees`, after the header line when `with_head`.
