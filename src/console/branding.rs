@@ -179,19 +179,10 @@ pub async fn save(
     admin_only(&user)?;
     let values = BrandingForm::from_fields(&fields);
     let errors = match values.check() {
-        Ok(change) => {
-            let caller = user.caller();
-            let company_id = caller.company_id();
-            let tenant = companies::admin_tenant(caller, company_id)?;
-            let audit = AuditContext::of(req, caller);
-            match companies::update_company(&state, &tenant, &audit, company_id, change).await {
-                Ok(_) => return Ok(session::see_other(req, "/app/branding?saved=details")),
-                Err(e) if e.status() == StatusCode::UNPROCESSABLE_ENTITY => {
-                    FieldErrors::from_api(&e)
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        Ok(change) => match save_company(&state, req, &user, change).await? {
+            Ok(()) => return Ok(session::see_other(req, "/app/branding?saved=details")),
+            Err(errors) => errors,
+        },
         Err(errors) => errors,
     };
     let (company, person) = load(&state, &user).await?;
@@ -204,6 +195,27 @@ pub async fn save(
         notice: None,
     };
     Ok(view.render(req, &user, StatusCode::UNPROCESSABLE_ENTITY))
+}
+
+/// Applies `change` to the signed-in admin's company through the same flow as
+/// `PUT /api/company/{id}`; what that flow refuses (422) comes back as the form's errors.
+pub(super) async fn save_company(
+    state: &AppState,
+    req: &Request,
+    user: &ConsoleUser,
+    change: CompanyChange,
+) -> Result<Result<(), FieldErrors>, ConsoleError> {
+    let caller = user.caller();
+    let company_id = caller.company_id();
+    let tenant = companies::admin_tenant(caller, company_id)?;
+    let audit = AuditContext::of(req, caller);
+    match companies::update_company(state, &tenant, &audit, company_id, change).await {
+        Ok(_) => Ok(Ok(())),
+        Err(e) if e.status() == StatusCode::UNPROCESSABLE_ENTITY => {
+            Ok(Err(FieldErrors::from_api(&e)))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `POST /app/branding/logo`: the same flow as `PUT /api/company/{id}/logo`.

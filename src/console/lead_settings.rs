@@ -14,6 +14,7 @@ use poem::{
 use serde::Deserialize;
 
 use super::{
+    branding::save_company,
     error::ConsoleError,
     form::{self, ConsoleForm, Field, FieldErrors},
     layout::{self, Section, Shell},
@@ -23,13 +24,12 @@ use super::{
 use crate::{
     api::{
         AppState,
-        companies::{self, MAX_CONSENT_TEXT, MAX_LEAD_RETENTION_DAYS},
+        companies::{MAX_CONSENT_TEXT, MAX_LEAD_RETENTION_DAYS},
     },
     card::lead_form,
     error::ApiError,
     model::{
         self,
-        audit::AuditContext,
         company::{Company, CompanyChange, LeadSettingsChange},
     },
     validate,
@@ -175,19 +175,10 @@ pub async fn save(
     admin_only(&user)?;
     let values = SettingsForm::from_fields(&fields);
     let errors = match values.check() {
-        Ok(change) => {
-            let caller = user.caller();
-            let company_id = caller.company_id();
-            let tenant = companies::admin_tenant(caller, company_id)?;
-            let audit = AuditContext::of(req, caller);
-            match companies::update_company(&state, &tenant, &audit, company_id, change).await {
-                Ok(_) => return Ok(session::see_other(req, "/app/leads/settings?saved=1")),
-                Err(e) if e.status() == StatusCode::UNPROCESSABLE_ENTITY => {
-                    FieldErrors::from_api(&e)
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        Ok(change) => match save_company(&state, req, &user, change).await? {
+            Ok(()) => return Ok(session::see_other(req, "/app/leads/settings?saved=1")),
+            Err(errors) => errors,
+        },
         Err(errors) => errors,
     };
     let company = company(&state, &user).await?;
